@@ -1,0 +1,32 @@
+// The fixed names of SPEC.md: labels, annotations, object names, paths and ports that the webhook,
+// the agent, the manifests and the tests must agree on. Change them only together with SPEC.md.
+
+export const CLUSTER_LABEL = 'shoal.dev/cluster';
+
+export const ANNOTATIONS = {
+  failover: 'shoal.dev/failover',
+  tarantoolContainer: 'shoal.dev/tarantool-container',
+  paused: 'shoal.dev/paused',
+  updateStrategy: 'shoal.dev/update-strategy',
+  injected: 'shoal.dev/injected',
+} as const;
+
+export const AGENT_CONTAINER = 'shoal-agent';
+export const RUN_VOLUME = 'shoal-run';
+export const RUN_DIR = '/var/run/shoal';
+export const CONSOLE_SOCKET = `${RUN_DIR}/console.sock`;
+
+export const DEFAULT_AGENT_PORT = 8080;
+export const DEFAULT_LISTEN_PORT = 3301;
+export const DEFAULT_WEBHOOK_PORT = 8443;
+
+/** The Lease whose holder is the cluster's coordinator. */
+export const leaseName = (cluster: string): string => `shoal-${cluster}`;
+/** The ConfigMap with state that must outlive a coordinator (term, masters, members, expelled). */
+export const stateConfigMapName = (cluster: string): string => `shoal-${cluster}-state`;
+/** The Secret with the mesh token (key `token`). */
+export const meshSecretName = (cluster: string): string => `shoal-${cluster}-mesh`;
+export const MESH_TOKEN_KEY = 'token';
+
+/** Kubernetes' pod label with the revision of the StatefulSet template a pod was created from. */
+export const REVISION_LABEL = 'controller-revision-hash';
