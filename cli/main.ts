@@ -1,0 +1,65 @@
+import { Command } from 'commander';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CLUSTER_LABEL, DEFAULT_AGENT_PORT } from '../shared/names.js';
+import { errorMessage } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
+import { asAgentStatus, renderStatusTable } from './status-table.js';
+
+// `shoal status`: a patronictl-list style view of a cluster, read from any agent's /status —
+// either a URL (e.g. through `kubectl port-forward`) or through the API server's pod proxy.
+
+async function fetchFromUrl(url: string): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+  return res.json();
+}
+
+async function fetchThroughApiServer(opts: { kubeconfig?: string; cluster: string; namespace: string }): Promise<unknown> {
+  const kc = new KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
+  const core = kc.makeApiClient(CoreV1Api);
+  const pods = await core.listNamespacedPod({ namespace: opts.namespace, labelSelector: `${CLUSTER_LABEL}=${opts.cluster}` });
+  const running = pods.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+  if (running.length === 0) {
+    throw new Error(`no running pod with label ${CLUSTER_LABEL}=${opts.cluster} in namespace ${opts.namespace}`);
+  }
+  let lastError: unknown;
+  // Any agent answers for the whole cluster; try them in turn until one does.
+  for (const pod of running) {
+    try {
+      const body: unknown = await core.connectGetNamespacedPodProxyWithPath({
+        name: `${pod.metadata?.name}:${DEFAULT_AGENT_PORT}`,
+        namespace: opts.namespace,
+        path: 'status',
+      });
+      return typeof body === 'string' ? JSON.parse(body) : body;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new Error(`no agent answered /status: ${errorMessage(lastError)}`);
+}
+
+const program = new Command('shoal').version(VERSION).description('Inspect Shoal-managed Tarantool clusters');
+program
+  .command('status')
+  .description('print every replica set of a cluster with its members and roles')
+  .option('--url <url>', "an agent's /status URL (e.g. http://127.0.0.1:8080/status after kubectl port-forward)")
+  .option('--kubeconfig <path>', 'kubeconfig to reach the API server (default: $KUBECONFIG or ~/.kube/config)')
+  .option('--cluster <name>', 'the shoal.dev/cluster value')
+  .option('-n, --namespace <ns>', 'namespace of the cluster', 'default')
+  .option('--json', 'print the raw /status JSON')
+  .action(async (opts: { url?: string; kubeconfig?: string; cluster?: string; namespace: string; json?: boolean }) => {
+    if (!opts.url && !opts.cluster) throw new Error('give --url, or --cluster (with --kubeconfig or $KUBECONFIG)');
+    const raw = opts.url
+      ? await fetchFromUrl(opts.url)
+      : await fetchThroughApiServer({ kubeconfig: opts.kubeconfig, cluster: opts.cluster ?? '', namespace: opts.namespace });
+    const status = asAgentStatus(raw);
+    process.stdout.write(`${opts.json ? JSON.stringify(status, null, 2) : renderStatusTable(status)}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`shoal: ${errorMessage(err)}\n`);
+  process.exit(1);
+});
