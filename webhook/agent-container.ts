@@ -1,0 +1,70 @@
+// The pieces Shoal adds to a pod: the agent container, the Tarantool container's additions, and how
+// to recognise them again (so a second pass over an injected pod changes nothing).
+import type { V1Container, V1EnvVar, V1LifecycleHandler } from '@kubernetes/client-node';
+import { AGENT_CONTAINER, CONSOLE_SOCKET, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+
+export type SidecarMode = 'native' | 'container';
+
+/** The Lua search path entry that lets `require('shoal')` find the module the agent writes. */
+export const SHOAL_LUA_PATH_ENTRY = `${RUN_DIR}/?.lua`;
+
+export interface AgentSpec {
+  image: string;
+  port: number;
+  mode: SidecarMode;
+  cluster: string;
+  replicaset: string;
+}
+
+const fieldEnv = (name: string, fieldPath: string): V1EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+
+export function agentContainer(a: AgentSpec): V1Container {
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path, port: a.port, scheme: 'HTTP' },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold,
+  });
+  return {
+    name: AGENT_CONTAINER,
+    image: a.image,
+    // Native sidecar: an init container that keeps running, started before and stopped after Tarantool.
+    ...(a.mode === 'native' ? { restartPolicy: 'Always' } : {}),
+    ports: [{ name: 'shoal', containerPort: a.port, protocol: 'TCP' }],
+    env: [
+      fieldEnv('POD_NAME', 'metadata.name'),
+      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+      fieldEnv('POD_IP', 'status.podIP'),
+      { name: 'SHOAL_CLUSTER', value: a.cluster },
+      { name: 'SHOAL_REPLICASET', value: a.replicaset },
+      { name: 'SHOAL_PORT', value: String(a.port) },
+    ],
+    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }],
+    readinessProbe: probe('/readyz', 5, 2),
+    // Generous: a restart of the agent never stops Tarantool, but restarting it needlessly is noise.
+    livenessProbe: probe('/healthz', 10, 6),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+export function shoalPreStop(port: number): V1LifecycleHandler {
+  return { httpGet: { path: '/prestop', port, scheme: 'HTTP' } };
+}
+
+/** True for the preStop hook Shoal adds (compared loosely: the API server adds defaults). */
+export function isShoalPreStop(h: V1LifecycleHandler, port: number): boolean {
+  const g = h.httpGet;
+  return !!g && g.path === '/prestop' && String(g.port) === String(port) && !h.exec && !h.tcpSocket;
+}
+
+/** LUA_PATH with Shoal's directory appended to the user's value (the user's own modules win). */
+export function extendLuaPath(current: string | undefined): string {
+  if (current === undefined || current.replace(/;+$/, '') === '') return `${SHOAL_LUA_PATH_ENTRY};;`;
+  if (current.split(';').includes(SHOAL_LUA_PATH_ENTRY)) return current;
+  // Keep a trailing ";;" (Lua's "and the default path") at the end, where the user put it.
+  const trimmed = current.replace(/;+$/, '');
+  const keepsDefault = /;;$/.test(current);
+  return `${trimmed};${SHOAL_LUA_PATH_ENTRY}${keepsDefault ? ';;' : ''}`;
+}
+
+export const TARANTOOL_ENV = { consoleSocket: { name: 'SHOAL_CONSOLE_SOCKET', value: CONSOLE_SOCKET } } as const;
