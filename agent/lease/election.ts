@@ -1,0 +1,236 @@
+// Leader election on the Lease `shoal-<cluster>` with client-go's semantics (see timing.ts for the
+// rules). The elector cycles candidate → leader → candidate until its signal aborts; a lost
+// leadership is announced (onStoppedLeading, and the leader signal aborts) before the renew deadline
+// ends, which is before any other pod can consider the lease expired.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../../shared/log.js';
+import { ShoalError, errorMessage } from '../../shared/errors.js';
+import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube/client.js';
+import { sleep } from '../mesh/backoff.js';
+import { microNow, type LeaseApi, type StoredLease } from './lease-api.js';
+import {
+  DEFAULT_TIMINGS,
+  acquireRetryDelayMs,
+  judgeAcquire,
+  leadershipValid,
+  nextRecord,
+  observe,
+  releasedRecord,
+  renewRequestBudgetMs,
+  validateTimings,
+  type ElectionTimings,
+  type Observation,
+} from './timing.js';
+
+export interface LeaderElectorOptions {
+  api: LeaseApi;
+  /** holderIdentity: the pod name. */
+  identity: string;
+  timings?: Partial<ElectionTimings>;
+  logger: Logger;
+  /** This pod became leader. `signal` aborts the moment it stops leading: pass it to everything the leader starts. */
+  onStartedLeading: (signal: AbortSignal) => void;
+  /** This pod stopped leading (called before the lease can expire for others). */
+  onStoppedLeading: (reason: string) => void;
+  /** The observed holder changed ('' = nobody). */
+  onNewLeader?: (holder: string) => void;
+  /** Write `holderIdentity: ""` when the run signal aborts while leading (default true). */
+  releaseOnCancel?: boolean;
+  /** Monotonic milliseconds (tests). */
+  clock?: () => number;
+  random?: () => number;
+}
+
+// heldBy: another pod validly holds the lease (a leader seeing this has lost it).
+type Attempt = { held: true } | { held: false; reason: string; heldBy?: string };
+
+export class LeaderElector {
+  readonly timings: ElectionTimings;
+  private readonly clock: () => number;
+  private observation: Observation | undefined;
+  private stored: StoredLease | undefined;
+  private observedHolder = '';
+  private leading = false;
+  private renewStartMs = 0;
+  private leaderAbort: AbortController | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private lastError = '';
+
+  constructor(private readonly opts: LeaderElectorOptions) {
+    if (!opts.identity) throw new ShoalError('leader election needs a non-empty identity', 'set POD_NAME (the downward API) for the agent');
+    this.timings = validateTimings({ ...DEFAULT_TIMINGS, ...opts.timings });
+    this.clock = opts.clock ?? (() => performance.now());
+  }
+
+  /** True while this pod holds the lease and its last renewal is within the renew deadline. */
+  isLeader(): boolean {
+    return this.leading && leadershipValid(this.renewStartMs, this.clock(), this.timings);
+  }
+
+  /** The holder last observed in the Lease ('' when free or not yet read). */
+  leader(): string {
+    return this.observedHolder;
+  }
+
+  /** Runs until `signal` aborts; then, if leading, steps down and releases the lease. Never rejects. */
+  async run(signal: AbortSignal): Promise<void> {
+    const log = this.opts.logger;
+    while (!signal.aborted) {
+      try {
+        await this.acquire(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        throw err; // only programming errors get here: acquire() retries API failures itself
+      }
+      log.info({ lease: this.opts.identity, transitions: this.stored?.record.leaseTransitions }, 'became coordinator (acquired the lease)');
+      this.startLeading();
+      const reason = await this.renewWhileLeading(signal);
+      this.stopLeading(reason);
+    }
+    if (this.opts.releaseOnCancel !== false) await this.release();
+  }
+
+  private async acquire(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      // A request slower than the renew deadline is useless to a leader anyway: bound it by that.
+      const attempt = await this.tryAcquireOrRenew(signal, Math.min(this.timings.renewDeadlineMs, DEFAULT_REQUEST_TIMEOUT_MS));
+      if (attempt.held) return;
+      await sleep(acquireRetryDelayMs(this.timings, this.opts.random), signal);
+    }
+  }
+
+  /** Renews every retryPeriod; returns why leadership ended. */
+  private async renewWhileLeading(signal: AbortSignal): Promise<string> {
+    const leaderSignal = this.leaderAbort?.signal;
+    for (;;) {
+      try {
+        await sleep(this.timings.retryPeriodMs, leaderSignal ? AbortSignal.any([signal, leaderSignal]) : signal);
+      } catch {
+        return signal.aborted ? 'shutting down' : 'renew deadline passed without a successful renewal';
+      }
+      const budget = renewRequestBudgetMs(this.renewStartMs, this.clock(), this.timings);
+      if (budget <= 0) return 'renew deadline passed without a successful renewal';
+      // The request may not outlive the deadline: a hung API call must not keep us "leading".
+      const attempt = await this.tryAcquireOrRenew(leaderSignal ? AbortSignal.any([signal, leaderSignal]) : signal, Math.min(budget, DEFAULT_REQUEST_TIMEOUT_MS));
+      if (signal.aborted) return 'shutting down';
+      if (!this.leading) return 'renew deadline passed without a successful renewal';
+      if (!attempt.held && attempt.heldBy) return `lost the lease: ${attempt.reason}`;
+    }
+  }
+
+  /**
+   * One client-go tryAcquireOrRenew. Returns held=true only after a successful write of ourselves
+   * as holder; API failures are logged and reported as not held.
+   */
+  private async tryAcquireOrRenew(signal: AbortSignal, timeoutMs: number): Promise<Attempt> {
+    const { api, identity } = this.opts;
+    const bound = { signal, timeoutMs };
+    const start = this.clock();
+    try {
+      // A leader renews with its cached resourceVersion (one request); a 409 falls back to a read.
+      if (this.leading && this.stored?.record.holderIdentity === identity) {
+        try {
+          const written = await api.update(nextRecord(this.stored.record, identity, microNow(), this.timings), this.stored.resourceVersion, bound);
+          this.wrote(written, start);
+          return { held: true };
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+        }
+      }
+      const current = await api.get(bound);
+      if (!current) {
+        try {
+          this.wrote(await api.create(nextRecord(undefined, identity, microNow(), this.timings), bound), start);
+          return { held: true };
+        } catch (err) {
+          if (isAlreadyExists(err)) return { held: false, reason: 'another pod created the lease first' };
+          throw err;
+        }
+      }
+      this.stored = current;
+      this.observation = observe(this.observation, current.record, this.clock());
+      this.noteHolder(current.record.holderIdentity);
+      const verdict = judgeAcquire(current.record, this.observation, identity, this.clock());
+      if (!verdict.acquire) return { held: false, reason: verdict.reason, heldBy: current.record.holderIdentity };
+      try {
+        const written = await api.update(nextRecord(current.record, identity, microNow(), this.timings), current.resourceVersion, bound);
+        if (verdict.takeover) this.opts.logger.info({ reason: verdict.reason }, 'taking over the coordinator lease');
+        this.wrote(written, start);
+        return { held: true };
+      } catch (err) {
+        // Someone wrote between our read and our replace: they won this round.
+        if (isConflict(err)) return { held: false, reason: 'lost the race to update the lease (409)' };
+        throw err;
+      }
+    } catch (err) {
+      if (signal.aborted) return { held: false, reason: 'aborted' };
+      const msg = errorMessage(err);
+      // Log a failure once per distinct message: an unreachable API server must not flood the log.
+      if (msg !== this.lastError) this.opts.logger.warn({ err: msg }, 'lease request failed; retrying');
+      this.lastError = msg;
+      return { held: false, reason: msg };
+    }
+  }
+
+  private wrote(stored: StoredLease, startMs: number): void {
+    this.lastError = '';
+    this.stored = stored;
+    this.observation = observe(this.observation, stored.record, this.clock());
+    this.noteHolder(stored.record.holderIdentity);
+    this.renewStartMs = startMs;
+    if (this.leading) this.armDeadline();
+  }
+
+  private noteHolder(holder: string): void {
+    if (holder === this.observedHolder) return;
+    this.observedHolder = holder;
+    this.opts.logger.info({ holder: holder || null }, 'coordinator lease holder changed');
+    this.opts.onNewLeader?.(holder);
+  }
+
+  private startLeading(): void {
+    this.leading = true;
+    this.leaderAbort = new AbortController();
+    this.armDeadline();
+    this.opts.onStartedLeading(this.leaderAbort.signal);
+  }
+
+  // Steps down exactly at the renew deadline even if the renew loop is blocked in a request.
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    const left = this.renewStartMs + this.timings.renewDeadlineMs - this.clock();
+    this.deadlineTimer = setTimeout(() => this.stopLeading('renew deadline passed without a successful renewal'), Math.max(0, left));
+  }
+
+  private stopLeading(reason: string): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    if (!this.leading) return;
+    this.leading = false;
+    this.leaderAbort?.abort(new ShoalError(`stopped leading: ${reason}`));
+    this.opts.logger.warn({ reason }, 'stopped being coordinator');
+    this.opts.onStoppedLeading(reason);
+  }
+
+  /** Clears the holder if the lease is still ours; one re-read on 409 (an aborted renew may have landed). */
+  private async release(): Promise<void> {
+    const timeoutMs = Math.min(this.timings.renewDeadlineMs, 5_000);
+    const bound = { signal: AbortSignal.timeout(timeoutMs), timeoutMs };
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const stored = attempt === 0 ? this.stored : await this.opts.api.get(bound);
+        if (!stored || stored.record.holderIdentity !== this.opts.identity) return;
+        try {
+          this.stored = await this.opts.api.update(releasedRecord(stored.record, microNow()), stored.resourceVersion, bound);
+          this.opts.logger.info('released the coordinator lease');
+          return;
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+        }
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err: errorMessage(err) }, 'could not release the coordinator lease; others take over when it expires');
+    }
+  }
+}
