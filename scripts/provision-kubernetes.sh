@@ -65,8 +65,8 @@ trap cleanup EXIT
 MIRROR=${SHOAL_DEBIAN_MIRROR:-}
 if [[ -z $MIRROR ]]; then
   MIRROR=$(
-    cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-      grep -oE '(https?|mirror\+[a-z]+)://[^ ]*/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true
+    cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list 2>/dev/null |
+      grep -v '^[[:space:]]*#' | grep -oE '(https?|mirror\+[a-z]+)://[^ ]*/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true
   )
   MIRROR=${MIRROR%/}
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
