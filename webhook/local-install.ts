@@ -1,0 +1,66 @@
+// Registering a webhook that runs as a local process (the local 1.20 cluster, where a Service's
+// ClusterIP routes nowhere): the MutatingWebhookConfiguration of manifests/ with clientConfig.url
+// instead of clientConfig.service. Rendered from the same YAML so the rules never drift apart.
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { ShoalError } from '../shared/errors.js';
+import { apiStatus } from './cluster.js';
+
+/** The objects of a file in manifests/ (works from webhook/ and from dist/webhook/). */
+export function loadManifest(file: string): KubernetesObject[] {
+  for (const rel of [`../manifests/${file}`, `../../manifests/${file}`]) {
+    let text: string;
+    try {
+      text = readFileSync(new URL(rel, import.meta.url), 'utf8');
+    } catch {
+      continue;
+    }
+    return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
+  }
+  throw new ShoalError(`manifests/${file} not found next to the webhook code`, 'run from a checkout of the Shoal repository');
+}
+
+export interface LocalWebhookOptions {
+  /** Where the webhook listens, e.g. https://127.0.0.1:8443 (the certificate must cover its host). */
+  url: string;
+  /** PEM of the CA that signed the webhook's certificate (its ca.crt). */
+  caCert: string;
+}
+
+/** manifests/mutatingwebhook.yaml pointed at `url` (each webhook keeps its path) with the caBundle set. */
+export function localWebhookConfiguration(o: LocalWebhookOptions): V1MutatingWebhookConfiguration {
+  const cfg = loadManifest('mutatingwebhook.yaml')[0] as V1MutatingWebhookConfiguration;
+  const base = o.url.replace(/\/+$/, '');
+  for (const w of cfg.webhooks ?? []) {
+    const path = w.clientConfig.service?.path ?? '/';
+    w.clientConfig = { url: `${base}${path}`, caBundle: Buffer.from(o.caCert).toString('base64') };
+  }
+  return cfg;
+}
+
+/** The agents' ServiceAccount, Role and RoleBinding (manifests/agent-rbac.yaml) for `namespace`. */
+export function agentRbacObjects(namespace: string): KubernetesObject[] {
+  return loadManifest('agent-rbac.yaml').map((o) => ({ ...o, metadata: { ...o.metadata, namespace } }));
+}
+
+/** Creates each object, or replaces it when it exists (like `kubectl apply` for objects we own). */
+export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[]): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  for (const obj of objects) {
+    try {
+      await api.create(obj);
+    } catch (err) {
+      if (apiStatus(err) !== 409) throw err;
+      const { name = '', namespace } = obj.metadata ?? {};
+      const header = { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', metadata: { name, ...(namespace ? { namespace } : {}) } };
+      const live = await api.read(header);
+      await api.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: live.metadata?.resourceVersion } });
+    }
+  }
+}
+
+/** Registers a locally running webhook with the cluster behind `kc`. Takes 1–2 s to take effect. */
+export async function installLocalWebhook(kc: KubeConfig, o: LocalWebhookOptions): Promise<void> {
+  await applyObjects(kc, [localWebhookConfiguration(o)]);
+}
