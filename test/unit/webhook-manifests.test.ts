@@ -52,8 +52,8 @@ describe('manifests/', () => {
     const service = c.args!.find((a) => a.startsWith('--service='))!.split('=')[1]!;
     const webhookConfig = c.args!.find((a) => a.startsWith('--webhook-config='))!.split('=')[1];
     const role = find<V1Role>('Role');
-    expect(role.rules.flatMap((r) => r.resourceNames ?? [])).toEqual([certSecretName(service)]);
-    expect(role.rules.every((r) => r.resources?.join() === 'secrets')).toBe(true);
+    expect(role.rules!.flatMap((r) => r.resourceNames ?? [])).toEqual([certSecretName(service)]);
+    expect(role.rules!.every((r) => r.resources?.join() === 'secrets')).toBe(true);
     const clusterRole = find<V1ClusterRole>('ClusterRole');
     expect(clusterRole.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [webhookConfig], verbs: ['get', 'patch'] }]);
     expect(find<V1MutatingWebhookConfiguration>('MutatingWebhookConfiguration').metadata!.name).toBe(webhookConfig);
