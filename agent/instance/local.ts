@@ -1,0 +1,423 @@
+// LocalInstance: the agent's hands on its own Tarantool, through the console and shoal.lua.
+// Every operation is bounded (timeoutMs) and abortable (signal). Long steps (box.cfg, clearing the
+// synchronous queue) run in Tarantool's own fibers and are polled, so the single console
+// connection is never held for seconds and /status keeps answering meanwhile. Calls fail fast
+// (TarantoolGoneError at once) when the console cannot be reached: only waitForConsole waits for it.
+import type { Logger } from '../../shared/log.js';
+import type { ConsoleClient } from '../console/client.js';
+import type { JsonValue } from '../console/envelope.js';
+import { TarantoolGoneError } from '../console/errors.js';
+import { deadline, pause, type Bounded, type Deadline } from './deadline.js';
+import { InstanceError, InstanceTimeoutError } from './errors.js';
+import type { InstanceIdentity } from './identity.js';
+import { lagOf, roleOf } from './readiness.js';
+import {
+  decodeMoved,
+  decodeOfflineVclock,
+  decodeStatus,
+  decodeVclock,
+  type InstanceState,
+  type MovedDir,
+  type OfflineVclock,
+} from './state.js';
+import { checkCredentials, replicationUri, type ReplicationCredentials } from './uri.js';
+import { covers, formatVclock, type Vclock } from './vclock.js';
+
+export type { Bounded } from './deadline.js';
+
+/** The master an instance replicates from: its UUID (for readiness and lag) and its host:port. */
+export interface MasterRef {
+  uuid: string;
+  address: string;
+}
+
+export interface BootstrapOptions extends Bounded {
+  role: 'master' | 'replica';
+  /** Required for a replica: the first box.cfg joins (or catches up from) this master only. */
+  master?: MasterRef;
+  /** host:port of the members to replicate from afterwards (set by a reconfigure right after box.cfg). */
+  peers?: string[];
+  /** Default: false for a master, true for a replica. */
+  readOnly?: boolean;
+  synchroQuorum?: number;
+  synchroTimeoutS?: number;
+  /** How long a replica's first box.cfg waits for its master (Tarantool exits if it cannot reach it). Default 10. */
+  connectTimeoutS?: number;
+  /** How long box.cfg waits for a replica with data to catch up (replication_sync_timeout). Default 30. */
+  syncTimeoutS?: number;
+  /** Further agent-owned box options (win over the application's). */
+  boxOptions?: Record<string, JsonValue>;
+}
+
+export interface ReconfigureOptions extends Bounded {
+  /** host:port of every member to replicate from (credentials are added here). */
+  peers?: string[];
+  /** The master this instance follows; null forgets it (e.g. on the master itself). */
+  master?: MasterRef | null;
+  readOnly?: boolean;
+  synchroQuorum?: number;
+  synchroTimeoutS?: number;
+  /** replication_connect_timeout with the new peers. Default 1 s: quorum is 0, nobody waits on it. */
+  connectTimeoutS?: number;
+}
+
+export interface PromoteOptions extends Bounded {
+  synchroQuorum?: number;
+}
+
+export interface RebootstrapOptions extends BootstrapOptions {
+  /** Why, for the log and the note left in the moved-aside directory. */
+  reason: string;
+}
+
+export interface RebootstrapResult {
+  moved: MovedDir[];
+  /**
+   * true: the instance was running, so shoal.lua moved the files and exited the process; once it
+   * is back (the container restarts) and unconfigured, bootstrap() it as a replica.
+   * false: it was not configured yet; it has been bootstrapped already and `state` is set.
+   */
+  restartRequired: boolean;
+  state?: InstanceState;
+}
+
+export interface TopologyDelivery {
+  version: number;
+  hooks: number;
+  errors: string[];
+}
+
+export interface LocalInstanceOptions {
+  console: ConsoleClient;
+  identity: InstanceIdentity;
+  /** The replication user; may also be set later with setCredentials (e.g. derived from the mesh secret). */
+  credentials?: ReplicationCredentials;
+  logger: Logger;
+  /** Bound of one console call inside an operation. Default 5 s. */
+  callTimeoutMs?: number;
+}
+
+const STATUS = "return require('shoal').status()";
+const POLL_MS = 10;
+const VCLOCK_POLL_MS = 5;
+
+export class LocalInstance {
+  readonly identity: InstanceIdentity;
+  private credentials: ReplicationCredentials | undefined;
+  private readonly console: ConsoleClient;
+  private readonly log: Logger;
+  private readonly callTimeoutMs: number;
+
+  constructor(opts: LocalInstanceOptions) {
+    this.console = opts.console;
+    this.identity = opts.identity;
+    this.log = opts.logger;
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
+    if (opts.credentials) this.setCredentials(opts.credentials);
+  }
+
+  setCredentials(c: ReplicationCredentials): void {
+    checkCredentials(c);
+    this.credentials = c;
+  }
+
+  /** Waits until Tarantool has called shoal.cfg() and its console answers (TarantoolGoneError at the bound). */
+  async waitForConsole(o: Bounded = {}): Promise<void> {
+    await this.console.connect({ timeoutMs: o.timeoutMs ?? 60_000, signal: o.signal });
+  }
+
+  /** The instance's state, before or after box.cfg. */
+  async state(o: Bounded = {}): Promise<InstanceState> {
+    const raw = await this.console.eval(STATUS, [], { timeoutMs: o.timeoutMs ?? this.callTimeoutMs, signal: o.signal, failFast: true });
+    const s = decodeStatus(raw);
+    return { ...s, role: roleOf(s), lag: lagOf(s) };
+  }
+
+  /** The data directory's vclock read from its files, without box.cfg (only meaningful before it). */
+  async offlineVclock(o: Bounded = {}): Promise<OfflineVclock> {
+    // Reading the xlogs since the last snapshot can take a while on a big instance.
+    const raw = await this.console.eval("return require('shoal').offline_vclock()", [], { timeoutMs: o.timeoutMs ?? 60_000, signal: o.signal, failFast: true });
+    return decodeOfflineVclock(raw);
+  }
+
+  /** State plus, when not configured yet, the offline vclock: what a coordinator decides a start from. */
+  async inspect(o: Bounded = {}): Promise<{ state: InstanceState; offline?: OfflineVclock }> {
+    const state = await this.state(o);
+    if (state.phase !== 'waiting') return { state };
+    return { state, offline: await this.offlineVclock(o) };
+  }
+
+  /**
+   * The first box.cfg of this process: a fresh bootstrap, or recovery when the data directory has
+   * data (same identity, so it must match). A master starts alone (and creates the replication
+   * user); a replica joins or catches up from `master` only. `peers` are applied right after.
+   */
+  async bootstrap(o: BootstrapOptions): Promise<InstanceState> {
+    const creds = this.requireCredentials();
+    if (o.role === 'replica' && !o.master) {
+      throw new InstanceError('a replica needs a master to bootstrap from', 'pass master: {uuid, address}');
+    }
+    const connectS = o.connectTimeoutS ?? 10;
+    const syncS = o.syncTimeoutS ?? 30;
+    const d = deadline(`bootstrap as ${o.role}`, o, (connectS + syncS) * 1000 + 30_000);
+    const started = Date.now();
+    try {
+      const before = await this.state(this.bounded(d));
+      if (before.phase !== 'waiting') {
+        throw new InstanceError(
+          `cannot bootstrap: the instance is ${before.phase}, not waiting for its configuration`,
+          before.phase === 'configured' ? 'use reconfigure() on a configured instance' : 'wait until the application calls require("shoal").cfg()',
+        );
+      }
+      const box: Record<string, JsonValue> = {
+        instance_uuid: this.identity.instanceUuid,
+        replicaset_uuid: this.identity.replicasetUuid,
+        listen: this.identity.listen,
+        read_only: o.readOnly ?? o.role === 'replica',
+        // A master starts alone so it is the bootstrap leader; a replica must reach its master
+        // (quorum 1), or it could bootstrap a history of its own.
+        replication: o.role === 'master' || !o.master ? [] : [replicationUri(creds, o.master.address)],
+        replication_connect_quorum: o.role === 'master' ? 0 : 1,
+        replication_connect_timeout: connectS,
+        replication_sync_timeout: syncS,
+        ...(o.synchroQuorum !== undefined ? { replication_synchro_quorum: o.synchroQuorum } : {}),
+        ...(o.synchroTimeoutS !== undefined ? { replication_synchro_timeout: o.synchroTimeoutS } : {}),
+        ...o.boxOptions,
+      };
+      const shoalOpts: Record<string, JsonValue> =
+        o.role === 'master' ? { replication_user: { name: creds.user, password: creds.password } } : {};
+      const notes: Record<string, JsonValue> = { fenced: false, master_uuid: o.role === 'replica' ? (o.master?.uuid ?? '') : '' };
+      const attempt = await this.eval(
+        'local box_opts, shoal_opts, notes = ... local s = require("shoal") s.note(notes) return s.configure(box_opts, shoal_opts)',
+        [box, shoalOpts, notes],
+        d,
+      );
+      for (;;) {
+        const s = await this.state(this.bounded(d));
+        if (s.lastError && s.lastError.attempt === attempt) {
+          throw new InstanceError(
+            `box.cfg as ${o.role} failed: ${s.lastError.message}`,
+            s.configured ? 'the instance is up; retry the step that failed' : 'fix the options and call bootstrap again',
+          );
+        }
+        if (s.phase === 'configured') {
+          this.log.info(
+            { role: o.role, id: s.id, uuid: s.uuid, vclock: s.vclock, status: s.status, ms: Date.now() - started },
+            'instance configured',
+          );
+          break;
+        }
+        await pause(POLL_MS, d.signal);
+      }
+      if (o.peers) return await this.reconfigure({ peers: o.peers, signal: d.signal, timeoutMs: d.remaining() });
+      return await this.state(this.bounded(d));
+    } finally {
+      d.done();
+    }
+  }
+
+  /**
+   * Runtime changes. New peers are applied with replication_connect_quorum = 0 and a short connect
+   * timeout, so a down peer never makes this instance (least of all a master) orphan.
+   */
+  async reconfigure(o: ReconfigureOptions): Promise<InstanceState> {
+    const d = deadline('reconfigure', o, 30_000);
+    try {
+      // Quorum and timeout go first, in their own box.cfg: they must hold before the peers change.
+      const first: Record<string, JsonValue> = {};
+      const rest: Record<string, JsonValue> = {};
+      const notes: Record<string, JsonValue> = {};
+      if (o.peers) {
+        const creds = this.requireCredentials();
+        first['replication_connect_quorum'] = 0;
+        first['replication_connect_timeout'] = o.connectTimeoutS ?? 1;
+        rest['replication'] = o.peers.map((p) => replicationUri(creds, p));
+      }
+      if (o.readOnly !== undefined) {
+        rest['read_only'] = o.readOnly;
+        notes['fenced'] = false;
+      }
+      if (o.synchroQuorum !== undefined) rest['replication_synchro_quorum'] = o.synchroQuorum;
+      if (o.synchroTimeoutS !== undefined) rest['replication_synchro_timeout'] = o.synchroTimeoutS;
+      if (o.master !== undefined) notes['master_uuid'] = o.master?.uuid ?? '';
+      await this.eval(
+        'local first, rest, notes = ... if next(first) ~= nil then box.cfg(first) end if next(rest) ~= nil then box.cfg(rest) end require("shoal").note(notes) return true',
+        [first, rest, notes],
+        d,
+      );
+      this.log.info(
+        { peers: o.peers, readOnly: o.readOnly, synchroQuorum: o.synchroQuorum, master: o.master?.uuid },
+        'instance reconfigured',
+      );
+      return await this.state(this.bounded(d));
+    } finally {
+      d.done();
+    }
+  }
+
+  /** read_only = true, remembered as "fenced" (role `fenced`) until unfence, promote or a read_only change. */
+  async fence(o: Bounded = {}): Promise<InstanceState> {
+    return this.setReadOnly(true, o);
+  }
+
+  async unfence(o: Bounded = {}): Promise<InstanceState> {
+    return this.setReadOnly(false, o);
+  }
+
+  /**
+   * Makes this instance the writable master: read_only = false, then box.ctl.clear_synchro_queue()
+   * (TARANTOOL.md: a new master refuses writes until the old master's pending synchronous
+   * transactions are cleared; that can take about two synchro timeouts).
+   */
+  async promote(o: PromoteOptions = {}): Promise<InstanceState> {
+    const d = deadline('promote', o, 60_000);
+    const started = Date.now();
+    try {
+      const opts: Record<string, JsonValue> = o.synchroQuorum !== undefined ? { replication_synchro_quorum: o.synchroQuorum } : {};
+      const id = await this.eval(
+        'local s = require("shoal") s.note({fenced = false, master_uuid = ""}) return s.promote(...)',
+        [opts],
+        d,
+      );
+      for (;;) {
+        const s = await this.state(this.bounded(d));
+        if (s.promotion && s.promotion.id === id && s.promotion.state !== 'running') {
+          if (s.promotion.state === 'failed') {
+            throw new InstanceError(`promotion: clear_synchro_queue failed: ${s.promotion.error ?? 'unknown error'}`);
+          }
+          this.log.info({ id: s.id, vclock: s.vclock, ms: Date.now() - started }, 'instance promoted');
+          return s;
+        }
+        await pause(POLL_MS, d.signal);
+      }
+    } finally {
+      d.done();
+    }
+  }
+
+  /** Resolves with the vclock once it covers `target`; InstanceTimeoutError (with the last vclock) at the bound. */
+  async waitForVclock(target: Vclock, timeoutMs: number, signal?: AbortSignal): Promise<Vclock> {
+    const op = `waiting for vclock ${formatVclock(target)}`;
+    const d = deadline(op, { timeoutMs, signal }, timeoutMs);
+    let current: Vclock = {};
+    try {
+      for (;;) {
+        current = decodeVclock(await this.eval("return require('shoal').vclock()", [], d));
+        if (covers(current, target)) return current;
+        await pause(VCLOCK_POLL_MS, d.signal);
+      }
+    } catch (err) {
+      if (err instanceof InstanceTimeoutError) throw new InstanceTimeoutError(op, timeoutMs, `last seen ${formatVclock(current)}`);
+      throw err;
+    } finally {
+      d.done();
+    }
+  }
+
+  /** Before box.cfg only: moves the data files into <dir>/shoal-diverged-<time>/ (nothing is deleted). */
+  async moveDataAside(reason: string, o: Bounded = {}): Promise<MovedDir[]> {
+    const d = deadline('move the data aside', o, 30_000);
+    try {
+      const moved = decodeMoved(await this.eval("return require('shoal').move_data_aside(...)", [reason], d));
+      this.log.warn({ moved, reason }, 'data directory moved aside');
+      return moved;
+    } finally {
+      d.done();
+    }
+  }
+
+  /**
+   * Starts over as an empty replica with the same instance_uuid, keeping the old data aside
+   * (a diverged old master: its own vclock component is ahead of what the master has of it).
+   * Before box.cfg this moves the files and bootstraps at once; on a running instance box.cfg
+   * cannot run again, so shoal.lua moves the files and exits, and the caller bootstraps the
+   * restarted, empty instance (restartRequired).
+   */
+  async rebootstrap(o: RebootstrapOptions): Promise<RebootstrapResult> {
+    if (o.role !== 'replica' || !o.master) {
+      throw new InstanceError('rebootstrap makes a replica of the current master', 'pass role: "replica" and master');
+    }
+    const d = deadline('rebootstrap', o, 120_000);
+    try {
+      const s = await this.state(this.bounded(d));
+      if (s.phase === 'waiting') {
+        const moved = await this.moveDataAside(o.reason, { signal: d.signal, timeoutMs: d.remaining() });
+        const state = await this.bootstrap({ ...o, signal: d.signal, timeoutMs: d.remaining() });
+        return { moved, restartRequired: false, state };
+      }
+      if (s.phase !== 'configured') throw new InstanceError(`cannot rebootstrap while the instance is ${s.phase}`);
+      const moved = decodeMoved(await this.eval("return require('shoal').move_aside_and_exit(...)", [o.reason], d));
+      this.log.warn({ moved, reason: o.reason, pid: s.pid }, 'data moved aside; Tarantool exits to restart empty');
+      await this.waitForExit(s.pid, d);
+      return { moved, restartRequired: true };
+    } finally {
+      d.done();
+    }
+  }
+
+  /** Hands the cluster topology to the application's on_topology hooks (each runs in pcall). */
+  async topology(topology: JsonValue, o: Bounded = {}): Promise<TopologyDelivery> {
+    const d = deadline('topology delivery', o, 10_000);
+    try {
+      const r = (await this.eval("return require('shoal').topology(...)", [topology], d)) as Record<string, unknown> | null;
+      return {
+        version: typeof r?.['version'] === 'number' ? r['version'] : 0,
+        hooks: typeof r?.['hooks'] === 'number' ? r['hooks'] : 0,
+        errors: Array.isArray(r?.['errors']) ? r['errors'].map(String) : [],
+      };
+    } finally {
+      d.done();
+    }
+  }
+
+  /** Creates (or fixes the password of) the replication user with its grant; on a writable instance. */
+  async ensureReplicationUser(o: Bounded = {}): Promise<void> {
+    const creds = this.requireCredentials();
+    const d = deadline('ensure the replication user', o, 10_000);
+    try {
+      await this.eval("return require('shoal').ensure_replication_user(...)", [creds.user, creds.password], d);
+    } finally {
+      d.done();
+    }
+  }
+
+  private async setReadOnly(readOnly: boolean, o: Bounded): Promise<InstanceState> {
+    const d = deadline(readOnly ? 'fence' : 'unfence', o, 10_000);
+    try {
+      await this.eval('local ro = ... box.cfg({read_only = ro}) require("shoal").note({fenced = ro}) return true', [readOnly], d);
+      this.log.info({ readOnly }, readOnly ? 'instance fenced (read-only)' : 'instance unfenced (writable)');
+      return await this.state(this.bounded(d));
+    } finally {
+      d.done();
+    }
+  }
+
+  /** Polls until the process with `pid` no longer answers (or a new process does). */
+  private async waitForExit(pid: number, d: Deadline): Promise<void> {
+    for (;;) {
+      try {
+        const s = await this.state({ signal: d.signal, timeoutMs: Math.min(d.remaining(), 1_000) });
+        if (s.pid !== pid) return;
+      } catch (err) {
+        if (err instanceof TarantoolGoneError) return;
+        throw err;
+      }
+      await pause(20, d.signal);
+    }
+  }
+
+  private async eval(lua: string, args: readonly JsonValue[], d: Deadline): Promise<unknown> {
+    return this.console.eval(lua, args, this.bounded(d));
+  }
+
+  private bounded(d: Deadline): { signal: AbortSignal; timeoutMs: number; failFast: true } {
+    return { signal: d.signal, timeoutMs: Math.min(d.remaining(), this.callTimeoutMs), failFast: true };
+  }
+
+  private requireCredentials(): ReplicationCredentials {
+    if (!this.credentials) {
+      throw new InstanceError('no replication credentials', 'set SHOAL_REPLICATION_PASSWORD or call setCredentials() before configuring');
+    }
+    return this.credentials;
+  }
+}

@@ -1,0 +1,190 @@
+// The local instance as shoal.lua's status() reports it, decoded into checked types. The console
+// hands back `unknown`; everything the agent decides on passes through here first.
+import { ConsoleProtocolError } from '../console/errors.js';
+import type { Vclock } from './vclock.js';
+
+/** Where shoal.cfg() is: loaded (cfg not called yet) → waiting → configuring → configured; exiting after move_aside_and_exit. */
+export type Phase = 'loaded' | 'waiting' | 'configuring' | 'configured' | 'exiting' | 'failed';
+export type Role = 'master' | 'replica' | 'fenced' | 'unconfigured';
+
+export interface Upstream {
+  status: string;
+  lag?: number;
+  idle?: number;
+  message?: string;
+  /** user@host:port, password removed */
+  peer?: string;
+}
+
+export interface Downstream {
+  status: string;
+  idle?: number;
+  lag?: number;
+  message?: string;
+  vclock?: Vclock;
+}
+
+export interface PeerState {
+  id: number;
+  uuid: string;
+  lsn?: number;
+  upstream?: Upstream;
+  downstream?: Downstream;
+}
+
+export interface Promotion {
+  id: number;
+  state: 'running' | 'done' | 'failed';
+  error?: string;
+}
+
+/** What the agent keeps inside the Tarantool process (shoal.note) so that an agent restart finds it. */
+export interface AgentNotes {
+  fenced?: boolean;
+  masterUuid?: string;
+}
+
+export interface InstanceState {
+  phase: Phase;
+  configured: boolean;
+  pid: number;
+  /** configure() calls so far in this process, and the last one that failed. */
+  attempt: number;
+  lastError?: { attempt: number; message: string };
+  promotion?: Promotion;
+  notes: AgentNotes;
+  /** Set once configured. */
+  id?: number;
+  uuid?: string;
+  replicasetUuid?: string;
+  ro?: boolean;
+  status?: string;
+  listen?: string;
+  synchroQuorum?: number;
+  vclock: Vclock;
+  replication: PeerState[];
+  /** Derived by the agent: see readiness.ts. */
+  role: Role;
+  /** Seconds behind the master (0 on the master, undefined when unknown). */
+  lag?: number;
+}
+
+export interface OfflineVclock {
+  vclock: Vclock;
+  empty: boolean;
+  snapshot?: string;
+  xlogsRead: number;
+  warnings: string[];
+  dirs: { work: string; memtx: string; wal: string; vinyl: string };
+}
+
+export interface MovedDir {
+  from: string;
+  to: string;
+  files: number;
+}
+
+const PHASES: readonly Phase[] = ['loaded', 'waiting', 'configuring', 'configured', 'exiting', 'failed'];
+
+type Rec = Record<string, unknown>;
+
+function rec(v: unknown, what: string): Rec {
+  // An empty Lua table is encoded as [] whatever it was meant to be.
+  if (Array.isArray(v) && v.length === 0) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConsoleProtocolError(`${what}: expected a table, got ${JSON.stringify(v)}`);
+  return v as Rec;
+}
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const bool = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
+// Lua tables that happen to be empty arrive as {} or []; both mean "none".
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+export function decodeVclock(v: unknown): Vclock {
+  const out: Record<string, number> = {};
+  if (v === null || typeof v !== 'object') return out;
+  for (const [k, lsn] of Object.entries(v as Rec)) {
+    const n = num(lsn);
+    if (n !== undefined && k !== '0') out[k] = n;
+  }
+  return out;
+}
+
+function decodeUpstream(v: unknown): Upstream | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const r = v as Rec;
+  return { status: str(r['status']) ?? 'unknown', lag: num(r['lag']), idle: num(r['idle']), message: str(r['message']), peer: str(r['peer']) };
+}
+
+function decodeDownstream(v: unknown): Downstream | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const r = v as Rec;
+  return {
+    status: str(r['status']) ?? 'unknown',
+    idle: num(r['idle']),
+    lag: num(r['lag']),
+    message: str(r['message']),
+    vclock: r['vclock'] === undefined ? undefined : decodeVclock(r['vclock']),
+  };
+}
+
+/** shoal.status() → InstanceState without the derived role/lag (the caller adds them). */
+export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
+  const r = rec(v, 'shoal.status()');
+  const phase = str(r['phase']);
+  if (!phase || !PHASES.includes(phase as Phase)) throw new ConsoleProtocolError(`shoal.status(): unknown phase ${JSON.stringify(r['phase'])}`);
+  const lastError = r['last_error'] === undefined ? undefined : rec(r['last_error'], 'last_error');
+  const promotion = r['promotion'] === undefined ? undefined : rec(r['promotion'], 'promotion');
+  const notes = r['notes'] === undefined ? {} : rec(r['notes'], 'notes');
+  return {
+    phase: phase as Phase,
+    configured: r['configured'] === true,
+    pid: num(r['pid']) ?? 0,
+    attempt: num(r['attempt']) ?? 0,
+    lastError: lastError && { attempt: num(lastError['attempt']) ?? 0, message: str(lastError['message']) ?? '' },
+    promotion: promotion && {
+      id: num(promotion['id']) ?? 0,
+      state: (str(promotion['state']) ?? 'failed') as Promotion['state'],
+      error: str(promotion['error']),
+    },
+    notes: { fenced: bool(notes['fenced']), masterUuid: str(notes['master_uuid']) || undefined },
+    id: num(r['id']),
+    uuid: str(r['uuid']),
+    replicasetUuid: str(r['replicaset_uuid']),
+    ro: bool(r['ro']),
+    status: str(r['status']),
+    listen: str(r['listen']) ?? (num(r['listen']) === undefined ? undefined : String(r['listen'])),
+    synchroQuorum: num(r['synchro_quorum']),
+    vclock: decodeVclock(r['vclock']),
+    replication: list(r['replication']).map((p) => {
+      const pr = rec(p, 'replication entry');
+      return {
+        id: num(pr['id']) ?? 0,
+        uuid: str(pr['uuid']) ?? '',
+        lsn: num(pr['lsn']),
+        upstream: decodeUpstream(pr['upstream']),
+        downstream: decodeDownstream(pr['downstream']),
+      };
+    }),
+  };
+}
+
+export function decodeOfflineVclock(v: unknown): OfflineVclock {
+  const r = rec(v, 'shoal.offline_vclock()');
+  const d = rec(r['dirs'], 'dirs');
+  return {
+    vclock: decodeVclock(r['vclock']),
+    empty: r['empty'] === true,
+    snapshot: str(r['snapshot']),
+    xlogsRead: num(r['xlogs_read']) ?? 0,
+    warnings: list(r['warnings']).map(String),
+    dirs: { work: str(d['work']) ?? '', memtx: str(d['memtx']) ?? '', wal: str(d['wal']) ?? '', vinyl: str(d['vinyl']) ?? '' },
+  };
+}
+
+export function decodeMoved(v: unknown): MovedDir[] {
+  return list(v).map((m) => {
+    const r = rec(m, 'moved entry');
+    return { from: str(r['from']) ?? '', to: str(r['to']) ?? '', files: num(r['files']) ?? 0 };
+  });
+}

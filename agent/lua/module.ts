@@ -1,0 +1,38 @@
+// Writes shoal.lua (SPEC §3) into the run directory, where the Tarantool container's LUA_PATH
+// finds it. The source ships next to this file (copied into dist/ by scripts/copy-assets.mjs).
+import { readFile, writeFile, rename, mkdir, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ShoalError } from '../../shared/errors.js';
+
+export const LUA_MODULE_FILE = 'shoal.lua';
+
+export async function shoalLuaSource(): Promise<string> {
+  return readFile(new URL('./shoal.lua', import.meta.url), 'utf8');
+}
+
+/**
+ * Writes `<runDir>/shoal.lua` atomically (a Tarantool starting at the same moment never reads half
+ * a file) and world-readable (Tarantool runs as another user). Returns the path.
+ */
+export async function installShoalLua(runDir: string): Promise<string> {
+  const target = join(runDir, LUA_MODULE_FILE);
+  const tmp = `${target}.${process.pid}.tmp`;
+  try {
+    await mkdir(runDir, { recursive: true });
+    await writeFile(tmp, await shoalLuaSource(), { mode: 0o644 });
+    await chmod(tmp, 0o644);
+    await rename(tmp, target);
+  } catch (err) {
+    throw new ShoalError(
+      `cannot write ${target}: ${err instanceof Error ? err.message : String(err)}`,
+      'mount a writable volume at the run directory (SHOAL_RUN_DIR, default /var/run/shoal)',
+      { cause: err },
+    );
+  }
+  return target;
+}
+
+/** The LUA_PATH value that makes require('shoal') find the module in `runDir`. */
+export function luaPathFor(runDir: string): string {
+  return `${runDir}/?.lua;;`;
+}

@@ -1,0 +1,478 @@
+-- shoal.lua — written by the Shoal agent into its run directory at start (SPEC §3).
+--
+-- The application calls require('shoal').cfg(box_options) where it would call box.cfg. This opens
+-- the admin console on SHOAL_CONSOLE_SOCKET and blocks the calling fiber until the agent, over that
+-- console, sends the configuration; box.cfg then runs with the agent's options (identity, listen,
+-- replication, read_only, quorums…) merged over the application's, and cfg returns.
+--
+-- Everything else here is called by the agent through the console. Functions that touch the data
+-- directory live here, not in the agent, because the data files are where the APPLICATION put them
+-- (the Tarantool container's volume), which the agent container may not see.
+--
+-- Agent protocol (all return JSON-friendly tables; vclocks are maps with string keys, component 0
+-- — local spaces — left out):
+--   status()                            phase, pid, attempt, last_error, promotion, box.info digest
+--   offline_vclock()                    vclock of the data files, read without box.cfg
+--   move_data_aside(reason)             before box.cfg only: files → <dir>/shoal-diverged-<time>/
+--   move_aside_and_exit(reason)         after box.cfg: fence, move the files aside, exit the process
+--   configure(box_options, shoal_opts)  hands the configuration to cfg(); returns the attempt number
+--   promote(opts)                       read_only=false, then box.ctl.clear_synchro_queue() in a fiber
+--   ensure_replication_user(name, pw)   idempotent user + 'replication' grant
+--   topology(t)                         calls every on_topology hook (each in pcall)
+--   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
+--   note(t)                             merges t into the agent's notes (returned by status())
+local fiber = require('fiber')
+local fio = require('fio')
+local log = require('log')
+local xlog = require('xlog')
+local ffi = require('ffi')
+local errno = require('errno')
+
+pcall(ffi.cdef, 'int getpid(void);')
+pcall(ffi.cdef, 'void _exit(int status);')
+
+local M = {}
+
+-- How often cfg() says that it is still waiting for the agent.
+local WAIT_LOG_INTERVAL = 30
+-- Delay between answering move_aside_and_exit and exiting, so the reply reaches the agent.
+local EXIT_DELAY = 0.2
+
+local state = {
+    phase = 'loaded',        -- loaded → waiting → configuring → configured (or back to waiting after a failed try)
+    app_options = nil,       -- what the application passed to cfg()
+    dirs = nil,              -- absolute data directories, resolved before box.cfg changes the cwd
+    attempt = 0,             -- configure() calls so far
+    last_error = nil,        -- {attempt, message} of the last failed configure
+    promotion = nil,         -- {id, state = running|done|failed, error}
+    console_socket = nil,
+    hooks = {},
+    topology = nil,
+    topology_version = 0,
+    notes = setmetatable({}, {__serialize = 'map'}), -- small facts the agent keeps here so they survive an agent restart
+}
+local requests = fiber.channel(1)
+
+local function pid()
+    return tonumber(ffi.C.getpid())
+end
+
+-- 'user:password@host:port' → 'user:***@host:port' for logs.
+local function redact(uri)
+    if type(uri) ~= 'string' then return uri end
+    return (uri:gsub('^([^:@/]+):[^@]*@', '%1:***@'))
+end
+
+local function redacted_options(opts)
+    local out = {}
+    for k, v in pairs(opts) do
+        if k == 'replication' then
+            local list = type(v) == 'table' and v or {v}
+            out[k] = {}
+            for i, uri in ipairs(list) do out[k][i] = redact(uri) end
+        else
+            out[k] = v
+        end
+    end
+    return out
+end
+
+-- Vclock as a map with string keys (JSON would turn {1: 5} into an array), component 0 left out.
+local function vclock_map(vc)
+    local out = setmetatable({}, {__serialize = 'map'})
+    for id, lsn in pairs(vc or {}) do
+        if tonumber(id) ~= 0 then out[tostring(id)] = tonumber(lsn) end
+    end
+    return out
+end
+
+local function join(base, path)
+    if path:sub(1, 1) == '/' then return path end
+    if path == '.' or path == '' then return base end
+    return base .. '/' .. path
+end
+
+local function normalise(path)
+    path = path:gsub('/%./', '/'):gsub('/%.$', ''):gsub('//+', '/')
+    if #path > 1 then path = path:gsub('/$', '') end
+    return path
+end
+
+-- The data directories as box.cfg will use them: work_dir relative to the current directory,
+-- memtx_dir/wal_dir/vinyl_dir relative to work_dir (box.cfg chdirs there).
+local function resolve_dirs(opts)
+    local work = normalise(fio.abspath(opts.work_dir or '.'))
+    return {
+        work = work,
+        memtx = normalise(join(work, opts.memtx_dir or '.')),
+        wal = normalise(join(work, opts.wal_dir or '.')),
+        vinyl = normalise(join(work, opts.vinyl_dir or '.')),
+    }
+end
+
+local function dirs()
+    if state.dirs == nil then error('shoal.cfg() has not been called yet: the data directories are unknown') end
+    return state.dirs
+end
+
+function M.data_dirs()
+    return dirs()
+end
+
+-- Header of a .snap/.xlog file: 'VClock: {1: 17, 2: 7}' within the first lines.
+local function header_vclock(path)
+    local fh = io.open(path, 'rb')
+    if fh == nil then return nil end
+    local head = fh:read(1024) or ''
+    fh:close()
+    if head:sub(1, 4) ~= 'SNAP' and head:sub(1, 4) ~= 'XLOG' then return nil end
+    local text = head:match('\nVClock: (%b{})')
+    local vc = {}
+    if text then
+        for id, lsn in text:gmatch('(%d+):%s*(%d+)') do vc[tonumber(id)] = tonumber(lsn) end
+    end
+    return vc
+end
+
+local function merge_max(into, vc)
+    for id, lsn in pairs(vc) do
+        if into[id] == nil or into[id] < lsn then into[id] = lsn end
+    end
+end
+
+local function sorted_glob(dir, pattern)
+    local files = fio.glob(dir .. '/' .. pattern) or {}
+    table.sort(files)
+    return files
+end
+
+-- Files are named after the vclock signature (sum of components) of their start.
+local function signature_of(path)
+    return tonumber(fio.basename(path):match('^(%d+)%.')) or 0
+end
+
+-- The vclock of the data files, read without box.cfg: the newest snapshot's header, then the
+-- headers and the real rows (require('xlog')) of every xlog that may hold rows after it. A torn
+-- xlog tail (kill -9) stops the read of that file with a warning; rows read up to there count.
+function M.offline_vclock()
+    local d = dirs()
+    local snaps = sorted_glob(d.memtx, '*.snap')
+    local xlogs = sorted_glob(d.wal, '*.xlog')
+    local vc, warnings = {}, {}
+    local newest_snap = snaps[#snaps]
+    local from = 0
+    if newest_snap then
+        merge_max(vc, header_vclock(newest_snap) or {})
+        from = signature_of(newest_snap)
+    end
+    -- The xlog that was open when the snapshot was taken starts at or before its signature.
+    local first = 1
+    for i, path in ipairs(xlogs) do
+        if signature_of(path) <= from then first = i end
+    end
+    local read = 0
+    for i = first, #xlogs do
+        local path = xlogs[i]
+        merge_max(vc, header_vclock(path) or {})
+        local ok, err = pcall(function()
+            for _, row in xlog.pairs(path) do
+                local h = row.HEADER
+                if h and h.replica_id and h.lsn then merge_max(vc, {[h.replica_id] = h.lsn}) end
+            end
+        end)
+        read = read + 1
+        if not ok then table.insert(warnings, string.format('%s: %s', fio.basename(path), tostring(err))) end
+    end
+    return {
+        vclock = vclock_map(vc),
+        empty = #snaps == 0 and #xlogs == 0,
+        snapshot = newest_snap and fio.basename(newest_snap) or nil,
+        xlogs_read = read,
+        warnings = warnings,
+        dirs = d,
+    }
+end
+
+-- Names of the data files in `dir` that belong to the instance (vinyl keeps runs in numeric subdirectories).
+local function data_entries(dir, with_vinyl)
+    local out = {}
+    for _, name in ipairs(fio.listdir(dir) or {}) do
+        local path = dir .. '/' .. name
+        if name:match('%.snap$') or name:match('%.xlog$') or name:match('%.vylog$') or name:match('%.inprogress$')
+            or (with_vinyl and name:match('^%d+$') and fio.path.is_dir(path)) then
+            table.insert(out, name)
+        end
+    end
+    table.sort(out)
+    return out
+end
+
+-- Plans the move of every data directory: {dir, aside, entries}. Directories are created here
+-- (fio yields); the renames themselves are done by apply_moves without yielding.
+local function plan_moves(reason)
+    local d = dirs()
+    local stamp = os.date('!%Y%m%dT%H%M%SZ')
+    local seen, plan = {}, {}
+    for _, key in ipairs({'memtx', 'wal', 'vinyl'}) do
+        local dir = d[key]
+        if not seen[dir] then
+            seen[dir] = true
+            local entries = data_entries(dir, dir == d.vinyl)
+            if #entries > 0 then
+                -- Inside the data directory, not next to it: that is usually a volume mount point,
+                -- and its parent is another filesystem (rename would fail) outside the volume.
+                local aside = dir .. '/shoal-diverged-' .. stamp
+                local n = 1
+                while fio.path.exists(aside) do
+                    n = n + 1
+                    aside = dir .. '/shoal-diverged-' .. stamp .. '-' .. n
+                end
+                if not fio.mkdir(aside) then error(string.format('cannot create %s: %s', aside, tostring(errno.strerror()))) end
+                local note = io.open(aside .. '/SHOAL-README.txt', 'w')
+                if note then
+                    note:write(string.format('Moved aside by Shoal at %s (UTC) from %s.\nReason: %s\n' ..
+                        'Nothing was deleted. Inspect with tarantool and require("xlog"); remove when no longer needed.\n',
+                        stamp, dir, tostring(reason)))
+                    note:close()
+                end
+                table.insert(plan, {dir = dir, aside = aside, entries = entries})
+            end
+        end
+    end
+    return plan
+end
+
+local function apply_moves(plan, reason)
+    local moved = {}
+    for _, p in ipairs(plan) do
+        for _, name in ipairs(p.entries) do
+            local ok, err = os.rename(p.dir .. '/' .. name, p.aside .. '/' .. name)
+            if not ok then
+                error(string.format('moving %s/%s to %s failed: %s (already moved: %d files)',
+                    p.dir, name, p.aside, tostring(err), #moved))
+            end
+            table.insert(moved, name)
+        end
+        log.warn('shoal: moved %d data files from %s to %s (%s); nothing was deleted', #p.entries, p.dir, p.aside,
+            tostring(reason))
+    end
+    local out = {}
+    for i, p in ipairs(plan) do out[i] = {from = p.dir, to = p.aside, files = #p.entries} end
+    return out
+end
+
+-- Before box.cfg: moves the data files into <dir>/shoal-diverged-<UTC time>/ so the next box.cfg
+-- bootstraps empty (with the same instance_uuid). Never deletes anything.
+function M.move_data_aside(reason)
+    if state.phase ~= 'waiting' then
+        error(string.format('cannot move the data aside while the instance is %s (only before box.cfg)', state.phase))
+    end
+    return apply_moves(plan_moves(reason), reason)
+end
+
+-- After box.cfg: the data files are open, so fence (read-only, no replication, no checkpoints),
+-- move them aside, answer, and exit; the container restarts into an empty data
+-- directory and the agent bootstraps it as a replica with the same instance_uuid.
+function M.move_aside_and_exit(reason)
+    if state.phase ~= 'configured' then
+        error(string.format('move_aside_and_exit needs a configured instance (it is %s); use move_data_aside', state.phase))
+    end
+    box.cfg({read_only = true, replication = {}, checkpoint_interval = 0})
+    local moved = apply_moves(plan_moves(reason), reason)
+    state.phase = 'exiting'
+    fiber.create(function()
+        fiber.sleep(EXIT_DELAY)
+        log.warn('shoal: exiting so that the instance restarts empty (%s)', tostring(reason))
+        -- _exit, not os.exit: a clean shutdown opens a fresh xlog in wal_dir, which would make the
+        -- emptied directory look like data again. The moved files recover like after kill -9.
+        ffi.C._exit(0)
+    end)
+    return moved
+end
+
+function M.ensure_replication_user(name, password)
+    if type(name) ~= 'string' or name == '' or type(password) ~= 'string' or password == '' then
+        error('ensure_replication_user needs a user name and a non-empty password')
+    end
+    local existing = box.space._user.index.name:get({name})
+    if existing == nil then
+        box.schema.user.create(name, {password = password, if_not_exists = true})
+    else
+        local auth = existing[5]
+        if type(auth) ~= 'table' or auth['chap-sha1'] ~= box.schema.user.password(password) then
+            box.schema.user.passwd(name, password)
+        end
+    end
+    box.schema.user.grant(name, 'replication', nil, nil, {if_not_exists = true})
+    return true
+end
+
+-- Runs in cfg()'s fiber: box.cfg with the agent's options over the application's.
+local function apply(req)
+    local merged = {}
+    for k, v in pairs(state.app_options) do merged[k] = v end
+    for k, v in pairs(req.box) do merged[k] = v end
+    merged.feedback_enabled = false
+    log.info('shoal: box.cfg attempt %d with %s', req.attempt, require('json').encode(redacted_options(merged)))
+    box.cfg(merged)
+    state.phase = 'configured'
+    local user = req.shoal.replication_user
+    if user ~= nil and not box.info.ro then
+        M.ensure_replication_user(user.name, user.password)
+    end
+end
+
+-- The agent's half of the hand-over: queue the configuration for cfg(); poll status() for the outcome.
+function M.configure(box_options, shoal_options)
+    if state.phase ~= 'waiting' then
+        error(string.format('cannot configure: the instance is %s, not waiting for its configuration', state.phase))
+    end
+    state.attempt = state.attempt + 1
+    state.phase = 'configuring'
+    requests:put({box = box_options or {}, shoal = shoal_options or {}, attempt = state.attempt}, 0)
+    return state.attempt
+end
+
+function M.cfg(app_options)
+    if state.phase ~= 'loaded' then
+        error('shoal.cfg() was already called; use box.cfg{} for runtime changes of your own options')
+    end
+    state.app_options = app_options or {}
+    state.dirs = resolve_dirs(state.app_options)
+    local socket = os.getenv('SHOAL_CONSOLE_SOCKET') or '/var/run/shoal/console.sock'
+    state.console_socket = socket
+    require('console').listen('unix/:' .. socket)
+    -- The agent runs as another user in another container; the run volume is shared by those two only.
+    fio.chmod(socket, tonumber('0666', 8))
+    state.phase = 'waiting'
+    log.info('shoal: console on %s, waiting for the agent to configure this instance', socket)
+    while true do
+        local req = requests:get(WAIT_LOG_INTERVAL)
+        if req == nil then
+            log.info('shoal: still waiting for the agent (console %s)', socket)
+        else
+            local ok, err = pcall(apply, req)
+            if ok then
+                log.info('shoal: configured (attempt %d)', req.attempt)
+                return
+            end
+            state.last_error = {attempt = req.attempt, message = tostring(err)}
+            log.error('shoal: configuration attempt %d failed: %s', req.attempt, tostring(err))
+            if state.phase == 'configured' then return end -- box is up; the agent sees last_error
+            if type(box.cfg) ~= 'function' then
+                state.phase = 'failed'
+                error('shoal: box.cfg failed half-way, restart the instance: ' .. tostring(err))
+            end
+            state.phase = 'waiting'
+        end
+    end
+end
+
+-- Read-write, then clear the synchronous queue the old master left (TARANTOOL.md: a new master
+-- refuses writes until this runs). It may wait for seconds, so it runs in its own fiber and the
+-- agent polls status().promotion.
+function M.promote(opts)
+    opts = opts or {}
+    if state.phase ~= 'configured' then error('cannot promote: the instance is ' .. state.phase) end
+    local current = state.promotion
+    if current ~= nil and current.state == 'running' then return current.id end
+    local cfg = {read_only = false}
+    if opts.replication_synchro_quorum ~= nil then cfg.replication_synchro_quorum = opts.replication_synchro_quorum end
+    box.cfg(cfg)
+    local p = {id = (current and current.id or 0) + 1, state = 'running'}
+    state.promotion = p
+    fiber.create(function()
+        local ok, err = pcall(box.ctl.clear_synchro_queue)
+        p.state = ok and 'done' or 'failed'
+        if not ok then p.error = tostring(err) end
+        log.info('shoal: promotion %d %s', p.id, p.state)
+    end)
+    return p.id
+end
+
+local function upstream_of(u)
+    if u == nil then return nil end
+    return {status = u.status, lag = u.lag, idle = u.idle, message = u.message, peer = redact(u.peer)}
+end
+
+local function downstream_of(d)
+    if d == nil then return nil end
+    return {status = d.status, idle = d.idle, lag = d.lag, message = d.message, vclock = vclock_map(d.vclock)}
+end
+
+function M.status()
+    local s = {
+        phase = state.phase,
+        configured = state.phase == 'configured',
+        pid = pid(),
+        attempt = state.attempt,
+        last_error = state.last_error,
+        promotion = state.promotion,
+        console = state.console_socket,
+        topology_version = state.topology_version,
+        hooks = #state.hooks,
+        notes = state.notes,
+    }
+    if state.phase ~= 'configured' then return s end
+    local info = box.info
+    s.id = info.id
+    s.uuid = info.uuid
+    s.replicaset_uuid = info.cluster.uuid
+    s.ro = info.ro
+    s.status = info.status
+    s.vclock = vclock_map(info.vclock)
+    s.listen = box.cfg.listen
+    s.read_only = box.cfg.read_only
+    s.synchro_quorum = box.cfg.replication_synchro_quorum
+    s.replication = {}
+    for _, r in pairs(info.replication) do
+        table.insert(s.replication, {
+            id = r.id, uuid = r.uuid, lsn = r.lsn,
+            upstream = upstream_of(r.upstream),
+            downstream = downstream_of(r.downstream),
+        })
+    end
+    table.sort(s.replication, function(a, b) return a.id < b.id end)
+    return s
+end
+
+function M.vclock()
+    if state.phase ~= 'configured' then error('the instance is not configured (' .. state.phase .. ')') end
+    return vclock_map(box.info.vclock)
+end
+
+-- The agent's notes (e.g. fenced, the master's UUID): they live as long as this process does, so a
+-- restarted agent finds them. Keys set to false are kept, keys given as nil are left unchanged.
+function M.note(t)
+    for k, v in pairs(t or {}) do state.notes[k] = v end
+    return state.notes
+end
+
+-- Registers the application's hook; it is called at once when a topology is already known.
+function M.on_topology(fn)
+    if type(fn) ~= 'function' then error('on_topology expects a function') end
+    table.insert(state.hooks, fn)
+    if state.topology ~= nil then
+        local ok, err = pcall(fn, state.topology)
+        if not ok then log.error('shoal: topology hook failed: %s', tostring(err)) end
+    end
+    return fn
+end
+
+-- Called by the agent with the cluster topology; each hook runs in pcall so one bad hook cannot
+-- keep the others from seeing it. Hooks run in the console fiber: they should be quick.
+function M.topology(t)
+    state.topology = t
+    state.topology_version = state.topology_version + 1
+    local errors = {}
+    for _, fn in ipairs(state.hooks) do
+        local ok, err = pcall(fn, t)
+        if not ok then
+            table.insert(errors, tostring(err))
+            log.error('shoal: topology hook failed: %s', tostring(err))
+        end
+    end
+    return {version = state.topology_version, hooks = #state.hooks, errors = errors}
+end
+
+return M
