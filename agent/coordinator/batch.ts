@@ -1,0 +1,69 @@
+import { emptyReplicaSet } from './members.js';
+import type { Action, Command, PersistedReplicaSet, PersistedState } from './model.js';
+import type { Step } from './step.js';
+
+// Turns the round's per-replica-set steps into one ordered batch:
+//   persist(state)  → commands …  [→ persist(state after hand-over) → hand-over commands …]
+// every action stamped with the round's term. The shell sends them in order and stops at the first
+// failed gate (see isGate), then re-observes.
+
+/** JSON with sorted keys: state equality that does not depend on key order. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+export const stamp = (command: Command, term: number): Action => ({ ...command, term }) as Action;
+
+/**
+ * Actions whose failure must stop the rest of the batch: a lost CAS (someone else decided), a fence
+ * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes).
+ */
+export function isGate(action: Action): boolean {
+  return action.kind === 'persist' || action.kind === 'fence' || action.kind === 'waitCatchUp';
+}
+
+export interface Batch {
+  actions: Action[];
+  nextPersisted: PersistedState;
+}
+
+function withReplicaSets(state: PersistedState, term: number, sets: Record<string, PersistedReplicaSet>): PersistedState {
+  return { ...state, term, replicasets: { ...state.replicasets, ...sets } };
+}
+
+export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<string, Step>>): Batch {
+  const changed = (name: string, s: Step) =>
+    stableJson(persisted.replicasets[name] ?? emptyReplicaSet()) !== stableJson(s.state);
+  // A replica set never recorded and still without state is not written (no empty entries).
+  const entries = Object.entries(steps)
+    .filter(([name, s]) => persisted.replicasets[name] !== undefined || changed(name, s) || s.commands.length > 0)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  const term = persisted.term + (entries.some(([, s]) => s.bumpTerm) ? 1 : 0);
+  const firstStage = withReplicaSets(persisted, term, Object.fromEntries(entries.map(([name, s]) => [name, s.state])));
+  const handovers = entries.filter(([, s]) => s.handover !== undefined);
+  const finalState = withReplicaSets(
+    firstStage,
+    term,
+    Object.fromEntries(handovers.map(([name, s]) => [name, s.handover?.state ?? s.state])),
+  );
+  const why = entries
+    .filter(([name, s]) => changed(name, s))
+    .map(([name, s]) => `${name}: ${s.reason}`)
+    .join('; ');
+
+  const actions: Action[] = [];
+  if (stableJson(firstStage) !== stableJson(persisted)) {
+    actions.push({ kind: 'persist', term, state: firstStage, reason: `recording term ${term}${why ? ` — ${why}` : ''}` });
+  }
+  for (const [, s] of entries) actions.push(...s.commands.map((c) => stamp(c, term)));
+  if (handovers.length > 0) {
+    const names = handovers.map(([name]) => name).join(', ');
+    actions.push({ kind: 'persist', term, state: finalState, reason: `recording the new master of ${names} before promoting it` });
+    for (const [, s] of handovers) actions.push(...(s.handover?.commands ?? []).map((c) => stamp(c, term)));
+  }
+  return { actions, nextPersisted: finalState };
+}

@@ -1,0 +1,190 @@
+import { seconds } from './format.js';
+import {
+  desiredReplication,
+  electionQuorum,
+  instanceOf,
+  isQuarantined,
+  isWritable,
+  liveVclock,
+} from './members.js';
+import type { Command, ObservedReplicaSet, PersistedReplicaSet, Timings, Vclock } from './model.js';
+import { note, type Step } from './step.js';
+import { byGreatestVclock, formatVclock, isAhead } from './vclock.js';
+
+// Failover: detect a dead or cut-off master, choose the replica that has every acknowledged write,
+// promote it under a new term. Also the two milder cases of "no writable master": none elected yet,
+// and a master that is alive but read-only (it fenced itself, or restarted).
+
+export interface MasterFailure {
+  /** up: nothing wrong; suspect: something wrong, not for long enough yet; failed: replace it. */
+  verdict: 'up' | 'suspect' | 'failed';
+  reason: string;
+}
+
+/** Failed = cut off from the mesh majority, or its Tarantool silent, continuously for the failover timeout. */
+export function detectMasterFailure(rs: ObservedReplicaSet, master: string, now: number, timings: Timings): MasterFailure {
+  const inst = instanceOf(rs, master);
+  if (!inst) {
+    return { verdict: 'suspect', reason: `master ${master} is not in the observation (the observer must report every member)` };
+  }
+  const symptoms: Array<{ ms: number; what: string }> = [];
+  if (inst.unreachableSinceMs !== null) symptoms.push({ ms: now - inst.unreachableSinceMs, what: 'unreachable from the mesh majority' });
+  if (inst.tarantoolDownSinceMs !== null) symptoms.push({ ms: now - inst.tarantoolDownSinceMs, what: 'its Tarantool silent' });
+  const worst = symptoms.sort((a, b) => b.ms - a.ms)[0];
+  if (!worst) return { verdict: 'up', reason: `master ${master} is up` };
+  if (worst.ms >= timings.failoverTimeoutMs) {
+    return { verdict: 'failed', reason: `master ${master} ${worst.what} for ${seconds(worst.ms)}` };
+  }
+  return {
+    verdict: 'suspect',
+    reason: `master ${master} ${worst.what} for ${seconds(worst.ms)} (failover at ${seconds(timings.failoverTimeoutMs)})`,
+  };
+}
+
+interface Voter {
+  pod: string;
+  ordinal: number;
+  vclock: Vclock;
+  /** Why it may not be promoted even if it is the best (null = it may). */
+  ineligible: string | null;
+}
+
+export type CandidateChoice = { pod: string; reason: string } | { pod: null; reason: string };
+
+/**
+ * The replica to promote instead of `exclude` (the failed master; null when there is none): among
+ * the members whose word counts now, the one with the greatest vclock. Refuses when fewer members
+ * than the election quorum answer (an acknowledged write could be on the silent ones), and never
+ * returns a replica that some live member is ahead of. `to` restricts the choice to one pod.
+ */
+export function chooseCandidate(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  exclude: string | null,
+  to?: string,
+): CandidateChoice {
+  const voters: Voter[] = [];
+  for (const member of state.members) {
+    if (member.pod === exclude || isQuarantined(state, member.pod)) continue;
+    const inst = instanceOf(rs, member.pod);
+    const vclock = liveVclock(inst);
+    if (!inst || !vclock) continue;
+    const ineligible = inst.deleting
+      ? 'its pod is terminating'
+      : inst.ordinal >= rs.specReplicas
+        ? `ordinal ${inst.ordinal} is being scaled away`
+        : null;
+    voters.push({ pod: member.pod, ordinal: inst.ordinal, vclock, ineligible });
+  }
+  const needed = electionQuorum(state.members.length);
+  if (voters.length < needed) {
+    return {
+      pod: null,
+      reason: `only ${voters.length} of ${state.members.length} members answer, ${needed} needed to be sure no acknowledged write is missed`,
+    };
+  }
+  const eligible = voters.filter((v) => v.ineligible === null && (to === undefined || v.pod === to)).sort(byGreatestVclock);
+  const best = eligible[0];
+  if (!best) {
+    const why = to === undefined ? 'no answering member may be promoted' : `${to} is not an answering member that may be promoted`;
+    return { pod: null, reason: why };
+  }
+  const ahead = voters.find((v) => isAhead(v.vclock, best.vclock));
+  if (ahead) {
+    return {
+      pod: null,
+      reason: `${ahead.pod} ${formatVclock(ahead.vclock)} is ahead of ${best.pod} ${formatVclock(best.vclock)}` +
+        (ahead.ineligible ? ` but cannot be promoted: ${ahead.ineligible}` : ''),
+    };
+  }
+  return { pod: best.pod, reason: `${best.pod} has the greatest vclock ${formatVclock(best.vclock)} of ${voters.length} answering members` };
+}
+
+/** Fence every writable instance except `keep` (before anything is promoted: no two writers). */
+export function fenceOthers(rs: ObservedReplicaSet, keep: string | null, why: string): Command[] {
+  return rs.instances
+    .filter((i) => i.pod !== keep && isWritable(i))
+    .map((i) => ({ kind: 'fence', replicaset: rs.name, pod: i.pod, reason: `fencing ${i.pod}: ${why}` }) as const);
+}
+
+/**
+ * Make `to` the master instead of `from`: persisted first (under a new term), then every other writer
+ * fenced, then `to` promoted. `from` is quarantined: it may hold writes `to` never received.
+ */
+export function promotion(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  from: string | null,
+  to: string,
+  reason: string,
+  now: number,
+): Step {
+  const quarantined =
+    from !== null && from !== to && !isQuarantined(state, from)
+      ? [...state.quarantined, { pod: from, why: 'old-master' as const, sinceMs: now, rebootstrapRequestedAtMs: null }]
+      : state.quarantined;
+  const next: PersistedReplicaSet = { ...state, master: to, switchover: null, quarantined };
+  const commands: Command[] = [
+    { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Promote', reason },
+    ...fenceOthers(rs, to, `${to} becomes master`),
+    { kind: 'promote', replicaset: rs.name, pod: to, reason, ...desiredReplication(rs, next) },
+  ];
+  return { state: next, commands, bumpTerm: true, reason, final: false };
+}
+
+/** Replace a failed master (SPEC §5 Failover). null when the master is fine or there is none. */
+export function planFailover(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): Step | null {
+  const master = state.master;
+  if (master === null) return null;
+  const failure = detectMasterFailure(rs, master, now, timings);
+  if (failure.verdict === 'up') return null;
+  if (failure.verdict === 'suspect') return note(state, failure.reason);
+  if (rs.failover === 'manual') {
+    return note(state, `${failure.reason}; failover is manual: no promotion until a switchover is requested`);
+  }
+  const choice = chooseCandidate(rs, state, master);
+  if (choice.pod === null) return note(state, `${failure.reason}; no promotion: ${choice.reason}`);
+  return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${failure.reason}; ${choice.reason}`, now);
+}
+
+/**
+ * No writable master although no failover is due: elect one when none is recorded, or make the
+ * recorded master writable again when it is alive, read-only and nobody is ahead of it (it fenced
+ * itself during a partition that healed in time, or it restarted).
+ */
+export function planMasterRecovery(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  now: number,
+  busy: ReadonlySet<string> = new Set(),
+): Step | null {
+  // busy: a master promoted earlier in this round is still observed read-only; leave it be.
+  if (state.switchover !== null || state.members.length === 0 || (state.master !== null && busy.has(state.master))) return null;
+  if (state.master === null) {
+    const choice = chooseCandidate(rs, state, null);
+    if (choice.pod === null) return note(state, `no master recorded; cannot elect one: ${choice.reason}`);
+    return promotion(rs, state, null, choice.pod, `electing ${choice.pod}: no master recorded; ${choice.reason}`, now);
+  }
+  const master = state.master;
+  const inst = instanceOf(rs, master);
+  const vclock = liveVclock(inst);
+  if (!inst || !vclock || isQuarantined(state, master)) return null;
+  const t = inst.tarantool;
+  if (!t || !t.ro || t.status !== 'running') return null;
+  const ahead = state.members
+    .filter((m) => m.pod !== master && !isQuarantined(state, m.pod))
+    .map((m) => ({ pod: m.pod, vclock: liveVclock(instanceOf(rs, m.pod)) }))
+    .find((v) => v.vclock !== null && isAhead(v.vclock, vclock));
+  if (!ahead) {
+    const reason = `master ${master} is alive but read-only and no member is ahead of it ${formatVclock(vclock)}: making it writable`;
+    const commands: Command[] = [
+      ...fenceOthers(rs, master, `${master} is the master`),
+      { kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, state) },
+    ];
+    return { state, commands, bumpTerm: false, reason, final: false };
+  }
+  const choice = chooseCandidate(rs, state, master);
+  const why = `master ${master} is read-only and ${ahead.pod} is ahead of it`;
+  if (choice.pod === null) return note(state, `${why}; cannot elect another: ${choice.reason}`);
+  return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
+}

@@ -1,0 +1,186 @@
+import { neverBootstrapped } from './bootstrap.js';
+import { podList } from './format.js';
+import {
+  desiredReplication,
+  instanceOf,
+  isMember,
+  isQuarantined,
+  isWritable,
+  majority,
+  sameReplication,
+} from './members.js';
+import type { Command, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet } from './model.js';
+import type { Step } from './step.js';
+import { hasRows } from './vclock.js';
+
+// Join, expel, (re)configuration and the synchronous quorum of an established replica set (SPEC §5).
+
+/** A pod's ordinal, from the observation or, for a pod that is gone, from its name `<statefulset>-<n>`. */
+export function ordinalOf(rs: ObservedReplicaSet, pod: string): number {
+  const inst = instanceOf(rs, pod);
+  if (inst) return inst.ordinal;
+  const n = Number(pod.slice(rs.name.length + 1));
+  return Number.isInteger(n) ? n : Number.POSITIVE_INFINITY;
+}
+
+const step = (state: PersistedReplicaSet, commands: Command[], reasons: string[], before?: PersistedReplicaSet): Step | null =>
+  commands.length === 0 && reasons.length === 0 && (before === undefined || before === state)
+    ? null
+    : { state, commands, bumpTerm: false, reason: reasons.join('; '), final: false };
+
+/** Keep each member's box.info.id once seen: it names the vclock component the instance writes. */
+export function recordIds(rs: ObservedReplicaSet, state: PersistedReplicaSet): PersistedReplicaSet {
+  let changed = false;
+  const members = state.members.map((m): Member => {
+    const id = instanceOf(rs, m.pod)?.tarantool?.id ?? null;
+    if (id === null || id === m.id) return m;
+    changed = true;
+    return { ...m, id };
+  });
+  return changed ? { ...state, members } : state;
+}
+
+/**
+ * Expel on a real scale-down only: the ordinal is at or beyond spec.replicas AND the pod is gone.
+ * Never the master (a master in the way is handed over first, see reconcile).
+ */
+export function planExpels(rs: ObservedReplicaSet, state: PersistedReplicaSet): Step | null {
+  const leaving = state.members.filter((m) => {
+    if (m.pod === state.master || ordinalOf(rs, m.pod) < rs.specReplicas) return false;
+    const inst = instanceOf(rs, m.pod);
+    return !inst || !inst.podExists;
+  });
+  if (leaving.length === 0) return null;
+  const gone = new Set(leaving.map((m) => m.pod));
+  const next: PersistedReplicaSet = {
+    ...state,
+    members: state.members.filter((m) => !gone.has(m.pod)),
+    quarantined: state.quarantined.filter((q) => !gone.has(q.pod)),
+    expelled: [...state.expelled.filter((e) => !gone.has(e.pod)), ...leaving.map((m) => ({ pod: m.pod, uuid: m.uuid }))],
+  };
+  const reason =
+    `expelling ${podList([...gone])}: ${rs.name} is scaled to ${rs.specReplicas} and the pods are gone; ` +
+    `synchro quorum ${majority(next.members.length)} of ${next.members.length}`;
+  return step(next, [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Expel', reason }], [reason]);
+}
+
+/** Delete expelled instances from the master's box.space._cluster; forget them once it has none. */
+export function planExpelCleanup(rs: ObservedReplicaSet, state: PersistedReplicaSet): Step | null {
+  const master = instanceOf(rs, state.master);
+  const cluster = master?.tarantool?.clusterUuids ?? null;
+  if (state.expelled.length === 0 || !master || !isWritable(master) || cluster === null) return null;
+  const pending = state.expelled.filter((e) => cluster.includes(e.uuid));
+  const commands: Command[] = pending.map((e) => ({
+    kind: 'expel',
+    replicaset: rs.name,
+    pod: master.pod,
+    expelledPod: e.pod,
+    expelledUuid: e.uuid,
+    reason: `deleting expelled ${e.pod} from ${master.pod}'s box.space._cluster`,
+  }));
+  const next = pending.length === state.expelled.length ? state : { ...state, expelled: pending };
+  return step(next, commands, commands.map((c) => c.reason), state);
+}
+
+function joinable(rs: ObservedReplicaSet, state: PersistedReplicaSet, i: ObservedInstance): boolean {
+  const t = i.tarantool;
+  return (
+    !isMember(state, i.pod) &&
+    i.podExists &&
+    !i.deleting &&
+    i.ordinal < rs.specReplicas &&
+    i.agentReachable &&
+    i.unreachableSinceMs === null &&
+    i.uri !== null &&
+    t !== null &&
+    t.alive &&
+    t.vclock !== null &&
+    t.status !== 'configuring'
+  );
+}
+
+/**
+ * One new instance per round joins as a replica of the writable master and becomes a member (every
+ * member's replication and quorum follow through planReconfigure). One that arrives with data is
+ * quarantined instead, to be compared with the master first (admission.ts).
+ */
+export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number): Step | null {
+  const master = instanceOf(rs, state.master);
+  if (!master || !isWritable(master) || master.tarantool?.status !== 'running') return null;
+  const candidate = rs.instances.filter((i) => joinable(rs, state, i)).sort((a, b) => a.ordinal - b.ordinal)[0];
+  const t = candidate?.tarantool;
+  if (!candidate || !t || t.vclock === null) return null;
+  const member: Member = { pod: candidate.pod, uuid: candidate.instanceUuid, id: t.id };
+  const withData = t.configured || hasRows(t.vclock);
+  const next: PersistedReplicaSet = {
+    ...state,
+    members: [...state.members, member],
+    expelled: state.expelled.filter((e) => e.pod !== candidate.pod),
+    quarantined: withData
+      ? [...state.quarantined, { pod: candidate.pod, why: 'arrived-with-data', sinceMs: now, rebootstrapRequestedAtMs: null }]
+      : state.quarantined,
+  };
+  const config = desiredReplication(rs, next);
+  const quorum = `synchro quorum ${config.synchroQuorum} of ${next.members.length}`;
+  if (withData) {
+    const reason = `${candidate.pod} joins ${rs.name} with data of an earlier life: quarantined until compared with ${master.pod}; ${quorum}`;
+    return step(next, [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Join', reason }], [reason]);
+  }
+  const reason = `${candidate.pod} joins ${rs.name} as a replica of ${master.pod}; ${quorum}`;
+  return step(
+    next,
+    [
+      { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Join', reason },
+      { kind: 'joinReplica', replicaset: rs.name, pod: candidate.pod, reason, ...config },
+    ],
+    [reason],
+  );
+}
+
+/** Members whose Tarantool waits for its box.cfg (restarted pods; a lost bootstrap). */
+export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
+  const master = instanceOf(rs, state.master);
+  const masterWritable = master !== undefined && isWritable(master);
+  const config = desiredReplication(rs, state);
+  const commands: Command[] = [];
+  const reasons: string[] = [];
+  for (const m of state.members) {
+    const i = instanceOf(rs, m.pod);
+    const t = i?.tarantool;
+    if (!i || !t || busy.has(m.pod) || isQuarantined(state, m.pod)) continue;
+    if (!i.podExists || !i.agentReachable || i.uri === null || !t.alive || t.configured || t.status !== 'unconfigured') continue;
+    if (t.vclock === null) {
+      reasons.push(`waiting for ${m.pod} to report its data's vclock before configuring it`);
+    } else if (m.pod === state.master && neverBootstrapped(rs, state)) {
+      const reason = `bootstrapping ${rs.name} with ${m.pod} again: it was chosen as master but never configured`;
+      commands.push({ kind: 'bootstrapMaster', replicaset: rs.name, pod: m.pod, reason, replication: [i.uri], synchroQuorum: 1 });
+      reasons.push(reason);
+    } else if (!hasRows(t.vclock) && !masterWritable) {
+      reasons.push(`${m.pod} has no data and no writable master to join from: waiting`);
+    } else {
+      const role = m.pod === state.master ? 'read-only until it is checked' : 'a replica';
+      const reason = `configuring ${m.pod} (restarted) as ${role}`;
+      commands.push({ kind: 'joinReplica', replicaset: rs.name, pod: m.pod, reason, ...config });
+      reasons.push(reason);
+    }
+  }
+  return step(state, commands, reasons);
+}
+
+/** Bring every running member's replication and synchro quorum to what the membership says. */
+export function planReconfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
+  const config = desiredReplication(rs, state);
+  const commands: Command[] = [];
+  for (const m of state.members) {
+    const i = instanceOf(rs, m.pod);
+    const t = i?.tarantool;
+    if (!i || !t || busy.has(m.pod) || isQuarantined(state, m.pod)) continue;
+    if (!i.podExists || !i.agentReachable || !t.alive || !t.configured) continue;
+    if (sameReplication(t.replication, config.replication) && t.synchroQuorum === config.synchroQuorum) continue;
+    const reason =
+      `reconfiguring ${m.pod}: replication [${config.replication.join(', ')}], ` +
+      `synchro quorum ${config.synchroQuorum} of ${state.members.length}`;
+    commands.push({ kind: 'reconfigure', replicaset: rs.name, pod: m.pod, reason, ...config });
+  }
+  return step(state, commands, commands.map((c) => c.reason));
+}

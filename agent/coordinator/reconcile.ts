@@ -1,0 +1,148 @@
+import { planAdmissions } from './admission.js';
+import { assembleBatch } from './batch.js';
+import { planBootstrap } from './bootstrap.js';
+import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
+import { inMajority } from './fencing.js';
+import { emptyReplicaSet, instanceOf, isWritable } from './members.js';
+import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordIds } from './membership.js';
+import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import { planRollout, type RolloutPlan } from './rollout.js';
+import { note, type Step } from './step.js';
+import { chooseSwitchoverTarget, progressSwitchover, switchoverStep } from './switchover.js';
+import { validateTimings } from './timings.js';
+
+// The coordinator's loop body: observe → reconcile (this) → persist (CAS) → send → re-observe.
+// Per replica set, planners run in a fixed order (Patroni's HA loop); each may change the state
+// and add commands; a planner marked final ends the replica set's round. Then the round's term is
+// fixed (one more when any master changes) and everything is stamped with it.
+
+export interface ReplicaSetReport {
+  reason: string;
+  rollout: Pick<RolloutPlan, 'phase' | 'next' | 'reason'>;
+}
+
+export interface ReconcileResult {
+  /** In order; a failed gate (persist, fence, waitCatchUp — batch.ts isGate) stops the rest. */
+  actions: Action[];
+  nextPersisted: PersistedState;
+  reason: string;
+  replicasets: Record<string, ReplicaSetReport>;
+}
+
+export function emptyState(): PersistedState {
+  return { term: 0, coordinator: null, replicasets: {} };
+}
+
+/** A new coordinator's first write (CAS) before it sends anything: a term no earlier command has. */
+export function beginTerm(persisted: PersistedState, coordinatorPod: string): PersistedState {
+  return { ...persisted, term: persisted.term + 1, coordinator: coordinatorPod };
+}
+
+const targets = (commands: readonly Command[]): Set<string> =>
+  new Set(commands.flatMap((c) => ('pod' in c && c.kind !== 'expel' ? [c.pod] : [])));
+
+/** Hand the master role over before its pod goes away (terminating, or scaled away). */
+function planLeavingMaster(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): Step | null {
+  const master = instanceOf(rs, state.master);
+  if (!master || state.master === null || !isWritable(master)) return null;
+  const leaving = master.deleting ? 'its pod is terminating' : master.ordinal >= rs.specReplicas ? `${rs.name} is scaled to ${rs.specReplicas}` : null;
+  if (leaving === null) return null;
+  const target = chooseSwitchoverTarget(rs, state, timings);
+  if (target.pod === null) {
+    return note(state, `master ${state.master} is leaving (${leaving}) but cannot hand over: ${target.reason}`);
+  }
+  const reason = `switching over from ${state.master} to ${target.pod}: ${leaving}; ${target.reason}`;
+  return switchoverStep(rs, state, state.master, target.pod, reason, now, timings);
+}
+
+function rolloutStep(rs: ObservedReplicaSet, state: PersistedReplicaSet, plan: RolloutPlan, now: number, timings: Timings): Step {
+  const next: PersistedReplicaSet = { ...state, rollout: plan.progress };
+  const { step } = plan;
+  if (step.kind === 'deleteReplica' || step.kind === 'deleteOldMaster') {
+    const commands: Command[] = [
+      { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'RolloutRestart', reason: plan.reason },
+      { kind: 'deletePod', replicaset: rs.name, pod: step.pod, uid: step.uid, reason: plan.reason },
+    ];
+    return { state: next, commands, bumpTerm: false, reason: plan.reason, final: true };
+  }
+  if (step.kind === 'switchMaster') return switchoverStep(rs, next, step.from, step.to, plan.reason, now, timings);
+  return note(next, plan.reason);
+}
+
+function mergeSteps(initial: PersistedReplicaSet, parts: readonly Step[]): Step {
+  const last = parts[parts.length - 1];
+  const handover = parts.find((p) => p.handover !== undefined)?.handover;
+  return {
+    state: last?.state ?? initial,
+    commands: parts.flatMap((p) => p.commands),
+    bumpTerm: parts.some((p) => p.bumpTerm),
+    reason: parts.map((p) => p.reason).filter((r) => r !== '').join('; ') || 'nothing to do',
+    ...(handover ? { handover } : {}),
+    final: parts.some((p) => p.final),
+  };
+}
+
+function reconcileReplicaSet(
+  rs: ObservedReplicaSet,
+  persisted: PersistedReplicaSet,
+  now: number,
+  timings: Timings,
+): { step: Step; rollout: RolloutPlan } {
+  const rollout = planRollout(rs, persisted, now, timings);
+  if (rs.paused) return { step: note(persisted, 'paused (shoal.dev/paused): observing only'), rollout };
+
+  let state = persisted.members.length > 0 ? recordIds(rs, persisted) : persisted;
+  const parts: Step[] = [];
+  let done = false;
+  const run = (planner: (s: PersistedReplicaSet) => Step | null): void => {
+    if (done) return;
+    const step = planner(state);
+    if (step === null) return;
+    parts.push(step);
+    state = step.state;
+    done = step.final;
+  };
+  const busy = (): Set<string> => targets(parts.flatMap((p) => p.commands));
+
+  run((s) => planBootstrap(rs, s));
+  run((s) => {
+    const commands = fenceOthers(rs, s.master, s.master === null ? 'no master is recorded' : `${s.master} is the master`);
+    return commands.length === 0 ? null : { state: s, commands, bumpTerm: false, reason: commands.map((c) => c.reason).join('; '), final: false };
+  });
+  run((s) => progressSwitchover(rs, s, now, timings));
+  run((s) => planFailover(rs, s, now, timings));
+  run((s) => planMasterRecovery(rs, s, now, busy()));
+  run((s) => planAdmissions(rs, s, now, timings));
+  run((s) => planExpels(rs, s));
+  run((s) => planJoin(rs, s, now));
+  run((s) => planConfigure(rs, s, busy()));
+  run((s) => planReconfigure(rs, s, busy()));
+  run((s) => planExpelCleanup(rs, s)); // after everyone has dropped the expelled from replication
+  // Hand-overs and rollout steps only in a settled round: never stacked on other changes.
+  const settled = (): boolean => parts.every((p) => p.commands.length === 0);
+  if (settled()) run((s) => planLeavingMaster(rs, s, now, timings));
+  if (settled()) run((s) => rolloutStep(rs, s, planRollout(rs, s, now, timings), now, timings));
+  return { step: mergeSteps(persisted, parts), rollout };
+}
+
+/** One round of the coordinator for the whole cluster. Pure: time comes from `observed.now`. */
+export function reconcile(observed: ObservedCluster, persisted: PersistedState, timings: Timings): ReconcileResult {
+  validateTimings(timings);
+  const { size, reachableFromCoordinator } = observed.mesh;
+  if (!inMajority(reachableFromCoordinator - 1, size)) {
+    const reason = `the coordinator reaches ${reachableFromCoordinator} of ${size} agents, not a majority: observing only`;
+    return { actions: [], nextPersisted: persisted, reason, replicasets: {} };
+  }
+  const steps: Record<string, Step> = {};
+  const replicasets: Record<string, ReplicaSetReport> = {};
+  for (const rs of [...observed.replicasets].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const { step, rollout } = reconcileReplicaSet(rs, persisted.replicasets[rs.name] ?? emptyReplicaSet(), observed.now, timings);
+    steps[rs.name] = step;
+    replicasets[rs.name] = { reason: step.reason, rollout: { phase: rollout.phase, next: rollout.next, reason: rollout.reason } };
+  }
+  const batch = assembleBatch(persisted, steps);
+  const reason = Object.entries(replicasets)
+    .map(([name, r]) => `${name}: ${r.reason}`)
+    .join('; ');
+  return { ...batch, reason: reason || 'no replica sets', replicasets };
+}

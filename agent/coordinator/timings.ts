@@ -1,0 +1,54 @@
+import { ShoalError } from '../../shared/errors.js';
+import type { Timings } from './model.js';
+
+// Defaults chosen for seconds, not tens of seconds (Cartridge: 20 s, Patroni: 30 s).
+export const DEFAULT_TIMINGS: Timings = {
+  failoverTimeoutMs: 4000,
+  heartbeatTimeoutMs: 1000,
+  fenceApplyMs: 250,
+  agentTickMs: 100,
+  catchUpTimeoutMs: 5000,
+  maxHealthyLagMs: 1000,
+  rebootstrapRetryMs: 60_000,
+  podRestartTimeoutMs: 300_000,
+};
+
+/**
+ * How much earlier than the failover timeout a cut-off master must be read-only.
+ *
+ * A partition at time P is noticed by the master at P + dm and by its peers at P + dp, both within
+ * [0, heartbeatTimeout]. Promotion comes no earlier than P + dp + failoverTimeout; the master is
+ * read-only by P + dm + selfFenceAfter + agentTick + fenceApply (+ scheduling slack). The worst case
+ * dm = heartbeatTimeout, dp = 0 gives the margin below.
+ */
+export function safetyMarginMs(t: Timings): number {
+  const schedulingSlackMs = Math.ceil(t.failoverTimeoutMs / 10); // GC pauses, event-loop delays
+  return t.heartbeatTimeoutMs + t.fenceApplyMs + t.agentTickMs + schedulingSlackMs;
+}
+
+/**
+ * How long a master may be without a mesh majority before it makes itself read-only. Derived from
+ * the failover timeout so the relation selfFence + margin <= failover holds by construction.
+ */
+export function fenceDeadline(t: Timings): number {
+  return validateTimings(t).failoverTimeoutMs - safetyMarginMs(t);
+}
+
+/** Returns `t` when it is usable; throws with the fix otherwise. */
+export function validateTimings(t: Timings): Timings {
+  for (const [name, value] of Object.entries(t)) {
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new ShoalError(`timing ${name} must be a positive number of milliseconds, got ${String(value)}`);
+    }
+  }
+  const selfFenceAfterMs = t.failoverTimeoutMs - safetyMarginMs(t);
+  if (selfFenceAfterMs < t.agentTickMs) {
+    const needed = Math.ceil((t.heartbeatTimeoutMs + t.fenceApplyMs + 2 * t.agentTickMs + 1) / 0.9) + 1;
+    throw new ShoalError(
+      `failover timeout ${t.failoverTimeoutMs} ms leaves no time for a cut-off master to fence itself first ` +
+        `(heartbeat ${t.heartbeatTimeoutMs} ms + fence ${t.fenceApplyMs} ms + tick ${t.agentTickMs} ms + 10% slack)`,
+      `raise SHOAL_FAILOVER_TIMEOUT_MS to at least ${needed} or lower the heartbeat timeout`,
+    );
+  }
+  return t;
+}

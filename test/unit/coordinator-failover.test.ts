@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { admissionVerdict } from '../../agent/coordinator/admission.js';
+import { chooseCandidate, detectMasterFailure } from '../../agent/coordinator/failover.js';
+import type { ObservedReplicaSet } from '../../agent/coordinator/model.js';
+import { reconcile } from '../../agent/coordinator/reconcile.js';
+import { cluster, formed, instance, kinds, NOW, only, patch, persisted, T, uriOf, uuidOf } from './coordinator-fixtures.js';
+
+const dead = (rs: ObservedReplicaSet, pod: string, forMs = T.failoverTimeoutMs): ObservedReplicaSet =>
+  patch(rs, pod, { agentReachable: false, unreachableSinceMs: NOW - forMs, tarantoolDownSinceMs: NOW - forMs, tarantool: null });
+
+describe('detectMasterFailure', () => {
+  const { rs } = formed();
+  it.each([
+    ['up', rs, 'up', /is up/],
+    ['cut off briefly', patch(rs, 's-0', { unreachableSinceMs: NOW - 1000 }), 'suspect', /unreachable from the mesh majority for 1.0 s \(failover at 4.0 s\)/],
+    ['cut off long enough', patch(rs, 's-0', { unreachableSinceMs: NOW - 4000 }), 'failed', /unreachable from the mesh majority for 4.0 s/],
+    ['Tarantool silent long enough', patch(rs, 's-0', { tarantoolDownSinceMs: NOW - 5000 }), 'failed', /Tarantool silent for 5.0 s/],
+    ['not observed at all', { ...rs, instances: rs.instances.slice(1) }, 'suspect', /not in the observation/],
+  ])('%s → %s', (_what, observed, verdict, reason) => {
+    const f = detectMasterFailure(observed, 's-0', NOW, T);
+    expect(f.verdict).toBe(verdict);
+    expect(f.reason).toMatch(reason);
+  });
+});
+
+describe('chooseCandidate', () => {
+  const { rs, state } = formed('s', 5);
+  const withClocks = (clocks: Record<string, Record<string, number>>) =>
+    Object.entries(clocks).reduce((acc, [pod, vclock]) => patch(acc, pod, { tarantool: { vclock } }), rs);
+
+  it('picks the greatest vclock, then the lowest ordinal', () => {
+    const r = withClocks({ 's-1': { 1: 10 }, 's-2': { 1: 12 }, 's-3': { 1: 12 }, 's-4': { 1: 11 } });
+    expect(chooseCandidate(r, state, 's-0')).toMatchObject({ pod: 's-2', reason: expect.stringMatching(/greatest vclock \{1: 12\}/) });
+  });
+
+  it('breaks incomparable clocks by their sum', () => {
+    const r = withClocks({ 's-1': { 1: 10, 2: 5 }, 's-2': { 1: 12, 2: 1 }, 's-3': { 1: 1 }, 's-4': { 1: 1 } });
+    expect(chooseCandidate(r, state, 's-0').pod).toBe('s-1');
+  });
+
+  it('never promotes a replica that a live member is ahead of, even if the better one may not be promoted', () => {
+    const r = patch(withClocks({ 's-1': { 1: 10 }, 's-2': { 1: 20 }, 's-3': { 1: 10 }, 's-4': { 1: 10 } }), 's-2', { deleting: true });
+    const c = chooseCandidate(r, state, 's-0');
+    expect(c.pod).toBeNull();
+    expect(c.reason).toMatch(/s-2 \{1: 20\} is ahead of s-1 \{1: 10\} but cannot be promoted: its pod is terminating/);
+  });
+
+  it('refuses when fewer members answer than could hold every acknowledged write', () => {
+    const r = dead(rs, 's-1');
+    expect(chooseCandidate(r, state, 's-0').pod).toBe('s-2'); // 3 of 5 answer with the master gone: enough
+    const c = chooseCandidate(dead(r, 's-2'), state, 's-0');
+    expect(c).toMatchObject({ pod: null, reason: expect.stringMatching(/only 2 of 5 members answer, 3 needed/) });
+  });
+
+  it('does not count a replica cut off from the mesh majority, nor a quarantined one', () => {
+    const small = formed('s', 3);
+    const cut = patch(small.rs, 's-1', { unreachableSinceMs: NOW - 10 });
+    expect(chooseCandidate(cut, small.state, 's-0').pod).toBeNull();
+    const q = { ...small.state, quarantined: [{ pod: 's-2', why: 'old-master' as const, sinceMs: 0, rebootstrapRequestedAtMs: null }] };
+    expect(chooseCandidate(small.rs, q, 's-0').pod).toBeNull();
+  });
+});
+
+describe('failover through reconcile', () => {
+  const { rs, state } = formed('s', 3);
+  const ahead = patch(patch(rs, 's-1', { tarantool: { vclock: { 1: 9 } } }), 's-2', { tarantool: { vclock: { 1: 10 } } });
+
+  it('persists the new master and a new term first, then promotes, then drops the old master from replication', () => {
+    const r = reconcile(cluster(NOW, dead(ahead, 's-0')), persisted(6, { s: state }), T);
+    expect(kinds(r.actions)).toEqual(['persist', 'promote:s-2', 'reconfigure:s-1']);
+    expect(r.actions.every((a) => a.term === 7)).toBe(true);
+    const [persist] = only(r.actions, 'persist');
+    expect(persist?.state.replicasets.s).toMatchObject({ master: 's-2', quarantined: [{ pod: 's-0', why: 'old-master' }] });
+    expect(only(r.actions, 'promote')[0]).toMatchObject({ replication: [uriOf('s-1'), uriOf('s-2')], synchroQuorum: 2 });
+    expect(only(r.actions, 'reconfigure')[0]?.replication).toEqual([uriOf('s-1'), uriOf('s-2')]);
+    expect(r.reason).toMatch(/promoting s-2: master s-0 unreachable from the mesh majority for 4.0 s; s-2 has the greatest vclock \{1: 10\} of 2 answering members/);
+  });
+
+  it('waits until the failure has lasted the failover timeout', () => {
+    const r = reconcile(cluster(NOW, dead(ahead, 's-0', T.failoverTimeoutMs - 1)), persisted(6, { s: state }), T);
+    expect(only(r.actions, 'promote')).toEqual([]);
+    expect(r.reason).toMatch(/failover at 4.0 s/);
+  });
+
+  it('does not promote under failover: manual, and says why', () => {
+    const r = reconcile(cluster(NOW, { ...dead(ahead, 's-0'), failover: 'manual' }), persisted(6, { s: state }), T);
+    expect(only(r.actions, 'promote')).toEqual([]);
+    expect(r.reason).toMatch(/failover is manual/);
+  });
+
+  it('fences the old master first when it is still seen writable from the coordinator', () => {
+    const cutOff = patch(ahead, 's-0', { unreachableSinceMs: NOW - T.failoverTimeoutMs });
+    const r = reconcile(cluster(NOW, cutOff), persisted(6, { s: state }), T);
+    expect(kinds(r.actions).slice(0, 3)).toEqual(['persist', 'fence:s-0', 'promote:s-2']);
+  });
+
+  it('makes a master that fenced itself writable again once the partition has healed in time', () => {
+    const fenced = patch(rs, 's-0', { tarantool: { ro: true } });
+    const r = reconcile(cluster(NOW, fenced), persisted(6, { s: state }), T);
+    expect(kinds(r.actions)).toEqual(['promote:s-0']);
+    expect(r.nextPersisted.term).toBe(6);
+  });
+
+  it('elects another master when the read-only master is behind a replica', () => {
+    const behind = patch(patch(rs, 's-0', { tarantool: { ro: true, vclock: { 1: 5 } } }), 's-1', { tarantool: { vclock: { 1: 12 } } });
+    const r = reconcile(cluster(NOW, behind), persisted(6, { s: state }), T);
+    expect(r.nextPersisted.replicasets.s?.master).toBe('s-1');
+    expect(r.nextPersisted.term).toBe(7);
+  });
+});
+
+describe('the old master comes back', () => {
+  const { rs, state } = formed('s', 3, 0);
+  // After a failover from s-0 to s-1: s-1 is writable, s-0 is quarantined.
+  const after = { ...state, master: 's-1', quarantined: [{ pod: 's-0', why: 'old-master' as const, sinceMs: NOW - 60_000, rebootstrapRequestedAtMs: null }] };
+  const base = patch(patch(rs, 's-1', { tarantool: { ro: false, vclock: { 1: 10, 2: 4 } } }), 's-0', { tarantool: { ro: true } });
+
+  it('rejoins as a replica when it has nothing the new master lacks', () => {
+    const r = reconcile(cluster(NOW, base), persisted(9, { s: after }), T);
+    expect(kinds(r.actions)).toContain('rejoinAsReplica:s-0');
+    expect(r.nextPersisted.replicasets.s?.quarantined).toEqual([]);
+  });
+
+  it('is rebootstrapped (data kept aside) when it has writes the new master never received', () => {
+    const diverged = patch(base, 's-0', { tarantool: { vclock: { 1: 13 } } });
+    const r = reconcile(cluster(NOW, diverged), persisted(9, { s: after }), T);
+    expect(kinds(r.actions)).toContain('rebootstrap:s-0');
+    expect(only(r.actions, 'event').find((e) => e.eventReason === 'Rebootstrap')?.reason).toMatch(/writes s-1 never received \(1: 13 > 10\)/);
+    for (const a of only(r.actions, 'reconfigure')) expect(a.replication).not.toContain(uriOf('s-0'));
+    // Not re-sent in a tight loop.
+    const again = reconcile(cluster(NOW + 1000, diverged), r.nextPersisted, T);
+    expect(only(again.actions, 'rebootstrap')).toEqual([]);
+    const later = reconcile(cluster(NOW + T.rebootstrapRetryMs, diverged), r.nextPersisted, T);
+    expect(only(later.actions, 'rebootstrap')).toHaveLength(1);
+  });
+
+  it('is fenced first when it comes back writable', () => {
+    const r = reconcile(cluster(NOW, patch(base, 's-0', { tarantool: { ro: false } })), persisted(9, { s: after }), T);
+    expect(kinds(r.actions)[0]).toBe('fence:s-0');
+    expect(kinds(r.actions)).not.toContain('rejoinAsReplica:s-0');
+  });
+
+  it.each([
+    ['ahead in its own component', { 1: 11, 2: 4 }, 'rebootstrap'],
+    ['behind', { 1: 9 }, 'rejoin'],
+    ['ahead only in the master’s component (it kept pulling)', { 1: 10, 2: 6 }, 'rejoin'],
+    ['ahead only in local rows (component 0)', { 0: 50, 1: 10 }, 'rejoin'],
+  ])('verdict when %s', (_what, vclock, verdict) => {
+    const master = base.instances.find((i) => i.pod === 's-1');
+    const old = instance('s-0', { tarantool: { vclock } });
+    expect(master && admissionVerdict(old, master).verdict).toBe(verdict);
+  });
+
+  it('rebootstraps a pod with data that the master no longer has in _cluster (expelled earlier)', () => {
+    const master = patch(base, 's-1', { tarantool: { clusterUuids: [uuidOf('s-1'), uuidOf('s-2')] } }).instances.find((i) => i.pod === 's-1');
+    const old = instance('s-0', { tarantool: { vclock: { 1: 3 } } });
+    expect(master && admissionVerdict(old, master)).toMatchObject({ verdict: 'rebootstrap', reason: expect.stringMatching(/not registered/) });
+  });
+});
