@@ -1,0 +1,145 @@
+// The webhook against a real Kubernetes 1.20 API server (the local control plane): its own RBAC from
+// manifests/ is enough to create the certificate Secret and fix the caBundle; the API server calls it
+// for a labelled StatefulSet and for the pods the StatefulSet controller creates, and accepts the
+// patches; the agents' RBAC template works in a user namespace. Skipped when the Kubernetes binaries
+// have not been built (scripts/provision-kubernetes.sh).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
+import { locateKubernetesBinaries, startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
+import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../webhook/local-install.js';
+import { createLogger } from '../../shared/log.js';
+import { apiStatus } from '../../webhook/cluster.js';
+
+const log = createLogger({ component: 'test' }).child({}, { level: process.env.SHOAL_TEST_VERBOSE ? 'info' : 'silent' });
+
+function haveBinaries(): boolean {
+  try {
+    locateKubernetesBinaries();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function kubeconfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+describe.skipIf(!haveBinaries())('webhook on a real 1.20 API server', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  let admin: KubeConfig;
+  const webhooks: StartedWebhook[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-wh-k8s-'));
+    cp = await startControlPlane({ runDir: join(dir, 'cp'), logger: log });
+    admin = kubeconfig(cp.adminKubeconfigPath);
+    await applyObjects(admin, [...loadManifest('namespace.yaml'), ...loadManifest('rbac.yaml')]);
+    // Register by URL with a CA that signed nothing: the webhook must put its own in place.
+    const port = await freePort();
+    await applyObjects(admin, [localWebhookConfiguration({ url: `https://127.0.0.1:${port}`, caCert: 'not a CA' })]);
+    // The webhook runs with exactly the rights manifests/rbac.yaml gives its ServiceAccount.
+    const asWebhook = await cp.userKubeconfig('shoal-webhook', 'system:serviceaccount:shoal-system:shoal-webhook', ['system:serviceaccounts', 'system:serviceaccounts:shoal-system']);
+    const config = { host: '127.0.0.1', service: 'shoal-webhook', namespace: 'shoal-system', webhookConfig: 'shoal-webhook', agentImage: 'shoal/agent:it', agentPort: 8080, sidecarMode: 'auto' as const, kubeconfig: asWebhook };
+    webhooks.push(await startWebhook({ ...config, port, certDir: join(dir, 'certs-a') }, { logger: log, syncIntervalMs: 500 }));
+    webhooks.push(await startWebhook({ ...config, port: 0, certDir: join(dir, 'certs-b') }, { logger: log, syncIntervalMs: 500 }));
+  });
+  afterAll(async () => {
+    await Promise.all(webhooks.map((w) => w.close()));
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps one CA in its Secret and puts it into the caBundle, with only its own RBAC', async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const secret = await core.readNamespacedSecret({ namespace: 'shoal-system', name: 'shoal-webhook-tls' });
+    const ca = Buffer.from(secret.data!['ca.crt']!, 'base64').toString();
+    expect(webhooks.map((w) => w.caCert)).toEqual([ca, ca]);
+    expect(webhooks.map((w) => w.sidecar.mode)).toEqual(['container', 'container']); // 1.20: no native sidecars
+    const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+    const bundles = await until('the caBundle', async () => {
+      const cfg = await admission.readMutatingWebhookConfiguration({ name: 'shoal-webhook' });
+      const b = cfg.webhooks!.map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+      return b.every((x) => x === ca) ? b : undefined;
+    });
+    expect(bundles).toHaveLength(2);
+  });
+
+  it('mutates a labelled StatefulSet and the pods its controller creates; agents get their RBAC', async () => {
+    const ns = 'shoal-it';
+    await applyObjects(admin, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, ...agentRbacObjects(ns)]);
+    const asAgent = kubeconfig(await cp.userKubeconfig('agent', `system:serviceaccount:${ns}:shoal-agent`, ['system:serviceaccounts']));
+    const agentCore = asAgent.makeApiClient(CoreV1Api);
+    await expect(agentCore.listNamespacedPod({ namespace: ns })).resolves.toBeDefined();
+    await agentCore.listNamespacedPod({ namespace: 'default' }).then(
+      () => expect.fail('the agent must not read other namespaces'),
+      (err: unknown) => expect(apiStatus(err)).toBe(403),
+    );
+
+    const sts: V1StatefulSet = {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'storage', labels: { 'shoal.dev/cluster': 'it' } },
+      spec: {
+        serviceName: 'storage',
+        replicas: 1,
+        selector: { matchLabels: { app: 'storage' } },
+        template: {
+          metadata: { labels: { app: 'storage' } },
+          spec: { serviceAccountName: 'shoal-agent', containers: [{ name: 'tarantool', image: 'tarantool/tarantool:2.6' }] },
+        },
+      },
+    };
+    const apps = admin.makeApiClient(AppsV1Api);
+    // A fresh registration takes a moment to reach the API server's admission chain.
+    const created = await until('the StatefulSet to be mutated', async () => {
+      const s = await apps.createNamespacedStatefulSet({ namespace: ns, body: sts }).catch(async (err: unknown) => {
+        if (apiStatus(err) === 409) return apps.readNamespacedStatefulSet({ namespace: ns, name: 'storage' });
+        throw err;
+      });
+      if (s.spec?.updateStrategy?.type === 'OnDelete') return s;
+      await apps.deleteNamespacedStatefulSet({ namespace: ns, name: 'storage' });
+      return undefined;
+    });
+    expect(created.spec!.template.metadata!.labels!['shoal.dev/cluster']).toBe('it');
+    expect(JSON.parse(created.metadata!.annotations!['shoal.dev/update-strategy']!)).toMatchObject({ type: 'RollingUpdate' });
+
+    const core = admin.makeApiClient(CoreV1Api);
+    const pod = await until('pod storage-0', () => core.readNamespacedPod({ namespace: ns, name: 'storage-0' }));
+    const spec = pod.spec!;
+    expect(spec.containers.map((c) => c.name)).toEqual(['tarantool', 'shoal-agent']);
+    expect(spec.volumes!.map((v) => v.name)).toContain('shoal-run');
+    const agent = spec.containers[1]!;
+    expect(agent.env!.find((e) => e.name === 'SHOAL_REPLICASET')?.value).toBe('storage');
+    expect(agent.readinessProbe!.httpGet!.path).toBe('/readyz');
+    expect(spec.containers[0]!.lifecycle!.preStop!.httpGet!.path).toBe('/prestop');
+    expect(pod.metadata!.annotations!['shoal.dev/injected']).toBeDefined();
+  });
+});
