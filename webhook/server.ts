@@ -98,6 +98,9 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   const metrics = o.metrics ?? createWebhookMetrics();
   const app = createWebhookApp(o.inject, o.logger, metrics);
   const server: Server = createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, app);
+  // The API server gives up after timeoutSeconds (≤ 30): a slower client is not one we need to wait for.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
   server.on('tlsClientError', (err) => o.logger.debug({ err: errorMessage(err) }, 'TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
