@@ -1,0 +1,140 @@
+// The agent's configuration, from the environment (SPEC §4). Every problem is reported at once,
+// each with what to set, so a broken pod spec is fixed in one round.
+//
+// | variable                     | default                      | meaning                                              |
+// |------------------------------|------------------------------|------------------------------------------------------|
+// | POD_NAME, POD_NAMESPACE      | required                     | downward API (metadata.name / metadata.namespace)    |
+// | POD_IP                       | required                     | downward API (status.podIP): what peers connect to   |
+// | SHOAL_CLUSTER                | required                     | the shoal.dev/cluster label value (DNS-1123)         |
+// | SHOAL_REPLICASET             | POD_NAME without "-<ordinal>"| the StatefulSet name                                 |
+// | SHOAL_PORT                   | 8080                         | HTTP endpoints and /mesh                             |
+// | SHOAL_LISTEN_PORT            | 3301                         | Tarantool iproto                                     |
+// | SHOAL_BIND_HOST              | 0.0.0.0                      | bind address of the agent's server and box.cfg.listen|
+// | SHOAL_RUN_DIR                | /var/run/shoal               | where shoal.lua is written (shared with Tarantool)   |
+// | SHOAL_CONSOLE_SOCKET         | <run dir>/console.sock       | Tarantool's admin console                            |
+// | SHOAL_TARANTOOL_LOG          | unset                        | Tarantool's log file, if the agent can read it       |
+// | SHOAL_REPLICATION_USER       | shoal_replicator             | user in replication URIs                             |
+// | SHOAL_REPLICATION_PASSWORD   | unset (set by the coordinator from the mesh secret) | its password  |
+// | SHOAL_LEASE_SECONDS          | 15                           | coordinator Lease duration                           |
+// | SHOAL_FAILOVER_TIMEOUT_MS    | 10000                        | master unreachable this long → failover              |
+// | SHOAL_PRESTOP_TIMEOUT_MS     | 30000                        | bound of GET /prestop                                |
+// | SHOAL_CONSOLE_TIMEOUT_MS     | 10000                        | default bound of one console call                    |
+// | SHOAL_STATUS_TIMEOUT_MS      | 2000                         | bound of the console call behind /status, /readyz    |
+import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
+import { dns1123LabelProblem } from '../shared/dns.js';
+import { ShoalError } from '../shared/errors.js';
+
+export interface AgentTimings {
+  leaseSeconds: number;
+  failoverTimeoutMs: number;
+  prestopTimeoutMs: number;
+  consoleTimeoutMs: number;
+  statusTimeoutMs: number;
+}
+
+export interface AgentConfig {
+  pod: string;
+  namespace: string;
+  podIp: string;
+  cluster: string;
+  replicaset: string;
+  port: number;
+  listenPort: number;
+  bindHost: string;
+  runDir: string;
+  consoleSocket: string;
+  tarantoolLog?: string;
+  replicationUser: string;
+  replicationPassword?: string;
+  timings: AgentTimings;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+class Problems {
+  readonly list: string[] = [];
+  add(p: string): void {
+    this.list.push(p);
+  }
+}
+
+function required(env: Env, name: string, how: string, problems: Problems): string {
+  const v = env[name]?.trim();
+  if (!v) {
+    problems.add(`${name} is not set (${how})`);
+    return '';
+  }
+  return v;
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number, problems: Problems): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.add(`${name}=${JSON.stringify(raw)} is not an integer between ${min} and ${max}`);
+    return def;
+  }
+  return n;
+}
+
+/** A StatefulSet pod is named <statefulset>-<ordinal>. */
+function statefulSetOf(pod: string): string | undefined {
+  const m = /^(.+)-\d+$/.exec(pod);
+  return m?.[1];
+}
+
+export function parseConfig(env: Env = process.env): AgentConfig {
+  const problems = new Problems();
+  const pod = required(env, 'POD_NAME', 'downward API: fieldRef metadata.name', problems);
+  const namespace = required(env, 'POD_NAMESPACE', 'downward API: fieldRef metadata.namespace', problems);
+  const podIp = required(env, 'POD_IP', 'downward API: fieldRef status.podIP', problems);
+  const cluster = required(env, 'SHOAL_CLUSTER', 'the value of the shoal.dev/cluster label', problems);
+  if (cluster) {
+    const p = dns1123LabelProblem(cluster);
+    if (p) problems.add(`SHOAL_CLUSTER=${JSON.stringify(cluster)} is not a DNS-1123 label: ${p}`);
+  }
+  let replicaset = env['SHOAL_REPLICASET']?.trim() || (pod ? statefulSetOf(pod) : undefined) || '';
+  if (!replicaset && pod) {
+    problems.add(`SHOAL_REPLICASET is not set and POD_NAME=${JSON.stringify(pod)} does not look like <statefulset>-<ordinal>`);
+    replicaset = '';
+  }
+  const port = int(env, 'SHOAL_PORT', DEFAULT_AGENT_PORT, 1, 65535, problems);
+  const listenPort = int(env, 'SHOAL_LISTEN_PORT', DEFAULT_LISTEN_PORT, 1, 65535, problems);
+  if (port === listenPort) problems.add(`SHOAL_PORT and SHOAL_LISTEN_PORT are both ${port}`);
+  const runDir = env['SHOAL_RUN_DIR']?.trim() || RUN_DIR;
+  if (!runDir.startsWith('/')) problems.add(`SHOAL_RUN_DIR=${JSON.stringify(runDir)} must be an absolute path`);
+  const consoleSocket = env['SHOAL_CONSOLE_SOCKET']?.trim() || `${runDir}/console.sock`;
+  if (Buffer.byteLength(consoleSocket) > 107) problems.add(`SHOAL_CONSOLE_SOCKET is longer than a Unix socket path may be (107 bytes)`);
+  const replicationUser = env['SHOAL_REPLICATION_USER']?.trim() || 'shoal_replicator';
+  const replicationPassword = env['SHOAL_REPLICATION_PASSWORD'] || undefined;
+  const timings: AgentTimings = {
+    leaseSeconds: int(env, 'SHOAL_LEASE_SECONDS', 15, 1, 3600, problems),
+    failoverTimeoutMs: int(env, 'SHOAL_FAILOVER_TIMEOUT_MS', 10_000, 100, 3_600_000, problems),
+    prestopTimeoutMs: int(env, 'SHOAL_PRESTOP_TIMEOUT_MS', 30_000, 0, 3_600_000, problems),
+    consoleTimeoutMs: int(env, 'SHOAL_CONSOLE_TIMEOUT_MS', 10_000, 10, 600_000, problems),
+    statusTimeoutMs: int(env, 'SHOAL_STATUS_TIMEOUT_MS', 2_000, 10, 600_000, problems),
+  };
+  if (problems.list.length > 0) {
+    throw new ShoalError(
+      `invalid agent configuration:\n  - ${problems.list.join('\n  - ')}`,
+      'set these variables in the agent container (the webhook injects them; see agent/config.ts for defaults)',
+    );
+  }
+  return {
+    pod,
+    namespace,
+    podIp,
+    cluster,
+    replicaset,
+    port,
+    listenPort,
+    bindHost: env['SHOAL_BIND_HOST']?.trim() || '0.0.0.0',
+    runDir,
+    consoleSocket,
+    tarantoolLog: env['SHOAL_TARANTOOL_LOG']?.trim() || undefined,
+    replicationUser,
+    replicationPassword,
+    timings,
+  };
+}

@@ -1,0 +1,105 @@
+// The /status document (SPEC §4). The local part comes from the instance; coordinator, mesh,
+// replica sets and rollout come from a provider the coordinator installs (empty until then).
+import type { InstanceIdentity } from '../instance/identity.js';
+import type { InstanceState, Role } from '../instance/state.js';
+import type { Vclock } from '../instance/vclock.js';
+
+export interface CoordinatorStatus {
+  pod: string;
+  term: number;
+  self: boolean;
+}
+
+export interface MeshPeerStatus {
+  pod: string;
+  connected: boolean;
+  lastSeenMs: number | null;
+}
+
+export interface ReplicasetStatus {
+  name: string;
+  master: string | null;
+  instances: Array<{ pod: string; role: Role | string; healthy: boolean; lag: number | null }>;
+}
+
+export interface RolloutStatus {
+  replicaset: string;
+  phase: 'idle' | 'restarting-replicas' | 'switching-master' | 'restarting-old-master' | 'paused';
+  next: string | null;
+}
+
+/** The cluster half of /status. */
+export interface ClusterStatus {
+  coordinator: CoordinatorStatus | null;
+  mesh: MeshPeerStatus[];
+  replicasets: ReplicasetStatus[];
+  rollout: RolloutStatus | null;
+}
+
+/** Implemented by the coordinator; the agent's server asks it on every /status. */
+export interface ClusterStatusProvider {
+  clusterStatus(): ClusterStatus | Promise<ClusterStatus>;
+}
+
+export const NO_CLUSTER_STATUS: ClusterStatus = { coordinator: null, mesh: [], replicasets: [], rollout: null };
+
+export interface InstanceStatus {
+  uuid: string;
+  id: number | null;
+  listen: string;
+  role: Role;
+  ro: boolean | null;
+  status: string;
+  phase: string;
+  vclock: Vclock;
+  lag: number | null;
+  pid: number | null;
+  error?: string;
+}
+
+export interface StatusDocument extends ClusterStatus {
+  cluster: string;
+  namespace: string;
+  pod: string;
+  replicaset: string;
+  instance: InstanceStatus;
+}
+
+/** Builds /status from the identity, the instance state (or why it could not be read) and the cluster part. */
+export function statusDocument(identity: InstanceIdentity, state: InstanceState | { error: string }, cluster: ClusterStatus): StatusDocument {
+  const instance: InstanceStatus =
+    'error' in state
+      ? {
+          uuid: identity.instanceUuid,
+          id: null,
+          listen: identity.advertise,
+          role: 'unconfigured',
+          ro: null,
+          status: 'unreachable',
+          phase: 'unknown',
+          vclock: {},
+          lag: null,
+          pid: null,
+          error: state.error,
+        }
+      : {
+          uuid: state.uuid ?? identity.instanceUuid,
+          id: state.id ?? null,
+          listen: identity.advertise,
+          role: state.role,
+          ro: state.ro ?? null,
+          status: state.status ?? state.phase,
+          phase: state.phase,
+          vclock: state.vclock,
+          lag: state.lag ?? null,
+          pid: state.pid || null,
+        };
+  return {
+    cluster: identity.cluster,
+    namespace: identity.namespace,
+    pod: identity.pod,
+    replicaset: identity.replicaset,
+    instance,
+    ...cluster,
+  };
+}
