@@ -9,6 +9,9 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { delimiter, join } from 'node:path';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
 
 /** The API clients the agent's adapters use, bound to one namespace. */
@@ -20,21 +23,45 @@ export interface KubeClients {
   readonly coordination: CoordinationV1Api;
 }
 
+/** Where a pod's service account credentials are mounted. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
 /**
  * In-cluster config when KUBERNETES_SERVICE_HOST is set (the agent in a pod), otherwise KUBECONFIG or
  * ~/.kube/config (an agent or a test outside a cluster).
  */
-export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
+export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env, serviceAccountDir = SERVICE_ACCOUNT_DIR): KubeConfig {
   const kc = new KubeConfig();
   try {
-    if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else kc.loadFromDefault();
+    const host = env.KUBERNETES_SERVICE_HOST;
+    if (host) {
+      const tokenFile = join(serviceAccountDir, 'token');
+      if (!existsSync(tokenFile)) {
+        throw new ShoalError(
+          `KUBERNETES_SERVICE_HOST is set but there is no service account token at ${tokenFile}`,
+          'mount the pod\'s service account token (automountServiceAccountToken: true), or unset KUBERNETES_SERVICE_HOST and set KUBECONFIG',
+        );
+      }
+      const server = `https://${isIPv6(host) ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT ?? '443'}`;
+      kc.loadFromOptions({
+        clusters: [{ name: 'in-cluster', server, caFile: join(serviceAccountDir, 'ca.crt'), skipTLSVerify: false }],
+        // tokenFile re-reads the token, so rotated service account tokens keep working.
+        users: [{ name: 'service-account', authProvider: { name: 'tokenFile', config: { tokenFile } } }],
+        contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'service-account' }],
+        currentContext: 'in-cluster',
+      });
+    } else if (env.KUBECONFIG) {
+      const file = env.KUBECONFIG.split(delimiter).find((f) => f && existsSync(f));
+      if (!file) throw new ShoalError(`KUBECONFIG names no readable file (${env.KUBECONFIG})`, 'point KUBECONFIG at an existing kubeconfig');
+      kc.loadFromFile(file);
+    } else {
+      kc.loadFromDefault();
+    }
   } catch (err) {
-    throw new ShoalError(
-      `cannot load a Kubernetes client configuration: ${errorMessage(err)}`,
-      'run inside a pod with a service account, or set KUBECONFIG to a readable kubeconfig',
-      { cause: err },
-    );
+    if (err instanceof ShoalError) throw err;
+    throw new ShoalError(`cannot load a Kubernetes client configuration: ${errorMessage(err)}`, 'run inside a pod with a service account, or set KUBECONFIG to a readable kubeconfig', {
+      cause: err,
+    });
   }
   if (!kc.getCurrentCluster()) {
     throw new ShoalError('the Kubernetes client configuration names no current cluster', 'set current-context in the kubeconfig');

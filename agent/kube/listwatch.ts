@@ -1,0 +1,216 @@
+// List, then watch from the list's resourceVersion; re-watch from the last seen resourceVersion when
+// a watch ends; re-list when the server says 410 Gone (our resourceVersion is too old) — the
+// client-go reflector loop, with backoff, a stall watchdog and an AbortSignal.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { ShoalError, errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../mesh/backoff.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './client.js';
+
+/** The part of any Kubernetes object the loop needs. */
+export interface KubeObject {
+  metadata?: { name?: string; resourceVersion?: string };
+}
+
+export type ListWatchEvent<T> =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: T }
+  /** A (re-)list finished: `items` is complete and current again. */
+  | { type: 'SYNCED' };
+
+export interface ListWatchOptions<T extends KubeObject> {
+  /** For logs and errors, e.g. "pods labelled shoal.dev/cluster=demo". */
+  what: string;
+  kc: KubeConfig;
+  /** The collection's URL path, e.g. /api/v1/namespaces/default/pods. */
+  path: string;
+  labelSelector: string;
+  list: (bound: { signal: AbortSignal; timeoutMs: number }) => Promise<{ items: T[]; resourceVersion: string }>;
+  logger: Logger;
+  backoff?: BackoffPolicy;
+  /** Server-side end of each watch request (seconds); a fresh one follows at once. Default 300. */
+  watchTimeoutSeconds?: number;
+}
+
+type WatchOutcome = { kind: 'ended' | 'gone' | 'aborted'; events: number } | { kind: 'error'; err: unknown; events: number };
+
+export class ListWatch<T extends KubeObject> {
+  private readonly objects = new Map<string, T>();
+  private readonly listeners = new Set<(ev: ListWatchEvent<T>) => void>();
+  private resourceVersion = '';
+  private isSynced = false;
+  private syncWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: ListWatchOptions<T>) {}
+
+  /** The current objects by name (complete once synced). */
+  get items(): ReadonlyMap<string, T> {
+    return this.objects;
+  }
+
+  get synced(): boolean {
+    return this.isSynced;
+  }
+
+  /** Subscribes to changes; returns the unsubscribe function. */
+  on(listener: (ev: ListWatchEvent<T>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves after the first complete list; rejects on abort or after `timeoutMs`. */
+  async waitForSync(signal: AbortSignal, timeoutMs = 30_000): Promise<void> {
+    if (this.isSynced) return;
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        bounded.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        this.syncWaiters = this.syncWaiters.filter((w) => w !== done);
+        reject(signal.aborted ? signal.reason : new ShoalError(`no complete list of ${this.opts.what} within ${timeoutMs} ms`, 'check that the API server is reachable and the agent may list this resource'));
+      };
+      if (bounded.aborted) return onAbort();
+      bounded.addEventListener('abort', onAbort, { once: true });
+      this.syncWaiters.push(done);
+    });
+  }
+
+  /** Lists and watches until `signal` aborts. Never rejects. */
+  async run(signal: AbortSignal): Promise<void> {
+    const log = this.opts.logger;
+    const backoff = new Backoff(this.opts.backoff ?? DEFAULT_BACKOFF);
+    while (!signal.aborted) {
+      if (!this.resourceVersion) {
+        try {
+          await this.relist(signal);
+          backoff.reset();
+        } catch (err) {
+          if (signal.aborted) break;
+          log.warn({ err: errorMessage(err), what: this.opts.what }, 'list failed; retrying');
+          await sleep(backoff.next(), signal).catch(() => undefined);
+          continue;
+        }
+      }
+      const started = Date.now();
+      const outcome = await this.watchOnce(signal);
+      if (outcome.kind === 'aborted') break;
+      if (outcome.kind === 'gone') {
+        log.info({ what: this.opts.what }, 'watch resourceVersion expired (410 Gone); re-listing');
+        this.resourceVersion = '';
+        continue;
+      }
+      if (outcome.kind === 'error') {
+        log.warn({ err: errorMessage(outcome.err), what: this.opts.what }, 'watch failed; re-watching after backoff');
+      } else if (outcome.events > 0 || Date.now() - started > 10_000) {
+        backoff.reset();
+        continue; // a normal server-side end: re-watch at once from the last resourceVersion
+      }
+      // An error, or a watch that ended at once with nothing: don't spin.
+      await sleep(backoff.next(), signal).catch(() => undefined);
+    }
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    const { items, resourceVersion } = await this.opts.list({ signal, timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS });
+    const fresh = new Map<string, T>();
+    for (const item of items) {
+      const name = item.metadata?.name;
+      if (name) fresh.set(name, item);
+    }
+    // Emit the difference so subscribers see deletions that happened while we weren't watching.
+    for (const [name, old] of this.objects) {
+      if (!fresh.has(name)) {
+        this.objects.delete(name);
+        this.emit({ type: 'DELETED', object: old });
+      }
+    }
+    for (const [name, obj] of fresh) {
+      const old = this.objects.get(name);
+      this.objects.set(name, obj);
+      if (!old) this.emit({ type: 'ADDED', object: obj });
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit({ type: 'MODIFIED', object: obj });
+    }
+    this.resourceVersion = resourceVersion;
+    this.isSynced = true;
+    this.emit({ type: 'SYNCED' });
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private watchOnce(signal: AbortSignal): Promise<WatchOutcome> {
+    const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300;
+    // Watchdog: a watch that neither delivers nor ends well past its server-side timeout is dead
+    // (a half-open TCP connection); give up on it and start over.
+    const stallMs = timeoutSeconds * 1000 + 30_000;
+    return new Promise<WatchOutcome>((resolve) => {
+      let settled = false;
+      let events = 0;
+      let controller: AbortController | undefined;
+      const finish = (outcome: WatchOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(stall);
+        signal.removeEventListener('abort', onAbort);
+        controller?.abort();
+        resolve(outcome);
+      };
+      const onAbort = (): void => finish({ kind: 'aborted', events });
+      const stall = setTimeout(() => finish({ kind: 'error', err: new Error(`no watch activity for ${stallMs} ms`), events }), stallMs);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const onEvent = (type: string, obj: unknown): void => {
+        if (settled) return;
+        events++;
+        this.apply(type, obj, (outcome) => finish({ ...outcome, events }));
+      };
+      const onDone = (err: unknown): void => {
+        const code = (err as { statusCode?: number } | null)?.statusCode;
+        if (code === 410) finish({ kind: 'gone', events });
+        else finish(err ? { kind: 'error', err, events } : { kind: 'ended', events });
+      };
+      new Watch(this.opts.kc)
+        .watch(this.opts.path, { labelSelector: this.opts.labelSelector, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone)
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          (err: unknown) => finish({ kind: 'error', err, events }),
+        );
+    });
+  }
+
+  private apply(type: string, obj: unknown, end: (o: { kind: 'gone' } | { kind: 'error'; err: unknown }) => void): void {
+    if (type === 'ERROR') {
+      const status = obj as { code?: number; message?: string } | null;
+      if (status?.code === 410) end({ kind: 'gone' });
+      else end({ kind: 'error', err: new Error(`watch error event: ${status?.message ?? JSON.stringify(obj)}`) });
+      return;
+    }
+    const object = obj as T;
+    const rv = object?.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    if (type === 'BOOKMARK') return;
+    const name = object?.metadata?.name;
+    if (!name) return;
+    if (type === 'DELETED') {
+      this.objects.delete(name);
+      this.emit({ type: 'DELETED', object });
+    } else if (type === 'ADDED' || type === 'MODIFIED') {
+      this.objects.set(name, object);
+      this.emit({ type, object });
+    }
+  }
+
+  private emit(ev: ListWatchEvent<T>): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.opts.logger.error({ err: errorMessage(err), what: this.opts.what }, 'a watch subscriber threw; continuing');
+      }
+    }
+  }
+}
