@@ -1,0 +1,241 @@
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Command } from '../../agent/mesh/protocol.js';
+import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, type Node } from './mesh-helpers.js';
+
+const nodes: Node[] = [];
+const sockets: WebSocket[] = [];
+
+async function node(pod: string, ...rest: Parameters<typeof startNode> extends [string, ...infer R] ? R : never): Promise<Node> {
+  const n = await startNode(pod, ...rest);
+  nodes.push(n);
+  return n;
+}
+
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate();
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+/** A raw upgrade request; resolves with the HTTP status the server answered (101 = accepted). */
+function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/mesh', headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A hand-driven peer: authenticates as `pod` and sends whatever the test wants. */
+async function rawPeer(port: number, pod: string): Promise<{ ws: WebSocket; received: unknown[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/mesh`, { headers: { authorization: `Bearer ${TOKEN}`, 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': pod } });
+  sockets.push(ws);
+  const received: unknown[] = [];
+  ws.on('message', (d) => received.push(JSON.parse(String(d))));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, received };
+}
+
+const command = (over: Partial<Command>): Command => ({ type: 'command', v: 1, id: 'c-1', term: 1, from: 'a', kind: 'noop', payload: {}, ...over });
+
+describe('mesh over real sockets', () => {
+  it('three agents connect with the token, exchange heartbeats and see each other', async () => {
+    const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+    connectAll([a, b, c]);
+    for (const n of [a, b, c]) n.mesh.startHeartbeats(() => instanceState());
+    await until(() => [a, b, c].every((n) => n.mesh.reachability().sees.length === 2), 5_000, 'full reachability');
+    expect(a.mesh.reachability()).toEqual({ sees: ['b', 'c'], peers: 2 });
+    const peersOfA = a.mesh.peers();
+    expect(peersOfA.map((p) => [p.pod, p.connected])).toEqual([
+      ['b', true],
+      ['c', true],
+    ]);
+    // Each heartbeat carries the sender's own view: what the coordinator needs for "unreachable from a majority".
+    await until(() => (a.mesh.peers().find((p) => p.pod === 'b')?.heartbeat?.sees.length ?? 0) === 2, 3_000, "b's view");
+    expect(a.mesh.peers().find((p) => p.pod === 'b')?.heartbeat?.sees).toEqual(['a', 'c']);
+  });
+
+  it('refuses a missing or wrong token (401), another cluster (403), a bad pod header (400), and logs it', async () => {
+    const a = await node('a');
+    const good = { authorization: `Bearer ${TOKEN}`, 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': 'b' };
+    expect(await upgradeStatus(a.port, { 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': 'b' })).toBe(401);
+    expect(await upgradeStatus(a.port, { ...good, authorization: 'Bearer wrong' })).toBe(401);
+    expect(await upgradeStatus(a.port, { ...good, authorization: `Bearer ${TOKEN}x` })).toBe(401);
+    expect(await upgradeStatus(a.port, { ...good, 'x-shoal-cluster': 'other' })).toBe(403);
+    expect(await upgradeStatus(a.port, { ...good, 'x-shoal-pod': 'Not_A_Pod' })).toBe(400);
+    expect(await upgradeStatus(a.port, good)).toBe(101);
+    const refused = a.logs.filter((l) => l.msg === 'refused a mesh connection').map((l) => l.reason);
+    // The repeated wrong token from the same address within 5 s is counted but not logged again (no log flood).
+    expect(refused).toEqual(['missing_token', 'wrong_token', 'wrong_cluster', 'bad_pod']);
+    expect(await counterValue(a.registry, 'shoal_mesh_connections_rejected_total', { reason: 'wrong_token' })).toBe(2);
+    // The token never appears in a log line.
+    expect(JSON.stringify(a.logs)).not.toContain(TOKEN);
+  });
+
+  it('an agent with the wrong token cannot join, and says so', async () => {
+    const a = await node('a');
+    const intruder = await node('x', { token: 'another-token-0123456789abcdefghijklmnop' });
+    intruder.mesh.setPeers([{ pod: 'a', address: `127.0.0.1:${a.port}` }]);
+    await until(() => intruder.logs.some((l) => l.msg === 'mesh peer refused our connection' && l.status === 401), 3_000, 'dial refusal logged');
+    expect(a.mesh.peers()).toEqual([]);
+    expect(intruder.mesh.peers()[0]?.connected).toBe(false);
+  });
+
+  it('drops and counts malformed, oversized and mislabelled messages without acting on them', async () => {
+    const a = await node('a', { maxMessageBytes: 4096 });
+    let handled = 0;
+    a.mesh.onCommand(async () => {
+      handled++;
+      return { ok: true };
+    });
+    const peer = await rawPeer(a.port, 'b');
+    peer.ws.send('this is not json');
+    peer.ws.send(JSON.stringify({ type: 'command', v: 1, id: 'x', term: 'one' }));
+    peer.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    peer.ws.send(JSON.stringify({ ...command({}), payload: { pad: 'x'.repeat(5000) } })); // > maxMessageBytes, < ws limit
+    peer.ws.send(JSON.stringify(command({ from: 'c' }))); // b speaking for c
+    peer.ws.send(JSON.stringify({ type: 'heartbeat', v: 1, pod: 'c', term: 0, sentAt: 0, agentVersion: 'x', sees: [], instance: instanceState() }));
+    const reasons = ['not_json', 'bad_field', 'binary', 'too_large', 'identity_mismatch'];
+    await until(() => a.logs.filter((l) => l.msg === 'dropped an invalid mesh message').length >= 5, 3_000, 'drops logged');
+    for (const reason of reasons) {
+      expect(await counterValue(a.registry, 'shoal_mesh_messages_dropped_total', { reason }), reason).toBeGreaterThan(0);
+    }
+    expect(await counterValue(a.registry, 'shoal_mesh_messages_dropped_total', { reason: 'identity_mismatch' })).toBe(2);
+    expect(handled).toBe(0);
+    // The connection survives dropped messages …
+    expect(peer.ws.readyState).toBe(WebSocket.OPEN);
+    // … but a frame beyond ws's hard limit (4 × maxMessageBytes) closes it with 1009.
+    const closed = new Promise<number>((resolve) => peer.ws.once('close', (code) => resolve(code)));
+    peer.ws.send('x'.repeat(4 * 4096 + 1));
+    expect(await closed).toBe(1009);
+    expect(await counterValue(a.registry, 'shoal_mesh_messages_dropped_total', { reason: 'too_large' })).toBe(2);
+  });
+
+  it('refuses a forged command of an old term and never runs it', async () => {
+    const b = await node('b');
+    const ran: string[] = [];
+    b.mesh.onCommand(async (cmd) => {
+      ran.push(cmd.id);
+      return { ok: true };
+    });
+    b.mesh.observeTerm(5, 'a'); // the state ConfigMap says term 5 belongs to a
+    const old = await rawPeer(b.port, 'old');
+    old.ws.send(JSON.stringify(command({ id: 'forged-1', term: 4, from: 'old' })));
+    await until(() => old.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'ack');
+    expect(old.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ id: 'forged-1', ok: false, error: expect.stringContaining('stale term 4') });
+    // Same term, wrong coordinator: also refused.
+    old.ws.send(JSON.stringify(command({ id: 'forged-2', term: 5, from: 'old' })));
+    await until(() => old.received.filter((m) => (m as { type: string }).type === 'ack').length === 2, 2_000, 'second ack');
+    expect(old.received.at(-1)).toMatchObject({ id: 'forged-2', ok: false, error: expect.stringContaining('belongs to a') });
+    expect(ran).toEqual([]);
+    expect(b.logs.filter((l) => l.msg === 'refused a coordinator command')).toHaveLength(2);
+  });
+
+  it('a new term fences the old coordinator: after accepting term 6, term 5 is refused', async () => {
+    const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+    connectAll([a, b, c]);
+    const ran: Array<[string, number]> = [];
+    c.mesh.onCommand(async (cmd) => {
+      ran.push([cmd.from, cmd.term]);
+      return { ok: true, result: { done: cmd.kind } };
+    });
+    await until(() => a.mesh.peers().some((p) => p.pod === 'c' && p.connected) && b.mesh.peers().some((p) => p.pod === 'c' && p.connected), 3_000, 'links');
+    expect(await a.mesh.sendCommand('c', { kind: 'reconfigure', payload: {}, term: 5 }, 2_000)).toMatchObject({ ok: true, result: { done: 'reconfigure' } });
+    expect(await b.mesh.sendCommand('c', { kind: 'promote', payload: {}, term: 6 }, 2_000)).toMatchObject({ ok: true });
+    const late = await a.mesh.sendCommand('c', { kind: 'promote', payload: {}, term: 5 }, 2_000);
+    expect(late).toMatchObject({ ok: false, error: expect.stringContaining('stale term 5') });
+    expect(ran).toEqual([
+      ['a', 5],
+      ['b', 6],
+    ]);
+  });
+
+  it('with a term authority, a term the state ConfigMap does not hold is refused', async () => {
+    const b = await node('b', { termAuthority: async () => ({ term: 3, holder: 'a' }) });
+    let handled = 0;
+    b.mesh.onCommand(async () => {
+      handled++;
+      return { ok: true };
+    });
+    const liar = await rawPeer(b.port, 'liar');
+    liar.ws.send(JSON.stringify(command({ id: 'big-term', term: 1_000_000, from: 'liar' })));
+    await until(() => liar.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'ack');
+    expect(liar.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ ok: false, error: expect.stringContaining('not persisted') });
+    expect(b.mesh.highestTerm()).toEqual({ term: 3, holder: 'a' });
+    const real = await rawPeer(b.port, 'a');
+    real.ws.send(JSON.stringify(command({ id: 'real', term: 3, from: 'a' })));
+    await until(() => real.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'real ack');
+    expect(real.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ id: 'real', ok: true });
+    expect(handled).toBe(1);
+  });
+
+  it('runs a replayed command id once and answers the replay with the same ack', async () => {
+    const [a, b] = [await node('a'), await node('b')];
+    connectAll([a, b]);
+    let runs = 0;
+    b.mesh.onCommand(async () => {
+      runs++;
+      return { ok: true, result: runs };
+    });
+    await until(() => a.mesh.peers()[0]?.connected === true, 3_000, 'link');
+    const first = await a.mesh.sendCommand('b', { kind: 'expel', payload: {}, term: 1, id: 'expel-1' }, 2_000);
+    const replay = await a.mesh.sendCommand('b', { kind: 'expel', payload: {}, term: 1, id: 'expel-1' }, 2_000);
+    expect(first).toMatchObject({ ok: true, result: 1 });
+    expect(replay).toEqual(first);
+    expect(runs).toBe(1);
+    expect(await counterValue(b.registry, 'shoal_mesh_messages_dropped_total', { reason: 'replayed' })).toBe(1);
+  });
+
+  it('times out a command nobody acks, and honours an abort signal', async () => {
+    const [a, b] = [await node('a'), await node('b')];
+    connectAll([a, b]);
+    b.mesh.onCommand(() => new Promise(() => undefined)); // never answers
+    await until(() => a.mesh.peers()[0]?.connected === true, 3_000, 'link');
+    await expect(a.mesh.sendCommand('b', { kind: 'slow', payload: {}, term: 1 }, 200)).rejects.toThrow('no ack');
+    const ac = new AbortController();
+    const p = a.mesh.sendCommand('b', { kind: 'slow', payload: {}, term: 1 }, 10_000, ac.signal);
+    ac.abort(new Error('cancelled'));
+    await expect(p).rejects.toThrow('cancelled');
+    await expect(a.mesh.sendCommand('nobody', { kind: 'x', payload: {}, term: 1 }, 200)).rejects.toThrow('no mesh connection');
+  });
+
+  it('reconnects after the peer restarts on the same address', async () => {
+    const a = await node('a');
+    let b = await node('b');
+    const port = b.port;
+    connectAll([a, b]);
+    a.mesh.startHeartbeats(() => instanceState());
+    b.mesh.startHeartbeats(() => instanceState());
+    await until(() => a.mesh.reachability().sees.length === 1, 3_000, 'first connection');
+    await b.stop();
+    await until(() => a.mesh.peers()[0]?.connected === false, 3_000, 'disconnect noticed');
+    await until(() => a.mesh.reachability().sees.length === 0, 3_000, 'b goes stale');
+    b = await node('b', {}, port);
+    b.mesh.setPeers([{ pod: 'a', address: `127.0.0.1:${a.port}` }]);
+    b.mesh.startHeartbeats(() => instanceState());
+    b.mesh.onCommand(async () => ({ ok: true }));
+    await until(() => a.mesh.peers()[0]?.outbound === true, 5_000, 'redial');
+    await until(() => a.mesh.reachability().sees.length === 1, 3_000, 'b seen again');
+    expect(await a.mesh.sendCommand('b', { kind: 'noop', payload: {}, term: 1 }, 2_000)).toMatchObject({ ok: true });
+  });
+
+  it('a command to itself goes through the same term check', async () => {
+    const a = await node('a');
+    a.mesh.onCommand(async () => ({ ok: true }));
+    a.mesh.observeTerm(2, 'a');
+    expect(await a.mesh.sendCommand('a', { kind: 'noop', payload: {}, term: 2 }, 1_000)).toMatchObject({ ok: true });
+    expect(await a.mesh.sendCommand('a', { kind: 'noop', payload: {}, term: 1 }, 1_000)).toMatchObject({ ok: false });
+  });
+});
