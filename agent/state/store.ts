@@ -83,6 +83,15 @@ export class StateStore<S> {
     return raw.kind === 'present' ? raw.snapshot : null;
   }
 
+  /**
+   * The persisted term and its coordinator (0 / null before the first coordinator): what the mesh
+   * checks a newer command term against (pass `(signal) => store.currentTerm(signal)` as its termAuthority).
+   */
+  async currentTerm(signal: AbortSignal): Promise<{ term: number; holder: string | null }> {
+    const snap = await this.read(signal);
+    return { term: snap?.term ?? 0, holder: snap?.coordinator || null };
+  }
+
   /** The current snapshot; creates the ConfigMap with the initial state (term 0) when absent. */
   async ensure(signal: AbortSignal): Promise<Snapshot<S>> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {

@@ -19,6 +19,7 @@ import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/sta
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
 import { locateKubernetesBinaries, startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import { leaseName, stateConfigMapName } from '../../shared/names.js';
+import { connectAll, startNode } from './mesh-helpers.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'adapters';
@@ -196,6 +197,26 @@ describe.skipIf(!haveBinaries)('agent adapters on a real Kubernetes v1.20.2 API 
       expect(cm.data?.['state.json']).toContain('"many"');
       await kube.core.replaceNamespacedConfigMap({ name, namespace: NS, body: { ...cm, data: { 'state.json': 'not json' } } });
       await expect(s.read(stop.signal)).rejects.toThrow('not JSON');
+    });
+
+    it('is the mesh\'s term authority: a command is accepted only for the term and holder the ConfigMap holds', async () => {
+      const s = store('authority');
+      const { term } = await s.bumpTerm('coord-a', stop.signal);
+      const [a, b, x] = [await startNode('coord-a'), await startNode('agent-b', { termAuthority: (signal) => s.currentTerm(signal) }), await startNode('coord-x')];
+      try {
+        connectAll([a, b, x]);
+        b.mesh.onCommand(async () => ({ ok: true }));
+        await until(() => a.mesh.peers().some((p) => p.pod === 'agent-b' && p.connected) && x.mesh.peers().some((p) => p.pod === 'agent-b' && p.connected), 5_000, 'links');
+        // x claims a term the ConfigMap never granted: refused, and b's known term is not raised by it.
+        expect(await x.mesh.sendCommand('agent-b', { kind: 'promote', payload: {}, term: term + 5 }, 5_000)).toMatchObject({ ok: false, error: expect.stringContaining('not persisted') });
+        expect(await a.mesh.sendCommand('agent-b', { kind: 'reconfigure', payload: {}, term }, 5_000)).toMatchObject({ ok: true });
+        // A new coordinator bumps the term by CAS; from then on the old one is fenced.
+        const next = await s.bumpTerm('coord-x', stop.signal);
+        expect(await x.mesh.sendCommand('agent-b', { kind: 'promote', payload: {}, term: next.term }, 5_000)).toMatchObject({ ok: true });
+        expect(await a.mesh.sendCommand('agent-b', { kind: 'reconfigure', payload: {}, term }, 5_000)).toMatchObject({ ok: false, error: expect.stringContaining('stale term') });
+      } finally {
+        await Promise.all([a.stop(), b.stop(), x.stop()]);
+      }
     });
 
     it('refuses to write a state its own decoder rejects', async () => {
