@@ -186,14 +186,15 @@ export class LeaderElector {
     if (holder === this.observedHolder) return;
     this.observedHolder = holder;
     this.opts.logger.info({ holder: holder || null }, 'coordinator lease holder changed');
-    this.opts.onNewLeader?.(holder);
+    this.callback('onNewLeader', () => this.opts.onNewLeader?.(holder));
   }
 
   private startLeading(): void {
     this.leading = true;
     this.leaderAbort = new AbortController();
     this.armDeadline();
-    this.opts.onStartedLeading(this.leaderAbort.signal);
+    const signal = this.leaderAbort.signal;
+    this.callback('onStartedLeading', () => this.opts.onStartedLeading(signal));
   }
 
   // Steps down exactly at the renew deadline even if the renew loop is blocked in a request.
@@ -210,7 +211,16 @@ export class LeaderElector {
     this.leading = false;
     this.leaderAbort?.abort(new ShoalError(`stopped leading: ${reason}`));
     this.opts.logger.warn({ reason }, 'stopped being coordinator');
-    this.opts.onStoppedLeading(reason);
+    this.callback('onStoppedLeading', () => this.opts.onStoppedLeading(reason));
+  }
+
+  // A throwing callback is logged, never allowed to break the election loop.
+  private callback(name: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.logger.error({ err: errorMessage(err), callback: name }, 'leader election callback threw');
+    }
   }
 
   /** Clears the holder if the lease is still ours; one re-read on 409 (an aborted renew may have landed). */

@@ -171,6 +171,28 @@ describe('LeaderElector (in-memory Lease)', () => {
     expect(a.events.find((e) => e.what === 'stop')?.reason).toContain('lost the lease');
   });
 
+  it('keeps leading when a callback throws (logged, not fatal)', async () => {
+    const api = new FakeLease();
+    const elector = new LeaderElector({
+      api,
+      identity: 'a',
+      timings,
+      logger: silent,
+      onStartedLeading: () => {
+        throw new Error('coordinator failed to start');
+      },
+      onStoppedLeading: () => undefined,
+    });
+    const stop = new AbortController();
+    const done = elector.run(stop.signal);
+    await until(() => elector.isLeader(), 2_000);
+    const writes = api.writes;
+    await sleep(350);
+    expect(api.writes).toBeGreaterThan(writes);
+    stop.abort();
+    await done;
+  });
+
   it('validates its timings on construction', () => {
     expect(
       () =>
