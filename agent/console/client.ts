@@ -13,6 +13,7 @@ import {
   LuaError,
   TarantoolGoneError,
 } from './errors.js';
+import { abortAfter } from '../util/abort.js';
 import { FifoLock } from './lock.js';
 import { readLogTail } from './logtail.js';
 import type { ReplyValue } from './reply.js';
@@ -53,7 +54,9 @@ export class ConsoleClient {
   readonly socketPath: string;
   private readonly opts: Required<Pick<ConsoleClientOptions, 'timeoutMs' | 'connectAttemptMs' | 'backoffInitialMs' | 'backoffMaxMs'>>;
   private readonly lock = new FifoLock();
-  private readonly closing = new AbortController();
+  private closed = false;
+  /** The controllers of calls under way, aborted by close(). */
+  private readonly active = new Set<AbortController>();
   private conn: ConsoleConnection | undefined;
   private nextId = 1;
   private failures = 0;
@@ -107,8 +110,9 @@ export class ConsoleClient {
 
   /** Stops everything: pending and queued calls reject with ConsoleClosedError, the socket closes. */
   async close(): Promise<void> {
-    if (this.closing.signal.aborted) return;
-    this.closing.abort(new ConsoleClosedError());
+    if (this.closed) return;
+    this.closed = true;
+    for (const ctl of this.active) ctl.abort(new ConsoleClosedError());
     this.conn?.destroy(new ConnectionLostError('client closed'));
     this.conn = undefined;
   }
@@ -117,11 +121,10 @@ export class ConsoleClient {
     const started = performance.now();
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs;
     let stage: 'queue' | 'connect' | 'reply' = 'queue';
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new ConsoleTimeoutError(timeoutMs, stage)), timeoutMs);
-    const signals = [deadline.signal, this.closing.signal];
-    if (opts.signal) signals.push(opts.signal);
-    const signal = AbortSignal.any(signals);
+    const call = abortAfter(timeoutMs, () => new ConsoleTimeoutError(timeoutMs, stage), opts.signal);
+    const signal = call.signal;
+    if (this.closed) call.controller.abort(new ConsoleClosedError());
+    this.active.add(call.controller);
     let outcome: ConsoleOutcome = 'ok';
     try {
       await this.lock.acquire(signal);
@@ -142,7 +145,8 @@ export class ConsoleClient {
       outcome = classify(err);
       throw err;
     } finally {
-      clearTimeout(timer);
+      call.unlink();
+      this.active.delete(call.controller);
       this.options.observer?.onCall(performance.now() - started, outcome);
     }
   }
@@ -154,10 +158,14 @@ export class ConsoleClient {
       try {
         const wait = this.nextAttemptAt - Date.now();
         if (wait > 0 && !failFast) await sleep(wait, undefined, { signal });
-        const attempt = AbortSignal.any([signal, AbortSignal.timeout(this.opts.connectAttemptMs)]);
-        const conn = await ConsoleConnection.open(this.socketPath, attempt);
-        this.adopt(conn);
-        return conn;
+        const attempt = abortAfter(this.opts.connectAttemptMs, () => new Error('connect attempt timed out'), signal);
+        try {
+          const conn = await ConsoleConnection.open(this.socketPath, attempt.signal);
+          this.adopt(conn);
+          return conn;
+        } finally {
+          attempt.unlink();
+        }
       } catch (err) {
         if (signal.aborted) throw await this.connectAbortError(signal.reason);
         this.lastConnectError = err;
@@ -180,7 +188,7 @@ export class ConsoleClient {
     this.emit(true);
     conn.onClose((err) => {
       if (this.conn === conn) this.conn = undefined;
-      if (this.closing.signal.aborted) return;
+      if (this.closed) return;
       // The next connect should not hammer a socket that just died.
       this.nextAttemptAt = Date.now() + this.opts.backoffInitialMs;
       this.options.logger?.warn({ socket: this.socketPath, reason: err.message }, 'console connection lost');

@@ -1,6 +1,7 @@
 // Bounded operations: one AbortSignal that fires at the operation's deadline (with a typed reason)
 // or when the caller aborts, and an abortable sleep for polling loops.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { abortAfter } from '../util/abort.js';
 import { InstanceTimeoutError } from './errors.js';
 
 export interface Bounded {
@@ -18,13 +19,11 @@ export interface Deadline {
 export function deadline(operation: string, o: Bounded, defaultMs: number): Deadline {
   const ms = o.timeoutMs ?? defaultMs;
   const end = Date.now() + ms;
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new InstanceTimeoutError(operation, ms)), ms);
-  const signal = o.signal ? AbortSignal.any([ctl.signal, o.signal]) : ctl.signal;
+  const link = abortAfter(ms, () => new InstanceTimeoutError(operation, ms), o.signal);
   return {
-    signal,
+    signal: link.signal,
     remaining: () => Math.max(1, end - Date.now()),
-    done: () => clearTimeout(timer),
+    done: link.unlink,
   };
 }
 

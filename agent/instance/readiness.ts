@@ -36,6 +36,8 @@ export function readinessOf(s: Pick<InstanceState, 'configured' | 'phase' | 'ro'
   if (!s.configured) return { ready: false, reason: `not configured (${s.phase})` };
   if (s.status !== 'running') return { ready: false, reason: `box.info.status is ${s.status ?? 'unknown'}` };
   if (s.ro === false) return { ready: true, reason: 'master' };
+  // Fenced: a master made read-only, out of service until the coordinator decides what it becomes.
+  if (s.notes.fenced) return { ready: false, reason: 'fenced (read-only, waiting for the coordinator)' };
   const ups = masterUpstreams(s);
   if (ups.length === 0) {
     return { ready: false, reason: s.notes.masterUuid ? `no upstream from the master ${s.notes.masterUuid}` : 'read-only with no upstream' };

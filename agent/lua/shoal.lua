@@ -315,11 +315,14 @@ local function apply(req)
     merged.feedback_enabled = false
     log.info('shoal: box.cfg attempt %d with %s', req.attempt, require('json').encode(redacted_options(merged)))
     box.cfg(merged)
-    state.phase = 'configured'
+    -- 'configured' only once the user exists: the agent tells replicas to join when it sees it.
+    local ok, err = true, nil
     local user = req.shoal.replication_user
     if user ~= nil and not box.info.ro then
-        M.ensure_replication_user(user.name, user.password)
+        ok, err = pcall(M.ensure_replication_user, user.name, user.password)
     end
+    state.phase = 'configured'
+    if not ok then error(err) end
 end
 
 -- The agent's half of the hand-over: queue the configuration for cfg(); poll status() for the outcome.

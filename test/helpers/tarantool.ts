@@ -108,15 +108,16 @@ export class TarantoolInstance {
 }
 
 export class TarantoolFleet {
-  private root: string | undefined;
+  // A promise, not a string: nodes are created concurrently and must share one root.
+  private root: Promise<string> | undefined;
   private readonly instances: TarantoolInstance[] = [];
   private readonly clients: ConsoleClient[] = [];
 
   /** Creates (but does not start) an instance with its own directory and a free port. */
   async create(name: string, opts: TarantoolStartOptions = {}): Promise<TarantoolInstance> {
     // Short root: Unix socket paths are limited to 107 bytes.
-    this.root ??= await mkdtemp(join(tmpdir(), 'shoal-it-'));
-    const dir = join(this.root, name);
+    this.root ??= mkdtemp(join(tmpdir(), 'shoal-it-'));
+    const dir = join(await this.root, name);
     await mkdir(dir, { recursive: true });
     const inst = new TarantoolInstance(name, dir, await freePort(), opts);
     this.instances.push(inst);
@@ -162,8 +163,9 @@ export class TarantoolFleet {
   async cleanup(): Promise<void> {
     await Promise.all(this.clients.splice(0).map((c) => c.close()));
     await Promise.all(this.instances.splice(0).map((i) => i.kill('SIGKILL').catch(() => undefined)));
-    if (this.root) await rm(this.root, { recursive: true, force: true, maxRetries: 3 });
+    const root = this.root;
     this.root = undefined;
+    if (root) await rm(await root, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 

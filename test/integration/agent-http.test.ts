@@ -90,9 +90,12 @@ describe('agent HTTP endpoints', () => {
 
     const ms = (await get(mPort, '/status')).json();
     expect(ms['instance']).toMatchObject({ role: 'master', ro: false, status: 'running', id: 1, lag: 0, pid: m.pid });
-    const rs = (await get(rPort, '/status')).json();
+    // upstream.lag appears with the first row or heartbeat from the master.
+    const rs = await eventually(async () => {
+      const doc = (await get(rPort, '/status')).json();
+      return typeof (doc['instance'] as { lag: unknown }).lag === 'number' ? doc : undefined;
+    });
     expect(rs['instance']).toMatchObject({ role: 'replica', ro: true, status: 'running', id: 2 });
-    expect(typeof (rs['instance'] as { lag: unknown }).lag).toBe('number');
 
     const metrics = (await get(mPort, '/metrics')).body;
     expect(metrics).toContain('shoal_instance_up 1');
@@ -103,7 +106,10 @@ describe('agent HTTP endpoints', () => {
     expect(metrics).toContain('shoal_replication_lag_seconds 0');
     expect(metrics).toMatch(/shoal_console_request_duration_seconds_bucket\{le="0.005",outcome="ok"\} \d+/);
     expect(metrics).toContain('process_resident_memory_bytes');
-    const rmetrics = (await get(rPort, '/metrics')).body;
+    const rmetrics = await eventually(async () => {
+      const body = (await get(rPort, '/metrics')).body;
+      return /shoal_replication_lag_seconds \d/.test(body) ? body : undefined;
+    });
     expect(rmetrics).toContain(`shoal_replication_upstream_following{peer_uuid="${ma.instance.identity.instanceUuid}"} 1`);
     expect(rmetrics).toMatch(/shoal_replication_lag_seconds \d/);
   });

@@ -35,6 +35,13 @@ describe('readiness', () => {
     expect(readinessOf(st({ replication: [] })).ready).toBe(false);
   });
 
+  it('a fenced instance is out of service even while it follows a peer', () => {
+    expect(readinessOf(st({ notes: { fenced: true }, replication: [peer('other', 'follow')] }))).toEqual({
+      ready: false,
+      reason: 'fenced (read-only, waiting for the coordinator)',
+    });
+  });
+
   it('lag is 0 on a master and the master upstream lag on a replica', () => {
     expect(lagOf(st({ ro: false }))).toBe(0);
     expect(lagOf(st({ notes: { masterUuid: MASTER }, replication: [peer(MASTER, 'follow', 0.2), peer('x', 'follow', 5)] }))).toBe(0.2);
