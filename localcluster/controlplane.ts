@@ -168,8 +168,10 @@ const SETPRIV = onPath('setpriv');
 
 function tailOf(path: string, lines = 15): string {
   try {
-    const text = readFileSync(path, 'utf8').trimEnd().split('\n');
-    return text.slice(-lines).join('\n');
+    const text = readFileSync(path, 'utf8');
+    // Only the latest run: the log file is appended to across restarts.
+    const run = text.slice(Math.max(0, text.lastIndexOf('\n=== ')));
+    return run.trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
     return '(log file unreadable)';
   }
@@ -607,18 +609,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   await chmod(dirs.etcd, 0o700); // etcd refuses a data dir others can read
   await reapStale(dirs.pids, runDir, log);
 
-  const wanted = opts.ports ?? {};
-  const picked = await freePorts(5);
-  const ports: ControlPlanePorts = {
-    etcdClient: wanted.etcdClient ?? picked[0]!,
-    etcdPeer: wanted.etcdPeer ?? picked[1]!,
-    apiServer: wanted.apiServer ?? picked[2]!,
-    controllerManager: wanted.controllerManager ?? picked[3]!,
-    scheduler: wanted.scheduler ?? picked[4]!,
-  };
-  const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
-  const apiServerUrl = `https://127.0.0.1:${ports.apiServer}`;
-
   // --- PKI ---
   const pki = new Pki(dirs.pki);
   if (!pki.has('ca')) {
@@ -642,19 +632,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const caCertPath = pki.path('ca', 'crt');
   const caKeyPath = pki.path('ca', 'key');
 
-  // Kubeconfigs are rewritten on every start: the API server port may have changed.
-  const kubeconfigPath = (name: string): string => join(dirs.kubeconfig, `${name}.kubeconfig`);
-  const adminKubeconfigPath = kubeconfigPath('admin');
-  await writeKubeconfig(adminKubeconfigPath, apiServerUrl, caCertPath, 'shoal-admin', pki.path('admin', 'crt'), pki.path('admin', 'key'));
-  await writeKubeconfig(
-    kubeconfigPath('controller-manager'), apiServerUrl, caCertPath, 'system:kube-controller-manager',
-    pki.path('controller-manager', 'crt'), pki.path('controller-manager', 'key'),
-  );
-  await writeKubeconfig(
-    kubeconfigPath('scheduler'), apiServerUrl, caCertPath, 'system:kube-scheduler',
-    pki.path('scheduler', 'crt'), pki.path('scheduler', 'key'),
-  );
-
   const serviceAccount: ServiceAccountInfo = {
     keyPath: pki.path('sa', 'key'),
     publicKeyPath: pki.path('sa', 'pub'),
@@ -667,259 +644,300 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     key: await readFile(pki.path('admin', 'key'), 'utf8'),
   };
 
-  // --- processes ---
-  const logFiles: Record<ComponentName, string> = {
-    etcd: join(dirs.logs, 'etcd.log'),
-    'kube-apiserver': join(dirs.logs, 'kube-apiserver.log'),
-    'kube-controller-manager': join(dirs.logs, 'kube-controller-manager.log'),
-    'kube-scheduler': join(dirs.logs, 'kube-scheduler.log'),
-  };
-  const mk = (name: ComponentName, bin: string, args: string[]): ManagedProcess =>
-    new ManagedProcess(name, bin, args, logFiles[name], join(dirs.pids, `${name}.pid`), log);
+  const kubeconfigPath = (name: string): string => join(dirs.kubeconfig, `${name}.kubeconfig`);
+  const adminKubeconfigPath = kubeconfigPath('admin');
 
-  const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
-  const etcd = mk('etcd', bins.etcd, [
-    '--name=shoal',
-    `--data-dir=${dirs.etcd}`,
-    `--listen-client-urls=${etcdUrl}`,
-    `--advertise-client-urls=${etcdUrl}`,
-    `--listen-peer-urls=${peerUrl}`,
-    `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=shoal=${peerUrl}`,
-    '--initial-cluster-state=new',
-    '--logger=zap',
-    '--log-outputs=stderr',
-  ]);
+  // Starts the processes on the given ports; everything before is port independent.
+  const launch = async (ports: ControlPlanePorts): Promise<ControlPlane> => {
+    const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
+    const apiServerUrl = `https://127.0.0.1:${ports.apiServer}`;
 
-  const apiServer = mk('kube-apiserver', bins.kubeApiServer, [
-    `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${ports.apiServer}`,
-    '--insecure-port=0',
-    `--tls-cert-file=${pki.path('apiserver', 'crt')}`,
-    `--tls-private-key-file=${pki.path('apiserver', 'key')}`,
-    `--client-ca-file=${caCertPath}`,
-    `--service-account-key-file=${serviceAccount.publicKeyPath}`,
-    `--service-account-signing-key-file=${serviceAccount.keyPath}`,
-    `--service-account-issuer=${serviceAccount.issuer}`,
-    `--api-audiences=${serviceAccount.issuer}`,
-    '--service-cluster-ip-range=10.96.0.0/12',
-    // Node: kubelets (system:node:<name>) get exactly their own node's rights; RBAC for the rest.
-    '--authorization-mode=Node,RBAC',
-    '--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,NodeRestriction,DefaultStorageClass,' +
-      'DefaultTolerationSeconds,StorageObjectInUseProtection,PersistentVolumeClaimResize,Priority,' +
-      'MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ResourceQuota',
-    // A 127.0.0.1 endpoint for the `kubernetes` Service fails validation.
-    '--endpoint-reconciler-type=none',
-    '--allow-privileged=true',
-    `--requestheader-client-ca-file=${pki.path('front-proxy-ca', 'crt')}`,
-    '--requestheader-allowed-names=front-proxy-client',
-    '--requestheader-username-headers=X-Remote-User',
-    '--requestheader-group-headers=X-Remote-Group',
-    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-    `--proxy-client-cert-file=${pki.path('front-proxy-client', 'crt')}`,
-    `--proxy-client-key-file=${pki.path('front-proxy-client', 'key')}`,
-  ]);
-
-  const cmKubeconfig = kubeconfigPath('controller-manager');
-  const controllerManager = mk('kube-controller-manager', bins.kubeControllerManager, [
-    `--kubeconfig=${cmKubeconfig}`,
-    `--authentication-kubeconfig=${cmKubeconfig}`,
-    `--authorization-kubeconfig=${cmKubeconfig}`,
-    '--bind-address=127.0.0.1',
-    `--secure-port=${ports.controllerManager}`,
-    '--port=0',
-    `--cert-dir=${dirs.cmCerts}`,
-    // Default is /usr/libexec/kubernetes/…, which it would create.
-    `--flex-volume-plugin-dir=${dirs.flexVolume}`,
-    `--client-ca-file=${caCertPath}`,
-    `--requestheader-client-ca-file=${pki.path('front-proxy-ca', 'crt')}`,
-    '--use-service-account-credentials=true',
-    `--service-account-private-key-file=${serviceAccount.keyPath}`,
-    `--root-ca-file=${caCertPath}`,
-    `--cluster-signing-cert-file=${caCertPath}`,
-    `--cluster-signing-key-file=${caKeyPath}`,
-    '--leader-elect=true',
-  ]);
-
-  const schedKubeconfig = kubeconfigPath('scheduler');
-  const scheduler = mk('kube-scheduler', bins.kubeScheduler, [
-    `--kubeconfig=${schedKubeconfig}`,
-    `--authentication-kubeconfig=${schedKubeconfig}`,
-    `--authorization-kubeconfig=${schedKubeconfig}`,
-    '--bind-address=127.0.0.1',
-    `--secure-port=${ports.scheduler}`,
-    '--port=0',
-    `--cert-dir=${dirs.schedCerts}`,
-    '--leader-elect=true',
-  ]);
-
-  const all = [scheduler, controllerManager, apiServer, etcd];
-  const controllers = [controllerManager, scheduler];
-  const portOf = new Map<ManagedProcess, number>([
-    [controllerManager, ports.controllerManager],
-    [scheduler, ports.scheduler],
-  ]);
-
-  let stopping = false;
-  let apiServerDown = false; // stopped on purpose through stopApiServer()
-  const restartTimers = new Map<ManagedProcess, NodeJS.Timeout>();
-  const backoffMs = new Map<ManagedProcess, number>();
-
-  const apiReady = async (): Promise<boolean> => {
-    const r = await probe(`${apiServerUrl}/readyz`, adminTls);
-    return r.status === 200;
-  };
-  const waitApiServer = (): Promise<void> =>
-    waitUntil(`kube-apiserver /readyz at ${apiServerUrl}`, apiServer, apiReady, startTimeoutMs, signal);
-  const waitHealthy = (p: ManagedProcess): Promise<void> =>
-    waitUntil(
-      `${p.name} /healthz`,
-      p,
-      async () => (await probe(`https://127.0.0.1:${portOf.get(p)}/healthz`, { insecure: true })).status === 200,
-      startTimeoutMs,
-      signal,
+    // Kubeconfigs are rewritten on every start: the API server port may have changed.
+    await writeKubeconfig(adminKubeconfigPath, apiServerUrl, caCertPath, 'shoal-admin', pki.path('admin', 'crt'), pki.path('admin', 'key'));
+    await writeKubeconfig(
+      kubeconfigPath('controller-manager'), apiServerUrl, caCertPath, 'system:kube-controller-manager',
+      pki.path('controller-manager', 'crt'), pki.path('controller-manager', 'key'),
+    );
+    await writeKubeconfig(
+      kubeconfigPath('scheduler'), apiServerUrl, caCertPath, 'system:kube-scheduler',
+      pki.path('scheduler', 'crt'), pki.path('scheduler', 'key'),
     );
 
-  // Supervisor: the controller-manager and the scheduler exit when they lose their leader
-  // lease (API server unreachable > ~10 s); start them again, with backoff if they crash-loop.
-  // While the API server is down on purpose, restarts wait for startApiServer().
-  const scheduleRestart = (p: ManagedProcess, uptimeMs: number): void => {
-    if (stopping || apiServerDown || restartTimers.has(p)) return;
-    const previous = backoffMs.get(p) ?? 0;
-    const delay = uptimeMs > 60_000 ? 1000 : Math.min(Math.max(previous * 2, 1000), 10_000);
-    backoffMs.set(p, delay);
-    log.info({ process: p.name, delayMs: delay }, `restarting ${p.name}`);
-    const timer = setTimeout(() => {
-      restartTimers.delete(p);
-      if (stopping || apiServerDown || p.running) return;
-      try {
-        p.start();
-      } catch (err) {
-        log.error({ process: p.name, err: errorMessage(err) }, `restart of ${p.name} failed`);
-        scheduleRestart(p, 0);
-      }
-    }, delay);
-    timer.unref();
-    restartTimers.set(p, timer);
-  };
-  for (const p of controllers) p.onUnexpectedExit = (_code, _signal, uptimeMs) => scheduleRestart(p, uptimeMs);
-  for (const p of [etcd, apiServer]) {
-    p.onUnexpectedExit = () => {
-      if (!stopping) log.error({ process: p.name, logFile: p.logFile }, `${p.name} died; it is not restarted automatically`);
+    // --- processes ---
+    const logFiles: Record<ComponentName, string> = {
+      etcd: join(dirs.logs, 'etcd.log'),
+      'kube-apiserver': join(dirs.logs, 'kube-apiserver.log'),
+      'kube-controller-manager': join(dirs.logs, 'kube-controller-manager.log'),
+      'kube-scheduler': join(dirs.logs, 'kube-scheduler.log'),
     };
-  }
+    const mk = (name: ComponentName, bin: string, args: string[]): ManagedProcess =>
+      new ManagedProcess(name, bin, args, logFiles[name], join(dirs.pids, `${name}.pid`), log);
 
-  let stopPromise: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopPromise ??= (async () => {
-      stopping = true;
-      for (const t of restartTimers.values()) clearTimeout(t);
-      restartTimers.clear();
-      const t = Date.now();
-      // Controllers first (they would otherwise log API errors), then the API server, then etcd.
-      const results = await Promise.allSettled(controllers.map((p) => p.stop(stopGraceMs)));
-      results.push(...(await Promise.allSettled([apiServer.stop(stopGraceMs)])));
-      results.push(...(await Promise.allSettled([etcd.stop(stopGraceMs)])));
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      const left = all.filter((p) => p.running).map((p) => `${p.name} (pid ${p.pid})`);
-      if (failed.length || left.length) {
-        throw new ShoalError(
-          `control plane did not stop cleanly: ${[...failed.map((f) => errorMessage(f.reason)), ...left].join('; ')}`,
-        );
-      }
-      log.info({ ms: Date.now() - t }, 'control plane stopped');
-    })();
-    return stopPromise;
-  };
+    const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
+    const etcd = mk('etcd', bins.etcd, [
+      '--name=shoal',
+      `--data-dir=${dirs.etcd}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=shoal=${peerUrl}`,
+      '--initial-cluster-state=new',
+      '--logger=zap',
+      '--log-outputs=stderr',
+    ]);
 
-  try {
-    etcd.start();
-    await waitUntil(
-      `etcd health at ${etcdUrl}/health`,
-      etcd,
-      async () => {
-        const r = await probe(`${etcdUrl}/health`);
-        return r.status === 200 && r.body.includes('"true"');
-      },
-      startTimeoutMs,
-      signal,
-    );
-    apiServer.start();
-    await waitApiServer();
-    await applyNodeRbac(adminKubeconfigPath);
-    for (const p of controllers) p.start();
-    await Promise.all(controllers.map(waitHealthy));
-  } catch (err) {
-    log.error({ err: errorMessage(err) }, 'control plane start failed; stopping what was started');
-    await stop().catch((stopErr: unknown) => log.error({ err: errorMessage(stopErr) }, 'cleanup after failed start'));
-    throw err;
-  }
-  log.info({ apiServerUrl, ms: Date.now() - t0, runDir }, 'control plane ready');
+    const apiServer = mk('kube-apiserver', bins.kubeApiServer, [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${ports.apiServer}`,
+      '--insecure-port=0',
+      `--tls-cert-file=${pki.path('apiserver', 'crt')}`,
+      `--tls-private-key-file=${pki.path('apiserver', 'key')}`,
+      `--client-ca-file=${caCertPath}`,
+      `--service-account-key-file=${serviceAccount.publicKeyPath}`,
+      `--service-account-signing-key-file=${serviceAccount.keyPath}`,
+      `--service-account-issuer=${serviceAccount.issuer}`,
+      `--api-audiences=${serviceAccount.issuer}`,
+      '--service-cluster-ip-range=10.96.0.0/12',
+      // Node: kubelets (system:node:<name>) get exactly their own node's rights; RBAC for the rest.
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,NodeRestriction,DefaultStorageClass,' +
+        'DefaultTolerationSeconds,StorageObjectInUseProtection,PersistentVolumeClaimResize,Priority,' +
+        'MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ResourceQuota',
+      // A 127.0.0.1 endpoint for the `kubernetes` Service fails validation.
+      '--endpoint-reconciler-type=none',
+      '--allow-privileged=true',
+      `--requestheader-client-ca-file=${pki.path('front-proxy-ca', 'crt')}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${pki.path('front-proxy-client', 'crt')}`,
+      `--proxy-client-key-file=${pki.path('front-proxy-client', 'key')}`,
+    ]);
 
-  const issued = new Map<string, Promise<string>>();
-  const userKubeconfig = (name: string, user: string, groups: string[] = []): Promise<string> => {
-    if (!DNS1123_SUBDOMAIN.test(name)) {
-      return Promise.reject(new ShoalError(`kubeconfig name '${name}' must be a DNS-1123 subdomain`));
+    const cmKubeconfig = kubeconfigPath('controller-manager');
+    const controllerManager = mk('kube-controller-manager', bins.kubeControllerManager, [
+      `--kubeconfig=${cmKubeconfig}`,
+      `--authentication-kubeconfig=${cmKubeconfig}`,
+      `--authorization-kubeconfig=${cmKubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.controllerManager}`,
+      '--port=0',
+      `--cert-dir=${dirs.cmCerts}`,
+      // Default is /usr/libexec/kubernetes/…, which it would create.
+      `--flex-volume-plugin-dir=${dirs.flexVolume}`,
+      `--client-ca-file=${caCertPath}`,
+      `--requestheader-client-ca-file=${pki.path('front-proxy-ca', 'crt')}`,
+      '--use-service-account-credentials=true',
+      `--service-account-private-key-file=${serviceAccount.keyPath}`,
+      `--root-ca-file=${caCertPath}`,
+      `--cluster-signing-cert-file=${caCertPath}`,
+      `--cluster-signing-key-file=${caKeyPath}`,
+      '--leader-elect=true',
+    ]);
+
+    const schedKubeconfig = kubeconfigPath('scheduler');
+    const scheduler = mk('kube-scheduler', bins.kubeScheduler, [
+      `--kubeconfig=${schedKubeconfig}`,
+      `--authentication-kubeconfig=${schedKubeconfig}`,
+      `--authorization-kubeconfig=${schedKubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.scheduler}`,
+      '--port=0',
+      `--cert-dir=${dirs.schedCerts}`,
+      '--leader-elect=true',
+    ]);
+
+    const all = [scheduler, controllerManager, apiServer, etcd];
+    const controllers = [controllerManager, scheduler];
+    const portOf = new Map<ManagedProcess, number>([
+      [controllerManager, ports.controllerManager],
+      [scheduler, ports.scheduler],
+    ]);
+
+    let stopping = false;
+    let apiServerDown = false; // stopped on purpose through stopApiServer()
+    const restartTimers = new Map<ManagedProcess, NodeJS.Timeout>();
+    const backoffMs = new Map<ManagedProcess, number>();
+
+    const apiReady = async (): Promise<boolean> => {
+      const r = await probe(`${apiServerUrl}/readyz`, adminTls);
+      return r.status === 200;
+    };
+    const waitApiServer = (): Promise<void> =>
+      waitUntil(`kube-apiserver /readyz at ${apiServerUrl}`, apiServer, apiReady, startTimeoutMs, signal);
+    const waitHealthy = (p: ManagedProcess): Promise<void> =>
+      waitUntil(
+        `${p.name} /healthz`,
+        p,
+        async () => (await probe(`https://127.0.0.1:${portOf.get(p)}/healthz`, { insecure: true })).status === 200,
+        startTimeoutMs,
+        signal,
+      );
+
+    // Supervisor: the controller-manager and the scheduler exit when they lose their leader
+    // lease (API server unreachable > ~10 s); start them again, with backoff if they crash-loop.
+    // While the API server is down on purpose, restarts wait for startApiServer().
+    const scheduleRestart = (p: ManagedProcess, uptimeMs: number): void => {
+      if (stopping || apiServerDown || restartTimers.has(p)) return;
+      const previous = backoffMs.get(p) ?? 0;
+      const delay = uptimeMs > 60_000 ? 1000 : Math.min(Math.max(previous * 2, 1000), 10_000);
+      backoffMs.set(p, delay);
+      log.info({ process: p.name, delayMs: delay }, `restarting ${p.name}`);
+      const timer = setTimeout(() => {
+        restartTimers.delete(p);
+        if (stopping || apiServerDown || p.running) return;
+        try {
+          p.start();
+        } catch (err) {
+          log.error({ process: p.name, err: errorMessage(err) }, `restart of ${p.name} failed`);
+          scheduleRestart(p, 0);
+        }
+      }, delay);
+      timer.unref();
+      restartTimers.set(p, timer);
+    };
+    for (const p of controllers) p.onUnexpectedExit = (_code, _signal, uptimeMs) => scheduleRestart(p, uptimeMs);
+    for (const p of [etcd, apiServer]) {
+      p.onUnexpectedExit = () => {
+        if (!stopping) log.error({ process: p.name, logFile: p.logFile }, `${p.name} died; it is not restarted automatically`);
+      };
     }
-    let p = issued.get(name);
-    if (!p) {
-      p = (async () => {
-        const certName = join('users', name);
-        await pki.leaf(certName, 'ca', { cn: user, o: groups, usage: 'client' });
-        const path = kubeconfigPath(`user-${name}`);
-        await writeKubeconfig(path, apiServerUrl, caCertPath, user, pki.path(certName, 'crt'), pki.path(certName, 'key'));
-        return path;
+
+    let stopPromise: Promise<void> | null = null;
+    const stop = (): Promise<void> => {
+      stopPromise ??= (async () => {
+        stopping = true;
+        for (const t of restartTimers.values()) clearTimeout(t);
+        restartTimers.clear();
+        const t = Date.now();
+        // Controllers first (they would otherwise log API errors), then the API server, then etcd.
+        const results = await Promise.allSettled(controllers.map((p) => p.stop(stopGraceMs)));
+        results.push(...(await Promise.allSettled([apiServer.stop(stopGraceMs)])));
+        results.push(...(await Promise.allSettled([etcd.stop(stopGraceMs)])));
+        const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        const left = all.filter((p) => p.running).map((p) => `${p.name} (pid ${p.pid})`);
+        if (failed.length || left.length) {
+          throw new ShoalError(
+            `control plane did not stop cleanly: ${[...failed.map((f) => errorMessage(f.reason)), ...left].join('; ')}`,
+          );
+        }
+        log.info({ ms: Date.now() - t }, 'control plane stopped');
       })();
-      p.catch(() => issued.delete(name));
-      issued.set(name, p);
-    }
-    return p;
-  };
+      return stopPromise;
+    };
 
-  return {
-    runDir,
-    logDir: dirs.logs,
-    apiServerUrl,
-    etcdUrl,
-    ports,
-    adminKubeconfigPath,
-    caCertPath,
-    caKeyPath,
-    serviceAccount,
-    logFiles,
-    userKubeconfig,
-    kubeletKubeconfig: (nodeName) => {
-      if (!DNS1123_SUBDOMAIN.test(nodeName) || nodeName.length > 253) {
-        return Promise.reject(new ShoalError(`node name '${nodeName}' must be a DNS-1123 subdomain`));
-      }
-      return userKubeconfig(`node-${nodeName}`, `system:node:${nodeName}`, ['system:nodes']);
-    },
-    pids: () => {
-      const out: Partial<Record<ComponentName, number>> = {};
-      for (const p of all) if (p.pid !== undefined) out[p.name] = p.pid;
-      return out;
-    },
-    stopApiServer: async () => {
-      if (stopping) throw new ShoalError('control plane is stopped');
-      apiServerDown = true;
-      await apiServer.stop(stopGraceMs);
-    },
-    startApiServer: async () => {
-      if (stopping) throw new ShoalError('control plane is stopped');
+    try {
+      etcd.start();
+      await waitUntil(
+        `etcd health at ${etcdUrl}/health`,
+        etcd,
+        async () => {
+          const r = await probe(`${etcdUrl}/health`);
+          return r.status === 200 && r.body.includes('"true"');
+        },
+        startTimeoutMs,
+        signal,
+      );
       apiServer.start();
       await waitApiServer();
-      apiServerDown = false;
-      // Bring back controllers that lost their lease while the API server was away.
-      const down = controllers.filter((p) => !p.running);
-      for (const p of down) {
-        clearTimeout(restartTimers.get(p));
-        restartTimers.delete(p);
-        p.start();
+      await applyNodeRbac(adminKubeconfigPath);
+      for (const p of controllers) p.start();
+      await Promise.all(controllers.map(waitHealthy));
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'control plane start failed; stopping what was started');
+      await stop().catch((stopErr: unknown) => log.error({ err: errorMessage(stopErr) }, 'cleanup after failed start'));
+      throw err;
+    }
+    log.info({ apiServerUrl, ms: Date.now() - t0, runDir }, 'control plane ready');
+
+    const issued = new Map<string, Promise<string>>();
+    const userKubeconfig = (name: string, user: string, groups: string[] = []): Promise<string> => {
+      if (!DNS1123_SUBDOMAIN.test(name)) {
+        return Promise.reject(new ShoalError(`kubeconfig name '${name}' must be a DNS-1123 subdomain`));
       }
-      await Promise.all(down.map(waitHealthy));
-    },
-    stop,
+      let p = issued.get(name);
+      if (!p) {
+        p = (async () => {
+          const certName = join('users', name);
+          await pki.leaf(certName, 'ca', { cn: user, o: groups, usage: 'client' });
+          const path = kubeconfigPath(`user-${name}`);
+          await writeKubeconfig(path, apiServerUrl, caCertPath, user, pki.path(certName, 'crt'), pki.path(certName, 'key'));
+          return path;
+        })();
+        p.catch(() => issued.delete(name));
+        issued.set(name, p);
+      }
+      return p;
+    };
+
+    return {
+      runDir,
+      logDir: dirs.logs,
+      apiServerUrl,
+      etcdUrl,
+      ports,
+      adminKubeconfigPath,
+      caCertPath,
+      caKeyPath,
+      serviceAccount,
+      logFiles,
+      userKubeconfig,
+      kubeletKubeconfig: (nodeName) => {
+        if (!DNS1123_SUBDOMAIN.test(nodeName) || nodeName.length > 253) {
+          return Promise.reject(new ShoalError(`node name '${nodeName}' must be a DNS-1123 subdomain`));
+        }
+        return userKubeconfig(`node-${nodeName}`, `system:node:${nodeName}`, ['system:nodes']);
+      },
+      pids: () => {
+        const out: Partial<Record<ComponentName, number>> = {};
+        for (const p of all) if (p.pid !== undefined) out[p.name] = p.pid;
+        return out;
+      },
+      stopApiServer: async () => {
+        if (stopping) throw new ShoalError('control plane is stopped');
+        apiServerDown = true;
+        await apiServer.stop(stopGraceMs);
+      },
+      startApiServer: async () => {
+        if (stopping) throw new ShoalError('control plane is stopped');
+        apiServer.start();
+        await waitApiServer();
+        apiServerDown = false;
+        // Bring back controllers that lost their lease while the API server was away.
+        const down = controllers.filter((p) => !p.running);
+        for (const p of down) {
+          clearTimeout(restartTimers.get(p));
+          restartTimers.delete(p);
+          p.start();
+        }
+        await Promise.all(down.map(waitHealthy));
+      },
+      stop,
+    };
   };
+
+  const wanted = opts.ports ?? {};
+  for (let attempt = 1; ; attempt++) {
+    const picked = await freePorts(5);
+    const ports: ControlPlanePorts = {
+      etcdClient: wanted.etcdClient ?? picked[0]!,
+      etcdPeer: wanted.etcdPeer ?? picked[1]!,
+      apiServer: wanted.apiServer ?? picked[2]!,
+      controllerManager: wanted.controllerManager ?? picked[3]!,
+      scheduler: wanted.scheduler ?? picked[4]!,
+    };
+    try {
+      return await launch(ports);
+    } catch (err) {
+      // A port picked free can be taken by someone else before our process binds it: pick again.
+      const message = errorMessage(err);
+      const fixedPortBusy = Object.values(wanted).some((p) => message.includes(`127.0.0.1:${p}: bind`));
+      if (attempt >= 3 || signal?.aborted || fixedPortBusy || !message.includes('address already in use')) throw err;
+      log.warn({ attempt, err: message.split('\n')[0] }, 'a picked port was taken meanwhile; retrying with new ports');
+    }
+  }
 }

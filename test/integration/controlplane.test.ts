@@ -1,9 +1,10 @@
 // Starts a real local Kubernetes 1.20 control plane in a temp dir and proves it behaves like one:
 // namespaces, Lease conflicts, authentication/authorization, controllers at work, node rights,
 // an API server outage, and a stop that leaves no process behind.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,6 +96,31 @@ describe('locateKubernetesBinaries', () => {
     expect(() => locateKubernetesBinaries('/nonexistent/shoal-bin')).toThrow(ShoalError);
     expect(() => locateKubernetesBinaries('/nonexistent/shoal-bin')).toThrow(/provision-kubernetes\.sh/);
   });
+});
+
+describe('startControlPlane failures', () => {
+  it('names the log to read and leaves nothing running when a fixed port is taken', async () => {
+    const runDir = await mkdtemp(join(tmpdir(), 'shoal-controlplane-busy-'));
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+    const address = busy.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      const err: unknown = await startControlPlane({ runDir, ports: { apiServer: port }, logger: log }).then(
+        () => new Error('expected startControlPlane to fail'),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ShoalError);
+      expect(String(err)).toMatch(/address already in use/);
+      expect(String(err)).toContain(join(runDir, 'logs', 'kube-apiserver.log'));
+      // etcd was started before the API server failed; it must be gone.
+      const leftovers = await readdir(join(runDir, 'pids'));
+      expect(leftovers).toEqual([]);
+    } finally {
+      busy.close();
+      await rm(runDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('local control plane (real Kubernetes v1.20.2)', () => {
