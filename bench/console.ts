@@ -1,85 +1,133 @@
-// Micro-benchmark of console round trips against a real Tarantool 2.6 (TARANTOOL.md measured
-// about 0.65 ms per raw round trip). Prints a table with the medians; `--json FILE` also writes
-// the numbers for `npm run bench`.   npx tsx bench/console.ts [--n 5000] [--json FILE]
-import { spawn } from 'node:child_process';
+// Console round trips against a real Tarantool 2.6 (TARANTOOL.md measured about 0.65 ms per raw
+// round trip): the agent's control path. Part of `npm run bench`; also runs alone and prints its
+// own table:   npx tsx bench/console.ts [--n 5000] [--json FILE]
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleClient } from '../agent/console/client.js';
 import { installShoalLua, luaPathFor } from '../agent/lua/module.js';
+import { stats } from './stats.js';
+import type { Benchmark, Figure, FigureSpec, MeasuredFigure } from './types.js';
 
-interface Result {
-  name: string;
-  n: number;
-  medianMs: number;
-  p99Ms: number;
-  meanMs: number;
+const FIGURES = {
+  raw: { name: 'console round trip, raw line', unit: 'ms', what: "one 'return 1' line and its YAML reply" },
+  eval: { name: 'console eval round trip', unit: 'ms', what: "ConsoleClient.eval('return 1'): envelope, JSON, pcall" },
+  status: { name: "console eval shoal.status()", unit: 'ms', what: 'the call the agent makes most' },
+  queued: { name: 'console queued eval, per call', unit: 'ms', what: 'a batch of concurrent evals through the one connection, total ÷ count; runs = batches' },
+} satisfies Record<string, FigureSpec>;
+
+export const consoleBenchmark: Benchmark = {
+  name: 'console',
+  figures: Object.values(FIGURES),
+  budgetMs: { quick: 120_000, full: 300_000 },
+  run: (ctx) => measureConsole(ctx.quick ? 500 : 5000, ctx.signal, ctx.log),
+};
+
+/** Starts a configured standalone Tarantool, measures n calls of each kind, stops it. */
+export async function measureConsole(n: number, signal: AbortSignal, log: (m: string) => void = () => undefined): Promise<Figure[]> {
+  const t = await startTarantool();
+  const client = new ConsoleClient({ socketPath: t.socket, timeoutMs: 30_000 });
+  try {
+    await client.connect({ timeoutMs: 30_000, signal });
+    await client.eval("return require('shoal').configure({}, {})", [], { signal });
+    const until = Date.now() + 30_000;
+    while ((await client.eval("return require('shoal').status().phase", [], { signal })) !== 'configured') {
+      if (Date.now() > until) throw new Error('Tarantool was not configured within 30 s');
+      await sleep(10, undefined, { signal });
+    }
+    log(`console: ${n} calls of each kind against Tarantool ${String(await client.eval('return _TARANTOOL'))}`);
+    const figures: Figure[] = [
+      await measure(FIGURES.raw, n, signal, () => client.request('return 1', { signal })),
+      await measure(FIGURES.eval, n, signal, () => client.eval('return 1', [], { signal })),
+      await measure(FIGURES.status, n, signal, () => client.eval("return require('shoal').status()", [], { signal })),
+    ];
+    const perCall: number[] = [];
+    const batch = Math.max(100, Math.floor(n / 5));
+    for (let b = 0; b < 5; b++) {
+      signal.throwIfAborted();
+      const started = performance.now();
+      // No signal per call: a batch would hang hundreds of listeners on it. The client's deadline bounds each.
+      await Promise.all(Array.from({ length: batch }, () => client.eval('return 1')));
+      perCall.push((performance.now() - started) / batch);
+    }
+    figures.push({ ...FIGURES.queued, status: 'measured', ...stats(perCall), note: `${batch} evals per batch` });
+    return figures;
+  } finally {
+    await client.close();
+    await t.stop();
+  }
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-async function measure(name: string, n: number, call: () => Promise<unknown>): Promise<Result> {
+async function measure(spec: FigureSpec, n: number, signal: AbortSignal, call: () => Promise<unknown>): Promise<MeasuredFigure> {
   for (let i = 0; i < Math.min(500, n); i++) await call(); // warm-up: JIT on both sides
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
+    if (i % 100 === 0) signal.throwIfAborted();
     const t = performance.now();
     await call();
     samples.push(performance.now() - t);
   }
-  samples.sort((a, b) => a - b);
-  const at = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
-  return { name, n, medianMs: at(0.5), p99Ms: at(0.99), meanMs: samples.reduce((s, x) => s + x, 0) / n };
+  return { ...spec, status: 'measured', ...stats(samples, true) };
 }
 
-async function main(): Promise<void> {
-  const n = Number(arg('--n') ?? 5000);
+interface Standalone {
+  socket: string;
+  stop(): Promise<void>;
+}
+
+/** A Tarantool with shoal.lua in a temp dir, not configured yet; stop() kills it and removes the dir. */
+async function startTarantool(): Promise<Standalone> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-'));
   const runDir = join(dir, 'run');
   const socket = join(runDir, 'console.sock');
-  await installShoalLua(runDir);
-  await writeFile(join(dir, 'init.lua'), `require('shoal').cfg({memtx_memory = 64 * 1024 * 1024, work_dir = ${JSON.stringify(dir)}})\n`);
-  const log = await open(join(dir, 'tarantool.log'), 'a');
-  const child = spawn('tarantool', [join(dir, 'init.lua')], {
-    cwd: dir,
-    env: { ...process.env, LUA_PATH: luaPathFor(runDir), SHOAL_CONSOLE_SOCKET: socket },
-    stdio: ['ignore', log.fd, log.fd],
-  });
-  await log.close();
-  const client = new ConsoleClient({ socketPath: socket, timeoutMs: 30_000 });
-  try {
-    await client.connect({ timeoutMs: 30_000 });
-    await client.eval("return require('shoal').configure({}, {})");
-    for (let i = 0; i < 500; i++) {
-      const s = (await client.eval("return require('shoal').status().phase")) as string;
-      if (s === 'configured') break;
-      await new Promise((r) => setTimeout(r, 10));
+  let child: ChildProcess | undefined;
+  const stop = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child?.once('exit', r));
+      child.kill('SIGKILL');
+      const bound = new AbortController();
+      await Promise.race([exited, sleep(10_000, undefined, { signal: bound.signal }).catch(() => undefined)]);
+      bound.abort();
     }
-    const results = [
-      await measure('raw line (return 1)', n, () => client.request('return 1')),
-      await measure('eval envelope (return 1)', n, () => client.eval('return 1')),
-      await measure("eval shoal.status()", n, () => client.eval("return require('shoal').status()")),
-    ];
-    const concurrent = performance.now();
-    await Promise.all(Array.from({ length: n }, () => client.eval('return 1')));
-    const perCallQueued = (performance.now() - concurrent) / n;
-
-    console.log(`console round trips against Tarantool ${String(await client.eval('return _TARANTOOL'))}, ${n} sequential calls each`);
-    console.log('call                          median ms   p99 ms   mean ms');
-    for (const r of results) {
-      console.log(`${r.name.padEnd(30)}${r.medianMs.toFixed(3).padStart(9)}${r.p99Ms.toFixed(3).padStart(9)}${r.meanMs.toFixed(3).padStart(10)}`);
-    }
-    console.log(`${n} concurrent evals (queued, one in flight): ${perCallQueued.toFixed(3)} ms per call`);
-    const out = arg('--json');
-    if (out) await writeFile(out, JSON.stringify({ console: { results, concurrentPerCallMs: perCallQueued } }, null, 2) + '\n');
-  } finally {
-    await client.close();
-    child.kill('SIGKILL');
-    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
     await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await installShoalLua(runDir);
+    await writeFile(join(dir, 'init.lua'), `require('shoal').cfg({memtx_memory = 64 * 1024 * 1024, work_dir = ${JSON.stringify(dir)}})\n`);
+    const log = await open(join(dir, 'tarantool.log'), 'a');
+    try {
+      child = spawn('tarantool', [join(dir, 'init.lua')], {
+        cwd: dir,
+        env: { ...process.env, LUA_PATH: luaPathFor(runDir), SHOAL_CONSOLE_SOCKET: socket },
+        stdio: ['ignore', log.fd, log.fd],
+      });
+    } finally {
+      await log.close();
+    }
+    child.once('error', () => undefined); // ENOENT shows up as a failed connect, with the reason logged by the runner
+    return { socket, stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }
 
-await main();
+async function main(): Promise<void> {
+  const arg = (name: string): string | undefined => {
+    const i = process.argv.indexOf(name);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  const figures = await measureConsole(Number(arg('--n') ?? 5000), new AbortController().signal, (m) => console.error(m));
+  console.log('call                               median ms   p99 ms    max ms');
+  for (const f of figures) {
+    if (f.status !== 'measured') continue;
+    console.log(`${f.name.padEnd(35)}${f.median.toFixed(3).padStart(9)}${(f.p99 ?? NaN).toFixed(3).padStart(9)}${f.max.toFixed(3).padStart(10)}`);
+  }
+  const out = arg('--json');
+  if (out) await writeFile(out, JSON.stringify({ console: figures }, null, 2) + '\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

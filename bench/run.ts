@@ -1,0 +1,118 @@
+// `npm run bench [-- --quick] [--only NAME,…] [--out FILE]`: runs every benchmark of benchmarks.ts
+// one after the other, each within its time budget, prints the table and writes bench/results.json.
+// It reports, it does not judge: a slow machine gets slow numbers, a benchmark that fails or runs
+// out of time gets its figures marked "not measured" with the reason, and the exit code stays 0.
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
+import { BENCHMARKS } from './benchmarks.js';
+import { table, writeResults, type BenchmarkOutcome } from './report.js';
+import { runBenchmark } from './runner.js';
+import type { Figure } from './types.js';
+
+const USAGE = `usage: npm run bench [-- --quick] [--only NAME[,NAME…]] [--out FILE]
+  --quick   a short run for CI smoke use (fewer requests and runs)
+  --only    run only the benchmarks whose name contains one of these (${BENCHMARKS.map((b) => b.name).join(', ')})
+  --out     where to write the JSON results (default bench/results.json)`;
+
+interface Args {
+  quick: boolean;
+  only: string[];
+  out: string;
+}
+
+function args(): Args {
+  try {
+    const { values } = parseArgs({
+      options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    return {
+      quick: values.quick === true,
+      only: (values.only ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      out: resolve(values.out ?? 'bench/results.json'),
+    };
+  } catch (err) {
+    console.error(`${errorMessage(err)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const progress = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+
+function machine(): Record<string, unknown> {
+  const tarantool = spawnSync('tarantool', ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryMB: Math.round(totalmem() / 2 ** 20),
+    loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    tarantool: tarantool.stdout?.split('\n')[0] || `not found (${errorMessage(tarantool.error ?? 'no output')})`,
+  };
+}
+
+/** Names what still holds the event loop (should be nothing but stdio) and makes sure the process ends. */
+async function checkLeftovers(): Promise<void> {
+  await sleep(200); // file handles of the last write close a few ticks later
+  const left = process.getActiveResourcesInfo().filter((r) => !['TTYWrap', 'PipeWrap', 'FSReqCallback'].includes(r));
+  if (left.length === 0) return;
+  progress(`warning: still open after the run: ${left.join(', ')} — a benchmark did not clean up; exiting anyway`);
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2_000).unref();
+}
+
+async function main(): Promise<void> {
+  const a = args();
+  const selected = a.only.length === 0 ? BENCHMARKS : BENCHMARKS.filter((b) => a.only.some((o) => b.name.includes(o)));
+  if (selected.length === 0) {
+    console.error(`no benchmark matches --only ${a.only.join(',')}\n${USAGE}`);
+    process.exit(2);
+  }
+  const interrupt = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    progress(`${sig}: stopping the current benchmark and cleaning up (again to quit at once)`);
+    interrupt.abort(new Error(sig));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startedAt = new Date().toISOString();
+  const info = machine();
+  progress(`${a.quick ? 'quick' : 'full'} run of ${selected.map((b) => b.name).join(', ')} on ${String(info.cpus)} CPUs, load ${JSON.stringify(info.loadavgAtStart)}`);
+  const figures: Figure[] = [];
+  const outcomes: BenchmarkOutcome[] = [];
+  for (const b of selected) {
+    const r = await runBenchmark(b, { quick: a.quick, interrupted: interrupt.signal, log: progress });
+    figures.push(...r.figures);
+    outcomes.push(r.outcome);
+  }
+  const results = {
+    shoal: VERSION,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    quick: a.quick,
+    machine: { ...info, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
+    figures,
+    benchmarks: outcomes,
+  };
+  console.log(`\nShoal ${VERSION} benchmarks (${a.quick ? 'quick' : 'full'} run, ${String(info.cpus)} CPUs, load average at start ${JSON.stringify(info.loadavgAtStart)})\n`);
+  console.log(table(figures));
+  await writeResults(a.out, results);
+  console.log(`\nresults: ${a.out}`);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await checkLeftovers();
+}
+
+await main();
