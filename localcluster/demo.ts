@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { createLogger } from '../shared/log.js';
+import { errorMessage } from '../shared/errors.js';
+import { CLUSTER_LABEL } from '../shared/names.js';
+import type { AgentStatus } from '../shared/status.js';
+import { repoRoot } from './cluster.js';
+import { demoState, writeStateFile } from './demo-state.js';
+import { sleep } from './kubelet/sleep.js';
+import { startShoalStack, type ShoalStack } from './shoal-stack.js';
+
+// `npm run demo`: the local cluster, the webhook, and examples/ (one replica set "storage" of 3
+// instances, cluster "demo"), kept running until Ctrl-C; then every process it started is stopped.
+
+const run = promisify(execFile);
+const NAMESPACE = 'default';
+const CLUSTER = 'demo';
+const READY_TIMEOUT_MS = 240_000;
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+async function listPods(core: CoreV1Api): Promise<V1Pod[]> {
+  const list = await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `${CLUSTER_LABEL}=${CLUSTER}` });
+  return list.items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+}
+
+async function agentStatus(ip: string | undefined): Promise<AgentStatus | null> {
+  if (!ip) return null;
+  try {
+    const res = await fetch(`http://${ip}:8080/status`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? ((await res.json()) as AgentStatus) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = new Command('demo')
+    .option('--state-file <file>', 'keep this JSON file updated with the kubeconfig, API server and every pod (SPEC §6)')
+    .option('--run-dir <dir>', 'where the cluster keeps its data and logs', path.join(os.tmpdir(), 'shoal-demo'))
+    .option('--ip-base <a.b.c>', 'pods get <ip-base>.2, .3, … on loopback', '127.0.1')
+    .option('--no-wait', 'do not wait for the pods to become ready')
+    .parse(process.argv)
+    .opts<{ stateFile?: string; runDir: string; ipBase: string; wait: boolean }>();
+
+  const runDir = path.resolve(opts.runDir);
+  rmSync(runDir, { recursive: true, force: true }); // a fresh cluster every time
+  const logFile = path.join(runDir, 'shoal.log');
+  const logger = createLogger({ component: 'demo' }, undefined, logFile);
+  say(`Starting the local Kubernetes control plane and the process kubelet (logs: ${logFile}) …`);
+
+  const interrupted = new AbortController();
+  const onSignal = (): void => interrupted.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let stack: ShoalStack | undefined;
+  let stateTimer: NodeJS.Timeout | undefined;
+  try {
+    stack = await startShoalStack({ runDir, name: 'demo', ipBase: opts.ipBase, logger, signal: interrupted.signal });
+    const { cluster } = stack;
+    say(`API server ${cluster.apiServerUrl}; webhook ${stack.webhook.url}`);
+    await stack.prepareNamespace(NAMESPACE);
+    const env = { ...process.env, KUBECONFIG: cluster.kubeconfig };
+    const applied = await run('kubectl', ['apply', '-n', NAMESPACE, '-f', path.join(repoRoot(), 'examples')], { env });
+    say(applied.stdout.trim());
+
+    const core = stack.kubeconfig.makeApiClient(CoreV1Api);
+    const writeState = async (): Promise<void> => {
+      if (!opts.stateFile) return;
+      const pods = await core.listNamespacedPod({ namespace: NAMESPACE });
+      writeStateFile(opts.stateFile, demoState(cluster.kubeconfig, cluster.apiServerUrl, pods.items, cluster.podInfo));
+    };
+    await writeState();
+    stateTimer = setInterval(() => void writeState().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'state file not updated')), 1000);
+
+    if (opts.wait) {
+      say('Waiting for the 3 pods of StatefulSet "storage" to be Ready …');
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      let pods = await listPods(core);
+      while (!interrupted.signal.aborted && Date.now() < deadline && !(pods.length === 3 && pods.every(isReady))) {
+        await sleep(1000, interrupted.signal).catch(() => undefined);
+        pods = await listPods(core);
+      }
+      if (pods.length === 3 && pods.every(isReady)) say('All pods are Ready.');
+      else if (!interrupted.signal.aborted) say(`Not all pods became Ready within ${READY_TIMEOUT_MS / 1000} s; the table below shows where they are.`);
+    }
+
+    if (!interrupted.signal.aborted) {
+      const pods = await listPods(core);
+      say('');
+      say('POD          IP            READY  ROLE          STATUS URL');
+      let master: string | undefined;
+      for (const pod of pods) {
+        const ip = pod.status?.podIP;
+        const role = (await agentStatus(ip))?.instance.role ?? 'unknown';
+        if (role === 'master') master = pod.metadata?.name;
+        say(`${(pod.metadata?.name ?? '').padEnd(12)} ${(ip ?? '-').padEnd(13)} ${(isReady(pod) ? 'yes' : 'no').padEnd(6)} ${role.padEnd(13)} ${ip ? `http://${ip}:8080/status` : '-'}`);
+      }
+      if (!master) say('No master yet: the instances wait unconfigured until a coordinator configures them (see the agents\' logs).');
+      const consoleOf = (name: string): string => `${cluster.podInfo(NAMESPACE, name)?.hostPathOf('shoal-run') ?? '<run dir>'}/console.sock`;
+      say('');
+      say('Try it (in another terminal):');
+      say(`  export KUBECONFIG=${cluster.kubeconfig}`);
+      say('  kubectl get pods -o wide; kubectl get events');
+      say(`  npx shoal status --cluster ${CLUSTER}`);
+      if (master) {
+        say(`  tarantoolctl connect ${consoleOf(master)}   # the master's console: box.space.kv:insert{'hello', 'world'}`);
+        say(`  tarantoolctl connect ${consoleOf(pods.find((p) => p.metadata?.name !== master)?.metadata?.name ?? master)}   # a replica's: box.space.kv:select{}`);
+      }
+      say('Press Ctrl-C to stop everything.');
+      await new Promise<void>((resolve) => interrupted.signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
+  } finally {
+    if (stateTimer) clearInterval(stateTimer);
+    say('Stopping every process the demo started …');
+    await stack?.stop();
+    say('Stopped.');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`demo: ${errorMessage(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,64 @@
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../shared/log.js';
+import { errorMessage, ShoalError } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
+import { DEFAULT_AGENT_PORT } from '../shared/names.js';
+import { startWebhook, type StartedWebhook } from '../webhook/start.js';
+import { agentRbacObjects, applyObjects, installLocalWebhook } from '../webhook/local-install.js';
+import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './cluster.js';
+
+// Shoal installed on the local cluster the way manifests/ installs it on a real one, except where
+// loopback needs otherwise (KUBERNETES.md): the webhook runs as a process of ours, registered by URL
+// (a Service's ClusterIP routes nowhere here), in container sidecar mode (1.20 has no native sidecars).
+
+export interface ShoalStack {
+  cluster: LocalCluster;
+  webhook: StartedWebhook;
+  kubeconfig: KubeConfig;
+  /** Installs the agents' ServiceAccount, Role and RoleBinding (manifests/agent-rbac.yaml) in a namespace. */
+  prepareNamespace(namespace: string): Promise<void>;
+  /** Stops the webhook and the whole local cluster; no process is left. */
+  stop(): Promise<void>;
+}
+
+export async function startShoalStack(opts: LocalClusterOptions & { logger: Logger }): Promise<ShoalStack> {
+  const cluster = await startLocalCluster(opts);
+  let webhook: StartedWebhook | undefined;
+  try {
+    webhook = await startWebhook(
+      {
+        port: 0,
+        host: '127.0.0.1',
+        certDir: path.join(cluster.runDir, 'webhook-certs'),
+        service: 'shoal-webhook',
+        namespace: 'shoal-system',
+        agentImage: `shoal/agent:${VERSION}`,
+        agentPort: DEFAULT_AGENT_PORT,
+        sidecarMode: 'container',
+      },
+      { access: null, logger: opts.logger.child({ component: 'webhook' }) },
+    );
+    if (!webhook.caCert) throw new ShoalError('the webhook started without a CA certificate');
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfig);
+    await installLocalWebhook(kc, { url: webhook.url, caCert: webhook.caCert });
+    const started = webhook;
+    return {
+      cluster,
+      webhook: started,
+      kubeconfig: kc,
+      prepareNamespace: (namespace) => applyObjects(kc, agentRbacObjects(namespace)),
+      async stop() {
+        const errors: string[] = [];
+        await started.close().catch((err: unknown) => errors.push(`webhook: ${errorMessage(err)}`));
+        await cluster.stop().catch((err: unknown) => errors.push(errorMessage(err)));
+        if (errors.length) throw new ShoalError(`Shoal's local stack did not stop cleanly: ${errors.join('; ')}`);
+      },
+    };
+  } catch (err) {
+    await webhook?.close().catch(() => undefined);
+    await cluster.stop().catch(() => undefined);
+    throw err;
+  }
+}
