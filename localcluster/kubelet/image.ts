@@ -1,0 +1,40 @@
+import type { V1Container } from '@kubernetes/client-node';
+import { expandVars } from './env.js';
+import type { ImageSpec, ImageTable } from './types.js';
+
+/** The image's repository without registry `docker.io/`, `library/`, tag or digest: `tarantool/tarantool`. */
+export function imageRepository(image: string): string {
+  let name = image.split('@')[0] ?? image;
+  const lastSlash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  if (colon > lastSlash) name = name.slice(0, colon);
+  for (const prefix of ['docker.io/', 'index.docker.io/', 'library/']) {
+    if (name.startsWith(prefix)) name = name.slice(prefix.length);
+  }
+  return name;
+}
+
+/** The table entry for an image: the longest key that is the repository or a path prefix of it. */
+export function lookupImage(table: ImageTable, image: string): ImageSpec | undefined {
+  const repo = imageRepository(image);
+  let best: string | undefined;
+  for (const key of Object.keys(table)) {
+    const matches = repo === key || repo.startsWith(key.endsWith('/') ? key : `${key}/`) || image === key;
+    if (matches && (best === undefined || key.length > best.length)) best = key;
+  }
+  return best === undefined ? undefined : table[best];
+}
+
+/**
+ * The argv a container runs, as Docker composes it: `command` replaces the image's entrypoint and,
+ * when given, also drops the image's default arguments; `args` replace the default arguments.
+ * `$(VAR)` references are expanded with the container's environment, as the kubelet does.
+ */
+export function containerArgv(image: ImageSpec, container: Pick<V1Container, 'command' | 'args'>, env: Record<string, string>): string[] {
+  const command = container.command?.length ? container.command : undefined;
+  const args = container.args?.length ? container.args : undefined;
+  const expand = (xs: string[]): string[] => xs.map((x) => expandVars(x, env));
+  const entry = command ? expand(command) : image.entrypoint;
+  const rest = args ? expand(args) : command ? [] : (image.cmd ?? []);
+  return [...entry, ...rest];
+}

@@ -1,0 +1,164 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { errorMessage } from '../../shared/errors.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
+import { serviceEnv } from './env.js';
+import { IpAllocator, unixUidRange } from './ipam.js';
+import { startListWatch } from './listwatch.js';
+import { runNodeHeartbeat } from './node.js';
+import { PodWorker } from './pod-worker.js';
+import { killUids } from './process.js';
+import { sleep } from './sleep.js';
+import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
+
+export type { ImageSpec, ImageTable, Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
+
+const HOST_IP = '127.0.0.1';
+const DEFAULT_UID_BASE = 200_000;
+
+/**
+ * Shoal's process kubelet: registers `nodeName`, keeps it alive, and runs every pod bound to it as
+ * local processes (see ../../docs/DESIGN.md and KUBERNETES.md "What a kubelet must do here").
+ */
+export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
+  const log = opts.logger.child({ node: opts.nodeName });
+  const kc = new KubeConfig();
+  kc.loadFromFile(opts.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
+  const ipam = new IpAllocator(opts.ipBase);
+  const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
+  await mkdir(path.join(opts.runDir, 'pods'), { recursive: true });
+
+  // Processes of an earlier kubelet on the same IP base that died without stopping its pods.
+  const leftovers = killUids(minUid, maxUid);
+  if (leftovers > 0) log.warn({ killed: leftovers }, 'killed processes an earlier kubelet left behind');
+
+  const workers = new Map<string, PodWorker>(); // by pod uid: a recreated pod of the same name is another pod
+  const abort = new AbortController();
+  let stateTimer: NodeJS.Timeout | undefined;
+
+  const pods = (): PodRuntimeInfo[] => [...workers.values()].map((w) => w.info());
+  const writeState = (): void => {
+    if (!opts.stateFile) return;
+    const state: KubeletState = { nodeName: opts.nodeName, pods: pods() };
+    const tmp = `${opts.stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(state, null, 2));
+    renameSync(tmp, opts.stateFile);
+  };
+  const stateChanged = (): void => {
+    if (!opts.stateFile || stateTimer) return;
+    stateTimer = setTimeout(() => {
+      stateTimer = undefined;
+      try {
+        writeState();
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, 'cannot write the kubelet state file');
+      }
+    }, 50);
+  };
+
+  const deps = {
+    core,
+    hostIP: HOST_IP,
+    runDir: opts.runDir,
+    ipam,
+    uidBase,
+    images: opts.images,
+    serviceEnv: serviceEnv(opts.apiServer.host, opts.apiServer.port),
+    ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
+    backoff: { ...DEFAULT_BACKOFF, maxMs: opts.maxRestartBackoffMs ?? DEFAULT_BACKOFF.maxMs },
+    logger: log,
+    onChange: stateChanged,
+    onDone: (w: PodWorker) => {
+      if (workers.get(w.uid) === w) workers.delete(w.uid);
+      stateChanged();
+    },
+  };
+
+  const upsert = (pod: V1Pod): void => {
+    const uid = pod.metadata?.uid;
+    if (!uid || abort.signal.aborted) return;
+    const existing = workers.get(uid);
+    if (existing) {
+      existing.update(pod);
+      return;
+    }
+    const worker = new PodWorker(pod, deps);
+    workers.set(uid, worker);
+    worker.start();
+    stateChanged();
+  };
+
+  const heartbeat = runNodeHeartbeat({
+    core,
+    coordination,
+    nodeName: opts.nodeName,
+    logger: log,
+    leaseRenewMs: opts.leaseRenewMs ?? 10_000,
+    nodeStatusMs: opts.nodeStatusMs ?? 20_000,
+    onReconnect: () => {
+      for (const w of workers.values()) w.repostStatus();
+    },
+    signal: abort.signal,
+  });
+
+  const fieldSelector = `spec.nodeName=${opts.nodeName}`;
+  const podWatch = startListWatch<V1Pod>({
+    kc,
+    path: '/api/v1/pods',
+    query: { fieldSelector },
+    list: async () => {
+      const list = await core.listPodForAllNamespaces({ fieldSelector });
+      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+    },
+    onSync: (items) => {
+      const seen = new Set(items.map((p) => p.metadata?.uid));
+      for (const [uid, w] of workers) if (!seen.has(uid)) w.removed();
+      for (const p of items) upsert(p);
+    },
+    onEvent: (type, pod) => {
+      if (type === 'DELETED') workers.get(pod.metadata?.uid ?? '')?.removed();
+      else upsert(pod);
+    },
+    logger: log,
+    signal: abort.signal,
+  });
+
+  log.info({ ipBase: opts.ipBase, uids: `${minUid}-${maxUid}` }, 'process kubelet started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('process kubelet stopping: killing every pod process');
+      abort.abort();
+      await Promise.all([...workers.values()].map((w) => w.shutdown()));
+      await Promise.race([Promise.all([heartbeat, podWatch]), sleep(5_000)]);
+      const left = killUids(minUid, maxUid);
+      if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');
+      clearTimeout(stateTimer);
+      try {
+        writeState();
+      } catch {
+        // the run directory may be gone already
+      }
+      log.info('process kubelet stopped');
+    })();
+    return stopping;
+  };
+
+  return {
+    nodeName: opts.nodeName,
+    podInfo: (namespace, name) => {
+      const matches = [...workers.values()].filter((w) => w.namespace === namespace && w.name === name);
+      // The live pod of that name rather than one still terminating.
+      const chosen = matches.find((w) => !w.isTerminating) ?? matches[0];
+      return chosen?.info();
+    },
+    pods,
+    stop,
+  };
+}
