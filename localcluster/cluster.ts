@@ -1,0 +1,203 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { createLogger, type Logger } from '../shared/log.js';
+import { ShoalError, errorMessage } from '../shared/errors.js';
+import { startControlPlane, type ControlPlane } from './controlplane.js';
+import { startKubelet, type ImageTable, type Kubelet, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
+import { sleep } from './kubelet/sleep.js';
+import { createNetFault, type NetFault } from './netfault.js';
+import { startProvisioner, type Provisioner } from './provisioner.js';
+
+// The local cluster: a real control plane, the process kubelet on one node, the local volume
+// provisioner (with the default StorageClass) and the network-fault helper, started and stopped
+// as one.
+
+export interface LocalClusterOptions {
+  /** Control plane data, pod directories, volumes and logs live here. */
+  runDir: string;
+  /** Names the node (`<name>-node`) and the netfault chains; default `shoal`. */
+  name?: string;
+  /** Pods get `<ipBase>.2`, `.3`, …; give two clusters on one machine different bases. Default `127.0.1`. */
+  ipBase?: string;
+  /** Added to (and overriding) the default image table. */
+  images?: ImageTable;
+  logger?: Logger;
+  /** Aborts the start (what was started is stopped). */
+  signal?: AbortSignal;
+}
+
+/** A pod's runtime facts with the two lookups tests use most. */
+export interface LocalPodInfo extends PodRuntimeInfo {
+  /** The host directory shown at the volume's mount paths. */
+  hostPathOf(volumeName: string): string | undefined;
+  logPath(container: string): string | undefined;
+}
+
+export interface LocalCluster {
+  readonly name: string;
+  readonly runDir: string;
+  /** Admin kubeconfig (usable with kubectl). */
+  readonly kubeconfig: string;
+  readonly apiServerUrl: string;
+  readonly nodeName: string;
+  readonly controlPlane: ControlPlane;
+  readonly kubelet: Kubelet;
+  readonly netfault: NetFault;
+  /** JSON `KubeletState`, rewritten whenever a pod's processes change (readable from other processes). */
+  readonly stateFile: string;
+  podInfo(namespace: string, name: string): LocalPodInfo | undefined;
+  /** Cuts a pod off the network until `heal`. */
+  cutOff(namespace: string, name: string): Promise<void>;
+  heal(namespace: string, name: string): Promise<void>;
+  /** Stops the kubelet (no pod process is left), the provisioner and the control plane; heals every fault. */
+  stop(): Promise<void>;
+}
+
+/** The repository root (this file runs from the source tree under vitest/tsx and from dist/). */
+export function repoRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['..', '../..']) {
+    const dir = path.resolve(here, rel);
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'shoal') return dir;
+    } catch {
+      // next
+    }
+  }
+  throw new ShoalError(`cannot find the Shoal repository above ${here}`);
+}
+
+export function defaultImages(root = repoRoot()): ImageTable {
+  return {
+    // The agent runs from the build: `npm run build` first.
+    'shoal/agent': { entrypoint: [process.execPath, path.join(root, 'dist', 'agent', 'main.js')] },
+    'tarantool/tarantool': { entrypoint: ['tarantool'] },
+    // Small workloads for tests: the host's node and shell tools.
+    node: { entrypoint: [process.execPath] },
+    busybox: { entrypoint: [], cmd: ['sh'] },
+  };
+}
+
+export function withLookups(info: PodRuntimeInfo): LocalPodInfo {
+  return { ...info, hostPathOf: (v) => info.volumes[v], logPath: (c) => info.logs[c] };
+}
+
+/** A pod's info from a kubelet state file (for processes other than the one running the cluster). */
+export function readPodInfo(stateFile: string, namespace: string, name: string): LocalPodInfo | undefined {
+  if (!existsSync(stateFile)) return undefined;
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as KubeletState;
+  const info = state.pods.find((p) => p.namespace === namespace && p.name === name);
+  return info ? withLookups(info) : undefined;
+}
+
+/** Waits until the node is Ready and the lifecycle controller removed its not-ready taint (~6 s). */
+async function waitNodeSchedulable(kubeconfig: string, nodeName: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not registered yet';
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    try {
+      const node = await core.readNode({ name: nodeName });
+      const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+      const taints = (node.spec?.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
+      if (ready && taints.length === 0) return;
+      last = ready ? `taints ${taints.map((t) => t.key).join(', ')}` : 'not Ready';
+    } catch (err) {
+      last = errorMessage(err);
+    }
+    await sleep(250, signal);
+  }
+  throw new ShoalError(`node ${nodeName} did not become schedulable in ${timeoutMs / 1000} s (${last})`);
+}
+
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  const name = opts.name ?? 'shoal';
+  const runDir = path.resolve(opts.runDir);
+  const nodeName = `${name}-node`;
+  const ipBase = opts.ipBase ?? '127.0.1';
+  const logOf = (component: 'kubelet' | 'controlplane'): Logger => opts.logger ?? createLogger({ component });
+  await mkdir(runDir, { recursive: true });
+  const netfault = createNetFault(`SHOAL-NF-${name}`.slice(0, 24));
+  const stateFile = path.join(runDir, 'kubelet-state.json');
+
+  const controlPlane = await startControlPlane({
+    runDir: path.join(runDir, 'controlplane'),
+    logger: logOf('controlplane'),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  let kubelet: Kubelet | undefined;
+  let provisioner: Provisioner | undefined;
+  const stopAll = async (): Promise<void> => {
+    const errors: string[] = [];
+    const attempt = async (what: string, f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (err) {
+        errors.push(`${what}: ${errorMessage(err)}`);
+      }
+    };
+    if (kubelet) await attempt('kubelet', kubelet.stop);
+    if (provisioner) await attempt('provisioner', provisioner.stop);
+    await attempt('control plane', controlPlane.stop);
+    await attempt('netfault', netfault.healAll);
+    if (errors.length) throw new ShoalError(`local cluster did not stop cleanly: ${errors.join('; ')}`);
+  };
+
+  try {
+    const api = new URL(controlPlane.apiServerUrl);
+    kubelet = await startKubelet({
+      kubeconfigPath: await controlPlane.kubeletKubeconfig(nodeName),
+      nodeName,
+      runDir: path.join(runDir, 'kubelet'),
+      ipBase,
+      images: { ...defaultImages(), ...opts.images },
+      extraEnv: (_pod, podIP) => ({ SHOAL_BIND_HOST: podIP }),
+      apiServer: { host: api.hostname, port: Number(api.port) },
+      logger: logOf('kubelet'),
+      stateFile,
+    });
+    provisioner = await startProvisioner({
+      kubeconfigPath: controlPlane.adminKubeconfigPath,
+      nodeName,
+      volumesDir: path.join(runDir, 'volumes'),
+      logger: logOf('kubelet'),
+    });
+    await waitNodeSchedulable(controlPlane.adminKubeconfigPath, nodeName, 60_000, opts.signal);
+  } catch (err) {
+    await stopAll().catch(() => undefined);
+    throw err;
+  }
+
+  const started = kubelet;
+  const target = (namespace: string, pod: string): { ip: string; unixUid: number } => {
+    const info = started.podInfo(namespace, pod);
+    if (!info?.ip || info.unixUid === null) throw new ShoalError(`pod ${namespace}/${pod} is not running on ${nodeName}`);
+    return { ip: info.ip, unixUid: info.unixUid };
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    name,
+    runDir,
+    kubeconfig: controlPlane.adminKubeconfigPath,
+    apiServerUrl: controlPlane.apiServerUrl,
+    nodeName,
+    controlPlane,
+    kubelet: started,
+    netfault,
+    stateFile,
+    podInfo: (namespace, pod) => {
+      const info = started.podInfo(namespace, pod);
+      return info ? withLookups(info) : undefined;
+    },
+    cutOff: (namespace, pod) => netfault.cutOff(target(namespace, pod)),
+    heal: (namespace, pod) => netfault.heal(target(namespace, pod)),
+    stop: () => (stopping ??= stopAll()),
+  };
+}

@@ -1,0 +1,193 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  CoreV1Api,
+  KubeConfig,
+  StorageV1Api,
+  type V1PersistentVolume,
+  type V1PersistentVolumeClaim,
+  type V1StorageClass,
+} from '@kubernetes/client-node';
+import type { Logger } from '../shared/log.js';
+import { errorMessage } from '../shared/errors.js';
+import { httpStatusOf } from './kubelet/api.js';
+import { startListWatch } from './kubelet/listwatch.js';
+import { sleep } from './kubelet/sleep.js';
+
+// The local volume provisioner (KUBERNETES.md "Volumes from volumeClaimTemplates"): a default
+// StorageClass `local` with WaitForFirstConsumer; for every claim the scheduler placed on this
+// node, a PV `pvc-<uid>` whose local.path is a directory under `volumesDir` (it outlives pods and
+// scale-downs); Released PVs are deleted with their directory.
+
+export const PROVISIONER = 'shoal.dev/local';
+export const STORAGE_CLASS = 'local';
+const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+const STORAGE_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner';
+const PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by';
+
+export interface ProvisionerOptions {
+  /** A kubeconfig allowed to create StorageClasses and PVs and to watch PVCs (the admin's). */
+  kubeconfigPath: string;
+  nodeName: string;
+  /** One directory per claim is made below it. */
+  volumesDir: string;
+  logger: Logger;
+}
+
+export interface Provisioner {
+  stop(): Promise<void>;
+}
+
+export function storageClass(): V1StorageClass {
+  return {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: STORAGE_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: PROVISIONER,
+    volumeBindingMode: 'WaitForFirstConsumer',
+    reclaimPolicy: 'Delete',
+  };
+}
+
+/** Is this claim ours to provision now? */
+export function wantsVolume(pvc: V1PersistentVolumeClaim, nodeName: string): boolean {
+  const a = pvc.metadata?.annotations ?? {};
+  return (
+    a[SELECTED_NODE] === nodeName &&
+    a[STORAGE_PROVISIONER] === PROVISIONER &&
+    !pvc.spec?.volumeName &&
+    pvc.status?.phase === 'Pending' &&
+    !pvc.metadata?.deletionTimestamp
+  );
+}
+
+/** The PV for a claim, as KUBERNETES.md describes what binds. */
+export function volumeFor(pvc: V1PersistentVolumeClaim, nodeName: string, dir: string): V1PersistentVolume {
+  const uid = pvc.metadata?.uid ?? '';
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: `pvc-${uid}`, annotations: { [PROVISIONED_BY]: PROVISIONER } },
+    spec: {
+      capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
+      accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
+      persistentVolumeReclaimPolicy: 'Delete',
+      storageClassName: pvc.spec?.storageClassName ?? STORAGE_CLASS,
+      volumeMode: pvc.spec?.volumeMode ?? 'Filesystem',
+      claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: pvc.metadata?.namespace ?? '', name: pvc.metadata?.name ?? '', uid },
+      local: { path: dir },
+      nodeAffinity: {
+        required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [nodeName] }] }] },
+      },
+    },
+  };
+}
+
+export async function startProvisioner(opts: ProvisionerOptions): Promise<Provisioner> {
+  const log = opts.logger.child({ node: opts.nodeName, part: 'provisioner' });
+  const kc = new KubeConfig();
+  kc.loadFromFile(opts.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  const storage = kc.makeApiClient(StorageV1Api);
+  const abort = new AbortController();
+  await mkdir(opts.volumesDir, { recursive: true });
+
+  try {
+    await storage.createStorageClass({ body: storageClass() });
+    log.info({ storageClass: STORAGE_CLASS }, 'default StorageClass created');
+  } catch (err) {
+    if (httpStatusOf(err) !== 409) throw err;
+  }
+
+  const claims = new Map<string, V1PersistentVolumeClaim>(); // by uid
+  const volumes = new Map<string, V1PersistentVolume>(); // by name
+  const busy = new Set<string>();
+
+  const provision = async (pvc: V1PersistentVolumeClaim): Promise<void> => {
+    const uid = pvc.metadata?.uid ?? '';
+    if (!wantsVolume(pvc, opts.nodeName) || busy.has(uid) || volumes.has(`pvc-${uid}`)) return;
+    busy.add(uid);
+    try {
+      const dir = path.join(opts.volumesDir, `pvc-${uid}`);
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await core.createPersistentVolume({ body: volumeFor(pvc, opts.nodeName, dir) });
+      log.info({ claim: `${pvc.metadata?.namespace}/${pvc.metadata?.name}`, dir }, 'volume provisioned');
+    } catch (err) {
+      if (httpStatusOf(err) !== 409) log.warn({ err: errorMessage(err) }, 'provisioning failed; will retry');
+    } finally {
+      busy.delete(uid);
+    }
+  };
+
+  const reclaim = async (pv: V1PersistentVolume): Promise<void> => {
+    const name = pv.metadata?.name ?? '';
+    const dir = pv.spec?.local?.path;
+    const ours = pv.metadata?.annotations?.[PROVISIONED_BY] === PROVISIONER && dir !== undefined && path.dirname(dir) === opts.volumesDir;
+    if (!ours || pv.status?.phase !== 'Released' || pv.spec?.persistentVolumeReclaimPolicy !== 'Delete' || busy.has(name)) return;
+    busy.add(name);
+    try {
+      await rm(dir, { recursive: true, force: true });
+      await core.deletePersistentVolume({ name });
+      log.info({ volume: name, dir }, 'released volume deleted');
+    } catch (err) {
+      if (httpStatusOf(err) !== 404) log.warn({ volume: name, err: errorMessage(err) }, 'deleting a released volume failed; will retry');
+    } finally {
+      busy.delete(name);
+    }
+  };
+
+  // Keeps `store` equal to the API's objects of one kind and acts on every add and change.
+  const mirror = <T extends { metadata?: { resourceVersion?: string } }>(
+    watchPath: string,
+    list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
+    key: (o: T) => string,
+    store: Map<string, T>,
+    act: (o: T) => Promise<void>,
+  ): Promise<void> =>
+    startListWatch<T>({
+      kc,
+      path: watchPath,
+      list: async () => {
+        const l = await list();
+        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? '' };
+      },
+      onSync: (items) => {
+        store.clear();
+        for (const o of items) store.set(key(o), o);
+        for (const o of items) void act(o);
+      },
+      onEvent: (type, o) => {
+        if (type === 'DELETED') store.delete(key(o));
+        else {
+          store.set(key(o), o);
+          void act(o);
+        }
+      },
+      logger: log,
+      signal: abort.signal,
+    });
+  const claimWatch = mirror(
+    '/api/v1/persistentvolumeclaims',
+    () => core.listPersistentVolumeClaimForAllNamespaces(),
+    (c) => c.metadata?.uid ?? '',
+    claims,
+    provision,
+  );
+  const volumeWatch = mirror('/api/v1/persistentvolumes', () => core.listPersistentVolume(), (v) => v.metadata?.name ?? '', volumes, reclaim);
+
+  // Retries what failed (API hiccups) without waiting for the next event.
+  const resync = (async () => {
+    while (!abort.signal.aborted) {
+      await sleep(5_000, abort.signal);
+      for (const c of claims.values()) void provision(c);
+      for (const v of volumes.values()) void reclaim(v);
+    }
+  })();
+
+  return {
+    stop: async () => {
+      abort.abort();
+      await Promise.race([Promise.all([claimWatch, volumeWatch, resync]), sleep(5_000)]);
+    },
+  };
+}
