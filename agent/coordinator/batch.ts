@@ -23,6 +23,7 @@ export const stamp = (command: Command, term: number): Action => ({ ...command, 
  * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes).
  */
 export function isGate(action: Action): boolean {
+  if (action.kind === 'reconfigure') return action.gate === true;
   return action.kind === 'persist' || action.kind === 'fence' || action.kind === 'waitCatchUp';
 }
 

@@ -52,7 +52,7 @@ export function planBootstrap(rs: ObservedReplicaSet, state: PersistedReplicaSet
   if (!first || first.uri === null) return note(state, `waiting for a first instance of ${rs.name} to come up`);
   const reason = `bootstrapping replica set ${rs.name} with ${first.pod} as its master (lowest ready ordinal)`;
   return {
-    state: { ...state, members: [asMember(first)], master: first.pod },
+    state: { ...state, members: [asMember(first)], master: first.pod, masterQuorum: 1 },
     commands: [
       { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Bootstrap', reason },
       { kind: 'bootstrapMaster', replicaset: rs.name, pod: first.pod, reason, replication: [first.uri], synchroQuorum: 1 },

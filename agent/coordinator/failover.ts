@@ -29,7 +29,7 @@ export function detectMasterFailure(rs: ObservedReplicaSet, master: string, now:
   }
   const symptoms: Array<{ ms: number; what: string }> = [];
   if (inst.unreachableSinceMs !== null) symptoms.push({ ms: now - inst.unreachableSinceMs, what: 'unreachable from the mesh majority' });
-  if (inst.tarantoolDownSinceMs !== null) symptoms.push({ ms: now - inst.tarantoolDownSinceMs, what: 'its Tarantool silent' });
+  if (inst.tarantoolDownSinceMs !== null) symptoms.push({ ms: now - inst.tarantoolDownSinceMs, what: 'silent (its Tarantool does not answer)' });
   const worst = symptoms.sort((a, b) => b.ms - a.ms)[0];
   if (!worst) return { verdict: 'up', reason: `master ${master} is up` };
   if (worst.ms >= timings.failoverTimeoutMs) {
@@ -76,7 +76,7 @@ export function chooseCandidate(
         : null;
     voters.push({ pod: member.pod, ordinal: inst.ordinal, vclock, ineligible });
   }
-  const needed = electionQuorum(state.members.length);
+  const needed = electionQuorum(state.members.length, state.masterQuorum);
   if (voters.length < needed) {
     return {
       pod: null,
@@ -123,11 +123,12 @@ export function promotion(
     from !== null && from !== to && !isQuarantined(state, from)
       ? [...state.quarantined, { pod: from, why: 'old-master' as const, sinceMs: now, rebootstrapRequestedAtMs: null }]
       : state.quarantined;
-  const next: PersistedReplicaSet = { ...state, master: to, switchover: null, quarantined };
+  const config = desiredReplication(rs, { ...state, quarantined });
+  const next: PersistedReplicaSet = { ...state, master: to, switchover: null, quarantined, masterQuorum: config.synchroQuorum };
   const commands: Command[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Promote', reason },
     ...fenceOthers(rs, to, `${to} becomes master`),
-    { kind: 'promote', replicaset: rs.name, pod: to, reason, ...desiredReplication(rs, next) },
+    { kind: 'promote', replicaset: rs.name, pod: to, reason, ...config },
   ];
   return { state: next, commands, bumpTerm: true, reason, final: false };
 }

@@ -15,12 +15,17 @@ export const majority = (members: number): number => Math.floor(members / 2) + 1
 
 /**
  * How many members' vclocks a promotion must compare so that it sees every acknowledged write:
- * any ack quorum (majority) and this set intersect, since majority + electionQuorum = members + 1.
+ * any set of `ackQuorum` acknowledgers and this set intersect, since ackQuorum + electionQuorum =
+ * members + 1. A master with a lower quorum than the majority (not yet raised) needs more.
  */
-export const electionQuorum = (members: number): number => (members === 0 ? 0 : members - majority(members) + 1);
+export function electionQuorum(members: number, ackQuorum: number | null = null): number {
+  if (members === 0) return 0;
+  const acks = Math.max(1, Math.min(majority(members), ackQuorum ?? majority(members)));
+  return members - acks + 1;
+}
 
 export function emptyReplicaSet(): PersistedReplicaSet {
-  return { master: null, members: [], expelled: [], quarantined: [], switchover: null, rollout: null };
+  return { master: null, members: [], expelled: [], quarantined: [], switchover: null, rollout: null, masterQuorum: null };
 }
 
 export function instanceOf(rs: ObservedReplicaSet, pod: string | null): ObservedInstance | undefined {

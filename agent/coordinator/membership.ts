@@ -2,6 +2,7 @@ import { neverBootstrapped } from './bootstrap.js';
 import { podList } from './format.js';
 import {
   desiredReplication,
+  healthProblem,
   instanceOf,
   isMember,
   isQuarantined,
@@ -9,7 +10,7 @@ import {
   majority,
   sameReplication,
 } from './members.js';
-import type { Command, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet } from './model.js';
+import type { Command, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, Timings } from './model.js';
 import type { Step } from './step.js';
 import { hasRows } from './vclock.js';
 
@@ -28,8 +29,11 @@ const step = (state: PersistedReplicaSet, commands: Command[], reasons: string[]
     ? null
     : { state, commands, bumpTerm: false, reason: reasons.join('; '), final: false };
 
-/** Keep each member's box.info.id once seen: it names the vclock component the instance writes. */
-export function recordIds(rs: ObservedReplicaSet, state: PersistedReplicaSet): PersistedReplicaSet {
+/**
+ * Keep what later decisions need from the observation: each member's box.info.id (the vclock
+ * component it writes) and the synchro quorum the master really runs with.
+ */
+export function recordObserved(rs: ObservedReplicaSet, state: PersistedReplicaSet): PersistedReplicaSet {
   let changed = false;
   const members = state.members.map((m): Member => {
     const id = instanceOf(rs, m.pod)?.tarantool?.id ?? null;
@@ -37,14 +41,17 @@ export function recordIds(rs: ObservedReplicaSet, state: PersistedReplicaSet): P
     changed = true;
     return { ...m, id };
   });
-  return changed ? { ...state, members } : state;
+  const t = instanceOf(rs, state.master)?.tarantool;
+  const masterQuorum = t?.configured && t.alive && t.synchroQuorum !== null ? t.synchroQuorum : state.masterQuorum;
+  if (masterQuorum !== state.masterQuorum) changed = true;
+  return changed ? { ...state, members, masterQuorum } : state;
 }
 
 /**
  * Expel on a real scale-down only: the ordinal is at or beyond spec.replicas AND the pod is gone.
  * Never the master (a master in the way is handed over first, see reconcile).
  */
-export function planExpels(rs: ObservedReplicaSet, state: PersistedReplicaSet): Step | null {
+export function planExpels(rs: ObservedReplicaSet, state: PersistedReplicaSet, timings: Timings): Step | null {
   const leaving = state.members.filter((m) => {
     if (m.pod === state.master || ordinalOf(rs, m.pod) < rs.specReplicas) return false;
     const inst = instanceOf(rs, m.pod);
@@ -52,6 +59,20 @@ export function planExpels(rs: ObservedReplicaSet, state: PersistedReplicaSet): 
   });
   if (leaving.length === 0) return null;
   const gone = new Set(leaving.map((m) => m.pod));
+  // Shrinking lowers the number of vclocks a failover compares: only when every remaining member is
+  // healthy (has what the leaving ones acknowledged), never in a degraded replica set.
+  const problems = state.members
+    .filter((m) => !gone.has(m.pod))
+    .map((m) =>
+      isQuarantined(state, m.pod)
+        ? `${m.pod} is quarantined`
+        : healthProblem(instanceOf(rs, m.pod), m.pod === state.master ? 'master' : 'replica', timings),
+    )
+    .filter((p): p is string => p !== null);
+  if (problems.length > 0) {
+    const reason = `not expelling ${podList([...gone])} yet: ${problems.join('; ')}`;
+    return { state, commands: [], bumpTerm: false, reason, final: false };
+  }
   const next: PersistedReplicaSet = {
     ...state,
     members: state.members.filter((m) => !gone.has(m.pod)),
@@ -122,15 +143,25 @@ export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now
   };
   const config = desiredReplication(rs, next);
   const quorum = `synchro quorum ${config.synchroQuorum} of ${next.members.length}`;
+  // The master acknowledges with the new quorum before the new member can be counted as a voter.
+  const raiseQuorum: Command = {
+    kind: 'reconfigure',
+    replicaset: rs.name,
+    pod: master.pod,
+    reason: `raising master ${master.pod}'s synchro quorum to ${config.synchroQuorum} of ${next.members.length} before ${candidate.pod} joins`,
+    gate: true,
+    ...config,
+  };
   if (withData) {
     const reason = `${candidate.pod} joins ${rs.name} with data of an earlier life: quarantined until compared with ${master.pod}; ${quorum}`;
-    return step(next, [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Join', reason }], [reason]);
+    return step(next, [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Join', reason }, raiseQuorum], [reason]);
   }
   const reason = `${candidate.pod} joins ${rs.name} as a replica of ${master.pod}; ${quorum}`;
   return step(
     next,
     [
       { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Join', reason },
+      raiseQuorum,
       { kind: 'joinReplica', replicaset: rs.name, pod: candidate.pod, reason, ...config },
     ],
     [reason],
@@ -140,8 +171,10 @@ export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now
 /** Members whose Tarantool waits for its box.cfg (restarted pods; a lost bootstrap). */
 export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
   const master = instanceOf(rs, state.master);
-  const masterWritable = master !== undefined && isWritable(master);
   const config = desiredReplication(rs, state);
+  // An empty member joins from a writable master that already acknowledges with the full quorum.
+  const masterQuorum = master?.tarantool?.synchroQuorum ?? 0;
+  const joinFrom = master !== undefined && isWritable(master) && masterQuorum >= config.synchroQuorum;
   const commands: Command[] = [];
   const reasons: string[] = [];
   for (const m of state.members) {
@@ -155,8 +188,8 @@ export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet
       const reason = `bootstrapping ${rs.name} with ${m.pod} again: it was chosen as master but never configured`;
       commands.push({ kind: 'bootstrapMaster', replicaset: rs.name, pod: m.pod, reason, replication: [i.uri], synchroQuorum: 1 });
       reasons.push(reason);
-    } else if (!hasRows(t.vclock) && !masterWritable) {
-      reasons.push(`${m.pod} has no data and no writable master to join from: waiting`);
+    } else if (!hasRows(t.vclock) && !joinFrom) {
+      reasons.push(`${m.pod} has no data: waiting for a writable master with synchro quorum ${config.synchroQuorum} to join from`);
     } else {
       const role = m.pod === state.master ? 'read-only until it is checked' : 'a replica';
       const reason = `configuring ${m.pod} (restarted) as ${role}`;

@@ -135,6 +135,12 @@ export interface PersistedReplicaSet {
   quarantined: readonly QuarantinedMember[];
   switchover: SwitchoverProgress | null;
   rollout: RolloutProgress | null;
+  /**
+   * The synchro quorum the master was last seen with (or was promoted with). A master that died
+   * before a raised quorum reached it acknowledged writes with fewer copies: promotion must then
+   * compare more vclocks (electionQuorum).
+   */
+  masterQuorum: number | null;
 }
 
 /** The content of ConfigMap shoal-<cluster>-state (written only with resourceVersion CAS). */
@@ -190,8 +196,11 @@ export type Action =
   | (InstanceAction & ReplicationConfig & { kind: 'bootstrapMaster' })
   /** box.cfg as a read-only replica (first join, or after a restart). */
   | (InstanceAction & ReplicationConfig & { kind: 'joinReplica' })
-  /** Change replication / synchro quorum of a running instance; never its read_only. */
-  | (InstanceAction & ReplicationConfig & { kind: 'reconfigure' })
+  /**
+   * Change replication / synchro quorum of a running instance; never its read_only. `gate`: later
+   * actions depend on it (the master's quorum is raised before a new voter joins).
+   */
+  | (InstanceAction & ReplicationConfig & { kind: 'reconfigure'; gate?: boolean })
   /** On the master `pod`: delete `expelledUuid` from box.space._cluster. */
   | (InstanceAction & { kind: 'expel'; expelledPod: string; expelledUuid: string })
   /** box.cfg{read_only = true}; acknowledged only once applied. */

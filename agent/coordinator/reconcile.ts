@@ -4,7 +4,7 @@ import { planBootstrap } from './bootstrap.js';
 import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
 import { inMajority } from './fencing.js';
 import { emptyReplicaSet, instanceOf, isWritable } from './members.js';
-import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordIds } from './membership.js';
+import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
 import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
 import { planRollout, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
@@ -91,8 +91,8 @@ function reconcileReplicaSet(
   const rollout = planRollout(rs, persisted, now, timings);
   if (rs.paused) return { step: note(persisted, 'paused (shoal.dev/paused): observing only'), rollout };
 
-  let state = persisted.members.length > 0 ? recordIds(rs, persisted) : persisted;
-  const parts: Step[] = [];
+  let state = persisted.members.length > 0 ? recordObserved(rs, persisted) : persisted;
+  const parts: Step[] = state === persisted ? [] : [note(state, 'recording observed instance ids and master quorum')];
   let done = false;
   const run = (planner: (s: PersistedReplicaSet) => Step | null): void => {
     if (done) return;
@@ -113,7 +113,7 @@ function reconcileReplicaSet(
   run((s) => planFailover(rs, s, now, timings));
   run((s) => planMasterRecovery(rs, s, now, busy()));
   run((s) => planAdmissions(rs, s, now, timings));
-  run((s) => planExpels(rs, s));
+  run((s) => planExpels(rs, s, timings));
   run((s) => planJoin(rs, s, now));
   run((s) => planConfigure(rs, s, busy()));
   run((s) => planReconfigure(rs, s, busy()));

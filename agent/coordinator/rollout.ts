@@ -73,15 +73,31 @@ export function planRollout(rs: ObservedReplicaSet, state: PersistedReplicaSet, 
     return plan({ kind: 'paused', reason: 'shoal.dev/paused is set' }, 'paused', firstStale, `rollout paused (shoal.dev/paused)${inFlight}`);
   }
 
-  const flight = progress?.inFlight ?? null;
+  const problems = new Map(scope.map((pod) => [pod, problemOf(rs, state, pod, timings)] as const));
+  /** A member other than `except` that is down: nothing more may be taken down. */
+  const blockerBesides = (except: string | undefined) => [...problems].find(([pod, problem]) => problem !== null && pod !== except);
+
+  let flight = progress?.inFlight ?? null;
+  if (flight !== null && flight.pod === master) {
+    // It became master (a failover or hand-over) before its deletion took effect: re-plan; it is
+    // handed over first like any out-of-date master.
+    flight = null;
+  }
   if (flight !== null && scope.includes(flight.pod)) {
     const inst = instanceOf(rs, flight.pod);
     const phase = flight.pod === progress?.oldMaster ? 'restarting-old-master' : 'restarting-replicas';
     const overdue = now - flight.deletedAtMs > timings.podRestartTimeoutMs;
     const notYetDeleted = inst !== undefined && inst.podExists && inst.uid === flight.uid && !inst.deleting;
+    if (notYetDeleted && !overdue && !blockerBesides(flight.pod)) {
+      // The delete may have been lost: send it again. Same pod, same uid precondition: idempotent,
+      // and still the only member down on purpose.
+      const kind = phase === 'restarting-old-master' ? 'deleteOldMaster' : 'deleteReplica';
+      const reason = `deleting ${flight.pod} again: its deletion is not visible ${seconds(now - flight.deletedAtMs)} after it was sent`;
+      return plan({ kind, pod: flight.pod, uid: flight.uid }, phase, flight.pod, reason);
+    }
     const problem = notYetDeleted
       ? `the deletion of ${flight.pod} has not taken effect yet`
-      : problemOf(rs, state, flight.pod, timings);
+      : problems.get(flight.pod) ?? problemOf(rs, state, flight.pod, timings);
     if (problem !== null) {
       const waited = `${problem} (${seconds(now - flight.deletedAtMs)} since it was deleted)`;
       if (overdue) return plan({ kind: 'blocked', reason: waited }, phase, flight.pod, `rollout blocked: ${waited}`);
@@ -96,11 +112,10 @@ export function planRollout(rs: ObservedReplicaSet, state: PersistedReplicaSet, 
   }
   progress ??= { revision: rs.updateRevision, inFlight: null, oldMaster: null, startedAtMs: now };
 
-  const problems = new Map(scope.map((pod) => [pod, problemOf(rs, state, pod, timings)] as const));
   const staleReplicas = stale.filter((i) => i.pod !== master);
   // An out-of-date replica that is already down costs nothing to restart (a rollback may be its cure).
   const target = staleReplicas.find((i) => problems.get(i.pod) !== null) ?? staleReplicas[0];
-  const blocker = [...problems].find(([pod, problem]) => problem !== null && pod !== target?.pod);
+  const blocker = blockerBesides(target?.pod);
   if (blocker) {
     const [pod, problem] = blocker;
     const phase = target === undefined ? 'switching-master' : target.pod === progress.oldMaster ? 'restarting-old-master' : 'restarting-replicas';

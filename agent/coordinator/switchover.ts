@@ -10,6 +10,7 @@ import type {
   PersistedReplicaSet,
   PersistedState,
   Timings,
+  Vclock,
 } from './model.js';
 import type { Step } from './step.js';
 import { byGreatestVclock } from './vclock.js';
@@ -45,9 +46,11 @@ export function chooseSwitchoverTarget(
     if (to === master) return { pod: null, retry: false, reason: `${to} is already the master` };
     if (!isMember(state, to)) return { pod: null, retry: false, reason: `${to} is not a member of ${rs.name}` };
   }
-  const considered = state.members.filter((m) => m.pod !== master && (to === undefined || m.pod === to));
+  // Never the pod a rollout has just deleted (it is about to go away).
+  const leaving = state.rollout?.inFlight?.pod;
+  const considered = state.members.filter((m) => m.pod !== master && m.pod !== leaving && (to === undefined || m.pod === to));
   const problems: string[] = [];
-  const healthy: Array<{ pod: string; ordinal: number; vclock: NonNullable<ReturnType<typeof liveVclock>> }> = [];
+  const healthy: Array<{ pod: string; ordinal: number; vclock: Vclock; upToDate: boolean }> = [];
   let transient = false;
   for (const m of considered) {
     const inst = instanceOf(rs, m.pod);
@@ -58,13 +61,14 @@ export function chooseSwitchoverTarget(
         : healthProblem(inst, 'replica', timings);
     const vclock = liveVclock(inst);
     if (problem === null && inst && vclock) {
-      healthy.push({ pod: m.pod, ordinal: inst.ordinal, vclock });
+      healthy.push({ pod: m.pod, ordinal: inst.ordinal, vclock, upToDate: inst.revision === rs.updateRevision });
     } else {
       problems.push(problem ?? `${m.pod} has no known vclock`);
       if (inst?.podExists && !inst.deleting && inst.tarantool?.alive) transient = true;
     }
   }
-  const best = healthy.sort(byGreatestVclock)[0];
+  // All of them are caught up (the hand-over waits for the rest): prefer one a rollout will not restart.
+  const best = healthy.sort((a, b) => Number(b.upToDate) - Number(a.upToDate) || byGreatestVclock(a, b))[0];
   if (best) return { pod: best.pod, reason: `${best.pod} is healthy and caught up` };
   const subject = to === undefined ? 'no healthy replica' : `${to} cannot take over`;
   return { pod: null, retry: transient, reason: `${subject}: ${problems.join('; ') || `${rs.name} has no replica`}` };
@@ -87,7 +91,8 @@ export function switchoverStep(
 ): Step {
   const record = resume && state.switchover ? state.switchover : { from, to, startedAtMs: now, reason };
   const recorded: PersistedReplicaSet = { ...state, switchover: record };
-  const handedOver: PersistedReplicaSet = { ...recorded, master: to, switchover: null };
+  const config = desiredReplication(rs, recorded);
+  const handedOver: PersistedReplicaSet = { ...recorded, master: to, switchover: null, masterQuorum: config.synchroQuorum };
   const commands: Command[] = [
     ...(resume ? [] : [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Switchover', reason } as const]),
     { kind: 'fence', replicaset: rs.name, pod: from, reason: `switchover: ${from} goes read-only first` },
@@ -105,7 +110,7 @@ export function switchoverStep(
     replicaset: rs.name,
     pod: to,
     reason: `switchover: ${to} caught up with ${from} and becomes master`,
-    ...desiredReplication(rs, handedOver),
+    ...config,
   };
   return {
     state: recorded,

@@ -14,7 +14,7 @@ describe('detectMasterFailure', () => {
     ['up', rs, 'up', /is up/],
     ['cut off briefly', patch(rs, 's-0', { unreachableSinceMs: NOW - 1000 }), 'suspect', /unreachable from the mesh majority for 1.0 s \(failover at 4.0 s\)/],
     ['cut off long enough', patch(rs, 's-0', { unreachableSinceMs: NOW - 4000 }), 'failed', /unreachable from the mesh majority for 4.0 s/],
-    ['Tarantool silent long enough', patch(rs, 's-0', { tarantoolDownSinceMs: NOW - 5000 }), 'failed', /Tarantool silent for 5.0 s/],
+    ['Tarantool silent long enough', patch(rs, 's-0', { tarantoolDownSinceMs: NOW - 5000 }), 'failed', /silent \(its Tarantool does not answer\) for 5.0 s/],
     ['not observed at all', { ...rs, instances: rs.instances.slice(1) }, 'suspect', /not in the observation/],
   ])('%s → %s', (_what, observed, verdict, reason) => {
     const f = detectMasterFailure(observed, 's-0', NOW, T);

@@ -101,6 +101,7 @@ export function formed(name = 's', replicas = 3, master = 0): Formed {
       quarantined: [],
       switchover: null,
       rollout: null,
+      masterQuorum: quorum,
     },
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isGate } from '../../agent/coordinator/batch.js';
 import { emptyReplicaSet, majority } from '../../agent/coordinator/members.js';
-import type { ObservedReplicaSet } from '../../agent/coordinator/model.js';
+import type { Action, ObservedReplicaSet } from '../../agent/coordinator/model.js';
 import { beginTerm, emptyState, reconcile } from '../../agent/coordinator/reconcile.js';
 import { cluster, formed, fresh, instance, kinds, NOW, only, patch, persisted, T, uriOf, uuidOf, without } from './coordinator-fixtures.js';
 
@@ -49,7 +49,10 @@ describe('reconcile: join and synchronous quorum', () => {
     const grown = { ...rs, specReplicas: 4, instances: [...rs.instances, fresh('s-3')] };
     const r = reconcile(cluster(NOW, grown), persisted(5, { s: state }), T);
     const all = ['s-0', 's-1', 's-2', 's-3'].map(uriOf).sort();
-    expect(kinds(r.actions)).toEqual(['persist', 'joinReplica:s-3', 'reconfigure:s-0', 'reconfigure:s-1', 'reconfigure:s-2']);
+    // The master's quorum goes up first, as a gate: the new member must not count as a voter before.
+    expect(kinds(r.actions)).toEqual(['persist', 'reconfigure:s-0', 'joinReplica:s-3', 'reconfigure:s-1', 'reconfigure:s-2']);
+    expect(isGate(only(r.actions, 'reconfigure')[0] as Action)).toBe(true);
+    expect(isGate(only(r.actions, 'reconfigure')[1] as Action)).toBe(false);
     for (const a of [...only(r.actions, 'joinReplica'), ...only(r.actions, 'reconfigure')]) {
       expect(a).toMatchObject({ replication: all, synchroQuorum: 3, term: 5 });
     }
@@ -119,6 +122,14 @@ describe('reconcile: expel', () => {
     const r = reconcile(cluster(NOW, bend(rs)), persisted(1, { s: state }), T);
     expect(only(r.actions, 'expel')).toEqual([]);
     expect(r.nextPersisted.replicasets.s?.members.map((m) => m.pod)).toContain('s-2');
+  });
+
+  it('does not shrink a degraded replica set: the remaining members must be healthy', () => {
+    const { rs, state } = formed('s', 3);
+    const degraded = { ...without(patch(rs, 's-1', { tarantool: { upstreamOk: false } }), 's-2'), specReplicas: 2 };
+    const r = reconcile(cluster(NOW, degraded), persisted(3, { s: state }), T);
+    expect(only(r.actions, 'expel')).toEqual([]);
+    expect(r.reason).toMatch(/not expelling s-2 yet: s-1 is not following its master/);
   });
 
   it('hands the master over before a scale-down removes it, and never expels it', () => {

@@ -27,7 +27,7 @@ describe('planRollout', () => {
   });
 
   it.each([
-    ['its deletion is not visible yet', (o: ObservedReplicaSet) => o, /deletion of s-2 has not taken effect yet/],
+    ['its deletion is not visible yet and another member is down', (o: ObservedReplicaSet) => patch(o, 's-1', { podReady: false }), /deletion of s-2 has not taken effect yet/],
     ['it is terminating', (o: ObservedReplicaSet) => patch(o, 's-2', { deleting: true }), /s-2 is terminating/],
     ['it is gone', (o: ObservedReplicaSet) => patch(o, 's-2', { podExists: false, tarantool: null }), /s-2 does not exist/],
     ['it is back but catching up', (o: ObservedReplicaSet) => patch(o, 's-2', { uid: 'new', revision: 'rev-2', tarantool: { lagMs: 5000 } }), /s-2 lags 5.0 s/],
@@ -36,6 +36,13 @@ describe('planRollout', () => {
     const p = plan(bend(rolled(rs)), inFlight('s-2'));
     expect(p.step).toMatchObject({ kind: 'waitFor', pod: 's-2', why: expect.stringMatching(why) });
     expect(p.phase).toBe('restarting-replicas');
+  });
+
+  it('sends a deletion again (same uid) when it is not visible yet and nobody else is down', () => {
+    const p = plan(rolled(rs), inFlight('s-2'));
+    expect(p.step).toMatchObject({ kind: 'deleteReplica', pod: 's-2', uid: 'uid-s-2' });
+    expect(p.progress?.inFlight?.deletedAtMs).toBe(NOW - 1000);
+    expect(p.reason).toMatch(/deleting s-2 again/);
   });
 
   it('moves on once the restarted pod is back, ready and caught up', () => {
