@@ -24,7 +24,10 @@ export interface LocalClusterOptions {
   ipBase?: string;
   /** Added to (and overriding) the default image table. */
   images?: ImageTable;
+  /** One logger for every part; without it each part logs JSON with its own component name… */
   logger?: Logger;
+  /** …to this file instead of stdout. */
+  logFile?: string;
   /** Aborts the start (what was started is stopped). */
   signal?: AbortSignal;
 }
@@ -122,7 +125,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const runDir = path.resolve(opts.runDir);
   const nodeName = `${name}-node`;
   const ipBase = opts.ipBase ?? '127.0.1';
-  const logOf = (component: 'kubelet' | 'controlplane'): Logger => opts.logger ?? createLogger({ component });
+  const logOf = (component: 'kubelet' | 'controlplane'): Logger => opts.logger ?? createLogger({ component }, undefined, opts.logFile);
   await mkdir(runDir, { recursive: true });
   const netfault = createNetFault(`SHOAL-NF-${name}`.slice(0, 24));
   const stateFile = path.join(runDir, 'kubelet-state.json');

@@ -103,6 +103,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     onReconnect: () => {
       for (const w of workers.values()) w.repostStatus();
     },
+    ...(opts.registerWithTaints ? { taints: opts.registerWithTaints } : {}),
     signal: abort.signal,
   });
 

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { V1MicroTime, type CoordinationV1Api, type CoreV1Api, type V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type CoordinationV1Api, type CoreV1Api, type V1Lease, type V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { httpStatusOf, MERGE_PATCH } from './api.js';
@@ -25,6 +25,8 @@ export interface NodeHeartbeatOptions {
   nodeStatusMs: number;
   /** Called after the API server answered again following failed heartbeats: re-post every pod status. */
   onReconnect: () => void;
+  /** Taints for a newly registered Node. */
+  taints?: V1Taint[];
   signal: AbortSignal;
 }
 
@@ -71,7 +73,7 @@ export function nodeStatus(nodeName: string, readySinceMs: number, nowMs: number
 }
 
 /** Creates the Node (or takes over an existing one) and posts a Ready status. Returns its uid. */
-export async function registerNode(core: CoreV1Api, nodeName: string, readySinceMs: number): Promise<string> {
+export async function registerNode(core: CoreV1Api, nodeName: string, readySinceMs: number, taints: V1Taint[] = []): Promise<string> {
   const arch = ARCH[process.arch] ?? process.arch;
   const labels = {
     'kubernetes.io/hostname': nodeName,
@@ -82,7 +84,13 @@ export async function registerNode(core: CoreV1Api, nodeName: string, readySince
   };
   try {
     const created = await core.createNode({
-      body: { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName, labels }, status: nodeStatus(nodeName, readySinceMs, Date.now()) },
+      body: {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: nodeName, labels },
+        ...(taints.length ? { spec: { taints } } : {}),
+        status: nodeStatus(nodeName, readySinceMs, Date.now()),
+      },
     });
     return created.metadata?.uid ?? '';
   } catch (err) {
@@ -120,7 +128,7 @@ export async function runNodeHeartbeat(opts: NodeHeartbeatOptions): Promise<void
 
   const beat = async (): Promise<void> => {
     if (!nodeUid) {
-      nodeUid = await registerNode(core, nodeName, readySinceMs);
+      nodeUid = await registerNode(core, nodeName, readySinceMs, opts.taints);
       lastStatusMs = Date.now();
       logger.info('node registered');
     } else if (Date.now() - lastStatusMs >= opts.nodeStatusMs || failing) {

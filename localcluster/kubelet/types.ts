@@ -1,4 +1,4 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 
 /** What an image means to the process kubelet: the command a container of it runs by default. */
@@ -36,6 +36,8 @@ export interface KubeletOptions {
   leaseRenewMs?: number;
   /** Node status (heartbeat) period. Default 20 s. */
   nodeStatusMs?: number;
+  /** Taints the Node is registered with (like the kubelet's --register-with-taints). */
+  registerWithTaints?: V1Taint[];
   /** Written (atomically) whenever a pod's processes change: JSON of {@link KubeletState}. */
   stateFile?: string;
 }
