@@ -370,6 +370,23 @@ export class LocalInstance {
     }
   }
 
+  /**
+   * On the master: deletes an expelled instance from box.space._cluster (replicated to the others).
+   * Resolves with whether a row was there to delete.
+   */
+  async expel(uuid: string, o: Bounded = {}): Promise<{ deleted: boolean; id?: number }> {
+    const d = deadline(`expel ${uuid}`, o, 10_000);
+    try {
+      const r = (await this.eval("return require('shoal').expel(...)", [uuid], d)) as Record<string, unknown> | null;
+      const deleted = r?.['deleted'] === true;
+      const id = typeof r?.['id'] === 'number' ? r['id'] : undefined;
+      if (deleted) this.log.warn({ uuid, id }, 'expelled an instance from box.space._cluster');
+      return id === undefined ? { deleted } : { deleted, id };
+    } finally {
+      d.done();
+    }
+  }
+
   /** Creates (or fixes the password of) the replication user with its grant; on a writable instance. */
   async ensureReplicationUser(o: Bounded = {}): Promise<void> {
     const creds = this.requireCredentials();

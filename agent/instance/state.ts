@@ -63,6 +63,10 @@ export interface InstanceState {
   synchroQuorum?: number;
   vclock: Vclock;
   replication: PeerState[];
+  /** box.cfg.replication as host:port (credentials stripped by shoal.lua); set once configured. */
+  replicationUris?: string[];
+  /** Instance UUIDs registered in box.space._cluster; set once configured. */
+  clusterUuids?: string[];
   /** Derived by the agent: see readiness.ts. */
   role: Role;
   /** Seconds behind the master (0 on the master, undefined when unknown). */
@@ -156,6 +160,8 @@ export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
     listen: str(r['listen']) ?? (num(r['listen']) === undefined ? undefined : String(r['listen'])),
     synchroQuorum: num(r['synchro_quorum']),
     vclock: decodeVclock(r['vclock']),
+    replicationUris: r['cfg_replication'] === undefined ? undefined : list(r['cfg_replication']).map(String),
+    clusterUuids: r['cluster_uuids'] === undefined ? undefined : list(r['cluster_uuids']).map(String),
     replication: list(r['replication']).map((p) => {
       const pr = rec(p, 'replication entry');
       return {

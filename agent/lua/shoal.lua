@@ -20,6 +20,7 @@
 --   ensure_replication_user(name, pw)   idempotent user + 'replication' grant
 --   topology(t)                         calls every on_topology hook (each in pcall)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
+--   expel(uuid)                         on the master: deletes the instance from box.space._cluster
 --   note(t)                             merges t into the agent's notes (returned by status())
 local fiber = require('fiber')
 local fio = require('fio')
@@ -427,6 +428,16 @@ function M.status()
     s.listen = box.cfg.listen
     s.read_only = box.cfg.read_only
     s.synchro_quorum = box.cfg.replication_synchro_quorum
+    -- What the coordinator compares with the membership: box.cfg.replication without credentials,
+    -- and the instances registered in _cluster (expel and rejoin decisions read the master's).
+    s.cfg_replication = {}
+    local configured = box.cfg.replication
+    if type(configured) ~= 'table' then configured = {configured} end
+    for _, uri in ipairs(configured) do
+        table.insert(s.cfg_replication, (tostring(uri):gsub('^[^@/]*@', '')))
+    end
+    s.cluster_uuids = {}
+    for _, t in box.space._cluster:pairs() do table.insert(s.cluster_uuids, t[2]) end
     s.replication = {}
     for _, r in pairs(info.replication) do
         table.insert(s.replication, {
@@ -442,6 +453,20 @@ end
 function M.vclock()
     if state.phase ~= 'configured' then error('the instance is not configured (' .. state.phase .. ')') end
     return vclock_map(box.info.vclock)
+end
+
+-- Removes an expelled instance from the replica set's registry (SPEC §5 expel). Runs on the
+-- writable master; replicas receive the deletion through replication. Idempotent.
+function M.expel(uuid)
+    if state.phase ~= 'configured' then error('cannot expel: the instance is ' .. state.phase) end
+    if type(uuid) ~= 'string' or uuid == '' then error('expel needs an instance uuid') end
+    if uuid == box.info.uuid then error('refusing to expel this instance itself') end
+    if box.info.ro then error('cannot expel on a read-only instance: expel runs on the master') end
+    local t = box.space._cluster.index.uuid:get({uuid})
+    if t == nil then return {deleted = false} end
+    box.space._cluster:delete({t[1]})
+    log.warn('shoal: expelled %s (id %d) from box.space._cluster', uuid, t[1])
+    return {deleted = true, id = t[1]}
 end
 
 -- The agent's notes (e.g. fenced, the master's UUID): they live as long as this process does, so a
