@@ -25,6 +25,30 @@ export interface UpstreamStatus {
   message: string | null;
 }
 
+/**
+ * The coordinator's view of one Tarantool (coordinator/model.ts ObservedTarantool), as its agent
+ * reports it. Optional on the wire: an agent of an older version omits it and the coordinator then
+ * treats the instance as unknown, never as empty.
+ */
+export interface TarantoolReport {
+  configured: boolean;
+  /** The console answers. */
+  alive: boolean;
+  ro: boolean;
+  /** box.info.status, or unconfigured / configuring / unreachable / exiting / failed. */
+  status: string;
+  /** box.info.vclock, or the data directory's vclock read offline before box.cfg; null = unknown. */
+  vclock: Record<string, number> | null;
+  id: number | null;
+  upstreamOk: boolean;
+  lagMs: number | null;
+  /** box.cfg.replication as host:port. */
+  replication: string[];
+  synchroQuorum: number | null;
+  /** box.space._cluster instance UUIDs; null = not read. */
+  clusterUuids: string[] | null;
+}
+
 /** What an agent reports about its Tarantool. */
 export interface InstanceState {
   role: InstanceRole;
@@ -35,6 +59,7 @@ export interface InstanceState {
   healthy: boolean;
   configured: boolean;
   upstreams: UpstreamStatus[];
+  tarantool?: TarantoolReport;
 }
 
 export interface Hello {
@@ -201,6 +226,51 @@ function upstreams(o: Rec): UpstreamStatus[] {
   });
 }
 
+const ADDRESS = /^[A-Za-z0-9.:[\]_-]{1,253}:[0-9]{1,5}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const STATUS = /^[a-z][a-z_-]{0,63}$/;
+const MAX_MEMBERS = 64;
+
+function nullableInt(o: Rec, key: string): number | null {
+  return field(o, key) === null ? null : int(o, key);
+}
+
+function strings(o: Rec, key: string, pattern: RegExp, max: number): string[] {
+  const v = field(o, key);
+  if (!Array.isArray(v) || v.length > max) throw new Invalid('bad_field', `"${key}" must be an array of at most ${max} entries`);
+  return v.map((s) => {
+    if (typeof s !== 'string' || !pattern.test(s)) throw new Invalid('bad_field', `"${key}" entries must match ${pattern.source}`);
+    return s;
+  });
+}
+
+function tarantoolReport(i: Rec): TarantoolReport {
+  const t = obj(i, 'tarantool');
+  const vc = field(t, 'vclock');
+  return {
+    configured: bool(t, 'configured'),
+    alive: bool(t, 'alive'),
+    ro: bool(t, 'ro'),
+    status: str(t, 'status', 64, STATUS),
+    vclock: vc === null ? null : vclock(t),
+    id: nullableInt(t, 'id'),
+    upstreamOk: bool(t, 'upstreamOk'),
+    lagMs: nullableNum(t, 'lagMs'),
+    replication: strings(t, 'replication', ADDRESS, MAX_MEMBERS),
+    synchroQuorum: nullableInt(t, 'synchroQuorum'),
+    clusterUuids: field(t, 'clusterUuids') === null ? null : strings(t, 'clusterUuids', UUID, MAX_MEMBERS),
+  };
+}
+
+/** A TarantoolReport carried elsewhere (a command's ack result), validated like a heartbeat's; null if invalid. */
+export function parseTarantoolReport(v: unknown): TarantoolReport | null {
+  try {
+    return tarantoolReport({ tarantool: v });
+  } catch {
+    return null;
+  }
+}
+
 function instance(o: Rec): InstanceState {
   const i = obj(o, 'instance');
   const role = field(i, 'role');
@@ -213,6 +283,7 @@ function instance(o: Rec): InstanceState {
     healthy: bool(i, 'healthy'),
     configured: bool(i, 'configured'),
     upstreams: upstreams(i),
+    ...(field(i, 'tarantool') === undefined ? {} : { tarantool: tarantoolReport(i) }),
   };
 }
 
