@@ -20,6 +20,13 @@
 // | SHOAL_PRESTOP_TIMEOUT_MS     | 30000                        | bound of GET /prestop                                |
 // | SHOAL_CONSOLE_TIMEOUT_MS     | 10000                        | default bound of one console call                    |
 // | SHOAL_STATUS_TIMEOUT_MS      | 2000                         | bound of the console call behind /status, /readyz    |
+// | SHOAL_HEARTBEAT_TIMEOUT_MS   | 1000                         | a mesh peer silent this long counts as unreachable   |
+// | SHOAL_COORDINATOR_INTERVAL_MS| 300                          | pause between two coordinator rounds                 |
+// | SHOAL_CATCHUP_TIMEOUT_MS     | 5000                         | switchover: bound on the candidate catching up       |
+// | SHOAL_SWITCHOVER_TIMEOUT_MS  | 30000                        | bound of POST /switchover (answer 504 after it)      |
+// Coordination needs Kubernetes: in a pod the service account (in-cluster config), elsewhere KUBECONFIG.
+// Self-fencing happens after SHOAL_FAILOVER_TIMEOUT_MS minus a margin derived from the heartbeat
+// timeout (agent/coordinator/timings.ts); a failover timeout too small for that margin is refused.
 import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';
 import { ShoalError } from '../shared/errors.js';
@@ -30,6 +37,11 @@ export interface AgentTimings {
   prestopTimeoutMs: number;
   consoleTimeoutMs: number;
   statusTimeoutMs: number;
+  /** Coordination timings; optional so callers that only run the local agent need not set them. */
+  heartbeatTimeoutMs?: number;
+  coordinatorIntervalMs?: number;
+  catchUpTimeoutMs?: number;
+  switchoverTimeoutMs?: number;
 }
 
 export interface AgentConfig {
@@ -78,6 +90,11 @@ function int(env: Env, name: string, def: number, min: number, max: number, prob
   return n;
 }
 
+function optionalInt(env: Env, name: string, min: number, max: number, problems: Problems): number | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : int(env, name, min, min, max, problems);
+}
+
 /** A StatefulSet pod is named <statefulset>-<ordinal>. */
 function statefulSetOf(pod: string): string | undefined {
   const m = /^(.+)-\d+$/.exec(pod);
@@ -114,6 +131,11 @@ export function parseConfig(env: Env = process.env): AgentConfig {
     prestopTimeoutMs: int(env, 'SHOAL_PRESTOP_TIMEOUT_MS', 30_000, 0, 3_600_000, problems),
     consoleTimeoutMs: int(env, 'SHOAL_CONSOLE_TIMEOUT_MS', 10_000, 10, 600_000, problems),
     statusTimeoutMs: int(env, 'SHOAL_STATUS_TIMEOUT_MS', 2_000, 10, 600_000, problems),
+    // Unset = the defaults in the table (applied by agent/control/timings.ts).
+    heartbeatTimeoutMs: optionalInt(env, 'SHOAL_HEARTBEAT_TIMEOUT_MS', 100, 60_000, problems),
+    coordinatorIntervalMs: optionalInt(env, 'SHOAL_COORDINATOR_INTERVAL_MS', 10, 60_000, problems),
+    catchUpTimeoutMs: optionalInt(env, 'SHOAL_CATCHUP_TIMEOUT_MS', 100, 600_000, problems),
+    switchoverTimeoutMs: optionalInt(env, 'SHOAL_SWITCHOVER_TIMEOUT_MS', 1_000, 3_600_000, problems),
   };
   if (problems.list.length > 0) {
     throw new ShoalError(

@@ -1,32 +1,15 @@
 // The /status document (SPEC §4). The local part comes from the instance; coordinator, mesh,
 // replica sets and rollout come from a provider the coordinator installs (empty until then).
+import type { AgentStatus, StatusReplicaSet } from '../../shared/status.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
 import type { Vclock } from '../instance/vclock.js';
 
-export interface CoordinatorStatus {
-  pod: string;
-  term: number;
-  self: boolean;
-}
-
-export interface MeshPeerStatus {
-  pod: string;
-  connected: boolean;
-  lastSeenMs: number | null;
-}
-
-export interface ReplicasetStatus {
-  name: string;
-  master: string | null;
-  instances: Array<{ pod: string; role: Role | string; healthy: boolean; lag: number | null }>;
-}
-
-export interface RolloutStatus {
-  replicaset: string;
-  phase: 'idle' | 'restarting-replicas' | 'switching-master' | 'restarting-old-master' | 'paused';
-  next: string | null;
-}
+// The cluster half's parts are exactly those of shared/status.ts, which the `shoal status` CLI reads.
+export type CoordinatorStatus = AgentStatus['coordinator'];
+export type MeshPeerStatus = AgentStatus['mesh'][number];
+export type ReplicasetStatus = StatusReplicaSet;
+export type RolloutStatus = NonNullable<AgentStatus['rollout']>;
 
 /** The cluster half of /status. */
 export interface ClusterStatus {
