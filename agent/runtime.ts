@@ -11,6 +11,7 @@ import { AgentMetrics } from './http/metrics.js';
 import { identityOf } from './instance/identity.js';
 import { LocalInstance } from './instance/local.js';
 import { installShoalLua } from './lua/module.js';
+import { startControl, type Control, type ControlOptions } from './control/start.js';
 
 export interface Agent {
   config: AgentConfig;
@@ -20,11 +21,19 @@ export interface Agent {
   http: AgentServer;
   /** Resolves once the Tarantool console has answered for the first time (never rejects). */
   consoleReady: Promise<boolean>;
+  /** Coordination (mesh, election, coordinator, self-fencing) when started with `control`. */
+  control?: Control;
   /** Stops everything this agent started; idempotent. */
   stop(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, log: Logger, opts: { processMetrics?: boolean } = {}): Promise<Agent> {
+export interface StartOptions {
+  processMetrics?: boolean;
+  /** Join the cluster's coordination (needs Kubernetes: in-cluster config or KUBECONFIG). */
+  control?: ControlOptions;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger, opts: StartOptions = {}): Promise<Agent> {
   const luaPath = await installShoalLua(config.runDir);
   log.info({ path: luaPath }, 'shoal.lua written');
 
@@ -54,6 +63,13 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: { proce
 
   const stopping = new AbortController();
   const consoleReady = waitForTarantool(instance, stopping.signal, log);
+  let control: Control | undefined;
+  try {
+    control = opts.control ? startControl({ config, instance, metrics, http }, log, opts.control) : undefined;
+  } catch (err) {
+    await http.close();
+    throw err;
+  }
   let stopped: Promise<void> | undefined;
 
   return {
@@ -63,9 +79,11 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: { proce
     metrics,
     http,
     consoleReady,
+    ...(control ? { control } : {}),
     stop(): Promise<void> {
       stopped ??= (async () => {
         stopping.abort();
+        await control?.stop();
         await Promise.allSettled([http.close(), console.close()]);
         log.info('agent stopped');
       })();
