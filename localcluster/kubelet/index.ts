@@ -99,7 +99,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     nodeName: opts.nodeName,
     logger: log,
     leaseRenewMs: opts.leaseRenewMs ?? 10_000,
-    nodeStatusMs: opts.nodeStatusMs ?? 20_000,
+    nodeStatusMs: opts.nodeStatusMs ?? 10_000,
     onReconnect: () => {
       for (const w of workers.values()) w.repostStatus();
     },

@@ -34,7 +34,7 @@ export interface KubeletOptions {
   maxRestartBackoffMs?: number;
   /** Node Lease renewal period. Default 10 s. */
   leaseRenewMs?: number;
-  /** Node status (heartbeat) period. Default 20 s. */
+  /** Node status (heartbeat) period. Default 10 s (the kubelet's nodeStatusUpdateFrequency). */
   nodeStatusMs?: number;
   /** Taints the Node is registered with (like the kubelet's --register-with-taints). */
   registerWithTaints?: V1Taint[];

@@ -170,6 +170,33 @@ describe('pods on the process kubelet', () => {
     expect(shown.stdout).toMatch(/web\s+1\/1\s+Running\s+0/);
   });
 
+  it('runs init containers in order, to completion, before the app containers', async () => {
+    const step = (name: string, what: string): V1Container => ({
+      name,
+      image: 'busybox',
+      command: ['sh', '-c', `echo ${what} >> /work/steps`],
+      volumeMounts: [{ name: 'work', mountPath: '/work' }],
+    });
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'inits' },
+        spec: {
+          initContainers: [step('first', 'init-1'), step('second', 'init-2')],
+          containers: [{ ...step('app', 'app'), command: ['sh', '-c', 'echo app >> /work/steps; exec sleep 100000'] }],
+          volumes: [{ name: 'work', emptyDir: {} }],
+        },
+      },
+    });
+    const pod = await waitPodReady(core, ns, 'inits', { timeoutMs: 30_000 });
+    expect(pod.status?.initContainerStatuses?.map((c) => [c.name, c.state?.terminated?.reason, c.state?.terminated?.exitCode])).toEqual([
+      ['first', 'Completed', 0],
+      ['second', 'Completed', 0],
+    ]);
+    expect(await readFile(path.join(runtime('inits').hostPathOf('work') ?? '', 'steps'), 'utf8')).toBe('init-1\ninit-2\napp\n');
+    await core.deleteNamespacedPod({ name: 'inits', namespace: ns, gracePeriodSeconds: 1 });
+  });
+
   it('restarts a crashing container with back-off and one failing its liveness probe', async () => {
     await core.createNamespacedPod({
       namespace: ns,
