@@ -175,9 +175,11 @@ export class Coordinator {
       }
       const observed = this.o.observer.observe(this.persisted, this.clock());
       const result = reconcile(observed, this.persisted, this.o.timings);
-      if (result.reason !== this.lastReason) {
+      // Logged when it changes, not when only a running duration in it does ("silent for 1.2 s").
+      const gist = result.reason.replace(/\d+(\.\d+)? s\b/g, '# s');
+      if (gist !== this.lastReason) {
         this.o.logger.info({ reason: result.reason, actions: result.actions.length }, 'coordinator round');
-        this.lastReason = result.reason;
+        this.lastReason = gist;
       }
       const outcome = await this.execute(result.actions, observed, signal);
       this.o.metrics.rounds.inc({ result: outcome.stoppedAt ? 'stopped' : 'ok' });
@@ -202,7 +204,37 @@ export class Coordinator {
     this.persisted = outcome.persisted;
     if (outcome.records.some((r) => !r.ok && r.action.kind === 'persist')) this.dirty = true;
     this.countPromotions(before, outcome);
+    if (!outcome.stale) await this.settleOldMasters(outcome, observed, signal);
     return outcome;
+  }
+
+  /**
+   * After a completed hand-over the old master is a healthy replica in the core's eyes, but its agent
+   * still marks it fenced (not ready, role "fenced"): tell it, under the same term, to follow the new
+   * master. Only when it was fenced and caught up to within this very batch — a failover's old master
+   * stays quarantined for the core's admission check instead.
+   */
+  private async settleOldMasters(outcome: BatchOutcome, observed: ObservedCluster, signal: AbortSignal): Promise<void> {
+    const ok = outcome.records.filter((r) => r.ok).map((r) => r.action);
+    for (const p of ok) {
+      if (p.kind !== 'promote') continue;
+      const wait = ok.find((a) => a.kind === 'waitCatchUp' && a.pod === p.pod && a.replicaset === p.replicaset);
+      if (!wait || wait.kind !== 'waitCatchUp') continue;
+      const from = wait.source;
+      const state = this.persisted?.replicasets[p.replicaset];
+      if (state?.master !== p.pod || !state.members.some((m) => m.pod === from) || state.quarantined.some((q) => q.pod === from)) continue;
+      const rejoin = {
+        kind: 'rejoinAsReplica' as const,
+        term: this.term,
+        replicaset: p.replicaset,
+        pod: from,
+        replication: p.replication,
+        synchroQuorum: p.synchroQuorum,
+        reason: `switchover done: ${from} follows ${p.pod} as a replica`,
+      };
+      const after = await runBatch([rejoin], this.persisted as PersistedState, observed, { ...this.o.actions, termChanged: (t) => this.setTerm(t) }, signal);
+      this.persisted = after.persisted;
+    }
   }
 
   // A completed promotion that changed the master: a switchover when a catch-up preceded it.

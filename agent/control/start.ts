@@ -10,6 +10,7 @@ import { errorMessage } from '../../shared/errors.js';
 import { leaseName } from '../../shared/names.js';
 import type { AgentConfig } from '../config.js';
 import { emptyState } from '../coordinator/reconcile.js';
+import { fenceDeadline } from '../coordinator/timings.js';
 import type { PersistedState } from '../coordinator/model.js';
 import type { AgentMetrics } from '../http/metrics.js';
 import { mountControlRoutes } from '../http/control-routes.js';
@@ -30,7 +31,7 @@ import { Coordinator } from './coordinator.js';
 import { FORWARDED_HEADER, Handover } from './handover.js';
 import { ControlMetrics } from './metrics.js';
 import { Observer } from './observer.js';
-import { LocalProbe, toWireInstance } from './probe.js';
+import { LocalProbe, toWireInstance, type LocalSnapshot } from './probe.js';
 import { SelfFencer } from './self-fence.js';
 import { decodePersistedState, persistedLens } from './state-codec.js';
 import { controlTimings } from './timings.js';
@@ -83,6 +84,26 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     events.record({ kind: 'StatefulSet', name, ...(uid ? { uid } : {}) }, { type, reason, message });
   };
 
+  // Each Tarantool process gets the dead-agent switch armed once, at the self-fence deadline: if
+  // this agent dies, its master still goes read-only before a failover can promote another.
+  let armedPid: number | null = null;
+  let arming = false;
+  const armWatchdog = (s: LocalSnapshot): void => {
+    const pid = s.state?.pid ?? null;
+    if (pid === null || pid === armedPid || arming) return;
+    arming = true;
+    instance
+      .armWatchdog(fenceDeadline(timings.core) / 1000, { timeoutMs: config.timings.statusTimeoutMs })
+      .then(() => {
+        armedPid = pid;
+        log.info({ pid, seconds: fenceDeadline(timings.core) / 1000 }, 'armed the Tarantool watchdog (read-only if this agent goes silent)');
+      })
+      .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'could not arm the Tarantool watchdog; retrying'))
+      .finally(() => {
+        arming = false;
+      });
+  };
+
   const receiver = new TopologyReceiver({
     deliver: (t, o) => instance.topology(t, o),
     logger: log.child({ module: 'topology' }),
@@ -96,7 +117,10 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     logger: log.child({ module: 'probe' }),
     intervalMs: timings.heartbeatIntervalMs,
     timeoutMs: config.timings.statusTimeoutMs,
-    onSnapshot: (s) => receiver.local(s),
+    onSnapshot: (s) => {
+      receiver.local(s);
+      armWatchdog(s);
+    },
   });
   probe.start(signal);
   http.setClusterStatusProvider({ clusterStatus: () => receiver.clusterStatus() });

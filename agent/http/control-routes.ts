@@ -30,8 +30,11 @@ export function tokenMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** Parses the body of POST /switchover; a string is the problem to report. */
-export function parseSwitchoverBody(text: string): SwitchoverRequest | string {
+/**
+ * Parses the body of POST /switchover; a string is the problem to report. `forwardedBy` (an agent
+ * forwarding to the coordinator) may name who asked first in `requestedBy`.
+ */
+export function parseSwitchoverBody(text: string, forwardedBy: string | null = null): SwitchoverRequest | string {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -43,7 +46,9 @@ export function parseSwitchoverBody(text: string): SwitchoverRequest | string {
   const { replicaset, to } = o;
   if (typeof replicaset !== 'string' || !POD.test(replicaset)) return '"replicaset" must be the name of a StatefulSet of this cluster';
   if (to !== undefined && to !== null && (typeof to !== 'string' || !POD.test(to))) return '"to" must be a pod name when given';
-  return typeof to === 'string' ? { replicaset, to, requestedBy: 'POST /switchover' } : { replicaset, requestedBy: 'POST /switchover' };
+  const first = typeof o['requestedBy'] === 'string' ? o['requestedBy'].slice(0, 200) : 'POST /switchover';
+  const requestedBy = forwardedBy === null ? 'POST /switchover' : `${first} via ${forwardedBy}`;
+  return typeof to === 'string' ? { replicaset, to, requestedBy } : { replicaset, requestedBy };
 }
 
 // An abort signal for one HTTP exchange: the client going away or the bound passing.
@@ -78,12 +83,12 @@ export function mountControlRoutes(app: Express, h: ControlRouteHandlers): void 
       res.status(401).set('WWW-Authenticate', 'Bearer realm="shoal"').json({ ok: false, reason: 'missing or wrong bearer token (the "token" key of Secret shoal-<cluster>-mesh)' });
       return;
     }
-    const parsed = parseSwitchoverBody(typeof req.body === 'string' ? req.body : '');
+    const forwardedBy = req.get(h.forwardedHeader) ?? null;
+    const parsed = parseSwitchoverBody(typeof req.body === 'string' ? req.body : '', forwardedBy);
     if (typeof parsed === 'string') {
       res.status(400).json({ ok: false, reason: parsed });
       return;
     }
-    const forwardedBy = req.get(h.forwardedHeader) ?? null;
     const { signal, done } = requestSignal(req, res, h.switchoverTimeoutMs);
     try {
       log.info({ replicaset: parsed.replicaset, to: parsed.to, forwardedBy }, 'switchover requested');

@@ -387,6 +387,19 @@ export class LocalInstance {
     }
   }
 
+  /**
+   * Arms shoal.lua's watchdog: a writable instance that hears nothing from this agent (no status or
+   * vclock call) for `seconds` makes itself read-only. null disarms. Per Tarantool process.
+   */
+  async armWatchdog(seconds: number | null, o: Bounded = {}): Promise<void> {
+    const d = deadline('arm the watchdog', o, 5_000);
+    try {
+      await this.eval("return require('shoal').arm_watchdog(...)", [seconds], d);
+    } finally {
+      d.done();
+    }
+  }
+
   /** Creates (or fixes the password of) the replication user with its grant; on a writable instance. */
   async ensureReplicationUser(o: Bounded = {}): Promise<void> {
     const creds = this.requireCredentials();

@@ -21,6 +21,7 @@
 --   topology(t)                         calls every on_topology hook (each in pcall)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
 --   expel(uuid)                         on the master: deletes the instance from box.space._cluster
+--   arm_watchdog(seconds)               read-only when the agent stops calling status() for that long
 --   note(t)                             merges t into the agent's notes (returned by status())
 local fiber = require('fiber')
 local fio = require('fio')
@@ -404,7 +405,48 @@ local function downstream_of(d)
     return {status = d.status, idle = d.idle, lag = d.lag, message = d.message, vclock = vclock_map(d.vclock)}
 end
 
+-- The dead agent's switch. Self-fencing is the agent's job; an agent that died (or hangs) cannot
+-- do it, while the coordinator soon counts its pod as cut off and promotes another. So an instance
+-- whose agent has not called status()/vclock() for `seconds` makes itself read-only if it is
+-- writable. Armed only by an agent that takes part in coordination; nil disarms.
+local watchdog = {seconds = nil, contact = fiber.clock(), fiber = nil}
+
+local function agent_contact()
+    watchdog.contact = fiber.clock()
+end
+
+local function watch()
+    fiber.self():name('shoal_watchdog')
+    while true do
+        fiber.sleep(0.05)
+        local limit = watchdog.seconds
+        local silent = fiber.clock() - watchdog.contact
+        if limit ~= nil and state.phase == 'configured' and silent > limit then
+            local ok, ro = pcall(function() return box.info.ro end)
+            if ok and ro == false then
+                local fenced = pcall(box.cfg, {read_only = true})
+                if fenced then
+                    state.notes.fenced = true
+                    log.warn('shoal: no word from the agent for %.1f s (watchdog %.1f s): read-only until the coordinator decides',
+                        silent, limit)
+                end
+            end
+        end
+    end
+end
+
+function M.arm_watchdog(seconds)
+    if seconds ~= nil and (type(seconds) ~= 'number' or seconds <= 0) then
+        error('arm_watchdog needs a positive number of seconds, or nil to disarm')
+    end
+    watchdog.seconds = seconds
+    agent_contact()
+    if watchdog.fiber == nil and seconds ~= nil then watchdog.fiber = fiber.create(watch) end
+    return true
+end
+
 function M.status()
+    agent_contact()
     local s = {
         phase = state.phase,
         configured = state.phase == 'configured',
@@ -451,6 +493,7 @@ function M.status()
 end
 
 function M.vclock()
+    agent_contact()
     if state.phase ~= 'configured' then error('the instance is not configured (' .. state.phase .. ')') end
     return vclock_map(box.info.vclock)
 end

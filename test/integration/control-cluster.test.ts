@@ -110,7 +110,8 @@ describe.skipIf(!haveBinaries)('coordination of three real agents, Tarantools an
         { name, namespace: NS, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } } },
         merge,
       );
-      const t = await fleet.start(name);
+      // The application's hook, as a vshard router would register it.
+      const t = await fleet.start(name, { afterCfg: "require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)" });
       const client = fleet.client(t, { timeoutMs: 20_000 });
       pods.push({ name, ip, t, lua: (code) => client.eval(code, [], { timeoutMs: 20_000 }) });
     }
@@ -162,6 +163,174 @@ describe.skipIf(!haveBinaries)('coordination of three real agents, Tarantools an
       expect(n).toBe(3);
     }
     console.log(`formed in ${(timeline['formed'] ?? 0) - (timeline['start'] ?? 0)} ms; master ${formed.master}, term ${formed.term}`);
+  }, 180_000);
+
+  async function post(p: Pod, path: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(`http://${p.ip}:${agentPort}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  }
+
+  async function meshToken(): Promise<string> {
+    const secret = await kube.core.readNamespacedSecret({ name: `shoal-${CLUSTER}-mesh`, namespace: NS });
+    return Buffer.from(secret.data?.['token'] ?? '', 'base64').toString('utf8');
+  }
+
+  it('hands the topology to the on_topology hooks of every instance', async () => {
+    for (const p of pods) {
+      const seen = await eventually(async () => {
+        const r = (await p.lua("local t = rawget(_G, 'last_topology') if t == nil then return nil end return {#t.replicasets, t.replicasets[1].master, #t.replicasets[1].instances}")) as unknown[] | null;
+        return Array.isArray(r) && r[2] === 3 ? r : undefined;
+      }, 20_000);
+      expect(seen[0]).toBe(1);
+      expect(PODS).toContain(seen[1]);
+    }
+  });
+
+  it('POST /switchover: refused without the token, hands over with it (from any pod), one writer throughout', async () => {
+    const before = await eventually(() => agreedMaster(pods), 60_000, 200);
+    const replica = pods.find((p) => p.name !== before.master && !p.agent?.control?.isLeader()) ?? (pods.find((p) => p.name !== before.master) as Pod);
+    expect((await post(replica, '/switchover', { replicaset: RS })).status).toBe(401);
+    expect((await post(replica, '/switchover', { replicaset: RS }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+    const token = await meshToken();
+    expect((await post(replica, '/switchover', 'nonsense', token)).status).toBe(400);
+    expect((await post(replica, '/switchover', { replicaset: RS, to: before.master }, token)).status).toBe(409);
+
+    const started = Date.now();
+    const r = await post(replica, '/switchover', { replicaset: RS, to: replica.name }, token);
+    const tookMs = Date.now() - started;
+    expect(r).toMatchObject({ status: 200, json: { ok: true, from: before.master, to: replica.name } });
+    const after = await eventually(async () => {
+      const a = await agreedMaster(pods);
+      return a?.master === replica.name ? a : undefined;
+    }, 30_000, 200);
+    expect(after.term).toBeGreaterThan(before.term);
+    const writable = await Promise.all(pods.map((p) => p.lua('return box.info.ro == false')));
+    expect(writable.filter(Boolean)).toHaveLength(1);
+    await replica.lua("box.space.kv:replace{10, 'after switchover'}");
+    console.log(`switchover ${before.master} → ${replica.name} answered in ${tookMs} ms`);
+  }, 120_000);
+
+  it('GET /prestop: a replica returns at once, the master hands over before it returns', async () => {
+    const before = await eventually(() => agreedMaster(pods), 60_000, 200);
+    const replica = pods.find((p) => p.name !== before.master) as Pod;
+    const quick = await fetch(`http://${replica.ip}:${agentPort}/prestop`, { signal: AbortSignal.timeout(10_000) });
+    expect(quick.status).toBe(200);
+    expect(await quick.json()).toMatchObject({ wasMaster: false });
+
+    const master = pods.find((p) => p.name === before.master) as Pod;
+    const started = Date.now();
+    const res = await fetch(`http://${master.ip}:${agentPort}/prestop`, { signal: AbortSignal.timeout(30_000) });
+    const tookMs = Date.now() - started;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ wasMaster: true, handedOver: true });
+    expect(await master.lua('return box.info.ro')).toBe(true);
+    const after = await eventually(async () => {
+      const a = await agreedMaster(pods);
+      return a && a.master !== before.master ? a : undefined;
+    }, 30_000, 200);
+    console.log(`/prestop of master ${before.master} returned after ${tookMs} ms; ${after.master} is master`);
+  }, 120_000);
+
+  it('SIGKILL of the master Tarantool: a replica is promoted after the failover timeout, no acknowledged row is lost, the old master rejoins', async () => {
+    const before = await eventually(() => agreedMaster(pods), 60_000, 200);
+    const master = pods.find((p) => p.name === before.master) as Pod;
+    await master.lua("box.space.kv:replace{20, 'before failover'}");
+    const others = pods.filter((p) => p !== master);
+    for (const p of others) await eventually(async () => ((await p.lua('return box.space.kv:get(20) ~= nil')) === true ? true : undefined), 10_000);
+    const killedAt = Date.now();
+    await master.t.kill('SIGKILL');
+    const promoted = await eventually(async () => {
+      const w = await Promise.all(others.map(async (p) => ((await p.lua('return box.info.ro == false')) === true ? p : null)));
+      return w.find((p) => p !== null) ?? undefined;
+    }, 30_000, 50);
+    const failoverMs = Date.now() - killedAt;
+    await promoted.lua("box.space.kv:replace{21, 'after failover'}");
+    expect(await promoted.lua('return box.space.kv:get(20) ~= nil')).toBe(true);
+
+    // The old master comes back with its data: it has nothing the new master lacks, so it rejoins as a replica.
+    await master.t.spawn();
+    const back = await eventually(async () => {
+      const a = await agreedMaster(pods);
+      return a && a.master === promoted.name ? a : undefined;
+    }, 60_000, 200);
+    expect(back.term).toBeGreaterThan(before.term);
+    await eventually(async () => ((await master.lua('return box.space.kv:get(21) ~= nil')) === true ? true : undefined), 20_000);
+    console.log(`failover after SIGKILL of ${master.name}: ${promoted.name} writable in ${failoverMs} ms (timeout 4000 ms); old master rejoined in ${Date.now() - killedAt} ms`);
+  }, 180_000);
+
+  /** Samples every running instance's read-only flag until stopped; reports the most writers seen at once. */
+  function sampleWriters(): { stop: () => Promise<number> } {
+    let most = 0;
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const w = await Promise.all(pods.filter((p) => p.t.running).map((p) => p.lua('return box.info.ro == false').catch(() => false)));
+        most = Math.max(most, w.filter((x) => x === true).length);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    return {
+      stop: async () => {
+        running = false;
+        await loop;
+        return most;
+      },
+    };
+  }
+
+  it('with the API server down, the master keeps accepting writes and nobody is demoted; coordination resumes after', async () => {
+    const before = await eventually(() => agreedMaster(pods), 60_000, 200);
+    const master = pods.find((p) => p.name === before.master) as Pod;
+    const writers = sampleWriters();
+    await cp?.stopApiServer();
+    try {
+      // Longer than the Lease: every agent stops coordinating, none touches Tarantool.
+      await eventually(async () => (pods.every((p) => !p.agent?.control?.isLeader()) ? true : undefined), 15_000, 100);
+      for (let i = 0; i < 10; i++) {
+        await master.lua(`box.space.kv:replace{${100 + i}, 'api down'}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect((await status(master.ip, agentPort)).instance.ro).toBe(false);
+    } finally {
+      await cp?.startApiServer();
+    }
+    const after = await eventually(async () => {
+      const a = await agreedMaster(pods);
+      return a && a.term > before.term ? a : undefined;
+    }, 60_000, 200);
+    expect(after.master).toBe(before.master);
+    expect(await writers.stop()).toBe(1);
+  }, 180_000);
+
+  it("the master's agent dies: its Tarantool fences itself (watchdog) before a replica is promoted; the agent's return rejoins it", async () => {
+    const before = await eventually(() => agreedMaster(pods), 60_000, 200);
+    const master = pods.find((p) => p.name === before.master) as Pod;
+    const writers = sampleWriters();
+    const stoppedAt = Date.now();
+    await master.agent?.stop();
+    master.agent = undefined;
+    await eventually(async () => ((await master.lua('return box.info.ro')) === true ? true : undefined), 15_000, 20);
+    const fencedMs = Date.now() - stoppedAt;
+    const others = pods.filter((p) => p !== master);
+    const promoted = await eventually(async () => {
+      const w = await Promise.all(others.map(async (p) => ((await p.lua('return box.info.ro == false')) === true ? p : null)));
+      return w.find((p) => p !== null) ?? undefined;
+    }, 30_000, 50);
+    const promotedMs = Date.now() - stoppedAt;
+    expect(fencedMs).toBeLessThan(promotedMs);
+    await startPodAgent(master);
+    const back = await eventually(async () => {
+      const a = await agreedMaster(pods);
+      return a && a.master === promoted.name ? a : undefined;
+    }, 60_000, 200);
+    expect(back.term).toBeGreaterThan(before.term);
+    expect(await writers.stop()).toBe(1);
+    console.log(`agent of master ${master.name} died: read-only after ${fencedMs} ms, ${promoted.name} writable after ${promotedMs} ms, rejoined after ${Date.now() - stoppedAt} ms`);
   }, 180_000);
 
   it('a new coordinator takes the Lease with a higher term after the coordinator pod dies; one master remains', async () => {
