@@ -7,9 +7,9 @@ import {
   isWritable,
   liveVclock,
 } from './members.js';
-import type { Command, ObservedReplicaSet, PersistedReplicaSet, Timings, Vclock } from './model.js';
+import type { Command, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings, Vclock } from './model.js';
 import { note, type Step } from './step.js';
-import { byGreatestVclock, formatVclock, isAhead } from './vclock.js';
+import { byGreatestVclock, covers, formatVclock, isAhead } from './vclock.js';
 
 // Failover: detect a dead or cut-off master, choose the replica that has every acknowledged write,
 // promote it under a new term. Also the two milder cases of "no writable master": none elected yet,
@@ -45,6 +45,7 @@ interface Voter {
   pod: string;
   ordinal: number;
   vclock: Vclock;
+  quarantined: boolean;
   /** Why it may not be promoted even if it is the best (null = it may). */
   ineligible: string | null;
 }
@@ -53,9 +54,10 @@ export type CandidateChoice = { pod: string; reason: string } | { pod: null; rea
 
 /**
  * The replica to promote instead of `exclude` (the failed master; null when there is none): among
- * the members whose word counts now, the one with the greatest vclock. Refuses when fewer members
- * than the election quorum answer (an acknowledged write could be on the silent ones), and never
- * returns a replica that some live member is ahead of. `to` restricts the choice to one pod.
+ * the members whose word counts now (voters), the one with the greatest vclock. Refuses when fewer
+ * members than the election quorum answer (an acknowledged write could be on the silent ones), and
+ * never returns a replica that some voter is ahead of. A quarantined member is preferred against
+ * only when it has every row every voter has. `to` restricts the choice to one pod.
  */
 export function chooseCandidate(
   rs: ObservedReplicaSet,
@@ -65,7 +67,7 @@ export function chooseCandidate(
 ): CandidateChoice {
   const voters: Voter[] = [];
   for (const member of state.members) {
-    if (member.pod === exclude || isQuarantined(state, member.pod)) continue;
+    if (member.pod === exclude) continue;
     const inst = instanceOf(rs, member.pod);
     const vclock = liveVclock(inst);
     if (!inst || !vclock) continue;
@@ -74,7 +76,7 @@ export function chooseCandidate(
       : inst.ordinal >= rs.specReplicas
         ? `ordinal ${inst.ordinal} is being scaled away`
         : null;
-    voters.push({ pod: member.pod, ordinal: inst.ordinal, vclock, ineligible });
+    voters.push({ pod: member.pod, ordinal: inst.ordinal, vclock, quarantined: isQuarantined(state, member.pod), ineligible });
   }
   const needed = electionQuorum(state.members.length, state.masterQuorum);
   if (voters.length < needed) {
@@ -84,18 +86,20 @@ export function chooseCandidate(
     };
   }
   const eligible = voters.filter((v) => v.ineligible === null && (to === undefined || v.pod === to)).sort(byGreatestVclock);
-  const best = eligible[0];
+  // Which voter's rows `c` would lose. Among members that followed the same master, clocks are
+  // ordered and "not behind" suffices; a quarantined member's rows cannot be told apart (stale
+  // leftovers, or acknowledged writes it kept pulling), so across quarantine `c` must have them all.
+  const wouldLose = (c: Voter): Voter | undefined =>
+    voters.find((v) => v !== c && (v.quarantined || c.quarantined ? !covers(c.vclock, v.vclock) : isAhead(v.vclock, c.vclock)));
+  const best = eligible.find((c) => wouldLose(c) === undefined);
   if (!best) {
-    const why = to === undefined ? 'no answering member may be promoted' : `${to} is not an answering member that may be promoted`;
-    return { pod: null, reason: why };
-  }
-  const ahead = voters.find((v) => isAhead(v.vclock, best.vclock));
-  if (ahead) {
-    return {
-      pod: null,
-      reason: `${ahead.pod} ${formatVclock(ahead.vclock)} is ahead of ${best.pod} ${formatVclock(best.vclock)}` +
-        (ahead.ineligible ? ` but cannot be promoted: ${ahead.ineligible}` : ''),
-    };
+    const top = eligible[0];
+    if (!top) {
+      return { pod: null, reason: to === undefined ? 'no answering member may be promoted' : `${to} is not an answering member that may be promoted` };
+    }
+    const other = wouldLose(top);
+    const detail = other ? `${other.pod} ${formatVclock(other.vclock)} has rows ${top.pod} ${formatVclock(top.vclock)} lacks` : `${top.pod} cannot be promoted`;
+    return { pod: null, reason: `${detail}${other?.ineligible ? ` and cannot be promoted: ${other.ineligible}` : ''}` };
   }
   return { pod: best.pod, reason: `${best.pod} has the greatest vclock ${formatVclock(best.vclock)} of ${voters.length} answering members` };
 }
@@ -119,15 +123,38 @@ export function promotion(
   reason: string,
   now: number,
 ): Step {
-  const quarantined =
-    from !== null && from !== to && !isQuarantined(state, from)
-      ? [...state.quarantined, { pod: from, why: 'old-master' as const, sinceMs: now, rebootstrapRequestedAtMs: null }]
-      : state.quarantined;
+  // Whoever may hold rows `to` lacks stays out of everyone's replication until compared with it:
+  // the old master, and every member that is not a live voter `to` covers (down, cut off, or ahead).
+  const newVclock = liveVclock(instanceOf(rs, to));
+  const suspect = (pod: string): QuarantinedMember['why'] | null => {
+    if (pod === to || isQuarantined(state, pod)) return null;
+    if (pod === from) return 'old-master';
+    const theirs = liveVclock(instanceOf(rs, pod));
+    return newVclock !== null && theirs !== null && covers(newVclock, theirs) ? null : 'missed-master-change';
+  };
+  const quarantined: QuarantinedMember[] = [
+    ...state.quarantined.filter((q) => q.pod !== to),
+    ...state.members.flatMap((m) => {
+      const why = suspect(m.pod);
+      return why === null ? [] : [{ pod: m.pod, why, sinceMs: now, rebootstrapRequestedAtMs: null }];
+    }),
+  ];
   const config = desiredReplication(rs, { ...state, quarantined });
   const next: PersistedReplicaSet = { ...state, master: to, switchover: null, quarantined, masterQuorum: config.synchroQuorum };
+  // The replicas stop pulling from the quarantined first, or they could relay its rows to `to`.
+  const reconfigure: Command[] = next.members
+    .filter((m) => m.pod !== to && !isQuarantined(next, m.pod) && liveVclock(instanceOf(rs, m.pod)) !== null)
+    .map((m) => ({
+      kind: 'reconfigure',
+      replicaset: rs.name,
+      pod: m.pod,
+      reason: `${m.pod} stops replicating from quarantined ${quarantined.map((q) => q.pod).join(', ') || 'nobody'} before ${to} is promoted`,
+      ...config,
+    }));
   const commands: Command[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Promote', reason },
     ...fenceOthers(rs, to, `${to} becomes master`),
+    ...reconfigure,
     { kind: 'promote', replicaset: rs.name, pod: to, reason, ...config },
   ];
   return { state: next, commands, bumpTerm: true, reason, final: false };

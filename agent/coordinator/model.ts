@@ -104,7 +104,8 @@ export interface ExpelledMember {
  */
 export interface QuarantinedMember {
   pod: string;
-  why: 'old-master' | 'arrived-with-data';
+  /** old-master; missed-master-change: down, cut off or ahead when the master changed; arrived-with-data: joined holding data. */
+  why: 'old-master' | 'missed-master-change' | 'arrived-with-data';
   sinceMs: number;
   /** When a rebootstrap was last requested (they are destructive: never re-sent in a tight loop). */
   rebootstrapRequestedAtMs: number | null;

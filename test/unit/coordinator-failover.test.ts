@@ -42,7 +42,7 @@ describe('chooseCandidate', () => {
     const r = patch(withClocks({ 's-1': { 1: 10 }, 's-2': { 1: 20 }, 's-3': { 1: 10 }, 's-4': { 1: 10 } }), 's-2', { deleting: true });
     const c = chooseCandidate(r, state, 's-0');
     expect(c.pod).toBeNull();
-    expect(c.reason).toMatch(/s-2 \{1: 20\} is ahead of s-1 \{1: 10\} but cannot be promoted: its pod is terminating/);
+    expect(c.reason).toMatch(/s-2 \{1: 20\} has rows s-1 \{1: 10\} lacks and cannot be promoted: its pod is terminating/);
   });
 
   it('refuses when fewer members answer than could hold every acknowledged write', () => {
@@ -52,12 +52,20 @@ describe('chooseCandidate', () => {
     expect(c).toMatchObject({ pod: null, reason: expect.stringMatching(/only 2 of 5 members answer, 3 needed/) });
   });
 
-  it('does not count a replica cut off from the mesh majority, nor a quarantined one', () => {
+  it('does not count a replica cut off from the mesh majority', () => {
     const small = formed('s', 3);
     const cut = patch(small.rs, 's-1', { unreachableSinceMs: NOW - 10 });
-    expect(chooseCandidate(cut, small.state, 's-0').pod).toBeNull();
+    expect(chooseCandidate(cut, small.state, 's-0')).toMatchObject({ pod: null, reason: expect.stringMatching(/only 1 of 3 members answer/) });
+  });
+
+  it('counts a quarantined member as a voter but promotes it only when it has every row the others have', () => {
+    const small = formed('s', 3);
     const q = { ...small.state, quarantined: [{ pod: 's-2', why: 'old-master' as const, sinceMs: 0, rebootstrapRequestedAtMs: null }] };
-    expect(chooseCandidate(small.rs, q, 's-0').pod).toBeNull();
+    expect(chooseCandidate(small.rs, q, 's-0').pod).toBe('s-1');
+    const ahead = patch(small.rs, 's-2', { tarantool: { vclock: { 1: 12 } } });
+    expect(chooseCandidate(ahead, q, 's-0').pod).toBe('s-2');
+    const diverged = patch(patch(small.rs, 's-2', { tarantool: { vclock: { 1: 12 } } }), 's-1', { tarantool: { vclock: { 1: 10, 3: 1 } } });
+    expect(chooseCandidate(diverged, q, 's-0')).toMatchObject({ pod: null, reason: "s-1 {1: 10, 3: 1} has rows s-2 {1: 12} lacks" });
   });
 });
 
@@ -65,15 +73,28 @@ describe('failover through reconcile', () => {
   const { rs, state } = formed('s', 3);
   const ahead = patch(patch(rs, 's-1', { tarantool: { vclock: { 1: 9 } } }), 's-2', { tarantool: { vclock: { 1: 10 } } });
 
-  it('persists the new master and a new term first, then promotes, then drops the old master from replication', () => {
+  it('persists the new master and a new term first, drops the old master from replication, then promotes', () => {
     const r = reconcile(cluster(NOW, dead(ahead, 's-0')), persisted(6, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'promote:s-2', 'reconfigure:s-1']);
+    expect(kinds(r.actions)).toEqual(['persist', 'reconfigure:s-1', 'promote:s-2']);
     expect(r.actions.every((a) => a.term === 7)).toBe(true);
     const [persist] = only(r.actions, 'persist');
     expect(persist?.state.replicasets.s).toMatchObject({ master: 's-2', quarantined: [{ pod: 's-0', why: 'old-master' }] });
     expect(only(r.actions, 'promote')[0]).toMatchObject({ replication: [uriOf('s-1'), uriOf('s-2')], synchroQuorum: 2 });
     expect(only(r.actions, 'reconfigure')[0]?.replication).toEqual([uriOf('s-1'), uriOf('s-2')]);
     expect(r.reason).toMatch(/promoting s-2: master s-0 unreachable from the mesh majority for 4.0 s; s-2 has the greatest vclock \{1: 10\} of 2 answering members/);
+  });
+
+  it('quarantines every member the new master does not cover: down, cut off, or ahead in some component', () => {
+    const five = formed('s', 5);
+    const observed = patch(patch(dead(five.rs, 's-0'), 's-3', { agentReachable: false, tarantool: null }), 's-4', { tarantool: { vclock: { 1: 9, 5: 1 } } });
+    const r = reconcile(cluster(NOW, observed), persisted(6, { s: five.state }), T);
+    expect(r.nextPersisted.replicasets.s?.master).toBe('s-1');
+    expect(r.nextPersisted.replicasets.s?.quarantined.map((q) => [q.pod, q.why])).toEqual([
+      ['s-0', 'old-master'],
+      ['s-3', 'missed-master-change'],
+      ['s-4', 'missed-master-change'],
+    ]);
+    expect(only(r.actions, 'promote')[0]?.replication).toEqual([uriOf('s-1'), uriOf('s-2')]);
   });
 
   it('waits until the failure has lasted the failover timeout', () => {
@@ -91,7 +112,7 @@ describe('failover through reconcile', () => {
   it('fences the old master first when it is still seen writable from the coordinator', () => {
     const cutOff = patch(ahead, 's-0', { unreachableSinceMs: NOW - T.failoverTimeoutMs });
     const r = reconcile(cluster(NOW, cutOff), persisted(6, { s: state }), T);
-    expect(kinds(r.actions).slice(0, 3)).toEqual(['persist', 'fence:s-0', 'promote:s-2']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'reconfigure:s-1', 'promote:s-2']);
   });
 
   it('makes a master that fenced itself writable again once the partition has healed in time', () => {

@@ -130,7 +130,7 @@ export class Sim {
 
   log(line: string): void {
     this.trace.push(`[${this.now}] ${line}`);
-    if (this.trace.length > 80) this.trace.shift();
+    if (this.trace.length > 400) this.trace.shift();
   }
 
   fail(message: string): never {
@@ -250,7 +250,13 @@ export class Sim {
       if (p.proc !== 'running') continue;
       for (const uri of p.replication) {
         const src = this.byUri(uri);
-        if (src && src !== p && src.proc === 'running' && this.canTalk(p, src)) this.merge(p, src.data.vclock);
+        if (!src || src === p || src.proc !== 'running' || !this.canTalk(p, src)) continue;
+        // The master only ever sends rows: one it pulls from a peer is a write it never had
+        // (resurrected or diverged data; in Tarantool 2.6 a conflict stops the master).
+        if (this.writable(p) && !covers(p.data.vclock, src.data.vclock)) {
+          this.fail(`master ${p.name} ${JSON.stringify(p.data.vclock)} pulls rows it never had from ${src.name} ${JSON.stringify(src.data.vclock)}`);
+        }
+        this.merge(p, src.data.vclock);
       }
     }
     // Failure trackers, and agents fencing themselves (noticing a lost majority a heartbeat late).
