@@ -56,7 +56,8 @@ fi
 START=$SECONDS
 elapsed() { printf '%dm%02ds' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)); }
 
-# A fixed build path under the lock (a leftover of an interrupted run is discarded).
+# A fixed build path under the lock (a leftover of an interrupted run is discarded): the Go
+# cache keys include it.
 BUILD=$KDIR/build
 rm -rf "$BUILD"
 mkdir -p "$BUILD"
@@ -136,7 +137,7 @@ progress() {
 
 # --- 4. Fix 2: generate pkg/generated/openapi/zz_generated.openapi.go (upstream's make does it) ---
 log "[4/5] generating OpenAPI definitions with the vendored openapi-gen"
-go build -v -trimpath -o "$BUILD/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen 2>&1 | progress openapi-gen
+go build -v -o "$BUILD/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen 2>&1 | progress openapi-gen
 [[ -x $BUILD/openapi-gen ]] || die "building openapi-gen failed (see output above)"
 # Same discovery as build/root/Makefile.generated_files: every Go package with a +k8s:openapi-gen=
 # tag, staging packages named through vendor/, without code-generator and sample-apiserver.
@@ -177,9 +178,9 @@ log "[5/5] building ${BINARIES[*]} (GOPATH mode, $(nproc) cores; cold ~5 min)"
 mkdir -p "$BUILD/out"
 targets=()
 for b in "${BINARIES[@]}"; do targets+=("./cmd/$b"); done
-# -trimpath keeps the build directory out of the Go cache keys (and the binaries), so a later
-# rebuild hits the cache and only relinks.
-go build -v -trimpath -tags selinux,notest -ldflags "$LDFLAGS" -o "$BUILD/out/" "${targets[@]}" 2>&1 | progress go-build
+# The build directory is part of the Go cache keys: it is the same path on every run, so a
+# rebuild hits the cache and mostly relinks.
+go build -v -tags selinux,notest -ldflags "$LDFLAGS" -o "$BUILD/out/" "${targets[@]}" 2>&1 | progress go-build
 for b in "${BINARIES[@]}"; do
   [[ -x $BUILD/out/$b ]] || {
     tail -n 30 "$BUILD/go-build.log" >&2
