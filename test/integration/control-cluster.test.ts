@@ -363,4 +363,39 @@ describe.skipIf(!haveBinaries)('coordination of three real agents, Tarantools an
     }
     console.log(`coordinator ${coordinator.name} (master: ${wasMaster}) died: Lease taken in ${tookLeaseMs} ms, settled (term ${before.term} → ${after.term}, master ${after.master}) in ${settledMs} ms`);
   }, 180_000);
+
+  it('the dead pod comes back and rejoins; scale 3 → 2 expels storage-2 from replication and _cluster', async () => {
+    const dead = pods.find((p) => !p.agent) as Pod;
+    await dead.t.spawn();
+    await startPodAgent(dead);
+    await eventually(() => agreedMaster(pods), 90_000, 200);
+
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    await kube.apps.patchNamespacedStatefulSet({ name: RS, namespace: NS, body: { spec: { replicas: 2 } } }, merge);
+    // Unscheduled pods go at once; the test, as kubelet, stops what ran in it.
+    await eventually(async () => ((await kube.core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === 'storage-2') ? undefined : true), 30_000, 100);
+    const gone = pods.find((p) => p.name === 'storage-2') as Pod;
+    await gone.agent?.stop();
+    gone.agent = undefined;
+    await gone.t.kill('SIGKILL');
+    const rest = live();
+    const expelled = await eventually(async () => {
+      const views = await Promise.all(
+        rest.map(async (p) => p.lua("local n = 0 for _ in box.space._cluster:pairs() do n = n + 1 end return {#box.cfg.replication, box.cfg.replication_synchro_quorum, n}")),
+      );
+      return views.every((v) => JSON.stringify(v) === JSON.stringify([2, 2, 2])) ? views : undefined;
+    }, 60_000, 200);
+    expect(expelled).toHaveLength(2);
+    const st = await status(rest[0]?.ip ?? '', agentPort);
+    expect(st.replicasets.find((r) => r.name === RS)?.instances.map((i) => i.pod).sort()).toEqual(['storage-0', 'storage-1']);
+
+    // Everything above left its trace for `kubectl describe statefulset` and Prometheus.
+    const reasons = new Set((await kube.core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.source?.component === 'shoal-agent').map((e) => e.reason));
+    for (const r of ['Coordinator', 'Bootstrap', 'Join', 'Switchover', 'Promote', 'Rejoin', 'Expel']) expect(reasons).toContain(r);
+    const leader = rest.find((p) => p.agent?.control?.isLeader()) as Pod;
+    const metrics = await (await fetch(`http://${leader.ip}:${agentPort}/metrics`)).text();
+    expect(metrics).toMatch(/shoal_coordinator_is_leader 1/);
+    expect(metrics).toMatch(/shoal_coordinator_term [1-9]/);
+    expect(metrics).toMatch(/shoal_coordinator_actions_total\{kind="expel",outcome="ok"\} [1-9]/);
+  }, 240_000);
 });
