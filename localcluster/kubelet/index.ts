@@ -6,6 +6,7 @@ import { errorMessage } from '../../shared/errors.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { serviceEnv } from './env.js';
 import { IpAllocator, unixUidRange } from './ipam.js';
+import { lockIpBase } from './ipbase-lock.js';
 import { startListWatch } from './listwatch.js';
 import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
@@ -33,6 +34,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
   await mkdir(path.join(opts.runDir, 'pods'), { recursive: true });
 
+  // The IP base (and its uid range) is ours alone from here on; a live owner makes this throw.
+  const lock = lockIpBase(opts.ipBase);
   // Processes of an earlier kubelet on the same IP base that died without stopping its pods.
   const leftovers = killUids(minUid, maxUid);
   if (leftovers > 0) log.warn({ killed: leftovers }, 'killed processes an earlier kubelet left behind');
@@ -140,6 +143,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       await Promise.race([Promise.all([heartbeat, podWatch]), sleep(5_000)]);
       const left = killUids(minUid, maxUid);
       if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');
+      lock.release();
       clearTimeout(stateTimer);
       try {
         writeState();

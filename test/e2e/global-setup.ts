@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
 import { createLogger } from '../../shared/log.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
+import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { startShoalStack } from '../../localcluster/shoal-stack.js';
 
@@ -12,9 +13,7 @@ import { startShoalStack } from '../../localcluster/shoal-stack.js';
 // installed, shared by every e2e file; each file works in its own namespace. Tear-down proves that
 // nothing the cluster started is left running and that no iptables rule stays behind.
 
-export const E2E_IP_BASE = '127.0.20'; // not the demo's 127.0.1: both can run at once
 export const E2E_UID_BASE = 200_000; // the kubelet's default
-const NAME = 'e2e';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -53,10 +52,13 @@ async function processesUnder(runDir: string): Promise<string[]> {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-e2e-'));
+  // Not the demo's 127.0.1, and not another e2e run's: several can share the machine.
+  const ipBase = freeIpBase(20, 29);
+  const name = `e2e${ipBase.split('.')[2]}`; // names the netfault chains apart too
   const logFile = path.join(runDir, 'e2e.log');
   const logger = createLogger({ component: 'test' }, undefined, logFile);
   const t0 = Date.now();
-  const stack = await startShoalStack({ runDir, name: NAME, ipBase: E2E_IP_BASE, logger });
+  const stack = await startShoalStack({ runDir, name, ipBase, logger });
   const { cluster } = stack;
   process.stderr.write(`[e2e] local cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s: KUBECONFIG=${cluster.kubeconfig}, logs ${logFile}\n`);
 
@@ -65,21 +67,21 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('runDir', runDir);
   project.provide('stateFile', cluster.stateFile);
   project.provide('nodeName', cluster.nodeName);
-  project.provide('netfaultPrefix', `SHOAL-NF-${NAME}`);
-  project.provide('ipBase', E2E_IP_BASE);
+  project.provide('netfaultPrefix', `SHOAL-NF-${name}`);
+  project.provide('ipBase', ipBase);
   project.provide('webhookUrl', stack.webhook.url);
   project.provide('logFile', logFile);
 
   return async () => {
     await stack.stop();
     const problems: string[] = [];
-    const [minUid, maxUid] = unixUidRange(E2E_IP_BASE, E2E_UID_BASE);
+    const [minUid, maxUid] = unixUidRange(ipBase, E2E_UID_BASE);
     const podProcs = pidsOfUids(minUid, maxUid);
     if (podProcs.length) problems.push(`pod processes still running: ${podProcs.join(', ')}`);
     const under = await processesUnder(runDir);
     if (under.length) problems.push(`processes of the cluster still running:\n${under.join('\n')}`);
     const rules = execFileSync('iptables', ['-w', '5', '-S'], { encoding: 'utf8' });
-    if (rules.includes('SHOAL-NF-')) problems.push(`netfault rules left in iptables:\n${rules}`);
+    if (rules.includes(`SHOAL-NF-${name}`)) problems.push(`netfault rules left in iptables:\n${rules}`);
     if (problems.length) throw new Error(`the e2e cluster left things behind (run dir kept: ${runDir}):\n${problems.join('\n')}`);
     const failed = project.vitest.state.getCountOfFailedTests() > 0;
     if (failed || process.env.SHOAL_KEEP_E2E === '1') {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startLocalCluster, type LocalCluster } from '../../localcluster/cluster.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
+import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { condition, kubeClients, waitFor, waitPodReady } from '../helpers/kube.js';
 
@@ -12,13 +13,13 @@ import { condition, kubeClients, waitFor, waitPodReady } from '../helpers/kube.j
 // kubelet's watch comes back (a pod created after the outage runs). Also proves two local
 // clusters coexist on one machine.
 
-const IP_BASE = '127.0.22';
+const IP_BASE = freeIpBase(30, 39);
 let runDir = '';
 let cluster: LocalCluster | undefined;
 
 beforeAll(async () => {
   runDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-e2e-outage-'));
-  cluster = await startLocalCluster({ runDir, name: 'outage', ipBase: IP_BASE, logFile: path.join(runDir, 'cluster.log') });
+  cluster = await startLocalCluster({ runDir, name: `outage${IP_BASE.split('.')[2]}`, ipBase: IP_BASE, logFile: path.join(runDir, 'cluster.log') });
 });
 
 afterAll(async () => {

@@ -5,6 +5,7 @@ import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node'
 import { defaultImages } from '../../localcluster/cluster.js';
 import { startKubelet } from '../../localcluster/kubelet/index.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
+import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { execInContainer, pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { createNetFault } from '../../localcluster/netfault.js';
 import { createLogger } from '../../shared/log.js';
@@ -451,18 +452,19 @@ describe('kubelet stop', () => {
   it('leaves no process behind, not even one that left its process group', async () => {
     const extraNode = `e2e-extra-${ns.slice(-6)}`;
     const api = new URL(inject('apiServerUrl'));
+    const ipBase = freeIpBase(40, 49);
     const kubelet = await startKubelet({
       kubeconfigPath: kubeconfig,
       nodeName: extraNode,
       runDir: path.join(runDir, 'extra-kubelet'),
-      ipBase: '127.0.21',
+      ipBase,
       images: defaultImages(),
       apiServer: { host: api.hostname, port: Number(api.port) },
       logger: createLogger({ component: 'kubelet' }, undefined, inject('logFile')),
       // Only the pod below (bound directly) runs here; the scheduler places nothing else on it.
       registerWithTaints: [{ key: 'shoal.dev/e2e-extra', value: 'true', effect: 'NoSchedule' }],
     });
-    const [minUid, maxUid] = unixUidRange('127.0.21', 200_000);
+    const [minUid, maxUid] = unixUidRange(ipBase, 200_000);
     try {
       await waitFor('extra node registered', () => core.readNode({ name: extraNode }), { timeoutMs: 20_000 });
       await core.createNamespacedPod({
