@@ -3,12 +3,12 @@ import { assembleBatch } from './batch.js';
 import { planBootstrap } from './bootstrap.js';
 import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
 import { inMajority } from './fencing.js';
-import { emptyReplicaSet, instanceOf, isWritable } from './members.js';
+import { emptyReplicaSet } from './members.js';
 import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
 import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
 import { planRollout, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
-import { chooseSwitchoverTarget, progressSwitchover, switchoverStep } from './switchover.js';
+import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
 import { validateTimings } from './timings.js';
 
 // The coordinator's loop body: observe → reconcile (this) → persist (CAS) → send → re-observe.
@@ -40,20 +40,6 @@ export function beginTerm(persisted: PersistedState, coordinatorPod: string): Pe
 
 const targets = (commands: readonly Command[]): Set<string> =>
   new Set(commands.flatMap((c) => ('pod' in c && c.kind !== 'expel' ? [c.pod] : [])));
-
-/** Hand the master role over before its pod goes away (terminating, or scaled away). */
-function planLeavingMaster(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): Step | null {
-  const master = instanceOf(rs, state.master);
-  if (!master || state.master === null || !isWritable(master)) return null;
-  const leaving = master.deleting ? 'its pod is terminating' : master.ordinal >= rs.specReplicas ? `${rs.name} is scaled to ${rs.specReplicas}` : null;
-  if (leaving === null) return null;
-  const target = chooseSwitchoverTarget(rs, state, timings);
-  if (target.pod === null) {
-    return note(state, `master ${state.master} is leaving (${leaving}) but cannot hand over: ${target.reason}`);
-  }
-  const reason = `switching over from ${state.master} to ${target.pod}: ${leaving}; ${target.reason}`;
-  return switchoverStep(rs, state, state.master, target.pod, reason, now, timings);
-}
 
 function rolloutStep(rs: ObservedReplicaSet, state: PersistedReplicaSet, plan: RolloutPlan, now: number, timings: Timings): Step {
   const next: PersistedReplicaSet = { ...state, rollout: plan.progress };

@@ -1,7 +1,7 @@
 import { assembleBatch } from './batch.js';
 import { chooseCandidate, detectMasterFailure, promotion } from './failover.js';
 import { seconds } from './format.js';
-import { desiredReplication, healthProblem, instanceOf, isMember, isQuarantined, liveVclock } from './members.js';
+import { desiredReplication, healthProblem, instanceOf, isMember, isQuarantined, isWritable, liveVclock } from './members.js';
 import type {
   Action,
   Command,
@@ -12,7 +12,7 @@ import type {
   Timings,
   Vclock,
 } from './model.js';
-import type { Step } from './step.js';
+import { note, type Step } from './step.js';
 import { byGreatestVclock } from './vclock.js';
 
 // Planned hand-over of the master role (SPEC §5 Switchover): old master read-only → candidate
@@ -146,6 +146,20 @@ export function progressSwitchover(rs: ObservedReplicaSet, state: PersistedRepli
     return abandon(`${record.to} did not catch up within ${seconds(elapsed)}; ${record.from} resumes`);
   }
   return switchoverStep(rs, state, record.from, record.to, record.reason, now, timings, true);
+}
+
+/** Hand the master role over before its pod goes away (terminating, or scaled away). */
+export function planLeavingMaster(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): Step | null {
+  const master = instanceOf(rs, state.master);
+  if (!master || state.master === null || !isWritable(master)) return null;
+  const leaving = master.deleting ? 'its pod is terminating' : master.ordinal >= rs.specReplicas ? `${rs.name} is scaled to ${rs.specReplicas}` : null;
+  if (leaving === null) return null;
+  const target = chooseSwitchoverTarget(rs, state, timings);
+  if (target.pod === null) {
+    return note(state, `master ${state.master} is leaving (${leaving}) but cannot hand over: ${target.reason}`);
+  }
+  const reason = `switching over from ${state.master} to ${target.pod}: ${leaving}; ${target.reason}`;
+  return switchoverStep(rs, state, state.master, target.pod, reason, now, timings);
 }
 
 /** Plan a requested switchover, or refuse it with the reason (SPEC §5 Switchover). */

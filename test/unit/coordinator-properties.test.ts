@@ -37,6 +37,18 @@ const event: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('newCoordinator' as const), cutBatchAt: fc.option(fc.nat({ max: 6 }), { nil: null }) }) },
 );
 
+/** Only failures and writes: the histories where an acknowledged write could be lost are denser. */
+const failure: fc.Arbitrary<SimEvent> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ t: fc.constant('tick' as const), ms: fc.constantFrom(500, 2500, 5000) }) },
+  { weight: 6, arbitrary: fc.constant({ t: 'write' as const, sync: true }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('isolate' as const), pod }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('heal' as const), pod }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'healAll' as const }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('killTarantool' as const), pod, downForMs: fc.constantFrom(1000, 20_000) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('masterFault' as const), fault: fc.constantFrom('isolate' as const, 'kill' as const), downForMs: fc.constant(20_000) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('scale' as const), replicas: fc.integer({ min: 2, max: MAX_PODS }) }) },
+);
+
 /** A formed 3-instance replica set first, then the random history. */
 const warmUp: SimEvent[] = Array.from({ length: 8 }, () => ({ t: 'tick', ms: 1000 }) as const);
 const history = fc.array(event, { minLength: 5, maxLength: 70 });
@@ -57,6 +69,15 @@ describe('coordinator properties over random histories', () => {
     );
     // The histories must actually exercise what the invariants guard.
     for (const key of ['promotions', 'expels', 'deletes', 'switchovers', 'writesAcked'] as const) expect(seen[key]).toBeGreaterThan(0);
+  }, TIMEOUT_MS);
+
+  it('never loses an acknowledged write nor has two writers under partitions and kills', () => {
+    fc.assert(
+      fc.property(fc.array(failure, { minLength: 5, maxLength: 50 }), (events) => {
+        new Sim().run([...warmUp, ...events]);
+      }),
+      { numRuns: RUNS * 3 },
+    );
   }, TIMEOUT_MS);
 
   it('converges once the faults stop: one writable master, every pod a caught-up member on the update revision', () => {
@@ -97,6 +118,21 @@ describe('coordinator properties over random histories', () => {
     expect(sim.stats.rebootstraps).toBe(1);
     expect(sim.pods[0]?.keptAside).toBe(1);
     expect(sim.trace.join('\n')).toMatch(/db-0 self-fences[\s\S]*promote db-1/);
+  });
+
+  it('does not promote the only answering replica when the acknowledged writes may be on the silent one', () => {
+    const sim = new Sim();
+    sim.run(warmUp);
+    // db-2 misses a write that db-0 and db-1 acknowledge; then db-1 is cut off and db-0 dies.
+    sim.run([{ t: 'isolate', pod: 2 }, { t: 'write', sync: true }, { t: 'isolate', pod: 1 }, { t: 'heal', pod: 2 }]);
+    sim.run([{ t: 'killTarantool', pod: 0, downForMs: 60_000 }]);
+    for (let i = 0; i < 10; i++) sim.run([{ t: 'tick', ms: 1000 }]);
+    expect(sim.stats.writesAcked).toBe(1);
+    expect(sim.stats.promotions).toBe(0);
+    expect(sim.coordinatorReason()).toMatch(/only 1 of 3 members answer, 2 needed to be sure no acknowledged write is missed/);
+    // db-1 comes back: it has the write, and is promoted.
+    sim.run([{ t: 'heal', pod: 1 }, { t: 'tick', ms: 1000 }]);
+    expect(sim.state.replicasets.db?.master).toBe('db-1');
   });
 
   it('forms a replica set, survives a master kill and rolls a template change with writes acknowledged', () => {

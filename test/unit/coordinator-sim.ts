@@ -4,7 +4,7 @@
 // coordinator that observes → reconciles → applies the batch in order, stopping at failed gates.
 // Invariants are checked after every applied action and every world step; a violation throws with
 // the recent trace.
-import { isGate } from '../../agent/coordinator/batch.js';
+import { isGate, stableJson } from '../../agent/coordinator/batch.js';
 import { inMajority, shouldSelfFence, trackSince } from '../../agent/coordinator/fencing.js';
 import { isQuarantined } from '../../agent/coordinator/members.js';
 import type {
@@ -69,6 +69,14 @@ interface Pod {
 }
 
 export class InvariantViolation extends Error {}
+
+function deepFreeze<V>(value: V): V {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
 
 export class Sim {
   now = 1_000_000;
@@ -355,7 +363,10 @@ export class Sim {
   }
 
   round(): void {
-    const result = reconcile(this.observe(), this.state, this.timings);
+    const observed = deepFreeze(this.observe());
+    const state = deepFreeze(structuredClone(this.state));
+    const result = reconcile(observed, state, this.timings); // frozen: a mutation would throw
+    if (stableJson(reconcile(observed, state, this.timings)) !== stableJson(result)) this.fail('reconcile is not deterministic');
     for (const a of result.actions) {
       if (a.term !== result.nextPersisted.term) this.fail(`action ${a.kind} carries term ${a.term}, the round's is ${result.nextPersisted.term}`);
     }
