@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
 import { startControlPlane, type ControlPlane } from './controlplane.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
+import { ipBaseTaken } from './kubelet/ipbase-lock.js';
 import { sleep } from './kubelet/sleep.js';
 import { createNetFault, type NetFault } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
@@ -126,6 +127,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const nodeName = `${name}-node`;
   const ipBase = opts.ipBase ?? '127.0.1';
   const logOf = (component: 'kubelet' | 'controlplane'): Logger => opts.logger ?? createLogger({ component }, undefined, opts.logFile);
+  // Fail before the control plane's seconds of start-up (the kubelet's lock is the real guard).
+  if (ipBaseTaken(ipBase)) {
+    throw new ShoalError(`pod IP base ${ipBase} is in use by another local cluster on this machine`, 'pass another ipBase (e.g. 127.0.2)');
+  }
   await mkdir(runDir, { recursive: true });
   const netfault = createNetFault(`SHOAL-NF-${name}`.slice(0, 24));
   const stateFile = path.join(runDir, 'kubelet-state.json');
