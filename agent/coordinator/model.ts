@@ -1,4 +1,5 @@
-// The coordinator's vocabulary: what it observes, what it persists, what it decides. Types only.
+// The coordinator's vocabulary: what it observes, what it persists, what it decides. Types (and
+// the one list of values a state decoder needs).
 // Everything here is plain JSON (no Maps, no Dates) so persisted state round-trips through the
 // ConfigMap and observations can be logged and replayed in tests.
 
@@ -102,10 +103,16 @@ export interface ExpelledMember {
  * master's: an old master after a failover (it may hold writes nobody else has), or an instance that
  * arrived with data of an earlier life. Until then the master must never pull from it.
  */
+/**
+ * Why a member is quarantined: old-master (replaced by a failover); missed-master-change (down, cut
+ * off or ahead of the new master when the master changed); arrived-with-data (joined holding data).
+ * A state decoder must accept every value here.
+ */
+export const QUARANTINE_REASONS = ['old-master', 'missed-master-change', 'arrived-with-data'] as const;
+
 export interface QuarantinedMember {
   pod: string;
-  /** old-master; missed-master-change: down, cut off or ahead when the master changed; arrived-with-data: joined holding data. */
-  why: 'old-master' | 'missed-master-change' | 'arrived-with-data';
+  why: (typeof QUARANTINE_REASONS)[number];
   sinceMs: number;
   /** When a rebootstrap was last requested (they are destructive: never re-sent in a tight loop). */
   rebootstrapRequestedAtMs: number | null;
