@@ -6,11 +6,12 @@ import { errorMessage } from '../../shared/errors.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { serviceEnv } from './env.js';
 import { IpAllocator, unixUidRange } from './ipam.js';
-import { lockIpBase } from './ipbase-lock.js';
+import { lockIpBase, type IpBaseLock } from './ipbase-lock.js';
 import { startListWatch } from './listwatch.js';
 import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { killUids } from './process.js';
+import { startLogServer } from './server.js';
 import { sleep } from './sleep.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
 
@@ -34,13 +35,26 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
   await mkdir(path.join(opts.runDir, 'pods'), { recursive: true });
 
+  const workers = new Map<string, PodWorker>(); // by pod uid: a recreated pod of the same name is another pod
+  const podInfo = (namespace: string, name: string): PodRuntimeInfo | undefined => {
+    const matches = [...workers.values()].filter((w) => w.namespace === namespace && w.name === name);
+    // The live pod of that name rather than one still terminating.
+    return (matches.find((w) => !w.isTerminating) ?? matches[0])?.info();
+  };
+  const logServer = await startLogServer({ logPathOf: (ns, pod, container) => podInfo(ns, pod)?.logs[container], logger: log });
+
   // The IP base (and its uid range) is ours alone from here on; a live owner makes this throw.
-  const lock = lockIpBase(opts.ipBase);
+  let lock: IpBaseLock;
+  try {
+    lock = lockIpBase(opts.ipBase);
+  } catch (err) {
+    await logServer.close();
+    throw err;
+  }
   // Processes of an earlier kubelet on the same IP base that died without stopping its pods.
   const leftovers = killUids(minUid, maxUid);
   if (leftovers > 0) log.warn({ killed: leftovers }, 'killed processes an earlier kubelet left behind');
 
-  const workers = new Map<string, PodWorker>(); // by pod uid: a recreated pod of the same name is another pod
   const abort = new AbortController();
   let stateTimer: NodeJS.Timeout | undefined;
 
@@ -100,6 +114,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     core,
     coordination,
     nodeName: opts.nodeName,
+    kubeletPort: logServer.port,
     logger: log,
     leaseRenewMs: opts.leaseRenewMs ?? 10_000,
     nodeStatusMs: opts.nodeStatusMs ?? 10_000,
@@ -141,6 +156,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       abort.abort();
       await Promise.all([...workers.values()].map((w) => w.shutdown()));
       await Promise.race([Promise.all([heartbeat, podWatch]), sleep(5_000)]);
+      await logServer.close();
       const left = killUids(minUid, maxUid);
       if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');
       lock.release();
@@ -157,12 +173,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
 
   return {
     nodeName: opts.nodeName,
-    podInfo: (namespace, name) => {
-      const matches = [...workers.values()].filter((w) => w.namespace === namespace && w.name === name);
-      // The live pod of that name rather than one still terminating.
-      const chosen = matches.find((w) => !w.isTerminating) ?? matches[0];
-      return chosen?.info();
-    },
+    podInfo,
     pods,
     stop,
   };

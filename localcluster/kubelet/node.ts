@@ -25,6 +25,7 @@ export interface NodeHeartbeatOptions {
   nodeStatusMs: number;
   /** Called after the API server answered again following failed heartbeats: re-post every pod status. */
   onReconnect: () => void;
+  kubeletPort: number;
   /** Taints for a newly registered Node. */
   taints?: V1Taint[];
   signal: AbortSignal;
@@ -32,7 +33,8 @@ export interface NodeHeartbeatOptions {
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
 
-export function nodeStatus(nodeName: string, readySinceMs: number, nowMs: number): Record<string, unknown> {
+/** `kubeletPort`: where the API server reaches this kubelet (for `kubectl logs`). */
+export function nodeStatus(nodeName: string, kubeletPort: number, readySinceMs: number, nowMs: number): Record<string, unknown> {
   const now = kubeTime(nowMs);
   const since = kubeTime(readySinceMs);
   const cond = (type: string, status: string, reason: string, message: string): Record<string, string> => ({
@@ -52,11 +54,10 @@ export function nodeStatus(nodeName: string, readySinceMs: number, nowMs: number
       cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'process kubelet has sufficient PID available'),
       cond('Ready', 'True', 'KubeletReady', 'Shoal process kubelet is posting ready status'),
     ],
-    addresses: [
-      { type: 'InternalIP', address: '127.0.0.1' },
-      { type: 'Hostname', address: nodeName },
-    ],
-    daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+    // No Hostname address: the API server would dial it first (--kubelet-preferred-address-types)
+    // and the node name does not resolve.
+    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+    daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
     nodeInfo: {
       machineID: '',
       systemUUID: '',
@@ -73,7 +74,7 @@ export function nodeStatus(nodeName: string, readySinceMs: number, nowMs: number
 }
 
 /** Creates the Node (or takes over an existing one) and posts a Ready status. Returns its uid. */
-export async function registerNode(core: CoreV1Api, nodeName: string, readySinceMs: number, taints: V1Taint[] = []): Promise<string> {
+export async function registerNode(core: CoreV1Api, nodeName: string, kubeletPort: number, readySinceMs: number, taints: V1Taint[] = []): Promise<string> {
   const arch = ARCH[process.arch] ?? process.arch;
   const labels = {
     'kubernetes.io/hostname': nodeName,
@@ -89,7 +90,7 @@ export async function registerNode(core: CoreV1Api, nodeName: string, readySince
         kind: 'Node',
         metadata: { name: nodeName, labels },
         ...(taints.length ? { spec: { taints } } : {}),
-        status: nodeStatus(nodeName, readySinceMs, Date.now()),
+        status: nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()),
       },
     });
     return created.metadata?.uid ?? '';
@@ -97,7 +98,7 @@ export async function registerNode(core: CoreV1Api, nodeName: string, readySince
     if (httpStatusOf(err) !== 409) throw err;
   }
   const patched = await core.patchNodeStatus(
-    { name: nodeName, body: { status: nodeStatus(nodeName, readySinceMs, Date.now()) } },
+    { name: nodeName, body: { status: nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()) } },
     MERGE_PATCH,
   );
   return patched.metadata?.uid ?? '';
@@ -128,12 +129,12 @@ export async function runNodeHeartbeat(opts: NodeHeartbeatOptions): Promise<void
 
   const beat = async (): Promise<void> => {
     if (!nodeUid) {
-      nodeUid = await registerNode(core, nodeName, readySinceMs, opts.taints);
+      nodeUid = await registerNode(core, nodeName, opts.kubeletPort, readySinceMs, opts.taints);
       lastStatusMs = Date.now();
       logger.info('node registered');
     } else if (Date.now() - lastStatusMs >= opts.nodeStatusMs || failing) {
       try {
-        await core.patchNodeStatus({ name: nodeName, body: { status: nodeStatus(nodeName, readySinceMs, Date.now()) } }, MERGE_PATCH);
+        await core.patchNodeStatus({ name: nodeName, body: { status: nodeStatus(nodeName, opts.kubeletPort, readySinceMs, Date.now()) } }, MERGE_PATCH);
         lastStatusMs = Date.now();
       } catch (err) {
         if (httpStatusOf(err) !== 404) throw err;

@@ -169,6 +169,9 @@ describe('pods on the process kubelet', () => {
 
     const shown = await kubectl(kubeconfig, ['-n', ns, 'get', 'pod', 'web', '-o', 'wide']);
     expect(shown.stdout).toMatch(/web\s+1\/1\s+Running\s+0/);
+    // kubectl logs: API server → the kubelet's endpoint → the container's log file.
+    const logs = await kubectl(kubeconfig, ['-n', ns, 'logs', 'web', '--tail=1']);
+    expect(logs.stdout).toBe(`listening ${info.ip}:8080\n`);
   });
 
   it('runs init containers in order, to completion, before the app containers', async () => {
