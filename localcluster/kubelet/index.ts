@@ -5,6 +5,7 @@ import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernete
 import { errorMessage } from '../../shared/errors.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { serviceEnv } from './env.js';
+import { eventRecorder } from './events.js';
 import { IpAllocator, unixUidRange } from './ipam.js';
 import { lockIpBase, type IpBaseLock } from './ipbase-lock.js';
 import { startListWatch } from './listwatch.js';
@@ -89,6 +90,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
     backoff: { ...DEFAULT_BACKOFF, maxMs: opts.maxRestartBackoffMs ?? DEFAULT_BACKOFF.maxMs },
     logger: log,
+    record: eventRecorder(core, opts.nodeName, log),
     onChange: stateChanged,
     onDone: (w: PodWorker) => {
       if (workers.get(w.uid) === w) workers.delete(w.uid);

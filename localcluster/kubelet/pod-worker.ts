@@ -8,6 +8,7 @@ import { runHandler, type Handler, type HandlerTarget } from './actions.js';
 import { deletePodNow, httpStatusOf, isUnreachable, patchPodStatus } from './api.js';
 import { retryDelayMs, type BackoffOptions } from './backoff.js';
 import type { ObjectData, PodFacts } from './env.js';
+import type { EventRecorder } from './events.js';
 import { unixUidForIp, type IpAllocator } from './ipam.js';
 import { planLaunch } from './launch.js';
 import {
@@ -43,6 +44,8 @@ export interface PodWorkerDeps {
   extraEnv?: (pod: V1Pod, podIP: string) => Record<string, string>;
   backoff: BackoffOptions;
   logger: Logger;
+  /** Records a pod event (kubectl describe / get events). */
+  record: EventRecorder;
   /** The runtime view changed (pids, IP): the kubelet rewrites its state file. */
   onChange: () => void;
   /** The worker is finished (pod deleted, processes gone). */
@@ -220,6 +223,11 @@ export class PodWorker {
     };
   }
 
+  private event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
+    if (this.goneFromApi) return;
+    this.deps.record({ namespace: this.namespace, name: this.name, uid: this.uid }, type, reason, message, container);
+  }
+
   private logPath(container: string): string {
     return path.join(this.dir, 'logs', `${container}.log`);
   }
@@ -365,6 +373,7 @@ export class PodWorker {
     } catch (err) {
       const message = err instanceof VolumeError ? err.message : `setting up volumes: ${errorMessage(err)}`;
       if (this.prepareAttempts % 5 === 0) this.log.warn({ err: message }, 'pod not ready to start yet');
+      this.event('Warning', 'FailedMount', message);
       for (const [name, run] of this.runs) {
         if (!run.running) this.runs.set(name, { ...run, waiting: { reason: 'ContainerCreating', message } });
       }
@@ -384,6 +393,7 @@ export class PodWorker {
     const planned = planLaunch({ container, facts, objects, volumes: this.volumes, images: this.deps.images, baseEnv, hostname });
     if (!planned.ok) {
       this.log.warn({ container: name, reason: planned.reason, err: planned.message }, 'container cannot start');
+      this.event('Warning', 'Failed', `Error: ${planned.reason}: ${planned.message}`, name);
       this.objectsStale = true;
       this.runs.set(name, { ...run, waiting: { reason: planned.reason, message: planned.message }, notBeforeMs: Date.now() + 5_000 });
       this.wakeAt(Date.now() + 5_000);
@@ -417,6 +427,7 @@ export class PodWorker {
     const hasReadiness = run.kind === 'app' && container.readinessProbe !== undefined;
     this.runs.set(name, { ...started, started: !hasStartup, ready: !hasStartup && !hasReadiness });
     this.log.info({ container: name, pid: proc.pid, argv: launch.argv, restartCount: started.restartCount }, 'container started');
+    this.event('Normal', 'Started', `Started container ${name} (pid ${proc.pid})`, name);
     void proc.exited.then((exit) => this.onExit(name, proc, exit));
     if (run.kind === 'app') {
       for (const kind of ['startup', 'liveness', 'readiness'] as const) {
@@ -449,6 +460,7 @@ export class PodWorker {
     const outcome = await runHandler(handler, this.handlerTarget(name), this.terminationGraceMs());
     if (!outcome.ok && this.live.has(name) && !this.terminating) {
       this.log.warn({ container: name, err: outcome.message }, 'postStart hook failed: killing the container');
+      this.event('Warning', 'FailedPostStartHook', outcome.message, name);
       void this.killContainer(name, this.terminationGraceMs(), 'FailedPostStartHook');
     }
   }
@@ -459,8 +471,12 @@ export class PodWorker {
     live.probes.abort();
     this.live.delete(name);
     const run = this.runs.get(name);
-    if (run) this.runs.set(name, recordExit(run, exit, Date.now(), this.policy, this.deps.backoff));
+    const after = run ? recordExit(run, exit, Date.now(), this.policy, this.deps.backoff) : undefined;
+    if (after) this.runs.set(name, after);
     this.log.info({ container: name, pid: proc.pid, exitCode: exit.exitCode }, 'container exited');
+    if (after?.notBeforeMs !== undefined && after.notBeforeMs > Date.now() && !this.terminating) {
+      this.event('Warning', 'BackOff', `Back-off restarting failed container ${name}`, name);
+    }
     this.deps.onChange();
     this.postStatusSoon();
     this.kick();
@@ -493,6 +509,7 @@ export class PodWorker {
     live.trackers[kind] = after;
     if (after.result === before.result) return;
     this.log.info({ container: name, probe: kind, result: after.result, detail: message }, 'probe result changed');
+    if (after.result === 'failure') this.event('Warning', 'Unhealthy', `${kind[0]?.toUpperCase()}${kind.slice(1)} probe failed: ${message}`, name);
     if (kind === 'readiness') {
       this.runs.set(name, { ...run, ready: after.result === 'success' });
     } else if (kind === 'startup' && after.result === 'success') {
@@ -511,6 +528,7 @@ export class PodWorker {
     const live = this.live.get(name);
     if (!live) return;
     this.log.info({ container: name, pid: live.proc.pid, why, graceMs }, 'stopping container');
+    this.event('Normal', 'Killing', `Stopping container ${name}: ${why}`, name);
     live.probes.abort();
     const run = this.runs.get(name);
     if (run) this.runs.set(name, { ...run, ready: false });
@@ -567,6 +585,7 @@ export class PodWorker {
           this.log.info({ container: name, budgetMs: budget }, 'running preStop hook');
           const outcome = await runHandler(preStop, this.handlerTarget(name), budget);
           this.log.info({ container: name, ok: outcome.ok, detail: outcome.message }, 'preStop hook finished');
+          if (!outcome.ok) this.event('Warning', 'FailedPreStopHook', outcome.message, name);
           // The kubelet leaves at least 2 s between SIGTERM and SIGKILL after a hook.
           this.termDeadlineMs = Math.max(this.termDeadlineMs, Date.now() + MIN_TERM_GRACE_MS);
         }

@@ -237,6 +237,14 @@ describe('pods on the process kubelet', () => {
       { timeoutMs: 60_000 },
     );
     expect(sick.lastState?.terminated?.exitCode).toBe(143); // SIGTERM'd by the kubelet, as a runtime reports it
+    // What kubectl describe shows: the kubelet's events.
+    const reasons = async (pod: string) =>
+      new Set((await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod}` })).items.map((e) => e.reason));
+    await waitFor('kubelet events', async () => {
+      const crash = await reasons('crash');
+      const sickEvents = await reasons('sick');
+      return crash.has('Started') && crash.has('BackOff') && sickEvents.has('Unhealthy') && sickEvents.has('Killing');
+    }, { timeoutMs: 10_000 });
     await core.deleteNamespacedPod({ name: 'crash', namespace: ns, gracePeriodSeconds: 0 });
     await core.deleteNamespacedPod({ name: 'sick', namespace: ns, gracePeriodSeconds: 0 });
   });
