@@ -113,7 +113,8 @@ export function fenceOthers(rs: ObservedReplicaSet, keep: string | null, why: st
 
 /**
  * Make `to` the master instead of `from`: persisted first (under a new term), then every other writer
- * fenced, then `to` promoted. `from` is quarantined: it may hold writes `to` never received.
+ * fenced, the replicas reconfigured without the quarantined, then `to` promoted. `from` and every
+ * member `to` does not cover are quarantined: they may hold writes `to` never received.
  */
 export function promotion(
   rs: ObservedReplicaSet,
