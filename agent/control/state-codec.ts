@@ -11,6 +11,7 @@ import type {
   SwitchoverProgress,
 } from '../coordinator/model.js';
 import type { TermLens } from '../state/store.js';
+import { QUARANTINE_REASONS } from '../coordinator/model.js';
 
 type Rec = Record<string, unknown>;
 
@@ -68,10 +69,11 @@ const expelled = (v: unknown, where: string): ExpelledMember => {
 const quarantined = (v: unknown, where: string): QuarantinedMember => {
   const o = rec(v, where);
   const why = o['why'];
-  if (why !== 'old-master' && why !== 'arrived-with-data') throw new Bad(`${where}.why must be "old-master" or "arrived-with-data"`);
+  const reasons: readonly unknown[] = QUARANTINE_REASONS;
+  if (!reasons.includes(why)) throw new Bad(`${where}.why must be one of ${QUARANTINE_REASONS.map((r) => `"${r}"`).join(', ')}`);
   return {
     pod: str(o, 'pod', where),
-    why,
+    why: why as QuarantinedMember['why'],
     sinceMs: num(o, 'sinceMs', where),
     rebootstrapRequestedAtMs: nullableNum(o, 'rebootstrapRequestedAtMs', where),
   };
