@@ -1,13 +1,21 @@
 // shoal-agent entry point: configuration from the environment, then the agent (runtime.ts) with
-// coordination (control/start.ts) until SIGTERM/SIGINT.
+// coordination (control/start.ts) until SIGTERM/SIGINT. `shoal-agent install-lua` only writes
+// shoal.lua into the run directory and exits (the pod's init container, before Tarantool starts).
 import { createLogger } from '../shared/log.js';
 import { errorMessage, ShoalError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import { parseConfig } from './config.js';
+import { installShoalLua } from './lua/module.js';
+import { RUN_DIR } from '../shared/names.js';
 import { startAgent, type Agent } from './runtime.js';
 
 // Bound of a clean stop; after it the process exits anyway (the kubelet would SIGKILL it).
 const STOP_BOUND_MS = 10_000;
+
+async function installLua(): Promise<void> {
+  const path = await installShoalLua(process.env.SHOAL_RUN_DIR?.trim() || RUN_DIR);
+  process.stdout.write(`shoal-agent: wrote ${path}\n`);
+}
 
 async function main(): Promise<void> {
   let config;
@@ -34,7 +42,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((err: unknown) => {
+(process.argv[2] === 'install-lua' ? installLua() : main()).catch((err: unknown) => {
   process.stderr.write(`shoal-agent: ${err instanceof ShoalError ? err.message : (err instanceof Error ? err.stack : String(err))}\n`);
   process.exit(1);
 });

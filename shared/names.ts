@@ -12,6 +12,8 @@ export const ANNOTATIONS = {
 } as const;
 
 export const AGENT_CONTAINER = 'shoal-agent';
+/** Init container (agent image, `install-lua`) that writes shoal.lua before Tarantool starts. */
+export const INSTALL_CONTAINER = 'shoal-install';
 export const RUN_VOLUME = 'shoal-run';
 export const RUN_DIR = '/var/run/shoal';
 export const CONSOLE_SOCKET = `${RUN_DIR}/console.sock`;

@@ -1,7 +1,7 @@
 // The pieces Shoal adds to a pod: the agent container, the Tarantool container's additions, and how
 // to recognise them again (so a second pass over an injected pod changes nothing).
 import type { V1Container, V1EnvVar, V1LifecycleHandler } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, CONSOLE_SOCKET, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
 
 export type SidecarMode = 'native' | 'container';
 
@@ -43,6 +43,21 @@ export function agentContainer(a: AgentSpec): V1Container {
     readinessProbe: probe('/readyz', 5, 2),
     // Generous: a restart of the agent never stops Tarantool, but restarting it needlessly is noise.
     livenessProbe: probe('/healthz', 10, 6),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/**
+ * The init container that writes shoal.lua into the shared run volume before any other container
+ * starts, so Tarantool's `require('shoal')` never races the agent (in container mode nothing else
+ * orders the two; in native mode the agent sidecar is only "started", not done writing).
+ */
+export function installContainer(image: string): V1Container {
+  return {
+    name: INSTALL_CONTAINER,
+    image,
+    args: ['install-lua'],
+    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }

@@ -1,11 +1,11 @@
 // The pure core of the webhook: object in → mutated object (or a refusal that says what to fix) out.
 // No I/O here; review.ts turns the difference into a JSON Patch.
 import type { V1Container, V1EnvVar, V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, CLUSTER_LABEL, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';
 import { isRecord, jsonEqual, stringMap, type JsonRecord } from './json.js';
 import { podSpecProblems, podSpecShapeProblems, tarantoolContainer, type PodView } from './pod-checks.js';
-import { agentContainer, extendLuaPath, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';
+import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';
 
 export interface InjectOptions {
   agentImage: string;
@@ -136,7 +136,9 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
       cluster,
       replicaset,
     });
-    if (opts.sidecarMode === 'native') (spec.initContainers ??= []).push(agent);
+    spec.initContainers ??= [];
+    if (!spec.initContainers.some((c) => c.name === INSTALL_CONTAINER)) spec.initContainers.push(installContainer(opts.agentImage));
+    if (opts.sidecarMode === 'native') spec.initContainers.push(agent);
     else spec.containers.push(agent);
   }
   return { allowed: true, object: pod, reason: view.injected ? 'already injected' : 'injected', warnings: [] };

@@ -1,7 +1,7 @@
 // What a pod (or a StatefulSet's pod template) must look like for Shoal to inject into it. Every
 // problem is a sentence that says what to fix; an empty list means "go ahead".
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, CONSOLE_SOCKET, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
 import { isRecord } from './json.js';
 import { isShoalPreStop } from './agent-container.js';
 
@@ -91,8 +91,10 @@ export function podSpecProblems(view: PodView, agentPort: number): string[] {
   }
   const all = [...spec.containers, ...(spec.initContainers ?? [])];
   if (!injected) {
-    if (all.some((c) => c.name === AGENT_CONTAINER)) {
-      problems.push(`rename your container "${AGENT_CONTAINER}": Shoal reserves that name for its agent`);
+    for (const reserved of [AGENT_CONTAINER, INSTALL_CONTAINER]) {
+      if (all.some((c) => c.name === reserved)) {
+        problems.push(`rename your container "${reserved}": Shoal reserves that name for its agent`);
+      }
     }
     if ((spec.volumes ?? []).some((v) => v.name === RUN_VOLUME)) {
       problems.push(

@@ -24,6 +24,11 @@ describe('mutatePod', () => {
     expect(agent!.restartPolicy).toBe(mode === 'native' ? 'Always' : undefined);
     expect(spec.containers[0]!.name).toBe('tarantool'); // the user's container stays first (kubectl's default)
     expect(spec.containers).toHaveLength(mode === 'native' ? 1 : 2);
+    // shoal.lua is written by an init container before anything else starts, in both modes.
+    const install = spec.initContainers![0]!;
+    expect(install).toMatchObject({ name: 'shoal-install', image: 'shoal/agent:test', args: ['install-lua'] });
+    expect(install.volumeMounts).toContainEqual({ name: 'shoal-run', mountPath: '/var/run/shoal' });
+    expect(install.restartPolicy).toBeUndefined();
     expect(spec.volumes).toEqual([{ name: 'shoal-run', emptyDir: {} }]);
     for (const c of [agent, spec.containers[0]]) {
       expect(c!.volumeMounts).toContainEqual({ name: 'shoal-run', mountPath: '/var/run/shoal' });
@@ -110,6 +115,7 @@ describe('mutatePod', () => {
     ['too long cluster', () => stsPod({ labels: { 'shoal.dev/cluster': 'a'.repeat(64) } }), /64 characters long/],
     ['a user volume named shoal-run', () => ({ ...stsPod(), spec: { containers: [tarantoolContainer()], volumes: [{ name: 'shoal-run', emptyDir: {} }] } }), /rename your volume "shoal-run"/],
     ['a user container named shoal-agent', () => stsPod({ containers: [tarantoolContainer(), { name: 'shoal-agent', image: 'x' }] }), /rename your container "shoal-agent"/],
+    ['a user init container named shoal-install', () => ({ ...stsPod(), spec: { ...stsPod().spec!, initContainers: [{ name: 'shoal-install', image: 'x' }] } }), /rename your container "shoal-install"/],
     ['an annotation naming a missing container', () => stsPod({ annotations: { 'shoal.dev/tarantool-container': 'db' } }), /names no container of the pod \(it has: tarantool\)/],
     ['the agent port taken', () => stsPod({ containers: [tarantoolContainer({ ports: [{ containerPort: 8080 }] })] }), /uses port 8080/],
     ['LUA_PATH from a ConfigMap', () => stsPod({ containers: [tarantoolContainer({ env: [{ name: 'LUA_PATH', valueFrom: { configMapKeyRef: { name: 'c', key: 'k' } } }] })] }), /LUA_PATH from valueFrom/],

@@ -16,7 +16,7 @@ describe('handleReview', () => {
     const res = response(r.body);
     expect(res).toMatchObject({ uid: (req.request as { uid: string }).uid, allowed: true, patchType: 'JSONPatch' });
     const pod = applied(stsPod(), res);
-    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['shoal-agent']);
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['shoal-install', 'shoal-agent']);
     expect(pod.metadata!.annotations).toEqual({ 'shoal.dev/injected': '9.9.9' });
     // The patched pod, reviewed again (reinvocation), gets no patch.
     const again = handleReview('pods', review('Pod', pod), OPTS);
