@@ -114,7 +114,10 @@ export class PodWorker {
     this.namespace = pod.metadata?.namespace ?? '';
     this.name = pod.metadata?.name ?? '';
     this.log = deps.logger.child({ pod: this.name, namespace: this.namespace });
-    this.dir = path.join(deps.runDir, 'pods', `${this.namespace}_${this.name}_${this.uid}`);
+    // Short on purpose: Unix socket paths (the console socket lives in a volume here) are limited to
+    // 108 bytes, and outside tools connect through this host path. The uid prefix keeps a recreated
+    // pod, or a namesake in another namespace, apart.
+    this.dir = path.join(deps.runDir, 'pods', `${this.name}-${this.uid.slice(0, 8)}`);
     const previous = new Map([...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map((s) => [s.name, s]));
     const carried = (c: V1Container): number => {
       // A pod this kubelet ran before it restarted: its containers start again, and that counts.
@@ -279,7 +282,9 @@ export class PodWorker {
     );
     for (const name of plan.start) {
       if (this.terminating) return;
-      this.startContainer(name);
+      // One after the other, each after its postStart hook, as the real kubelet does: that is what
+      // lets a sidecar listed first (Shoal's agent in container mode) be ready before the next starts.
+      await this.startContainer(name);
     }
     if (plan.wakeAtMs !== undefined) this.wakeAt(plan.wakeAtMs);
     this.postStatusSoon();
@@ -382,7 +387,7 @@ export class PodWorker {
     }
   }
 
-  private startContainer(name: string): void {
+  private async startContainer(name: string): Promise<void> {
     const container = this.containerSpec(name);
     const run = this.runs.get(name);
     if (!container || !run || !this.volumes || !this.objects || !this.ip || this.unixUid === null) return;
@@ -437,11 +442,11 @@ export class PodWorker {
           void this.probeLoop(name, kind, probe, probes.signal);
         }
       }
-      const postStart = container.lifecycle?.postStart;
-      if (postStart) void this.runPostStart(name, postStart as Handler);
     }
     this.deps.onChange();
     this.postStatusSoon();
+    const postStart = container.lifecycle?.postStart;
+    if (run.kind === 'app' && postStart) await this.runPostStart(name, postStart as Handler);
   }
 
   private handlerTarget(name: string): HandlerTarget {
