@@ -8,8 +8,8 @@ import { asAgentStatus, renderStatusTable } from './status-table.js';
 // `shoal status`: a patronictl-list style view of a cluster, read from any agent's /status —
 // either a URL (e.g. through `kubectl port-forward`) or through the API server's pod proxy.
 
-async function fetchFromUrl(url: string): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+async function fetchFromUrl(url: string, timeoutMs = 5000): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
   return res.json();
 }
@@ -25,8 +25,17 @@ async function fetchThroughApiServer(opts: { kubeconfig?: string; cluster: strin
     throw new Error(`no running pod with label ${CLUSTER_LABEL}=${opts.cluster} in namespace ${opts.namespace}`);
   }
   let lastError: unknown;
-  // Any agent answers for the whole cluster; try them in turn until one does.
+  // Any agent answers for the whole cluster; try them in turn until one does: first straight to the
+  // pod IP (works inside the cluster network, and on Shoal's local cluster, whose loopback pod IPs
+  // the API server refuses to proxy to), then through the API server's pod proxy.
   for (const pod of running) {
+    if (pod.status?.podIP) {
+      try {
+        return await fetchFromUrl(`http://${pod.status.podIP}:${DEFAULT_AGENT_PORT}/status`, 1000);
+      } catch (err) {
+        lastError = err;
+      }
+    }
     try {
       const body: unknown = await core.connectGetNamespacedPodProxyWithPath({
         name: `${pod.metadata?.name}:${DEFAULT_AGENT_PORT}`,
