@@ -6,7 +6,7 @@ import { startLocalCluster, type LocalCluster } from '../../localcluster/cluster
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
-import { condition, kubeClients, waitFor, waitPodReady } from '../helpers/kube.js';
+import { condition, kubeClients, waitFor, waitPodReady } from '../../tools/kube.js';
 
 // An API server outage, on a cluster of its own (stopping the shared one would disturb other
 // files): what a pod did meanwhile reaches the API afterwards, the node stays Ready, and the

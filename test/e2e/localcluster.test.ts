@@ -19,7 +19,7 @@ import {
   waitFor,
   waitPodGone,
   waitPodReady,
-} from '../helpers/kube.js';
+} from '../../tools/kube.js';
 
 // The local cluster, proven through the real API server (issue 4 "done when", without the webhook
 // parts): scheduling, the process kubelet's status, probes and restarts, StatefulSet OnDelete and

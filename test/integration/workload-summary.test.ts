@@ -1,7 +1,7 @@
 // summarize() of the write load on hand-made logs: where gaps start and end, what counts as
 // unavailable, the timeline buckets. Pure, no Tarantool (it lives with the workload tests).
 import { describe, expect, it } from 'vitest';
-import { firstAcknowledgedAfter, summarize, type WriteAttempt, type WriteLog } from '../helpers/workload.js';
+import { firstAcknowledgedAfter, summarize, type WriteAttempt, type WriteLog } from '../../tools/workload.js';
 
 /** Attempts from [startedAt, endedAt, ok] triples, relative to t = 1000. */
 function logOf(rows: Array<[number, number, boolean]>, stoppedAt?: number): WriteLog {

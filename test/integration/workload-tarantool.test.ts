@@ -5,8 +5,8 @@
 // quorum 1 confirms everything it holds) loses no acknowledged write.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
-import { acknowledgedKeys, firstAcknowledgedAfter, startWriteLoad, summarize, verifyAcknowledged, type WriteTarget } from '../helpers/workload.js';
-import { startSampler, type Sample, type Sampler } from '../helpers/sampler.js';
+import { acknowledgedKeys, firstAcknowledgedAfter, startWriteLoad, summarize, verifyAcknowledged, type WriteTarget } from '../../tools/workload.js';
+import { startSampler, type Sample, type Sampler } from '../../tools/sampler.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { readPodInfo, type LocalPodInfo } from '../localcluster/cluster.js';
+
+// Small helpers for e2e tests, benchmarks and the chaos runner against a local cluster (in tests, test/e2e/global-setup.ts provides
+// its kubeconfig and state file through vitest's inject()).
+
+export interface KubeClients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+}
+
+export function kubeClients(kubeconfigPath: string): KubeClients {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined/false, and returns that. Probe
+ * errors count as "not yet" (the last one is reported on timeout).
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, opts.intervalMs ?? 200);
+      opts.signal?.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+  }
+}
+
+/** Creates a namespace with a unique name and waits until its default ServiceAccount exists (pods need it). */
+export async function createNamespace(core: CoreV1Api, prefix: string, signal?: AbortSignal): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await core.createNamespace({ body: { metadata: { name, labels: { 'shoal.dev/e2e': 'true' } } } });
+  await waitFor(`ServiceAccount default in ${name}`, () => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), {
+    timeoutMs: 30_000,
+    ...(signal ? { signal } : {}),
+  });
+  return name;
+}
+
+/** Deletes a namespace without waiting (its pods terminate through the kubelet in the background). */
+export async function deleteNamespace(core: CoreV1Api, name: string): Promise<void> {
+  await core.deleteNamespace({ name }).catch(() => undefined);
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs kubectl with KUBECONFIG set (asynchronously: the cluster may live in this very process). */
+export function kubectl(kubeconfig: string, args: string[], opts: { input?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'kubectl',
+      args,
+      {
+        env: { ...process.env, KUBECONFIG: kubeconfig },
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** The kubelet's runtime view of a pod (IP, unix uid, pids, volume and log paths). */
+export function podRuntime(stateFile: string, namespace: string, name: string): LocalPodInfo | undefined {
+  return readPodInfo(stateFile, namespace, name);
+}
+
+export function condition(pod: V1Pod, type: string): string | undefined {
+  return pod.status?.conditions?.find((c) => c.type === type)?.status;
+}
+
+/** Waits until the pod is Ready and returns it. */
+export function waitPodReady(core: CoreV1Api, namespace: string, name: string, opts: WaitOptions): Promise<V1Pod> {
+  return waitFor(
+    `pod ${namespace}/${name} Ready`,
+    async () => {
+      const pod = await core.readNamespacedPod({ name, namespace });
+      return condition(pod, 'Ready') === 'True' ? pod : undefined;
+    },
+    opts,
+  );
+}
+
+/** Waits until no pod of that name exists (or one with another uid does). */
+export function waitPodGone(core: CoreV1Api, namespace: string, name: string, uid: string, opts: WaitOptions): Promise<true> {
+  return waitFor(
+    `pod ${namespace}/${name} (${uid}) gone`,
+    async () => {
+      try {
+        const pod = await core.readNamespacedPod({ name, namespace });
+        return pod.metadata?.uid !== uid;
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return true;
+        throw err;
+      }
+    },
+    opts,
+  );
+}

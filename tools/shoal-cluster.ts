@@ -1,0 +1,150 @@
+import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import { CLUSTER_LABEL } from '../shared/names.js';
+import type { AgentStatus } from '../shared/status.js';
+import { agentRbacObjects, applyObjects } from '../webhook/local-install.js';
+import { condition, podRuntime, waitFor, type KubeClients, type WaitOptions } from './kube.js';
+import type { WriteTarget } from './workload.js';
+
+// Deploying and inspecting Shoal-managed replica sets on the shared e2e cluster: what a user does
+// (a ConfigMap with init.lua, a headless Service, a labelled StatefulSet), and where a test finds
+// each instance's agent and console.
+
+/** The test application: `require('shoal').cfg` plus an is_sync space `load` (unsigned keys) for write loads. */
+export const TEST_APP_LUA = `
+require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = 32 * 1024 * 1024 }
+if not box.info.ro then
+  box.schema.space.create('load', {if_not_exists = true, is_sync = true})
+  box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
+end
+`;
+
+export interface ReplicaSetSpec {
+  namespace: string;
+  cluster: string;
+  /** The StatefulSet (= replica set) name. */
+  name: string;
+  replicas: number;
+  /** Extra env of the Tarantool container (changing it is a template change). */
+  env?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: s.name, namespace: s.namespace, labels: { [CLUSTER_LABEL]: s.cluster }, annotations: s.annotations ?? {} },
+    spec: {
+      serviceName: s.name,
+      replicas: s.replicas,
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: { app: s.name } },
+      template: {
+        metadata: { labels: { app: s.name } },
+        spec: {
+          serviceAccountName: 'shoal-agent',
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: 'tarantool',
+              image: 'tarantool/tarantool:2.6',
+              command: ['tarantool', '/opt/app/init.lua'],
+              env: Object.entries(s.env ?? {}).map(([name, value]) => ({ name, value })),
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/tarantool' },
+                { name: 'app', mountPath: '/opt/app' },
+              ],
+            },
+          ],
+          volumes: [{ name: 'app', configMap: { name: `${s.name}-app` } }],
+        },
+      },
+      volumeClaimTemplates: [
+        { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+      ],
+    },
+  };
+}
+
+/** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
+export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
+  await applyObjects(k.kc, agentRbacObjects(s.namespace));
+  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: { 'init.lua': TEST_APP_LUA } };
+  const service: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: s.name, namespace: s.namespace },
+    spec: { clusterIP: 'None', selector: { app: s.name }, ports: [{ name: 'iproto', port: 3301 }] },
+  };
+  await applyObjects(k.kc, [app, service]);
+  await k.apps.createNamespacedStatefulSet({ namespace: s.namespace, body: statefulSet(s) });
+}
+
+/** An agent's /status, or null when it does not answer. */
+export async function agentStatus(ip: string | null | undefined, timeoutMs = 2000): Promise<AgentStatus | null> {
+  if (!ip) return null;
+  try {
+    const res = await fetch(`http://${ip}:8080/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? ((await res.json()) as AgentStatus) : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface LiveInstance {
+  pod: string;
+  ip: string;
+  status: AgentStatus;
+}
+
+/** Statuses of the running pods of a replica set (those whose agent answers). */
+export async function instancesOf(k: KubeClients, namespace: string, replicaset: string): Promise<LiveInstance[]> {
+  const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `app=${replicaset}` });
+  const out: LiveInstance[] = [];
+  for (const pod of pods.items) {
+    const ip = pod.status?.podIP;
+    if (!ip || pod.metadata?.deletionTimestamp) continue;
+    const status = await agentStatus(ip);
+    if (status) out.push({ pod: pod.metadata?.name ?? '', ip, status });
+  }
+  return out.sort((a, b) => a.pod.localeCompare(b.pod));
+}
+
+/**
+ * Waits until the replica set has `replicas` Ready pods, exactly one of them reports itself master,
+ * the others replicas, and every agent's /status names that master. Returns the master's pod name.
+ */
+export async function waitForReplicaSet(k: KubeClients, namespace: string, replicaset: string, replicas: number, opts: WaitOptions): Promise<string> {
+  return waitFor(
+    `replica set ${namespace}/${replicaset}: ${replicas} Ready pods, one master agreed by all`,
+    async () => {
+      const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `app=${replicaset}` });
+      const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+      if (live.length !== replicas || !live.every((p) => condition(p, 'Ready') === 'True')) return undefined;
+      const inst = await instancesOf(k, namespace, replicaset);
+      if (inst.length !== replicas) return undefined;
+      const masters = inst.filter((i) => i.status.instance.role === 'master');
+      if (masters.length !== 1 || inst.some((i) => i.status.instance.role !== 'master' && i.status.instance.role !== 'replica')) return undefined;
+      const master = masters[0]!.pod;
+      const agreed = inst.every((i) => i.status.replicasets.find((r) => r.name === replicaset)?.master === master);
+      return agreed ? master : undefined;
+    },
+    { intervalMs: 500, ...opts },
+  );
+}
+
+/** The host path of a pod's Tarantool console (through the kubelet's view of its shoal-run volume). */
+export function consoleOf(stateFile: string, namespace: string, pod: string): string | undefined {
+  const dir = podRuntime(stateFile, namespace, pod)?.hostPathOf('shoal-run');
+  return dir ? `${dir}/console.sock` : undefined;
+}
+
+/** A write-load target that follows the master the agents report. */
+export function masterTarget(k: KubeClients, stateFile: string, namespace: string, replicaset: string): () => Promise<WriteTarget | null> {
+  return async () => {
+    const inst = await instancesOf(k, namespace, replicaset);
+    const master = inst.find((i) => i.status.instance.role === 'master' && i.status.instance.ro === false);
+    const console = master ? consoleOf(stateFile, namespace, master.pod) : undefined;
+    return master && console ? { name: master.pod, console } : null;
+  };
+}

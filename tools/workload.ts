@@ -1,0 +1,373 @@
+// A write load with every attempt logged, for failover/rollout e2e tests, the chaos suite and the
+// benchmarks. One write at a time (insert {key, seq, ts} into an is_sync space) through the admin
+// console of whatever instance `target()` names as the master. A write is ACKNOWLEDGED only when
+// the console returned success: with a synchronous space that means a quorum has it in its WAL, so
+// an acknowledged key missing anywhere after the cluster settles is a lost write. A timed-out or
+// aborted write is not acknowledged (it may or may not have committed): never count it as either.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConsoleClient } from '../agent/console/client.js';
+import { ConsoleProtocolError, ConsoleTimeoutError, LuaError, TarantoolGoneError } from '../agent/console/errors.js';
+import { abortAfter } from '../agent/util/abort.js';
+
+/** Where the current master's admin console is. */
+export interface WriteTarget {
+  name: string;
+  console: string;
+}
+
+export interface WriteLoadOptions {
+  /** The current master, asked again after every failure; null = none known right now. */
+  target: () => Promise<WriteTarget | null>;
+  /** An is_sync space whose primary key is an unsigned first field. */
+  space: string;
+  /** Pace while writes succeed: the next write starts `intervalMs` after the previous one started. */
+  intervalMs: number;
+  /** Aborting ends the load at once; the write in flight is recorded as failed ('aborted'). */
+  signal?: AbortSignal;
+  /** Key of the first write (later ones are firstKey + seq - 1). Default 1. */
+  firstKey?: number;
+  /** Bound of one write (connect + insert + quorum wait). Default 10 s. */
+  writeTimeoutMs?: number;
+  /** Bound of one target() call. Default 5 s. */
+  resolveTimeoutMs?: number;
+  /** Backoff after failures: starts at intervalMs, doubles, capped here. Default 200 ms. */
+  backoffMaxMs?: number;
+}
+
+export type WriteErrorKind = 'no-target' | 'gone' | 'timeout' | 'lua' | 'protocol' | 'aborted' | 'other';
+
+/** One write attempt. Times are epoch ms (fractional, monotonic within the process). */
+export interface WriteAttempt {
+  seq: number;
+  key: number;
+  startedAt: number;
+  endedAt: number;
+  ok: boolean;
+  error?: string;
+  errorKind?: WriteErrorKind;
+  /** Name of the instance written to; null when no target was known. */
+  target: string | null;
+}
+
+export interface WriteLog {
+  space: string;
+  intervalMs: number;
+  startedAt: number;
+  /** Set by stop() or abort. */
+  stoppedAt?: number;
+  attempts: WriteAttempt[];
+}
+
+/** A period without a successful write (see summarize for where it starts and ends). */
+export interface WriteGap {
+  from: number;
+  to: number;
+  ms: number;
+  /** Failed attempts inside it. */
+  failures: number;
+  /** Still open when the load stopped. */
+  open: boolean;
+}
+
+export interface WriteSummary {
+  attempted: number;
+  acknowledged: number;
+  failed: number;
+  durationMs: number;
+  /** Longest time between consecutive acknowledged writes; after failures it counts from the first failed attempt. */
+  longestGapMs: number;
+  /** Sum of the gaps longer than gapThresholdMs: time in which writes were not available. */
+  unavailableMs: number;
+  gapThresholdMs: number;
+  /** The gaps longer than gapThresholdMs, in order. */
+  gaps: WriteGap[];
+  /** Acknowledged (by the time of the acknowledgement) and failed writes per bucket from log.startedAt. */
+  timeline: { startedAt: number; bucketMs: number; successes: number[]; failures: number[] };
+  errors: Partial<Record<WriteErrorKind, number>>;
+}
+
+export interface WriteLoad {
+  readonly log: WriteLog;
+  readonly acknowledged: number;
+  readonly failed: number;
+  /** Lets the write in flight finish (it is bounded), stops, closes the console and summarizes. */
+  stop(): Promise<WriteSummary>;
+}
+
+const INSERT = 'local space, key, seq, ts = ... box.space[space]:insert{key, seq, ts} return true';
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
+  const log: WriteLog = { space: o.space, intervalMs: o.intervalMs, startedAt: now(), attempts: [] };
+  const stopping = new AbortController();
+  const aborted = o.signal ?? new AbortController().signal;
+  const wake = AbortSignal.any([stopping.signal, aborted]);
+  const writeTimeoutMs = o.writeTimeoutMs ?? 10_000;
+  const resolveTimeoutMs = o.resolveTimeoutMs ?? 5_000;
+  const backoffMaxMs = Math.max(o.intervalMs, o.backoffMaxMs ?? 200);
+  const firstKey = o.firstKey ?? 1;
+  let acknowledged = 0;
+  let failed = 0;
+
+  let current: WriteTarget | null = null;
+  let client: ConsoleClient | undefined;
+  const switchTo = async (t: WriteTarget | null): Promise<void> => {
+    if (t?.console !== current?.console) {
+      await client?.close();
+      // failFast: a dead console is one failed attempt now, not a silent retry inside the client.
+      client = t ? new ConsoleClient({ socketPath: t.console, timeoutMs: writeTimeoutMs, connectAttemptMs: Math.min(writeTimeoutMs, 2_000) }) : undefined;
+    }
+    current = t;
+  };
+
+  const run = async (): Promise<void> => {
+    let resolveNeeded = true;
+    let failuresInRow = 0;
+    let nextAt = now();
+    for (let seq = 1; !wake.aborted; seq++) {
+      await sleepUntil(nextAt, wake);
+      if (wake.aborted) break;
+      const attempt: WriteAttempt = { seq, key: firstKey + seq - 1, startedAt: now(), endedAt: 0, ok: false, target: current?.name ?? null };
+      try {
+        if (resolveNeeded) {
+          await switchTo(await resolveTarget(o.target, resolveTimeoutMs, aborted));
+          resolveNeeded = false;
+        }
+        attempt.target = current?.name ?? null;
+        if (!client) throw new NoTargetError();
+        await client.eval(INSERT, [o.space, attempt.key, seq, Math.round(attempt.startedAt)], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true });
+        attempt.ok = true;
+        acknowledged++;
+        failuresInRow = 0;
+        nextAt = attempt.startedAt + o.intervalMs;
+      } catch (err) {
+        attempt.error = describe(err);
+        attempt.errorKind = aborted.aborted ? 'aborted' : kindOf(err);
+        failed++;
+        failuresInRow++;
+        resolveNeeded = true;
+        nextAt = now() + Math.min(backoffMaxMs, Math.max(1, o.intervalMs) * 2 ** (failuresInRow - 1));
+      } finally {
+        attempt.endedAt = now();
+        log.attempts.push(attempt);
+      }
+    }
+  };
+  const done = run().finally(async () => {
+    log.stoppedAt ??= now();
+    await client?.close();
+  });
+
+  return {
+    log,
+    get acknowledged() {
+      return acknowledged;
+    },
+    get failed() {
+      return failed;
+    },
+    async stop() {
+      log.stoppedAt ??= now();
+      stopping.abort();
+      await done;
+      return summarize(log);
+    },
+  };
+}
+
+class NoTargetError extends Error {
+  constructor(detail?: string) {
+    super(`no write target${detail ? `: ${detail}` : ' (target() returned null)'}`);
+    this.name = 'NoTargetError';
+  }
+}
+
+/** target() bounded: it takes no signal, so a hung call is left behind (its result ignored). */
+async function resolveTarget(target: WriteLoadOptions['target'], timeoutMs: number, signal: AbortSignal): Promise<WriteTarget | null> {
+  // abortAfter, not AbortSignal.any: a long chaos run resolves often, and any() leaks on Node 20.
+  const bound = abortAfter(timeoutMs, () => new NoTargetError(`target() did not answer within ${timeoutMs} ms`), signal);
+  const call = target();
+  call.catch(() => undefined);
+  try {
+    return await Promise.race([
+      call,
+      new Promise<never>((_, reject) => {
+        if (bound.signal.aborted) reject(bound.signal.reason);
+        bound.signal.addEventListener('abort', () => reject(bound.signal.reason), { once: true });
+      }),
+    ]);
+  } catch (err) {
+    if (err instanceof NoTargetError) throw err;
+    throw new NoTargetError(`target() failed: ${describe(err)}`);
+  } finally {
+    bound.unlink();
+  }
+}
+
+async function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  const ms = at - now();
+  if (ms <= 0 || signal.aborted) return;
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+}
+
+function kindOf(err: unknown): WriteErrorKind {
+  if (err instanceof NoTargetError) return 'no-target';
+  if (err instanceof LuaError) return 'lua';
+  if (err instanceof TarantoolGoneError) return 'gone';
+  if (err instanceof ConsoleTimeoutError) return 'timeout';
+  if (err instanceof ConsoleProtocolError) return 'protocol';
+  return 'other';
+}
+
+function describe(err: unknown): string {
+  if (err instanceof LuaError) return err.luaMessage;
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}
+
+export interface SummarizeOptions {
+  /** Gaps longer than this count as unavailability. Default 2 × intervalMs. */
+  gapThresholdMs?: number;
+  /** Timeline bucket. Default 100 ms. */
+  bucketMs?: number;
+}
+
+/**
+ * Pure summary of a log. A gap ends at an acknowledgement (its endedAt) and starts at the previous
+ * acknowledgement, or — when attempts failed in between — at the start of the first failed one, so
+ * an outage is timed from when the load first ran into it. Failures before the first
+ * acknowledgement open a gap too; failures at the end leave a gap open until stoppedAt.
+ */
+export function summarize(log: WriteLog, o: SummarizeOptions = {}): WriteSummary {
+  const threshold = o.gapThresholdMs ?? 2 * log.intervalMs;
+  const bucketMs = o.bucketMs ?? 100;
+  const end = log.stoppedAt ?? log.attempts.at(-1)?.endedAt ?? log.startedAt;
+  const all: WriteGap[] = [];
+  const errors: Partial<Record<WriteErrorKind, number>> = {};
+  let lastAck: number | undefined;
+  let firstFailure: number | undefined;
+  let failures = 0;
+  for (const a of log.attempts) {
+    if (!a.ok) {
+      firstFailure ??= a.startedAt;
+      failures++;
+      const k = a.errorKind ?? 'other';
+      errors[k] = (errors[k] ?? 0) + 1;
+      continue;
+    }
+    const from = firstFailure ?? lastAck;
+    if (from !== undefined) all.push({ from, to: a.endedAt, ms: a.endedAt - from, failures, open: false });
+    lastAck = a.endedAt;
+    firstFailure = undefined;
+    failures = 0;
+  }
+  if (firstFailure !== undefined) all.push({ from: firstFailure, to: end, ms: end - firstFailure, failures, open: true });
+
+  const buckets = Math.max(1, Math.ceil((end - log.startedAt) / bucketMs));
+  const successes = new Array<number>(buckets).fill(0);
+  const failuresPerBucket = new Array<number>(buckets).fill(0);
+  for (const a of log.attempts) {
+    const i = Math.min(buckets - 1, Math.max(0, Math.floor((a.endedAt - log.startedAt) / bucketMs)));
+    if (a.ok) successes[i] = (successes[i] ?? 0) + 1;
+    else failuresPerBucket[i] = (failuresPerBucket[i] ?? 0) + 1;
+  }
+  const gaps = all.filter((g) => g.ms > threshold);
+  const acknowledged = log.attempts.filter((a) => a.ok).length;
+  return {
+    attempted: log.attempts.length,
+    acknowledged,
+    failed: log.attempts.length - acknowledged,
+    durationMs: end - log.startedAt,
+    longestGapMs: all.reduce((m, g) => Math.max(m, g.ms), 0),
+    unavailableMs: gaps.reduce((s, g) => s + g.ms, 0),
+    gapThresholdMs: threshold,
+    gaps,
+    timeline: { startedAt: log.startedAt, bucketMs, successes, failures: failuresPerBucket },
+    errors,
+  };
+}
+
+/** The keys of the acknowledged writes, ascending. */
+export function acknowledgedKeys(log: WriteLog): number[] {
+  return log.attempts.filter((a) => a.ok).map((a) => a.key);
+}
+
+/** The first write acknowledged after `t` (e.g. a kill): its endedAt − t is the time to recover. */
+export function firstAcknowledgedAfter(log: WriteLog, t: number): WriteAttempt | undefined {
+  return log.attempts.find((a) => a.ok && a.startedAt >= t);
+}
+
+export interface AckCheck {
+  name: string;
+  /** Acknowledged keys the instance does not have (empty when error is set: unknown). */
+  missing: number[];
+  /** Keys the instance's space holds. */
+  keysRead: number;
+  /** The instance could not be read (no answer, no space): the check did not happen. */
+  error?: string;
+}
+
+export interface VerifyOptions {
+  /** Keys read per console call. Default 5000. */
+  batch?: number;
+  /** Bound of one console call. Default 30 s. */
+  callTimeoutMs?: number;
+  /** Re-read an instance that misses keys (or cannot be read) until this bound: lets a lagging replica catch up. Default 0. */
+  settleMs?: number;
+  signal?: AbortSignal;
+}
+
+const READ_KEYS = `local space, after, limit = ...
+local s = box.space[space]
+if s == nil then error('no space ' .. tostring(space)) end
+local keys = {}
+for _, t in s.index[0]:pairs(after == nil and {} or {after}, {iterator = 'GT'}) do
+  keys[#keys + 1] = t[1]
+  if #keys >= limit then break end
+end
+return keys`;
+
+/** For each instance, the acknowledged keys of `log` missing from its space (read in batches through its console). */
+export async function verifyAcknowledged(log: WriteLog, instances: readonly WriteTarget[], o: VerifyOptions = {}): Promise<AckCheck[]> {
+  const wanted = acknowledgedKeys(log);
+  return Promise.all(instances.map((inst) => verifyOne(log.space, wanted, inst, o)));
+}
+
+async function verifyOne(space: string, wanted: number[], inst: WriteTarget, o: VerifyOptions): Promise<AckCheck> {
+  const callTimeoutMs = o.callTimeoutMs ?? 30_000;
+  const client = new ConsoleClient({ socketPath: inst.console, timeoutMs: callTimeoutMs });
+  const until = Date.now() + (o.settleMs ?? 0);
+  try {
+    for (;;) {
+      let check: AckCheck;
+      try {
+        const present = await readKeys(client, space, o.batch ?? 5000, callTimeoutMs, o.signal);
+        check = { name: inst.name, missing: wanted.filter((k) => !present.has(k)), keysRead: present.size };
+      } catch (err) {
+        if (o.signal?.aborted) throw err;
+        check = { name: inst.name, missing: [], keysRead: 0, error: describe(err) };
+      }
+      if ((check.missing.length === 0 && check.error === undefined) || Date.now() >= until) return check;
+      await sleep(200, undefined, o.signal ? { signal: o.signal } : {});
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+async function readKeys(client: ConsoleClient, space: string, batch: number, timeoutMs: number, signal?: AbortSignal): Promise<Set<number>> {
+  const keys = new Set<number>();
+  let after: number | null = null;
+  for (;;) {
+    const r = await client.eval(READ_KEYS, [space, after, batch], { timeoutMs, signal });
+    // An empty Lua table may come back as {} rather than [].
+    const page = Array.isArray(r) ? r : [];
+    for (const k of page) {
+      if (typeof k !== 'number') throw new Error(`space ${space} has a non-numeric key ${JSON.stringify(k)}`);
+      keys.add(k);
+    }
+    if (page.length < batch) return keys;
+    after = page[page.length - 1] as number;
+  }
+}
