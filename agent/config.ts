@@ -16,7 +16,7 @@
 // | SHOAL_REPLICATION_USER       | shoal_replicator             | user in replication URIs                             |
 // | SHOAL_REPLICATION_PASSWORD   | unset (set by the coordinator from the mesh secret) | its password  |
 // | SHOAL_LEASE_SECONDS          | 15                           | coordinator Lease duration                           |
-// | SHOAL_FAILOVER_TIMEOUT_MS    | 10000                        | master unreachable this long → failover              |
+// | SHOAL_FAILOVER_TIMEOUT_MS    | 5000                         | master unreachable this long → failover              |
 // | SHOAL_PRESTOP_TIMEOUT_MS     | 30000                        | bound of GET /prestop                                |
 // | SHOAL_CONSOLE_TIMEOUT_MS     | 10000                        | default bound of one console call                    |
 // | SHOAL_STATUS_TIMEOUT_MS      | 2000                         | bound of the console call behind /status, /readyz    |
@@ -26,10 +26,13 @@
 // | SHOAL_SWITCHOVER_TIMEOUT_MS  | 30000                        | bound of POST /switchover (answer 504 after it)      |
 // Coordination needs Kubernetes: in a pod the service account (in-cluster config), elsewhere KUBECONFIG.
 // Self-fencing happens after SHOAL_FAILOVER_TIMEOUT_MS minus a margin derived from the heartbeat
-// timeout (agent/coordinator/timings.ts); a failover timeout too small for that margin is refused.
+// timeout (agent/coordinator/timings.ts): with the defaults a cut-off master is read-only after
+// 5000 − (1000 heartbeat + 250 fence + 100 tick + 10 % slack) = 3150 ms, before any failover can
+// fire; a failover timeout too small for that margin is refused.
 import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';
 import { ShoalError } from '../shared/errors.js';
+import { DEFAULT_FAILOVER_TIMEOUT_MS } from './coordinator/timings.js';
 
 export interface AgentTimings {
   leaseSeconds: number;
@@ -127,7 +130,7 @@ export function parseConfig(env: Env = process.env): AgentConfig {
   const replicationPassword = env['SHOAL_REPLICATION_PASSWORD'] || undefined;
   const timings: AgentTimings = {
     leaseSeconds: int(env, 'SHOAL_LEASE_SECONDS', 15, 1, 3600, problems),
-    failoverTimeoutMs: int(env, 'SHOAL_FAILOVER_TIMEOUT_MS', 10_000, 100, 3_600_000, problems),
+    failoverTimeoutMs: int(env, 'SHOAL_FAILOVER_TIMEOUT_MS', DEFAULT_FAILOVER_TIMEOUT_MS, 100, 3_600_000, problems),
     prestopTimeoutMs: int(env, 'SHOAL_PRESTOP_TIMEOUT_MS', 30_000, 0, 3_600_000, problems),
     consoleTimeoutMs: int(env, 'SHOAL_CONSOLE_TIMEOUT_MS', 10_000, 10, 600_000, problems),
     statusTimeoutMs: int(env, 'SHOAL_STATUS_TIMEOUT_MS', 2_000, 10, 600_000, problems),

@@ -1,9 +1,15 @@
 import { ShoalError } from '../../shared/errors.js';
 import type { Timings } from './model.js';
 
-// Defaults chosen for seconds, not tens of seconds (Cartridge: 20 s, Patroni: 30 s).
+/**
+ * The one default of SHOAL_FAILOVER_TIMEOUT_MS (agent/config.ts uses it too): seconds, not tens of
+ * seconds (Cartridge: 20 s, Patroni: 30 s), yet long enough that a heartbeat blip on a busy node is
+ * not a failover. With the defaults below a cut-off master fences itself after 3.15 s.
+ */
+export const DEFAULT_FAILOVER_TIMEOUT_MS = 5000;
+
 export const DEFAULT_TIMINGS: Timings = {
-  failoverTimeoutMs: 4000,
+  failoverTimeoutMs: DEFAULT_FAILOVER_TIMEOUT_MS,
   heartbeatTimeoutMs: 1000,
   fenceApplyMs: 250,
   agentTickMs: 100,

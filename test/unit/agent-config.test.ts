@@ -20,7 +20,7 @@ describe('agent config', () => {
       tarantoolLog: undefined,
       replicationUser: 'shoal_replicator',
       replicationPassword: undefined,
-      timings: { leaseSeconds: 15, failoverTimeoutMs: 10_000, prestopTimeoutMs: 30_000, consoleTimeoutMs: 10_000, statusTimeoutMs: 2_000 },
+      timings: { leaseSeconds: 15, failoverTimeoutMs: 5_000, prestopTimeoutMs: 30_000, consoleTimeoutMs: 10_000, statusTimeoutMs: 2_000 },
     });
   });
 
@@ -34,10 +34,10 @@ describe('agent config', () => {
       SHOAL_RUN_DIR: '/tmp/run',
       SHOAL_TARANTOOL_LOG: '/tmp/run/tarantool.log',
       SHOAL_REPLICATION_PASSWORD: 'abc123',
-      SHOAL_FAILOVER_TIMEOUT_MS: '5000',
+      SHOAL_FAILOVER_TIMEOUT_MS: '7000',
     });
     expect(c).toMatchObject({ replicaset: 'router', port: 9090, listenPort: 3302, bindHost: '127.0.1.5', runDir: '/tmp/run', consoleSocket: '/tmp/run/console.sock', tarantoolLog: '/tmp/run/tarantool.log', replicationPassword: 'abc123' });
-    expect(c.timings.failoverTimeoutMs).toBe(5000);
+    expect(c.timings.failoverTimeoutMs).toBe(7000);
     expect(parseConfig({ ...BASE, SHOAL_CONSOLE_SOCKET: '/s.sock' }).consoleSocket).toBe('/s.sock');
   });
 

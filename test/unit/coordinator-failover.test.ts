@@ -12,8 +12,8 @@ describe('detectMasterFailure', () => {
   const { rs } = formed();
   it.each([
     ['up', rs, 'up', /is up/],
-    ['cut off briefly', patch(rs, 's-0', { unreachableSinceMs: NOW - 1000 }), 'suspect', /unreachable from the mesh majority for 1.0 s \(failover at 4.0 s\)/],
-    ['cut off long enough', patch(rs, 's-0', { unreachableSinceMs: NOW - 4000 }), 'failed', /unreachable from the mesh majority for 4.0 s/],
+    ['cut off briefly', patch(rs, 's-0', { unreachableSinceMs: NOW - 1000 }), 'suspect', /unreachable from the mesh majority for 1.0 s \(failover at 5.0 s\)/],
+    ['cut off long enough', patch(rs, 's-0', { unreachableSinceMs: NOW - 5000 }), 'failed', /unreachable from the mesh majority for 5.0 s/],
     ['Tarantool silent long enough', patch(rs, 's-0', { tarantoolDownSinceMs: NOW - 5000 }), 'failed', /silent \(its Tarantool does not answer\) for 5.0 s/],
     ['not observed at all', { ...rs, instances: rs.instances.slice(1) }, 'suspect', /not in the observation/],
   ])('%s → %s', (_what, observed, verdict, reason) => {
@@ -81,7 +81,7 @@ describe('failover through reconcile', () => {
     expect(persist?.state.replicasets.s).toMatchObject({ master: 's-2', quarantined: [{ pod: 's-0', why: 'old-master' }] });
     expect(only(r.actions, 'promote')[0]).toMatchObject({ replication: [uriOf('s-1'), uriOf('s-2')], synchroQuorum: 2 });
     expect(only(r.actions, 'reconfigure')[0]?.replication).toEqual([uriOf('s-1'), uriOf('s-2')]);
-    expect(r.reason).toMatch(/promoting s-2: master s-0 unreachable from the mesh majority for 4.0 s; s-2 has the greatest vclock \{1: 10\} of 2 answering members/);
+    expect(r.reason).toMatch(/promoting s-2: master s-0 unreachable from the mesh majority for 5.0 s; s-2 has the greatest vclock \{1: 10\} of 2 answering members/);
   });
 
   it('quarantines every member the new master does not cover: down, cut off, or ahead in some component', () => {
@@ -100,7 +100,7 @@ describe('failover through reconcile', () => {
   it('waits until the failure has lasted the failover timeout', () => {
     const r = reconcile(cluster(NOW, dead(ahead, 's-0', T.failoverTimeoutMs - 1)), persisted(6, { s: state }), T);
     expect(only(r.actions, 'promote')).toEqual([]);
-    expect(r.reason).toMatch(/failover at 4.0 s/);
+    expect(r.reason).toMatch(/failover at 5.0 s/);
   });
 
   it('does not promote under failover: manual, and says why', () => {

@@ -24,7 +24,7 @@ describe('self-fencing', () => {
   });
 
   it('says what it decided', () => {
-    expect(shouldSelfFence(input).reason).toMatch(/master sees 1 of 3 agents for 10.0 s, past the 2\.\d s self-fence deadline/);
+    expect(shouldSelfFence(input).reason).toMatch(/master sees 1 of 3 agents for 10.0 s, past the 3\.\d s self-fence deadline/);
   });
 
   it.each([
@@ -47,7 +47,7 @@ describe('self-fencing', () => {
 describe('timings', () => {
   it('derives the self-fence deadline from the failover timeout with the margin in between', () => {
     expect(fenceDeadline(DEFAULT_TIMINGS)).toBe(DEFAULT_TIMINGS.failoverTimeoutMs - safetyMarginMs(DEFAULT_TIMINGS));
-    expect(fenceDeadline(DEFAULT_TIMINGS)).toBe(2250);
+    expect(fenceDeadline(DEFAULT_TIMINGS)).toBe(3150);
   });
 
   it('holds for any accepted configuration: a cut-off master is read-only before a failover can fire', () => {

@@ -110,7 +110,7 @@ describe('coordinator properties over random histories', () => {
     sim.run(warmUp);
     sim.run([{ t: 'write', sync: true }, { t: 'masterFault', fault: 'isolate', downForMs: 0 }, { t: 'write', sync: false }, { t: 'write', sync: true }]);
     expect(sim.stats.writesAcked).toBe(1); // the cut-off master cannot collect a quorum
-    for (let i = 0; i < 10; i++) sim.run([{ t: 'tick', ms: 500 }]);
+    for (let i = 0; i < 14; i++) sim.run([{ t: 'tick', ms: 500 }]); // past the 5 s failover timeout
     expect(sim.stats.promotions).toBe(1);
     sim.run([{ t: 'healAll' }]);
     for (let i = 0; i < 10 && sim.settled() !== null; i++) sim.run([{ t: 'tick', ms: 1000 }]);
