@@ -11,7 +11,7 @@ import { lockIpBase, type IpBaseLock } from './ipbase-lock.js';
 import { startListWatch } from './listwatch.js';
 import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
-import { killUids } from './process.js';
+import { killUids, pidsOfUids } from './process.js';
 import { startLogServer } from './server.js';
 import { sleep } from './sleep.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
@@ -161,6 +161,14 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       await logServer.close();
       const left = killUids(minUid, maxUid);
       if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');
+      // SIGKILL is delivered asynchronously: return only once the pods' uids run nothing (bounded).
+      const deadline = Date.now() + 5_000;
+      while (pidsOfUids(minUid, maxUid).length > 0 && Date.now() < deadline) {
+        killUids(minUid, maxUid);
+        await sleep(20);
+      }
+      const stuck = pidsOfUids(minUid, maxUid);
+      if (stuck.length > 0) log.error({ pids: stuck }, 'pod processes survived SIGKILL for 5 s (uninterruptible sleep?)');
       lock.release();
       clearTimeout(stateTimer);
       try {
