@@ -19,7 +19,7 @@ apt_install() {
   if [[ $APT_UPDATED -eq 0 ]]; then
     log "apt-get update"
     apt-get update -q >/dev/null
-    APT_UPDATED=1
+    export APT_UPDATED=1
   fi
   log "installing Debian packages: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
