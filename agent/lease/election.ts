@@ -151,7 +151,7 @@ export class LeaderElector {
       this.stored = current;
       this.observation = observe(this.observation, current.record, this.clock());
       this.noteHolder(current.record.holderIdentity);
-      const verdict = judgeAcquire(current.record, this.observation, identity, this.clock());
+      const verdict = judgeAcquire(current.record, this.observation, identity, this.clock(), this.leading);
       if (!verdict.acquire) return { held: false, reason: verdict.reason, heldBy: current.record.holderIdentity };
       try {
         const written = await api.update(nextRecord(current.record, identity, microNow(), this.timings), current.resourceVersion, bound);

@@ -79,21 +79,26 @@ export function observe(prev: Observation | undefined, record: LeaseRecord, nowM
 export type AcquireVerdict = { acquire: true; takeover: boolean; reason: string } | { acquire: false; reason: string };
 
 /**
- * May `self` write itself as holder now? Yes when the lease is free (empty holder), ours already,
- * or unchanged for longer than its leaseDurationSeconds since we observed it.
+ * May `self` write itself as holder now? Yes when the lease is free (empty holder), ours and we are
+ * leading, or unchanged for longer than its leaseDurationSeconds since we observed it.
+ *
+ * A record naming `self` while we are not leading was written by an earlier process of this pod
+ * (the identity is the pod name): a restarted agent waits for it to expire like anyone else's, so
+ * that a crashed coordinator hands over to another pod instead of racing back on every restart.
  */
-export function judgeAcquire(record: LeaseRecord, observation: Observation, self: string, nowMs: number): AcquireVerdict {
-  if (record.holderIdentity === self) return { acquire: true, takeover: false, reason: 'we hold the lease' };
+export function judgeAcquire(record: LeaseRecord, observation: Observation, self: string, nowMs: number, leading: boolean): AcquireVerdict {
+  if (record.holderIdentity === self && leading) return { acquire: true, takeover: false, reason: 'we hold the lease' };
   if (record.holderIdentity === '') return { acquire: true, takeover: true, reason: 'the lease is free' };
   const expiresAt = observation.atMs + record.leaseDurationSeconds * 1000;
+  const holder = record.holderIdentity === self ? `an earlier process of ${self}` : record.holderIdentity;
   if (nowMs >= expiresAt) {
     return {
       acquire: true,
       takeover: true,
-      reason: `${record.holderIdentity} has not renewed for ${nowMs - observation.atMs} ms (lease ${record.leaseDurationSeconds} s)`,
+      reason: `${holder} has not renewed for ${nowMs - observation.atMs} ms (lease ${record.leaseDurationSeconds} s)`,
     };
   }
-  return { acquire: false, reason: `held by ${record.holderIdentity} for another ${expiresAt - nowMs} ms` };
+  return { acquire: false, reason: `held by ${holder} for another ${expiresAt - nowMs} ms` };
 }
 
 /**

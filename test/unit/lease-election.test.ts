@@ -124,6 +124,22 @@ describe('LeaderElector (in-memory Lease)', () => {
     expect(api.stored?.record).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 
+  it('a crashed leader restarted under the same identity does not race back: it waits for the lease like the others', async () => {
+    const api = new FakeLease();
+    const a = start(api, 'a', false);
+    await until(() => a.elector.isLeader(), 2_000);
+    const b = start(api, 'b');
+    await sleep(300);
+    a.stop.abort();
+    await a.done;
+    const a2 = start(api, 'a'); // the same pod's next process, sooner than the lease expires
+    await sleep(timings.leaseDurationMs / 2);
+    expect(a2.elector.isLeader()).toBe(false);
+    await until(() => b.elector.isLeader(), 3_000);
+    expect(a2.elector.isLeader()).toBe(false);
+    expect(api.stored?.record).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+  });
+
   it('a graceful leader releases: the other takes over well before the lease duration', async () => {
     const api = new FakeLease();
     const a = start(api, 'a');

@@ -65,8 +65,8 @@ describe('acquire rule (local observation, not remote clocks)', () => {
   it('measures expiry from when we first observed the record, ignoring its timestamps', () => {
     const r = rec({ renewTime: '1999-01-01T00:00:00.000000Z' }); // a skewed writer clock changes nothing
     const o = observe(undefined, r, 1_000);
-    expect(judgeAcquire(r, o, 'b', 1_000 + 14_999)).toMatchObject({ acquire: false });
-    expect(judgeAcquire(r, o, 'b', 1_000 + 15_000)).toMatchObject({ acquire: true, takeover: true });
+    expect(judgeAcquire(r, o, 'b', 1_000 + 14_999, false)).toMatchObject({ acquire: false });
+    expect(judgeAcquire(r, o, 'b', 1_000 + 15_000, false)).toMatchObject({ acquire: true, takeover: true });
   });
 
   it('restarts the clock whenever the record changes', () => {
@@ -75,20 +75,26 @@ describe('acquire rule (local observation, not remote clocks)', () => {
     expect(same.atMs).toBe(0);
     const renewed = observe(same, rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), 12_000);
     expect(renewed.atMs).toBe(12_000);
-    expect(judgeAcquire(rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), renewed, 'b', 20_000)).toMatchObject({ acquire: false });
+    expect(judgeAcquire(rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), renewed, 'b', 20_000, false)).toMatchObject({ acquire: false });
   });
 
-  it('acquires a free (released) lease at once, and its own lease always', () => {
+  it('acquires a free (released) lease at once, and its own lease while leading', () => {
     const free = rec({ holderIdentity: '', leaseDurationSeconds: 1 });
-    expect(judgeAcquire(free, observe(undefined, free, 0), 'b', 0)).toMatchObject({ acquire: true, takeover: true });
-    expect(judgeAcquire(rec(), observe(undefined, rec(), 0), 'a', 0)).toMatchObject({ acquire: true, takeover: false });
+    expect(judgeAcquire(free, observe(undefined, free, 0), 'b', 0, false)).toMatchObject({ acquire: true, takeover: true });
+    expect(judgeAcquire(rec(), observe(undefined, rec(), 0), 'a', 0, true)).toMatchObject({ acquire: true, takeover: false });
+  });
+
+  it('treats its own name in the record as an earlier process of its pod when not leading: waits for expiry', () => {
+    const o = observe(undefined, rec(), 1_000); // a restarted agent sees the record its predecessor renewed
+    expect(judgeAcquire(rec(), o, 'a', 1_000 + 14_999, false)).toMatchObject({ acquire: false });
+    expect(judgeAcquire(rec(), o, 'a', 1_000 + 15_000, false)).toMatchObject({ acquire: true, takeover: true });
   });
 
   it('uses the lease duration written in the record (a 1 s released lease expires in 1 s)', () => {
     const short = rec({ leaseDurationSeconds: 1 });
     const o = observe(undefined, short, 0);
-    expect(judgeAcquire(short, o, 'b', 999)).toMatchObject({ acquire: false });
-    expect(judgeAcquire(short, o, 'b', 1_000)).toMatchObject({ acquire: true });
+    expect(judgeAcquire(short, o, 'b', 999, false)).toMatchObject({ acquire: false });
+    expect(judgeAcquire(short, o, 'b', 1_000, false)).toMatchObject({ acquire: true });
   });
 });
 
