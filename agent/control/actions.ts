@@ -154,7 +154,8 @@ export async function runBatch(
           break;
         case 'deletePod': {
           const how = await deps.deletePod(action.pod, action.uid, signal);
-          if (how !== 'deleted') log.info({ how }, 'pod deletion had nothing to do');
+          if (how === 'deleted') deps.metrics.rolloutRestarts.inc({ replicaset: action.replicaset });
+          else log.info({ how }, 'pod deletion had nothing to do');
           break;
         }
         default: {

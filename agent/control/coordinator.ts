@@ -11,7 +11,7 @@ import { planSwitchover, type SwitchoverRequest } from '../coordinator/switchove
 import { sleep } from '../mesh/backoff.js';
 import type { JsonObject } from '../mesh/protocol.js';
 import type { Snapshot } from '../state/store.js';
-import type { InstanceRole } from '../../shared/status.js';
+import type { InstanceRole, RolloutPhase } from '../../shared/status.js';
 import { runBatch, type ActionDeps, type BatchOutcome } from './actions.js';
 import type { ControlMetrics } from './metrics.js';
 import { buildClusterView, buildTarantoolTopology, encodeTopologyMessage } from './view.js';
@@ -77,6 +77,8 @@ export class Coordinator {
   private lastPublished = '';
   private lastPublishAt = 0;
   private running = false;
+  /** Each replica set's rollout phase as this coordinator last planned it. */
+  private readonly phases = new Map<string, RolloutPhase>();
   private readonly queue: PendingSwitchover[] = [];
   private readonly watches: Watch[] = [];
   private readonly clock: () => number;
@@ -121,6 +123,8 @@ export class Coordinator {
     } finally {
       this.running = false;
       this.o.metrics.leader.set(0);
+      this.phases.clear();
+      this.o.metrics.rolloutPhase.reset(); // only the coordinator plans rollouts
       const why = 'this agent stopped coordinating; ask again (the new coordinator answers)';
       for (const p of this.queue.splice(0)) p.resolve({ ok: false, retry: true, reason: why });
       for (const w of this.watches.splice(0)) w.resolve({ ok: false, retry: true, reason: why });
@@ -181,6 +185,7 @@ export class Coordinator {
         this.o.logger.info({ reason: result.reason, actions: result.actions.length }, 'coordinator round');
         this.lastReason = gist;
       }
+      this.trackRollouts(result);
       const outcome = await this.execute(result.actions, observed, signal);
       this.o.metrics.rounds.inc({ result: outcome.stoppedAt ? 'stopped' : 'ok' });
       if (outcome.stale) return outcome.stale.message;
@@ -283,6 +288,24 @@ export class Coordinator {
       if (w.signal.aborted) continue;
       if (state?.master === w.to) w.resolve({ ok: true, from: w.from, to: w.to, reason: w.reason });
       else w.resolve({ ok: false, retry: true, reason: `switchover from ${w.from} to ${w.to} did not complete; ${state?.master ?? 'nobody'} is master` });
+    }
+  }
+
+  /**
+   * The phase gauge, and an Event when a rollout pauses or completes (its deletions and hand-over
+   * have their own). A coordinator that takes over mid-rollout reports what it sees from then on.
+   */
+  private trackRollouts(result: ReconcileResult): void {
+    const working: readonly RolloutPhase[] = ['restarting-replicas', 'switching-master', 'restarting-old-master'];
+    for (const [rs, { rollout }] of Object.entries(result.replicasets)) {
+      const prev = this.phases.get(rs);
+      if (prev === rollout.phase) continue;
+      if (prev !== undefined) this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: prev }, 0);
+      this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: rollout.phase }, 1);
+      this.phases.set(rs, rollout.phase);
+      if (prev === undefined) continue;
+      if (rollout.phase === 'paused') this.o.actions.event(rs, 'Normal', 'RolloutPaused', rollout.reason);
+      else if (rollout.phase === 'idle' && working.includes(prev)) this.o.actions.event(rs, 'Normal', 'RolloutComplete', rollout.reason);
     }
   }
 

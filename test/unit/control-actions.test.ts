@@ -96,6 +96,14 @@ describe('runBatch', () => {
     expect(out.stale).toBeInstanceOf(StaleTermError);
     expect(sent).toEqual([]);
   });
+
+  it('counts a rollout deletion only when it deleted something', async () => {
+    const del = (pod: string): Action => ({ kind: 'deletePod', term: 5, replicaset: 's', pod, uid: `uid-${pod}`, reason: 'restarting replica' });
+    const { d } = deps({ deletePod: async (pod) => (pod === 's-2' ? 'deleted' : 'gone') });
+    await runBatch([del('s-2'), del('s-1')], start, observed, d, signal);
+    const metric = await d.metrics.rolloutRestarts.get();
+    expect(metric.values).toEqual([expect.objectContaining({ labels: { replicaset: 's' }, value: 1 })]);
+  });
 });
 
 describe('toInstanceCommand', () => {
