@@ -1,52 +1,30 @@
 import type { Vclock } from './model.js';
+import { aheadComponents, compare, covers as coversAll, formatVclock as format, signature } from '../instance/vclock.js';
 
-// Vector clock arithmetic. Component "0" counts rows of local spaces, which are never replicated:
-// it says nothing about what one instance has that another lacks, so every comparison ignores it.
-
-const LOCAL_COMPONENT = '0';
+// The coordinator's view of vector clocks, on top of the one arithmetic in agent/instance/vclock.ts
+// (component 0 — local, never-replicated rows — takes part in no comparison there).
 
 export type VclockOrder = 'equal' | 'less' | 'greater' | 'concurrent';
 
-function replicatedComponents(...clocks: Vclock[]): string[] {
-  const keys = new Set<string>();
-  for (const clock of clocks) for (const key of Object.keys(clock)) if (key !== LOCAL_COMPONENT) keys.add(key);
-  return [...keys];
-}
-
-const lsn = (clock: Vclock, key: string): number => clock[key] ?? 0;
+const ORDER = { equal: 'equal', before: 'less', after: 'greater', concurrent: 'concurrent' } as const;
 
 /** Component-wise order of `a` relative to `b`. */
-export function compareVclocks(a: Vclock, b: Vclock): VclockOrder {
-  let aAhead = false;
-  let bAhead = false;
-  for (const key of replicatedComponents(a, b)) {
-    if (lsn(a, key) > lsn(b, key)) aAhead = true;
-    if (lsn(b, key) > lsn(a, key)) bAhead = true;
-  }
-  if (aAhead && bAhead) return 'concurrent';
-  if (aAhead) return 'greater';
-  if (bAhead) return 'less';
-  return 'equal';
-}
+export const compareVclocks = (a: Vclock, b: Vclock): VclockOrder => ORDER[compare(a, b)];
 
 /** `a` has everything `b` has (equal or greater). */
-export const covers = (a: Vclock, b: Vclock): boolean => {
-  const order = compareVclocks(a, b);
-  return order === 'equal' || order === 'greater';
-};
+export const covers = (a: Vclock, b: Vclock): boolean => coversAll(a, b);
 
 /** `a` has everything `b` has and more. */
 export const isAhead = (a: Vclock, b: Vclock): boolean => compareVclocks(a, b) === 'greater';
 
-export function vclockSum(clock: Vclock): number {
-  return replicatedComponents(clock).reduce((sum, key) => sum + lsn(clock, key), 0);
-}
+/** Sum of the replicated components (Tarantool's signature). */
+export const vclockSum = (clock: Vclock): number => signature(clock);
 
 /** The components in which `a` has rows `b` lacks, skipping `ignore` (e.g. the master's own). */
 export function componentsAhead(a: Vclock, b: Vclock, ignore: readonly string[] = []): string[] {
-  return replicatedComponents(a, b)
-    .filter((key) => !ignore.includes(key) && lsn(a, key) > lsn(b, key))
-    .sort((x, y) => Number(x) - Number(y));
+  return aheadComponents(a, b)
+    .map((c) => String(c.id))
+    .filter((key) => !ignore.includes(key));
 }
 
 /** Holds data of its own: some replicated component is non-zero. */
@@ -62,9 +40,4 @@ export function byGreatestVclock(a: { vclock: Vclock; ordinal: number }, b: { vc
 }
 
 /** `{1: 42, 2: 3}` for reasons. */
-export function formatVclock(clock: Vclock): string {
-  const parts = Object.keys(clock)
-    .sort((x, y) => Number(x) - Number(y))
-    .map((key) => `${key}: ${lsn(clock, key)}`);
-  return `{${parts.join(', ')}}`;
-}
+export const formatVclock = (clock: Vclock): string => format(clock);
