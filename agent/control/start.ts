@@ -249,9 +249,6 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       timings: timings.lease,
       logger: log.child({ module: 'lease' }),
       releaseOnCancel: opts.releaseLease ?? true,
-      // Whole milliseconds: request budgets are derived from this clock, and AbortSignal.timeout
-      // (under kubeCall) throws on a fractional delay — a renewal would fail for nothing.
-      clock: () => Math.floor(performance.now()),
       onStartedLeading: (s) => void lead(c, s, log),
       onStoppedLeading: (reason) => log.warn({ reason }, 'no longer the coordinator'),
     });

@@ -163,7 +163,8 @@ export async function kubeCall<T>(
   opts: CallOptions = {},
 ): Promise<T> {
   opts.signal?.throwIfAborted();
-  const timeout = AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  // AbortSignal.timeout throws on a fractional delay (callers derive bounds from performance.now()).
+  const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)));
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   const abortMiddleware = {
     pre: (ctx: RequestContext): Observable<RequestContext> => {
