@@ -1,10 +1,36 @@
-// SLOT — agent idle RSS (SPEC §7), in MB. Measured by the agent's owners once an agent runs idle in
-// a configured pod of the local cluster: replace this slot with a Benchmark that reads the agent
-// process's VmRSS (/proc/<pid>/status, pid from the demo state file) after it has settled.
-import { slot } from './types.js';
+// Agent idle RSS (SPEC §7): VmRSS of the three shoal-agent processes of a settled 3-instance
+// replica set, read from /proc after a few idle seconds (the kubelet runs them on this machine).
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AGENT_CONTAINER } from '../shared/names.js';
+import { benchCluster, REPLICAS } from './cluster.js';
+import { stats } from './stats.js';
+import type { Benchmark, FigureSpec } from './types.js';
 
-export const agentIdleRssBenchmark = slot(
-  'agent idle RSS',
-  [{ name: 'agent idle RSS', unit: 'MB', what: 'resident memory of shoal-agent, idle, in a configured 3-instance replica set' }],
-  'the agent is measured idle in a running local cluster; that measurement belongs to the agent work and is not written yet (slot: bench/agent-rss.ts)',
-);
+const FIGURE: FigureSpec = { name: 'agent idle RSS', unit: 'MB', what: 'VmRSS of each shoal-agent of an idle, settled 3-instance replica set' };
+const RS = 'fo'; // the failover benchmark's set, measured before it is disturbed
+
+async function vmRssMB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb) / 1024;
+}
+
+export const agentIdleRssBenchmark: Benchmark = {
+  name: 'agent idle RSS',
+  figures: [FIGURE],
+  budgetMs: { quick: 300_000, full: 300_000 },
+  async run(ctx) {
+    const c = await benchCluster(ctx.log, ctx.signal);
+    await c.replicaSet(RS, ctx.signal);
+    await sleep(ctx.quick ? 5_000 : 10_000, undefined, { signal: ctx.signal });
+    const mbs: number[] = [];
+    for (let i = 0; i < REPLICAS; i++) {
+      const pid = c.stack.cluster.podInfo(c.namespace, `${RS}-${i}`)?.pids[AGENT_CONTAINER];
+      if (pid) mbs.push(await vmRssMB(pid));
+    }
+    if (mbs.length === 0) throw new Error('no agent process found');
+    return [{ ...FIGURE, status: 'measured', ...stats(mbs), note: `one sample per agent (${mbs.length} agents, Node ${process.version}); the coordinator is one of them` }];
+  },
+};

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import { BENCHMARKS } from './benchmarks.js';
+import { stopBenchCluster } from './cluster.js';
 import { table, writeResults, type BenchmarkOutcome } from './report.js';
 import { runBenchmark } from './runner.js';
 import type { Figure } from './types.js';
@@ -97,6 +98,13 @@ async function main(): Promise<void> {
     figures.push(...r.figures);
     outcomes.push(r.outcome);
   }
+  // The cluster the cluster benchmarks shared: every process of it stopped, kept on disk after a failure.
+  const failed = outcomes.some((o) => o.outcome !== 'ok');
+  const kept = await stopBenchCluster(failed).catch((err: unknown) => {
+    progress(`warning: the local cluster did not stop cleanly: ${errorMessage(err)}`);
+    return undefined;
+  });
+  if (kept) progress(`a benchmark did not finish: the local cluster's run directory is kept at ${kept}`);
   const results = {
     shoal: VERSION,
     startedAt,

@@ -44,11 +44,16 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${detail}`);
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, opts.intervalMs ?? 200);
-      opts.signal?.addEventListener('abort', () => {
+      // The listener goes with the timer: a long wait must not pile one up per poll.
+      const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, opts.intervalMs ?? 200);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

@@ -148,3 +148,25 @@ export function masterTarget(k: KubeClients, stateFile: string, namespace: strin
     return master && console ? { name: master.pod, console } : null;
   };
 }
+
+/** The replica set's pods the kubelet runs (`<name>-0` … `<name>-<replicas-1>`), read from its state file: works while the API server is down. */
+export function localPods(stateFile: string, namespace: string, replicaset: string, replicas: number): { pod: string; ip: string; console: string }[] {
+  const out: { pod: string; ip: string; console: string }[] = [];
+  for (let i = 0; i < replicas; i++) {
+    const pod = `${replicaset}-${i}`;
+    const info = podRuntime(stateFile, namespace, pod);
+    const dir = info?.hostPathOf('shoal-run');
+    if (info?.ip && dir) out.push({ pod, ip: info.ip, console: `${dir}/console.sock` });
+  }
+  return out;
+}
+
+/** Like masterTarget, but finds the pods through the kubelet's state file, not the API server (for API-server faults). */
+export function localMasterTarget(stateFile: string, namespace: string, replicaset: string, replicas: number): () => Promise<WriteTarget | null> {
+  return async () => {
+    const pods = localPods(stateFile, namespace, replicaset, replicas);
+    const statuses = await Promise.all(pods.map(async (p) => ({ p, s: await agentStatus(p.ip, 1000) })));
+    const master = statuses.find(({ s }) => s?.instance.role === 'master' && s.instance.ro === false);
+    return master ? { name: master.p.pod, console: master.p.console } : null;
+  };
+}

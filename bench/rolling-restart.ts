@@ -1,0 +1,143 @@
+// Write gap during a full rolling restart (SPEC §7): a template change (an env var) of a
+// 3-instance replica set under a write load, rolled out by Shoal (replicas first, switchover, then
+// the old master); baseline: the same change rolled out naively in StatefulSet order (Shoal paused
+// with shoal.dev/paused, pods deleted highest ordinal first, each waited for Ready — the master
+// is restarted blindly). The figure is the sum of the periods without a successful write.
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import { errorMessage } from '../shared/errors.js';
+import { ANNOTATIONS } from '../shared/names.js';
+import { condition, waitFor, waitPodGone, type KubeClients } from '../tools/kube.js';
+import { startObservedLoad } from '../tools/observed-load.js';
+import { writeTimelineSvg } from '../tools/timeline-svg.js';
+import { benchCluster, checkAcknowledged, REPLICAS, type BenchCluster } from './cluster.js';
+import { ratio, stats } from './stats.js';
+import type { Benchmark, Figure, FigureSpec } from './types.js';
+
+const RS = 'rr';
+const FIGURE: FigureSpec = {
+  name: 'rolling restart write gap',
+  unit: 's',
+  what: 'seconds without a successful write (gaps > 100 ms) during a full rolling restart of 3 instances (template env change); baseline: naive restart in StatefulSet order',
+};
+const SETTLE_MS = 240_000;
+
+/** Read-modify-replace with retries on conflicts (the agents and the webhook touch the object too). */
+async function updateStatefulSet(k: KubeClients, namespace: string, name: string, change: (s: V1StatefulSet) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const sts = await k.apps.readNamespacedStatefulSet({ name, namespace });
+    change(sts);
+    try {
+      await k.apps.replaceNamespacedStatefulSet({ name, namespace, body: sts });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt >= 10) throw err;
+    }
+  }
+}
+
+function setEnv(value: string): (s: V1StatefulSet) => void {
+  return (s) => {
+    const c = s.spec?.template.spec?.containers.find((x) => x.name === 'tarantool');
+    if (!c) throw new Error('no tarantool container in the template');
+    c.env = [...(c.env ?? []).filter((e) => e.name !== 'BENCH_ROUND'), { name: 'BENCH_ROUND', value }];
+  };
+}
+
+function setPaused(paused: boolean): (s: V1StatefulSet) => void {
+  return (s) => {
+    s.metadata ??= {};
+    s.metadata.annotations = { ...s.metadata.annotations, [ANNOTATIONS.paused]: String(paused) };
+  };
+}
+
+/** Every pod of the set runs the StatefulSet's update revision and is Ready. */
+async function rolledOut(k: KubeClients, namespace: string, signal: AbortSignal): Promise<void> {
+  await waitFor(
+    `${RS}: every pod on the update revision and Ready`,
+    async () => {
+      const sts = await k.apps.readNamespacedStatefulSet({ name: RS, namespace });
+      const rev = sts.status?.updateRevision;
+      if (!rev || (sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) return false;
+      const pods = (await k.core.listNamespacedPod({ namespace, labelSelector: `app=${RS}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      return pods.length === REPLICAS && pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === rev && condition(p, 'Ready') === 'True');
+    },
+    { timeoutMs: SETTLE_MS, intervalMs: 500, signal },
+  );
+}
+
+interface Round {
+  gapS: number;
+  svg: string;
+}
+
+async function round(c: BenchCluster, mode: 'shoal' | 'naive', n: number, firstKey: number, signal: AbortSignal, log: (m: string) => void): Promise<Round> {
+  const { k, namespace } = c;
+  await c.replicaSet(RS, signal);
+  if (mode === 'naive') await updateStatefulSet(k, namespace, RS, setPaused(true));
+  const obs = startObservedLoad({ stateFile: c.stack.cluster.stateFile, namespace, replicaset: RS, replicas: REPLICAS, firstKey, signal });
+  const svg = path.resolve(`bench/rollout-${mode}.svg`);
+  let result: Awaited<ReturnType<typeof obs.stop>>;
+  try {
+    await sleep(2_000, undefined, { signal });
+    obs.mark('rollout', `template changed (${mode})`);
+    await updateStatefulSet(k, namespace, RS, setEnv(`${mode}-${n}-${Date.now()}`));
+    if (mode === 'naive') {
+      for (let i = REPLICAS - 1; i >= 0; i--) {
+        const pod = `${RS}-${i}`;
+        const old = await k.core.readNamespacedPod({ name: pod, namespace });
+        obs.mark('pod-delete', `delete ${pod}`);
+        await k.core.deleteNamespacedPod({ name: pod, namespace });
+        await waitPodGone(k.core, namespace, pod, old.metadata?.uid ?? '', { timeoutMs: SETTLE_MS, signal });
+        await waitFor(`${pod} Ready again`, async () => condition(await k.core.readNamespacedPod({ name: pod, namespace }), 'Ready') === 'True', { timeoutMs: SETTLE_MS, intervalMs: 250, signal });
+      }
+    }
+    await rolledOut(k, namespace, signal);
+    await sleep(2_000, undefined, { signal }); // writes back to steady before the load stops
+  } finally {
+    // Stopped, unpaused and drawn whatever happened above (an error there still propagates).
+    const r = await obs.stop();
+    result = r;
+    if (mode === 'naive') await updateStatefulSet(k, namespace, RS, setPaused(false)).catch((err: unknown) => log(`could not unpause ${RS}: ${errorMessage(err)}`));
+    const title = `Rolling restart of 3 instances, ${mode === 'shoal' ? 'by Shoal' : 'naive, StatefulSet order (Shoal paused)'} (writes per 100 ms)`;
+    await writeTimelineSvg(svg, { title, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) => log(`timeline not drawn: ${errorMessage(err)}`));
+  }
+  const lost = await checkAcknowledged(c, RS, obs.load.log, `rollout ${mode} ${n}`, signal);
+  const gapS = result.summary.unavailableMs / 1000;
+  log(
+    `rolling restart (${mode}) ${n}: ${gapS.toFixed(2)} s without writes, longest gap ${(result.summary.longestGapMs / 1000).toFixed(2)} s, ` +
+      `${result.summary.acknowledged} acknowledged, ${lost} lost, ${result.dualWritable.length} dual-writable samples`,
+  );
+  return { gapS, svg };
+}
+
+export const rollingRestartBenchmark: Benchmark = {
+  name: 'rolling restart',
+  figures: [FIGURE],
+  budgetMs: { quick: 300_000, full: 480_000 },
+  async run(ctx) {
+    const c = await benchCluster(ctx.log, ctx.signal);
+    const rounds = ctx.quick ? 1 : 2;
+    const shoal: number[] = [];
+    const naive: number[] = [];
+    let key = 10_000_000;
+    for (let n = 1; n <= rounds; n++) {
+      shoal.push((await round(c, 'shoal', n, key, ctx.signal, ctx.log)).gapS);
+      key += 1_000_000;
+      naive.push((await round(c, 'naive', n, key, ctx.signal, ctx.log)).gapS);
+      key += 1_000_000;
+    }
+    const s = stats(shoal);
+    const b = stats(naive);
+    const f: Figure = {
+      ...FIGURE,
+      status: 'measured',
+      ...s,
+      baseline: { name: 'naive StatefulSet-order restart', ...b },
+      ...(b.median > 0 ? { ratio: { median: ratio(s.median, b.median) } } : {}),
+      note: `timelines bench/rollout-shoal.svg, bench/rollout-naive.svg; writes every 50 ms`,
+    };
+    return [f];
+  },
+};

@@ -1,0 +1,173 @@
+// The chaos run: a 3-instance replica set under a logged write load (is_sync space), faults at
+// seeded moments (schedule.ts), a sampler of every instance's box.info throughout; then the cluster
+// settles and the checker asserts: every acknowledged write on every instance, never two writable
+// instances in one sample, one master and every pod Ready within a bound.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
+import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
+import { errorMessage } from '../../shared/errors.js';
+import { createLogger } from '../../shared/log.js';
+import { createNamespace, deleteNamespace, kubeClients } from '../kube.js';
+import { startObservedLoad } from '../observed-load.js';
+import { deployReplicaSet, localPods, waitForReplicaSet } from '../shoal-cluster.js';
+import { writeTimelineSvg } from '../timeline-svg.js';
+import { verifyAcknowledged } from '../workload.js';
+import { injectFault, type FaultOutcome } from './faults.js';
+import { chaosSchedule, describeSchedule, FAULT_KINDS, type FaultKind } from './schedule.js';
+
+export interface ChaosOptions {
+  minutes: number;
+  seed: number;
+  /** A running stack to use (its namespace is deleted after); without it one is started and stopped. */
+  stack?: ShoalStack;
+  /** Time allowed, after the last fault, for one agreed master and every pod Ready. Default 180 s. */
+  convergeBoundMs?: number;
+  /** Where to draw the timeline; none when unset. */
+  svg?: string;
+  log(line: string): void;
+  signal?: AbortSignal;
+}
+
+export interface ChaosSummary {
+  seed: number;
+  minutes: number;
+  /** Wall time of the chaos phase and of the whole run, seconds. */
+  chaosS: number;
+  totalS: number;
+  faults: Record<FaultKind, { injected: number; skipped: number }>;
+  outcomes: FaultOutcome[];
+  writes: { attempted: number; acknowledged: number; failed: number; longestGapS: number };
+  lost: number;
+  /** Instances whose acknowledged writes could not be read. */
+  unread: string[];
+  samples: number;
+  dualWritableSamples: number;
+  /** From the end of the last fault to one agreed master with every pod Ready; null when it did not within the bound. */
+  convergeS: number | null;
+  violations: string[];
+}
+
+const REPLICAS = 3;
+const RS = 'cs';
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
+  const started = Date.now();
+  const signal = o.signal ?? new AbortController().signal;
+  let ownDir: string | undefined;
+  let stack = o.stack;
+  if (!stack) {
+    ownDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-chaos-'));
+    const ipBase = freeIpBase(50, 59);
+    const logFile = path.join(ownDir, 'chaos.log');
+    o.log(`starting a local cluster (pods on ${ipBase}.x, logs ${logFile})`);
+    stack = await startShoalStack({ runDir: ownDir, name: `chaos${ipBase.split('.')[2]}`, ipBase, logger: createLogger({ component: 'test' }, undefined, logFile), signal });
+  }
+  const k = kubeClients(stack.cluster.kubeconfig);
+  let namespace: string | undefined;
+  let failed = false;
+  try {
+    namespace = await createNamespace(k.core, 'chaos', signal);
+    const ns = namespace;
+    await deployReplicaSet(k, { namespace: ns, cluster: 'chaos', name: RS, replicas: REPLICAS });
+    const first = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: 240_000, signal });
+    const schedule = chaosSchedule({ seed: o.seed, durationS: o.minutes * 60 });
+    o.log(`replica set ${ns}/${RS} up (master ${first}); seed ${o.seed}, ${o.minutes} min, ${schedule.length} faults:\n${describeSchedule(schedule)}`);
+
+    const obs = startObservedLoad({ stateFile: stack.cluster.stateFile, namespace: ns, replicaset: RS, replicas: REPLICAS, firstKey: 1, signal });
+    const outcomes: FaultOutcome[] = [];
+    const t0 = Date.now();
+    const target = { cluster: stack.cluster, k, namespace: ns, replicaset: RS, replicas: REPLICAS, mark: obs.mark, signal };
+    for (const f of schedule) {
+      const wait = t0 + f.atS * 1000 - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal });
+      let r: FaultOutcome;
+      try {
+        r = await injectFault(target, f);
+      } catch (err) {
+        r = { fault: f, at: Date.now(), done: false, detail: `failed: ${errorMessage(err)}` };
+      }
+      outcomes.push(r);
+      o.log(`t+${((r.at - t0) / 1000).toFixed(1)} s ${f.kind}: ${r.done ? '' : 'skipped: '}${r.detail}`);
+    }
+    const chaosEnd = Date.now();
+    const chaosS = (chaosEnd - t0) / 1000;
+
+    const violations: string[] = [];
+    const bound = o.convergeBoundMs ?? 180_000;
+    let convergeS: number | null = null;
+    try {
+      const master = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: bound, signal });
+      convergeS = (Date.now() - chaosEnd) / 1000;
+      o.log(`converged in ${convergeS.toFixed(1)} s: master ${master}, ${REPLICAS} pods Ready`);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      violations.push(`did not converge to one master with every pod Ready within ${bound / 1000} s: ${errorMessage(err)}`);
+    }
+    await sleep(3_000, undefined, { signal }); // a few writes on the settled set
+    obs.mark('heal', 'checks start');
+    const r = await obs.stop();
+    const checks = await verifyAcknowledged(obs.load.log, localPods(stack.cluster.stateFile, ns, RS, REPLICAS).map((p) => ({ name: p.pod, console: p.console })), { settleMs: 30_000, signal });
+    const lostKeys = new Set(checks.flatMap((c) => c.missing));
+    const unread = checks.filter((c) => c.error !== undefined).map((c) => `${c.name}: ${c.error ?? ''}`);
+    if (lostKeys.size) violations.push(`${lostKeys.size} acknowledged writes missing (${checks.filter((c) => c.missing.length).map((c) => `${c.name} misses ${c.missing.length}, e.g. ${c.missing.slice(0, 5).join(',')}`).join('; ')})`);
+    if (unread.length) violations.push(`could not read the acknowledged writes on ${unread.join('; ')}`);
+    if (checks.length < REPLICAS) violations.push(`only ${checks.length} of ${REPLICAS} instances checked`);
+    if (r.dualWritable.length) {
+      const ex = r.dualWritable.slice(0, 3).map((s) => `${new Date(s.startedAt).toISOString()} ${s.writable.join('+')} (spread ${s.spreadMs.toFixed(0)} ms)`);
+      violations.push(`${r.dualWritable.length} samples with two writable instances: ${ex.join('; ')}`);
+    }
+    if (o.svg) {
+      await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults (writes per 100 ms)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
+        o.log(`timeline not drawn: ${errorMessage(err)}`),
+      );
+    }
+    const faults = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, { injected: 0, skipped: 0 }])) as ChaosSummary['faults'];
+    for (const x of outcomes) faults[x.fault.kind][x.done ? 'injected' : 'skipped']++;
+    failed = violations.length > 0;
+    return {
+      seed: o.seed,
+      minutes: o.minutes,
+      chaosS,
+      totalS: (Date.now() - started) / 1000,
+      faults,
+      outcomes,
+      writes: { attempted: r.summary.attempted, acknowledged: r.summary.acknowledged, failed: r.summary.failed, longestGapS: r.summary.longestGapMs / 1000 },
+      lost: lostKeys.size,
+      unread,
+      samples: r.samples.length,
+      dualWritableSamples: r.dualWritable.length,
+      convergeS,
+      violations,
+    };
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    if (namespace && o.stack) await deleteNamespace(k.core, namespace);
+    if (!o.stack) {
+      await stack.stop().catch((err: unknown) => o.log(`the local cluster did not stop cleanly: ${errorMessage(err)}`));
+      if (ownDir && !failed) await rm(ownDir, { recursive: true, force: true });
+      else if (ownDir) o.log(`run directory kept for inspection: ${ownDir}`);
+    }
+  }
+}
+
+/** The summary for people: faults by kind, writes, losses, dual-master samples, convergence, violations. */
+export function formatSummary(s: ChaosSummary): string {
+  const faults = Object.entries(s.faults)
+    .map(([k, v]) => `    ${k.padEnd(24)} ${String(v.injected).padStart(4)} injected${v.skipped ? `, ${v.skipped} skipped` : ''}`)
+    .join('\n');
+  return [
+    `chaos summary — seed ${s.seed}, ${s.minutes} min of faults (chaos phase ${s.chaosS.toFixed(0)} s, whole run ${s.totalS.toFixed(0)} s)`,
+    `  faults:\n${faults}`,
+    `  writes: ${s.writes.attempted} attempted, ${s.writes.acknowledged} acknowledged, ${s.writes.failed} failed (not acknowledged), longest gap ${s.writes.longestGapS.toFixed(1)} s`,
+    `  acknowledged writes lost: ${s.lost}`,
+    `  samples: ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
+    `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
+    s.violations.length ? `  VIOLATIONS:\n${s.violations.map((v) => `    - ${v}`).join('\n')}` : '  violations: none',
+  ].join('\n');
+}
+
