@@ -1,6 +1,6 @@
 // Real meshes on 127.0.0.1 for the mesh integration tests: each node has its own HTTP server, metrics
 // registry and captured log lines. Everything a node opens, stop() closes.
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Registry, type Counter } from 'prom-client';
@@ -104,4 +104,21 @@ export async function counterValue(registry: Registry, name: string, labels: Rec
   const { values } = await metric.get();
   const hit = values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return hit?.value ?? 0;
+}
+
+/** A raw upgrade request; resolves with the HTTP status the server answered (101 = accepted). */
+export function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/mesh', headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

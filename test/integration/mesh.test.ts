@@ -1,8 +1,7 @@
-import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Command } from '../../agent/mesh/protocol.js';
-import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, type Node } from './mesh-helpers.js';
+import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from './mesh-helpers.js';
 
 const nodes: Node[] = [];
 const sockets: WebSocket[] = [];
@@ -17,23 +16,6 @@ afterEach(async () => {
   for (const ws of sockets.splice(0)) ws.terminate();
   await Promise.all(nodes.splice(0).map((n) => n.stop()));
 });
-
-/** A raw upgrade request; resolves with the HTTP status the server answered (101 = accepted). */
-function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/mesh', headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** A hand-driven peer: authenticates as `pod` and sends whatever the test wants. */
 async function rawPeer(port: number, pod: string): Promise<{ ws: WebSocket; received: unknown[] }> {
