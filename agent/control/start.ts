@@ -4,7 +4,6 @@
 // pod and StatefulSet watches feeding it, heartbeats, the command executor, self-fencing, and the
 // Lease election whose holder runs the coordinator loop. Nothing here touches Tarantool when the API
 // server is unreachable: masters stay masters, the mesh keeps running on what the watches last saw.
-import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { leaseName } from '../../shared/names.js';
