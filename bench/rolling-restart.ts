@@ -1,8 +1,12 @@
 // Write gap during a full rolling restart (SPEC §7): a template change (an env var) of a
 // 3-instance replica set under a write load, rolled out by Shoal (replicas first, switchover, then
-// the old master); baseline: the same change rolled out naively in StatefulSet order (Shoal paused
-// with shoal.dev/paused, pods deleted highest ordinal first, each waited for Ready — the master
-// is restarted blindly). The figure is the sum of the periods without a successful write.
+// the old master); baseline: a restart in Kubernetes' RollingUpdate order (pods deleted highest
+// ordinal first, each waited for Ready) with no template change, so Shoal's rollout planner has
+// nothing to order, and the master restarted blindly, as RollingUpdate does: Shoal is paused
+// (shoal.dev/paused) while the master's pod goes away with a 3 s grace period, so its preStop
+// hook cannot hand over; once that pod is gone Shoal is resumed, because paused means no action
+// at all and the recreated pod would otherwise never be configured. From then on Shoal's failover
+// is the only safety net. The figure is the sum of the periods without a successful write.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1StatefulSet } from '@kubernetes/client-node';
@@ -10,6 +14,7 @@ import { errorMessage } from '../shared/errors.js';
 import { ANNOTATIONS } from '../shared/names.js';
 import { condition, waitFor, waitPodGone, type KubeClients } from '../tools/kube.js';
 import { startObservedLoad } from '../tools/observed-load.js';
+import { instancesOf } from '../tools/shoal-cluster.js';
 import { writeTimelineSvg } from '../tools/timeline-svg.js';
 import { benchCluster, checkAcknowledged, REPLICAS, type BenchCluster } from './cluster.js';
 import { ratio, stats } from './stats.js';
@@ -19,7 +24,7 @@ const RS = 'rr';
 const FIGURE: FigureSpec = {
   name: 'rolling restart write gap',
   unit: 's',
-  what: 'seconds without a successful write (gaps > 100 ms) during a full rolling restart of 3 instances (template env change); baseline: naive restart in StatefulSet order',
+  what: 'seconds without a successful write (gaps > 100 ms) during a full rolling restart of 3 instances (template env change); baseline: the 3 pods restarted in RollingUpdate order (highest ordinal first, the master without hand-over)',
 };
 const SETTLE_MS = 240_000;
 
@@ -45,14 +50,7 @@ function setEnv(value: string): (s: V1StatefulSet) => void {
   };
 }
 
-function setPaused(paused: boolean): (s: V1StatefulSet) => void {
-  return (s) => {
-    s.metadata ??= {};
-    s.metadata.annotations = { ...s.metadata.annotations, [ANNOTATIONS.paused]: String(paused) };
-  };
-}
-
-/** Every pod of the set runs the StatefulSet's update revision and is Ready. */
+/** Every pod of the set runs the StatefulSet's update revision and is Ready (a naive restart keeps the revision). */
 async function rolledOut(k: KubeClients, namespace: string, signal: AbortSignal): Promise<void> {
   await waitFor(
     `${RS}: every pod on the update revision and Ready`,
@@ -67,6 +65,13 @@ async function rolledOut(k: KubeClients, namespace: string, signal: AbortSignal)
   );
 }
 
+function setPaused(paused: boolean): (s: V1StatefulSet) => void {
+  return (s) => {
+    s.metadata ??= {};
+    s.metadata.annotations = { ...s.metadata.annotations, [ANNOTATIONS.paused]: String(paused) };
+  };
+}
+
 interface Round {
   gapS: number;
   svg: string;
@@ -75,32 +80,35 @@ interface Round {
 async function round(c: BenchCluster, mode: 'shoal' | 'naive', n: number, firstKey: number, signal: AbortSignal, log: (m: string) => void): Promise<Round> {
   const { k, namespace } = c;
   await c.replicaSet(RS, signal);
-  if (mode === 'naive') await updateStatefulSet(k, namespace, RS, setPaused(true));
   const obs = startObservedLoad({ stateFile: c.stack.cluster.stateFile, namespace, replicaset: RS, replicas: REPLICAS, firstKey, signal });
   const svg = path.resolve(`bench/rollout-${mode}.svg`);
   let result: Awaited<ReturnType<typeof obs.stop>>;
   try {
     await sleep(2_000, undefined, { signal });
-    obs.mark('rollout', `template changed (${mode})`);
-    await updateStatefulSet(k, namespace, RS, setEnv(`${mode}-${n}-${Date.now()}`));
-    if (mode === 'naive') {
+    if (mode === 'shoal') {
+      obs.mark('rollout', 'template changed');
+      await updateStatefulSet(k, namespace, RS, setEnv(`${mode}-${n}-${Date.now()}`));
+    } else {
+      obs.mark('rollout', 'naive restart in StatefulSet order');
       for (let i = REPLICAS - 1; i >= 0; i--) {
         const pod = `${RS}-${i}`;
         const old = await k.core.readNamespacedPod({ name: pod, namespace });
-        obs.mark('pod-delete', `delete ${pod}`);
-        await k.core.deleteNamespacedPod({ name: pod, namespace });
+        const isMaster = (await instancesOf(k, namespace, RS)).some((x) => x.pod === pod && x.status.instance.role === 'master');
+        if (isMaster) await updateStatefulSet(k, namespace, RS, setPaused(true));
+        obs.mark('pod-delete', `delete ${pod}${isMaster ? ' (the master, blindly)' : ''}`);
+        await k.core.deleteNamespacedPod({ name: pod, namespace, ...(isMaster ? { gracePeriodSeconds: 3 } : {}) });
         await waitPodGone(k.core, namespace, pod, old.metadata?.uid ?? '', { timeoutMs: SETTLE_MS, signal });
+        if (isMaster) await updateStatefulSet(k, namespace, RS, setPaused(false));
         await waitFor(`${pod} Ready again`, async () => condition(await k.core.readNamespacedPod({ name: pod, namespace }), 'Ready') === 'True', { timeoutMs: SETTLE_MS, intervalMs: 250, signal });
       }
     }
     await rolledOut(k, namespace, signal);
     await sleep(2_000, undefined, { signal }); // writes back to steady before the load stops
   } finally {
-    // Stopped, unpaused and drawn whatever happened above (an error there still propagates).
+    // Stopped and drawn whatever happened above (an error there still propagates).
     const r = await obs.stop();
     result = r;
-    if (mode === 'naive') await updateStatefulSet(k, namespace, RS, setPaused(false)).catch((err: unknown) => log(`could not unpause ${RS}: ${errorMessage(err)}`));
-    const title = `Rolling restart of 3 instances, ${mode === 'shoal' ? 'by Shoal' : 'naive, StatefulSet order (Shoal paused)'} (writes per 100 ms)`;
+    const title = `Rolling restart of 3 instances, ${mode === 'shoal' ? 'by Shoal' : 'naive, StatefulSet order'} (writes per 100 ms)`;
     await writeTimelineSvg(svg, { title, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) => log(`timeline not drawn: ${errorMessage(err)}`));
   }
   const lost = await checkAcknowledged(c, RS, obs.load.log, `rollout ${mode} ${n}`, signal);

@@ -7,7 +7,7 @@ import { createLogger } from '../../shared/log.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
-import { startShoalStack } from '../../localcluster/shoal-stack.js';
+import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
 
 // One local cluster (real control plane + process kubelet + provisioner) with Shoal's webhook
 // installed, shared by every e2e file; each file works in its own namespace. Tear-down proves that
@@ -52,13 +52,24 @@ async function processesUnder(runDir: string): Promise<string[]> {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-e2e-'));
-  // Not the demo's 127.0.1, and not another e2e run's: several can share the machine.
-  const ipBase = freeIpBase(20, 29);
-  const name = `e2e${ipBase.split('.')[2]}`; // names the netfault chains apart too
   const logFile = path.join(runDir, 'e2e.log');
   const logger = createLogger({ component: 'test' }, undefined, logFile);
   const t0 = Date.now();
-  const stack = await startShoalStack({ runDir, name, ipBase, logger });
+  // Not the demo's 127.0.1, and not another e2e run's: several can share the machine. Two runs
+  // starting together may pick the same free base; the kubelet's lock refuses the second, which
+  // then takes the next one.
+  let ipBase = '';
+  let name = '';
+  let stack: ShoalStack | undefined;
+  for (let attempt = 1; !stack; attempt++) {
+    ipBase = freeIpBase(20, 29);
+    name = `e2e${ipBase.split('.')[2]}`; // names the netfault chains apart too
+    try {
+      stack = await startShoalStack({ runDir: path.join(runDir, `try${attempt}`), name, ipBase, logger });
+    } catch (err) {
+      if (attempt >= 5 || !/is taken by a kubelet/.test(err instanceof Error ? err.message : '')) throw err;
+    }
+  }
   const { cluster } = stack;
   process.stderr.write(`[e2e] local cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s: KUBECONFIG=${cluster.kubeconfig}, logs ${logFile}\n`);
 

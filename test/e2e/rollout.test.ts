@@ -11,8 +11,8 @@ import { startWriteLoad, summarize, verifyAcknowledged, type WriteLoad, type Wri
 
 // Issue 7 "done when", end to end: master-last rolling restarts of a 3-replica StatefulSet under a
 // continuous write load (template change, pause/resume, a second template change, the master killed
-// mid-rollout, `kubectl rollout restart`), and a naive restart in Kubernetes' RollingUpdate order
-// for comparison. A watcher polls pods and every agent's /status, so each deletion is recorded with
+// mid-rollout, `kubectl rollout restart`); the naive RollingUpdate-order baseline is measured next
+// to Shoal's rollout by `npm run bench` (bench/rolling-restart.ts). A watcher polls pods and every agent's /status, so each deletion is recorded with
 // the role its pod had just before; the write load records every write's outcome.
 
 const kubeconfig = inject('kubeconfig');
@@ -267,7 +267,7 @@ function describeDeletions(label: string, e: Env): void {
  * The master was never deleted while it was the writable master. The watcher polls every ~300 ms and
  * a hand-over followed by the old master's deletion can fall between two polls: a pod seen as master
  * in the poll before its deletion counts as deleted-as-master only when no other master was agreed
- * by the poll that saw the deletion (what a blind delete looks like: see the naive baseline).
+ * by the poll that saw the deletion (what a blind delete looks like).
  */
 function expectNoMasterDeleted(e: Env): void {
   for (const d of e.watcher.deletions) {
@@ -429,35 +429,5 @@ describe('a rollout re-plans after every step', () => {
     describeDeletions('restart', e);
     expectMasterLastOrder(e, 'restart');
     keep('kubectl rollout restart', await finish(e, 'restart'));
-  });
-});
-
-describe('baseline', () => {
-  // Kubernetes' RollingUpdate order (highest ordinal first, each back Ready before the next), the
-  // master restarted blindly: Shoal is paused while the master's pod is deleted, so its preStop
-  // hook cannot hand over (paused means no action at all — a restarted pod is not even configured
-  // — so it is paused only until the old master's pod is gone; then its failover and recovery are
-  // the only safety net). Not an assertion: the numbers are printed next to Shoal's.
-  it('a naive restart in RollingUpdate order, for comparison', async () => {
-    const e = await setUp('roll-naive');
-    for (const n of [2, 1, 0]) {
-      const pod = `${SET}-${n}`;
-      const cur = e.watcher.last?.pods.find((p) => p.name === pod && !p.deleting);
-      if (!cur) throw new Error(`${pod} is not there`);
-      const wasMaster = agreedMaster(e.watcher.last ?? { at: 0, updateRevision: null, pods: [] }) === pod;
-      const t = Date.now();
-      if (wasMaster) await pause(e.ns);
-      await sh(['-n', e.ns, 'delete', 'pod', pod, '--wait=false', ...(wasMaster ? ['--grace-period=3'] : [])]);
-      if (wasMaster) {
-        await waitFor(`${pod} (${cur.uid}) gone`, () => !e.watcher.last?.pods.some((p) => p.uid === cur.uid), { timeoutMs: 60_000 });
-        await resume(e.ns);
-      }
-      await waitFor(`${pod} back and Ready`, () => e.watcher.last?.pods.some((p) => p.name === pod && p.uid !== cur.uid && p.ready), { timeoutMs: 240_000 });
-      log(`[naive] ${pod}${wasMaster ? ' (master)' : ''} restarted in ${s(Date.now() - t)}`);
-    }
-    await waitForReplicaSet(k, e.ns, SET, REPLICAS, { timeoutMs: 120_000 });
-    await e.watcher.stop();
-    describeDeletions('naive', e);
-    keep('naive RollingUpdate order', await finish(e, 'naive'));
   });
 });
