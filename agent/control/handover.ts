@@ -13,6 +13,11 @@ export interface SwitchoverReply {
   body: { ok: boolean; from?: string; to?: string; reason: string; coordinator?: string | null };
 }
 
+export interface PrestopReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
 export const FORWARDED_HEADER = 'x-shoal-forwarded-by';
 
 export interface HandoverOptions {
@@ -42,20 +47,20 @@ function fromOutcome(o: SwitchoverOutcome, coordinator: string): SwitchoverReply
 }
 
 export class Handover {
-  private readonly prestops = new Set<Promise<unknown>>();
+  /** The hand-over of /prestop (or of SIGTERM) under way, if any. */
+  private prestopping: Promise<PrestopReply> | null = null;
 
   constructor(private readonly o: HandoverOptions) {}
 
   /**
-   * Resolves when no /prestop is running (or after `timeoutMs`). In container mode SIGTERM reaches
-   * the agent while Tarantool's preStop hook still waits on it: the agent stops only after.
+   * Before the agent stops (SIGTERM). In container mode the kubelet signals the agent and runs the
+   * Tarantool container's preStop hook at the same moment, so SIGTERM may come before /prestop does:
+   * a master then hands over here itself (else the mesh loses its agent, nobody can fence it, and
+   * the pod's deletion ends in a failover instead of a hand-over), or joins the /prestop running.
    */
-  async idle(timeoutMs: number): Promise<void> {
-    if (this.prestops.size === 0) return;
-    this.o.logger.info({ running: this.prestops.size }, 'waiting for /prestop hand-overs before stopping');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.prestops]), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
+  async beforeStop(timeoutMs: number): Promise<void> {
+    if (this.prestopping) this.o.logger.info('waiting for the /prestop hand-over before stopping');
+    await this.prestop(timeoutMs, new AbortController().signal).catch(() => undefined);
   }
 
   /** Serves POST /switchover (already authenticated); `forwardedBy` = the agent that forwarded it. */
@@ -91,14 +96,19 @@ export class Handover {
    * GET /prestop: a master asks for a hand-over and waits until it is neither writable nor the
    * published master (so it keeps serving the catch-up), or the bound passes. Replicas return at once.
    */
-  prestop(timeoutMs: number, signal: AbortSignal): Promise<{ status: number; body: Record<string, unknown> }> {
-    const p = this.runPrestop(timeoutMs, signal);
-    this.prestops.add(p);
-    void p.finally(() => this.prestops.delete(p)).catch(() => undefined);
+  prestop(timeoutMs: number, signal: AbortSignal): Promise<PrestopReply> {
+    // One hand-over at a time: a second caller (the preStop hook and SIGTERM, or a retried hook)
+    // joins the running one. Two loops would each ask for a switchover "from the current master",
+    // and the second request would move the role on again from the pod that just took it.
+    if (this.prestopping) return this.prestopping;
+    const p = this.runPrestop(timeoutMs, signal).finally(() => {
+      this.prestopping = null;
+    });
+    this.prestopping = p;
     return p;
   }
 
-  private async runPrestop(timeoutMs: number, signal: AbortSignal): Promise<{ status: number; body: Record<string, unknown> }> {
+  private async runPrestop(timeoutMs: number, signal: AbortSignal): Promise<PrestopReply> {
     const started = Date.now();
     const log = this.o.logger;
     const stillMaster = async (s: AbortSignal): Promise<boolean> =>

@@ -264,7 +264,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     term: () => mesh?.highestTerm().term,
     stop(): Promise<void> {
       stopped ??= (async () => {
-        await handover.idle(config.timings.prestopTimeoutMs);
+        await handover.beforeStop(config.timings.prestopTimeoutMs);
         stopping.abort();
         await started;
         await electing; // releases the Lease (bounded) when configured to

@@ -1,0 +1,52 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Handover } from '../../agent/control/handover.js';
+import type { SwitchoverRequest } from '../../agent/coordinator/switchover.js';
+
+// SIGTERM before /prestop (container mode: the kubelet signals the agent and runs Tarantool's
+// preStop hook at once): a master's agent hands over before it stops; a replica's stops at once.
+function handover(master: boolean): { h: Handover; asked: SwitchoverRequest[] } {
+  const asked: SwitchoverRequest[] = [];
+  let writable = master;
+  const h = new Handover({
+    self: 's-0',
+    replicaset: 's',
+    localCoordinator: () => ({
+      requestSwitchover: async (r: SwitchoverRequest) => {
+        asked.push(r);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        writable = false; // the coordinator fenced s-0 and promoted s-1
+        return { ok: true, from: 's-0', to: 's-1', reason: 'switched' };
+      },
+    }),
+    leader: () => 's-0',
+    agentAddress: () => null,
+    token: () => 't',
+    writable: async () => writable,
+    publishedMaster: () => (writable ? 's-0' : 's-1'),
+    logger: pino({ level: 'silent' }),
+  });
+  return { h, asked };
+}
+
+describe('Handover.beforeStop', () => {
+  it('hands a master over when SIGTERM comes before /prestop', async () => {
+    const { h, asked } = handover(true);
+    await h.beforeStop(5_000);
+    expect(asked).toEqual([{ replicaset: 's', requestedBy: '/prestop of s-0' }]);
+  });
+
+  it('joins a running /prestop instead of asking for a second switchover', async () => {
+    const { h, asked } = handover(true);
+    const hook = h.prestop(5_000, new AbortController().signal);
+    await h.beforeStop(5_000);
+    expect((await hook).status).toBe(200);
+    expect(asked).toHaveLength(1);
+  });
+
+  it('stops a replica without asking anything', async () => {
+    const { h, asked } = handover(false);
+    await h.beforeStop(5_000);
+    expect(asked).toEqual([]);
+  });
+});
