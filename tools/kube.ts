@@ -58,14 +58,17 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
 }
 
-/** Creates a namespace with a unique name and waits until its default ServiceAccount exists (pods need it). */
+/** Creates a namespace with a unique name and waits until its default ServiceAccount and its token exist (pods need them). */
 export async function createNamespace(core: CoreV1Api, prefix: string, signal?: AbortSignal): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name, labels: { 'shoal.dev/e2e': 'true' } } } });
-  await waitFor(`ServiceAccount default in ${name}`, () => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), {
-    timeoutMs: 30_000,
-    ...(signal ? { signal } : {}),
-  });
+  // Kubernetes 1.20 refuses pods until the token controller has given the ServiceAccount its
+  // legacy token Secret ("No API token found for service account"), a moment after the account.
+  await waitFor(
+    `ServiceAccount default in ${name} with its token`,
+    async () => ((await core.readNamespacedServiceAccount({ name: 'default', namespace: name })).secrets?.length ?? 0) > 0,
+    { timeoutMs: 30_000, ...(signal ? { signal } : {}) },
+  );
   return name;
 }
 
