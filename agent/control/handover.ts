@@ -128,8 +128,15 @@ export class Handover {
       const r = await this.switchover({ replicaset: this.o.replicaset, requestedBy: `/prestop of ${this.o.self}` }, null, deadline);
       if (r.body.reason !== last) log.info({ status: r.status, reason: r.body.reason }, '/prestop: switchover request answered');
       last = r.body.reason;
+      if (r.body.ok) {
+        // Done: the coordinator answers after the new master is writable. Asking again before the
+        // new view reaches this agent would hand the role on from the pod that just took it.
+        const ms = Date.now() - started;
+        log.info({ ms, to: r.body.to }, '/prestop: handed over');
+        return { status: 200, body: { wasMaster: true, handedOver: true, ms } };
+      }
       // Refused (e.g. already under way: reconcile hands over a terminating master by itself): wait and look again.
-      if (!r.body.ok) await sleep(250, deadline).catch(() => undefined);
+      await sleep(250, deadline).catch(() => undefined);
     }
     const reason = `still the master after ${timeoutMs} ms: ${last || 'no answer from the coordinator'}`;
     log.warn({ reason }, '/prestop: giving up');

@@ -5,9 +5,10 @@ import type { SwitchoverRequest } from '../../agent/coordinator/switchover.js';
 
 // SIGTERM before /prestop (container mode: the kubelet signals the agent and runs Tarantool's
 // preStop hook at once): a master's agent hands over before it stops; a replica's stops at once.
-function handover(master: boolean): { h: Handover; asked: SwitchoverRequest[] } {
+function handover(master: boolean): { h: Handover; asked: SwitchoverRequest[]; setPublished: (p: string) => void } {
   const asked: SwitchoverRequest[] = [];
   let writable = master;
+  let published: string | null = null;
   const h = new Handover({
     self: 's-0',
     replicaset: 's',
@@ -23,10 +24,10 @@ function handover(master: boolean): { h: Handover; asked: SwitchoverRequest[] } 
     agentAddress: () => null,
     token: () => 't',
     writable: async () => writable,
-    publishedMaster: () => (writable ? 's-0' : 's-1'),
+    publishedMaster: () => published ?? (writable ? 's-0' : 's-1'),
     logger: pino({ level: 'silent' }),
   });
-  return { h, asked };
+  return { h, asked, setPublished: (p) => (published = p) };
 }
 
 describe('Handover.beforeStop', () => {
@@ -41,6 +42,13 @@ describe('Handover.beforeStop', () => {
     const hook = h.prestop(5_000, new AbortController().signal);
     await h.beforeStop(5_000);
     expect((await hook).status).toBe(200);
+    expect(asked).toHaveLength(1);
+  });
+
+  it('asks once: an answered switchover is the hand-over, even before the new view arrives', async () => {
+    const { h, asked, setPublished } = handover(true);
+    setPublished('s-0'); // the published view still names s-0 when the answer comes
+    expect((await h.prestop(5_000, new AbortController().signal)).body).toMatchObject({ handedOver: true });
     expect(asked).toHaveLength(1);
   });
 
