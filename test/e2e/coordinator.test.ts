@@ -14,9 +14,9 @@ import { createLogger } from '../../shared/log.js';
 import { leaseName, meshSecretName, MESH_TOKEN_KEY, stateConfigMapName } from '../../shared/names.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { agentRbacObjects, applyObjects } from '../../webhook/local-install.js';
-import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor, type KubeClients } from '../helpers/kube.js';
-import { agentStatus, consoleOf, deployReplicaSet, instancesOf, statefulSet, waitForReplicaSet, type LiveInstance } from '../helpers/shoal-cluster.js';
-import { startWriteLoad } from '../helpers/workload.js';
+import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor, type KubeClients } from '../../tools/kube.js';
+import { agentStatus, consoleOf, deployReplicaSet, instancesOf, statefulSet, waitForReplicaSet, type LiveInstance } from '../../tools/shoal-cluster.js';
+import { startWriteLoad } from '../../tools/workload.js';
 
 // Issue 5's "done when", end to end on the local cluster with real Tarantool: a labelled
 // StatefulSet forms a replica set; two StatefulSets form one cluster whose on_topology hook sees

@@ -9,8 +9,8 @@ import type { DemoState } from '../../localcluster/demo-state.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
-import { agentStatus } from '../helpers/shoal-cluster.js';
-import { waitFor } from '../helpers/kube.js';
+import { agentStatus } from '../../tools/shoal-cluster.js';
+import { waitFor } from '../../tools/kube.js';
 
 // `npm run demo` as a user runs it (the built demo, as its own process with its own local cluster):
 // it brings up a replica set with one master, keeps the --state-file true to the API server, and

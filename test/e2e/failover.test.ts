@@ -4,10 +4,10 @@ import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { ConsoleClient } from '../../agent/console/client.js';
 import { createNetFault, type NetFaultTarget } from '../../localcluster/netfault.js';
 import { meshSecretName, MESH_TOKEN_KEY } from '../../shared/names.js';
-import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../helpers/kube.js';
-import { startSampler, type Sample, type SampledInstance, type Sampler } from '../helpers/sampler.js';
-import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet } from '../helpers/shoal-cluster.js';
-import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteLoad, type WriteLog, type WriteSummary } from '../helpers/workload.js';
+import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
+import { startSampler, type Sample, type SampledInstance, type Sampler } from '../../tools/sampler.js';
+import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet } from '../../tools/shoal-cluster.js';
+import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteLoad, type WriteLog, type WriteSummary } from '../../tools/workload.js';
 
 // Issue 6's "done when", end to end on the local cluster with real Tarantool 2.6: failover after a
 // SIGKILLed master (three times, never two writable instances), self-fencing of a cut-off master

@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { AgentStatus, RolloutPhase } from '../../shared/status.js';
-import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../helpers/kube.js';
-import { agentStatus, consoleOf, deployReplicaSet, masterTarget, waitForReplicaSet } from '../helpers/shoal-cluster.js';
-import { startWriteLoad, summarize, verifyAcknowledged, type WriteLoad, type WriteSummary } from '../helpers/workload.js';
+import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
+import { agentStatus, consoleOf, deployReplicaSet, masterTarget, waitForReplicaSet } from '../../tools/shoal-cluster.js';
+import { startWriteLoad, summarize, verifyAcknowledged, type WriteLoad, type WriteSummary } from '../../tools/workload.js';
 
 // Issue 7 "done when", end to end: master-last rolling restarts of a 3-replica StatefulSet under a
 // continuous write load (template change, pause/resume, a second template change, the master killed

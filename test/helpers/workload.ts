@@ -1,2 +1,0 @@
-// Moved to tools/workload.ts (bench/ and the chaos runner use it too); kept so tests importing it here keep working.
-export * from '../../tools/workload.js';
