@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { createKubeClients, loadKubeConfig, type KubeClients } from '../../agent/kube/client.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
-import { locateKubernetesBinaries, startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../helpers/tarantool.js';
 
@@ -24,14 +24,6 @@ const RS = 'storage';
 const PODS = ['storage-0', 'storage-1', 'storage-2'];
 const IPS = ['127.0.55.1', '127.0.55.2', '127.0.55.3'];
 
-const haveBinaries = ((): boolean => {
-  try {
-    locateKubernetesBinaries();
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 interface Pod {
   name: string;
@@ -46,7 +38,7 @@ async function status(ip: string, port: number): Promise<AgentStatus> {
   return (await res.json()) as AgentStatus;
 }
 
-describe.skipIf(!haveBinaries)('coordination of three real agents, Tarantools and API server', () => {
+describe('coordination of three real agents, Tarantools and API server', () => {
   let runDir = '';
   let cp: ControlPlane | undefined;
   let kube: KubeClients;

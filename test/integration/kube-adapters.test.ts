@@ -17,21 +17,13 @@ import { StatefulSetWatcher } from '../../agent/kube/statefulsets.js';
 import { sleep } from '../../agent/mesh/backoff.js';
 import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/state/envelope.js';
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
-import { locateKubernetesBinaries, startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import { leaseName, stateConfigMapName } from '../../shared/names.js';
 import { connectAll, startNode } from './mesh-helpers.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'adapters';
 
-const haveBinaries = ((): boolean => {
-  try {
-    locateKubernetesBinaries();
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -42,7 +34,7 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, 
 }
 
 // Skipped only when the binaries are not built (scripts/provision-kubernetes.sh builds them).
-describe.skipIf(!haveBinaries)('agent adapters on a real Kubernetes v1.20.2 API server', () => {
+describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
   let runDir = '';
   let cp: ControlPlane | undefined;
   let kube: KubeClients;
