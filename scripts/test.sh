@@ -10,5 +10,14 @@ log "lint"
 npx eslint .
 log "typecheck"
 npx tsc -p tsconfig.json --noEmit
-log "tests"
-npx vitest run "$@"
+if (($#)); then
+  log "tests: $*"
+  npx vitest run "$@"
+else
+  # Unit and integration first, then the end-to-end files on their own: run side by side on two
+  # cores, the e2e clusters starved the integration tests' own control planes into time-outs.
+  log "tests: unit + integration"
+  npx vitest run --project unit --project integration
+  log "tests: e2e"
+  npx vitest run --project e2e
+fi
