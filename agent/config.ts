@@ -5,6 +5,8 @@
 // |------------------------------|------------------------------|------------------------------------------------------|
 // | POD_NAME, POD_NAMESPACE      | required                     | downward API (metadata.name / metadata.namespace)    |
 // | POD_IP                       | required                     | downward API (status.podIP): what peers connect to   |
+// | POD_UID                      | unset                        | downward API (metadata.uid): a restarted agent frees |
+// |                              |                              | its pod's coordinator Lease at once (agent/lease)    |
 // | SHOAL_CLUSTER                | required                     | the shoal.dev/cluster label value (DNS-1123)         |
 // | SHOAL_REPLICASET             | POD_NAME without "-<ordinal>"| the StatefulSet name                                 |
 // | SHOAL_PORT                   | 8080                         | HTTP endpoints and /mesh                             |
@@ -51,6 +53,8 @@ export interface AgentConfig {
   pod: string;
   namespace: string;
   podIp: string;
+  /** Unset: a restarted coordinator's Lease is waited out like anyone else's. */
+  podUid?: string;
   cluster: string;
   replicaset: string;
   port: number;
@@ -150,6 +154,7 @@ export function parseConfig(env: Env = process.env): AgentConfig {
     pod,
     namespace,
     podIp,
+    podUid: env['POD_UID']?.trim() || undefined,
     cluster,
     replicaset,
     port,

@@ -9,6 +9,8 @@ export const ANNOTATIONS = {
   paused: 'shoal.dev/paused',
   updateStrategy: 'shoal.dev/update-strategy',
   injected: 'shoal.dev/injected',
+  /** On the coordinator Lease: the holder's pod UID (a restarted agent recognises its own pod's lease). */
+  holderUid: 'shoal.dev/holder-uid',
 } as const;
 
 export const AGENT_CONTAINER = 'shoal-agent';

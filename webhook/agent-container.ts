@@ -35,6 +35,7 @@ export function agentContainer(a: AgentSpec): V1Container {
       fieldEnv('POD_NAME', 'metadata.name'),
       fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
       fieldEnv('POD_IP', 'status.podIP'),
+      fieldEnv('POD_UID', 'metadata.uid'),
       { name: 'SHOAL_CLUSTER', value: a.cluster },
       { name: 'SHOAL_REPLICASET', value: a.replicaset },
       { name: 'SHOAL_PORT', value: String(a.port) },

@@ -245,6 +245,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     elector = new LeaderElector({
       api: kubeLeaseApi(kube, leaseName(config.cluster), config.cluster),
       identity: config.pod,
+      uid: config.podUid ?? '',
       timings: timings.lease,
       logger: log.child({ module: 'lease' }),
       releaseOnCancel: opts.releaseLease ?? true,

@@ -7,7 +7,7 @@ import type { Logger } from '../../shared/log.js';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
 import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube/client.js';
 import { sleep } from '../mesh/backoff.js';
-import { microNow, type LeaseApi, type StoredLease } from './lease-api.js';
+import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {
   DEFAULT_TIMINGS,
   acquireRetryDelayMs,
@@ -18,6 +18,8 @@ import {
   releasedRecord,
   renewRequestBudgetMs,
   validateTimings,
+  yieldAfterReleaseMs,
+  type Candidate,
   type ElectionTimings,
   type Observation,
 } from './timing.js';
@@ -26,6 +28,8 @@ export interface LeaderElectorOptions {
   api: LeaseApi;
   /** holderIdentity: the pod name. */
   identity: string;
+  /** The pod's UID (downward API metadata.uid); '' when unknown. Lets a restarted agent free its earlier process's lease. */
+  uid?: string;
   timings?: Partial<ElectionTimings>;
   logger: Logger;
   /** This pod became leader. `signal` aborts the moment it stops leading: pass it to everything the leader starts. */
@@ -55,9 +59,13 @@ export class LeaderElector {
   private leaderAbort: AbortController | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lastError = '';
+  private readonly self: Candidate;
+  private ownAcquireTime = '';
+  private yieldUntilMs = 0;
 
   constructor(private readonly opts: LeaderElectorOptions) {
     if (!opts.identity) throw new ShoalError('leader election needs a non-empty identity', 'set POD_NAME (the downward API) for the agent');
+    this.self = { identity: opts.identity, uid: opts.uid ?? '' };
     this.timings = validateTimings({ ...DEFAULT_TIMINGS, ...opts.timings });
     this.clock = opts.clock ?? (() => performance.now());
   }
@@ -131,7 +139,7 @@ export class LeaderElector {
       // A leader renews with its cached resourceVersion (one request); a 409 falls back to a read.
       if (this.leading && this.stored?.record.holderIdentity === identity) {
         try {
-          const written = await api.update(nextRecord(this.stored.record, identity, microNow(), this.timings), this.stored.resourceVersion, bound);
+          const written = await api.update(nextRecord(this.stored.record, this.self, microNow(), this.timings), this.stored.resourceVersion, bound);
           this.wrote(written, start);
           return { held: true };
         } catch (err) {
@@ -141,7 +149,7 @@ export class LeaderElector {
       const current = await api.get(bound);
       if (!current) {
         try {
-          this.wrote(await api.create(nextRecord(undefined, identity, microNow(), this.timings), bound), start);
+          this.wrote(await api.create(nextRecord(undefined, this.self, microNow(), this.timings), bound), start);
           return { held: true };
         } catch (err) {
           if (isAlreadyExists(err)) return { held: false, reason: 'another pod created the lease first' };
@@ -151,10 +159,15 @@ export class LeaderElector {
       this.stored = current;
       this.observation = observe(this.observation, current.record, this.clock());
       this.noteHolder(current.record.holderIdentity);
-      const verdict = judgeAcquire(current.record, this.observation, identity, this.clock(), this.leading);
-      if (!verdict.acquire) return { held: false, reason: verdict.reason, heldBy: current.record.holderIdentity };
+      const verdict = judgeAcquire(current.record, this.observation, this.self, this.clock(), {
+        leading: this.leading,
+        ownAcquireTime: this.ownAcquireTime,
+        yieldUntilMs: this.yieldUntilMs,
+      });
+      if (verdict.action === 'wait') return { held: false, reason: verdict.reason, heldBy: current.record.holderIdentity || undefined };
+      if (verdict.action === 'release') return await this.releaseEarlierProcess(current, verdict.reason, bound);
       try {
-        const written = await api.update(nextRecord(current.record, identity, microNow(), this.timings), current.resourceVersion, bound);
+        const written = await api.update(nextRecord(current.record, this.self, microNow(), this.timings), current.resourceVersion, bound);
         if (verdict.takeover) this.opts.logger.info({ reason: verdict.reason }, 'taking over the coordinator lease');
         this.wrote(written, start);
         return { held: true };
@@ -173,9 +186,25 @@ export class LeaderElector {
     }
   }
 
+  /** Frees a lease an earlier process of this pod held, then leaves it to peers for a while (timing.ts). */
+  private async releaseEarlierProcess(current: StoredLease, reason: string, bound: RequestBound): Promise<Attempt> {
+    try {
+      this.stored = await this.opts.api.update(releasedRecord(current.record, microNow()), current.resourceVersion, bound);
+    } catch (err) {
+      if (isConflict(err)) return { held: false, reason: 'the lease changed while we released it (409)' };
+      throw err;
+    }
+    this.observation = observe(this.observation, this.stored.record, this.clock());
+    this.noteHolder('');
+    this.yieldUntilMs = this.clock() + yieldAfterReleaseMs(this.timings);
+    this.opts.logger.info({ reason, yieldMs: yieldAfterReleaseMs(this.timings) }, 'released the coordinator lease of an earlier agent process of this pod');
+    return { held: false, reason };
+  }
+
   private wrote(stored: StoredLease, startMs: number): void {
     this.lastError = '';
     this.stored = stored;
+    this.ownAcquireTime = stored.record.acquireTime;
     this.observation = observe(this.observation, stored.record, this.clock());
     this.noteHolder(stored.record.holderIdentity);
     this.renewStartMs = startMs;

@@ -1,7 +1,7 @@
 // The Lease object as the election sees it: read, create, replace-with-resourceVersion. An interface so
 // the election loop can be tested against an in-memory fake; `kubeLeaseApi` is the real one.
-import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
-import { CLUSTER_LABEL } from '../../shared/names.js';
+import { V1MicroTime, type V1Lease, type V1ObjectMeta } from '@kubernetes/client-node';
+import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
 import { isNotFound, kubeCall, type KubeClients } from '../kube/client.js';
 import type { LeaseRecord } from './timing.js';
 
@@ -41,6 +41,7 @@ export function leaseToRecord(lease: V1Lease): StoredLease {
       acquireTime: timeString(spec.acquireTime),
       renewTime: timeString(spec.renewTime),
       leaseTransitions: spec.leaseTransitions ?? 0,
+      holderUid: lease.metadata?.annotations?.[ANNOTATIONS.holderUid] ?? '',
     },
     resourceVersion: lease.metadata?.resourceVersion ?? '',
   };
@@ -55,6 +56,11 @@ function specOf(r: LeaseRecord): NonNullable<V1Lease['spec']> {
     ...(r.renewTime ? { renewTime: new V1MicroTime(r.renewTime) } : {}),
     leaseTransitions: r.leaseTransitions,
   };
+}
+
+/** The holder's UID travels as an annotation (the Lease spec has no field for it); others' annotations are kept. */
+function withHolderUid(metadata: V1ObjectMeta, uid: string): V1ObjectMeta {
+  return { ...metadata, annotations: { ...(metadata.annotations ?? {}), [ANNOTATIONS.holderUid]: uid } };
 }
 
 export function kubeLeaseApi(kube: KubeClients, name: string, cluster: string): LeaseApi {
@@ -75,7 +81,7 @@ export function kubeLeaseApi(kube: KubeClients, name: string, cluster: string): 
       const body: V1Lease = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { name, namespace, labels: { [CLUSTER_LABEL]: cluster } },
+        metadata: { name, namespace, labels: { [CLUSTER_LABEL]: cluster }, annotations: { [ANNOTATIONS.holderUid]: record.holderUid } },
         spec: specOf(record),
       };
       last = await kubeCall(what('create'), (o) => coordination.createNamespacedLease({ namespace, body }, o), bound);
@@ -85,7 +91,7 @@ export function kubeLeaseApi(kube: KubeClients, name: string, cluster: string): 
       const body: V1Lease = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { ...(last?.metadata ?? { name, namespace }), resourceVersion },
+        metadata: withHolderUid({ ...(last?.metadata ?? { name, namespace }), resourceVersion }, record.holderUid),
         spec: specOf(record),
       };
       last = await kubeCall(what('replace'), (o) => coordination.replaceNamespacedLease({ name, namespace, body }, o), bound);

@@ -54,6 +54,11 @@ export interface LeaseRecord {
   acquireTime: string;
   renewTime: string;
   leaseTransitions: number;
+  /**
+   * The pod UID of the holder (annotation shoal.dev/holder-uid; '' when unknown). Pod names are
+   * reused by a recreated pod, UIDs never: only a UID match proves the holder was this very pod.
+   */
+  holderUid: string;
 }
 
 /** When this process last saw the record change, on its own clock. */
@@ -64,7 +69,7 @@ export interface Observation {
 
 /** A string that changes whenever any election field of the record changes. */
 export function recordKey(r: LeaseRecord): string {
-  return JSON.stringify([r.holderIdentity, r.leaseDurationSeconds, r.acquireTime, r.renewTime, r.leaseTransitions]);
+  return JSON.stringify([r.holderIdentity, r.holderUid, r.leaseDurationSeconds, r.acquireTime, r.renewTime, r.leaseTransitions]);
 }
 
 /**
@@ -76,29 +81,72 @@ export function observe(prev: Observation | undefined, record: LeaseRecord, nowM
   return prev && prev.key === key ? prev : { key, atMs: nowMs };
 }
 
-export type AcquireVerdict = { acquire: true; takeover: boolean; reason: string } | { acquire: false; reason: string };
+/** Who is asking: the pod name (holderIdentity) and the pod UID ('' when the agent was not given it). */
+export interface Candidate {
+  identity: string;
+  uid: string;
+}
+
+export type AcquireVerdict =
+  | { action: 'acquire'; takeover: boolean; reason: string }
+  | { action: 'wait'; reason: string }
+  | { action: 'release'; reason: string };
+
+/** What the elector knows of itself besides the record. */
+export interface ElectorState {
+  /** This process holds the lease and is within its renew deadline. */
+  leading: boolean;
+  /** acquireTime of this process's last acquisition ('' if it never held the lease). */
+  ownAcquireTime: string;
+  /** Until when (local clock) this process leaves a free lease to its peers (see yieldAfterReleaseMs). */
+  yieldUntilMs: number;
+}
 
 /**
- * May `self` write itself as holder now? Yes when the lease is free (empty holder), ours and we are
- * leading, or unchanged for longer than its leaseDurationSeconds since we observed it.
+ * What `self` does with the lease now: acquire it (free; ours; or unchanged for longer than its
+ * leaseDurationSeconds since we observed it), wait, or release it.
  *
- * A record naming `self` while we are not leading was written by an earlier process of this pod
- * (the identity is the pod name): a restarted agent waits for it to expire like anyone else's, so
- * that a crashed coordinator hands over to another pod instead of racing back on every restart.
+ * Release: the lease names this pod and this pod's UID but an acquisition this process never made,
+ * so the holder was an earlier agent process of this same pod. A container is restarted only after
+ * its process has exited, so that holder is gone: waiting out its lease would only delay a new
+ * coordinator. It is freed at once, and `yieldUntilMs` then keeps this restarted process from taking
+ * the free lease back before its peers had their turn: a crashed coordinator hands over to another
+ * pod. Same name with another UID (a recreated pod, possibly a force-deleted one still running
+ * elsewhere) proves nothing, so that lease is waited out like anyone else's.
  */
-export function judgeAcquire(record: LeaseRecord, observation: Observation, self: string, nowMs: number, leading: boolean): AcquireVerdict {
-  if (record.holderIdentity === self && leading) return { acquire: true, takeover: false, reason: 'we hold the lease' };
-  if (record.holderIdentity === '') return { acquire: true, takeover: true, reason: 'the lease is free' };
+export function judgeAcquire(record: LeaseRecord, observation: Observation, self: Candidate, nowMs: number, me: ElectorState): AcquireVerdict {
+  const ours = record.holderIdentity === self.identity;
+  if (ours && me.leading) return { action: 'acquire', takeover: false, reason: 'we hold the lease' };
+  if (ours && me.ownAcquireTime !== '' && record.acquireTime === me.ownAcquireTime) {
+    // client-go's rule for its own record: nobody took it while we could not renew.
+    return { action: 'acquire', takeover: false, reason: 'the lease is still ours from before we stepped down' };
+  }
+  if (ours && self.uid !== '' && record.holderUid === self.uid) {
+    return { action: 'release', reason: `the lease names an earlier agent process of this pod (uid ${self.uid}), which has exited: freeing it for a peer` };
+  }
+  if (record.holderIdentity === '') {
+    if (nowMs < me.yieldUntilMs) return { action: 'wait', reason: `the lease is free; leaving it to a peer for another ${Math.ceil(me.yieldUntilMs - nowMs)} ms` };
+    return { action: 'acquire', takeover: true, reason: 'the lease is free' };
+  }
   const expiresAt = observation.atMs + record.leaseDurationSeconds * 1000;
-  const holder = record.holderIdentity === self ? `an earlier process of ${self}` : record.holderIdentity;
+  const holder = ours ? `an earlier process of ${self.identity}` : record.holderIdentity;
   if (nowMs >= expiresAt) {
     return {
-      acquire: true,
+      action: 'acquire',
       takeover: true,
       reason: `${holder} has not renewed for ${nowMs - observation.atMs} ms (lease ${record.leaseDurationSeconds} s)`,
     };
   }
-  return { acquire: false, reason: `held by ${holder} for another ${expiresAt - nowMs} ms` };
+  return { action: 'wait', reason: `held by ${holder} for another ${expiresAt - nowMs} ms` };
+}
+
+/**
+ * How long a process that freed its earlier incarnation's lease leaves it to peers: every live
+ * candidate retries within retryPeriod × (1 + JITTER_FACTOR), plus one retryPeriod for a slow
+ * request. With no peer answering, the restarted process takes the lease itself afterwards.
+ */
+export function yieldAfterReleaseMs(t: ElectionTimings): number {
+  return Math.ceil(t.retryPeriodMs * (2 + JITTER_FACTOR));
 }
 
 /**
@@ -122,11 +170,12 @@ export function acquireRetryDelayMs(t: ElectionTimings, random: () => number = M
   return Math.round(t.retryPeriodMs * (1 + JITTER_FACTOR * Math.min(1, Math.max(0, random()))));
 }
 
-/** The spec fields to write when `self` acquires or renews over `current` (undefined = no Lease yet). */
-export function nextRecord(current: LeaseRecord | undefined, self: string, nowIso: string, t: ElectionTimings): LeaseRecord {
-  const ours = current?.holderIdentity === self;
+/** The fields to write when `self` acquires or renews over `current` (undefined = no Lease yet). */
+export function nextRecord(current: LeaseRecord | undefined, self: Candidate, nowIso: string, t: ElectionTimings): LeaseRecord {
+  const ours = current?.holderIdentity === self.identity;
   return {
-    holderIdentity: self,
+    holderIdentity: self.identity,
+    holderUid: self.uid,
     leaseDurationSeconds: t.leaseDurationMs / 1000,
     acquireTime: ours && current ? current.acquireTime : nowIso,
     renewTime: nowIso,
@@ -140,5 +189,5 @@ export function nextRecord(current: LeaseRecord | undefined, self: string, nowIs
  * lease, so a waiting candidate takes over on its next retry instead of after a full lease.
  */
 export function releasedRecord(current: LeaseRecord, nowIso: string): LeaseRecord {
-  return { ...current, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: nowIso, renewTime: nowIso };
+  return { ...current, holderIdentity: '', holderUid: '', leaseDurationSeconds: 1, acquireTime: nowIso, renewTime: nowIso };
 }

@@ -72,12 +72,13 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
   describe('Lease election', () => {
     const timings = { leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 400 };
 
-    function elector(identity: string, cluster: string, releaseOnCancel: boolean) {
+    function elector(identity: string, cluster: string, releaseOnCancel: boolean, uid = '', t = timings) {
       const events: string[] = [];
       const e = new LeaderElector({
         api: kubeLeaseApi(kube, leaseName(cluster), cluster),
         identity,
-        timings,
+        uid,
+        timings: t,
         logger: silent,
         releaseOnCancel,
         onStartedLeading: () => events.push('start'),
@@ -124,11 +125,51 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       expect((await kube.coordination.readNamespacedLease({ name: leaseName('lease1'), namespace: NS })).spec).toMatchObject({ holderIdentity: '', leaseTransitions: 2 });
     });
 
+    it("a restarted agent of the same pod (same uid) frees its predecessor's lease at once, and a peer takes it", async () => {
+      const long = { leaseDurationMs: 20_000, renewDeadlineMs: 5_000, retryPeriodMs: 400 };
+      const a = elector('pod-a', 'lease3', false, 'uid-a1', long);
+      await until(() => a.e.isLeader(), 10_000, 'a leads');
+      const held = await kube.coordination.readNamespacedLease({ name: leaseName('lease3'), namespace: NS });
+      expect(held.metadata?.annotations?.['shoal.dev/holder-uid']).toBe('uid-a1');
+      const b = elector('pod-b', 'lease3', true, 'uid-b1', long);
+      await sleep(1_000);
+      a.ac.abort(); // a crash: no release
+      await a.done;
+      const restartedAt = Date.now();
+      const a2 = elector('pod-a', 'lease3', true, 'uid-a1', long);
+      await until(() => b.e.isLeader(), 15_000, 'b takes over');
+      // Far sooner than the 20 s lease the crashed process left behind.
+      expect(Date.now() - restartedAt).toBeLessThan(long.leaseDurationMs / 2);
+      await sleep(1_500);
+      expect(a2.e.isLeader()).toBe(false);
+      expect(a2.events).toEqual([]);
+      const after = await kube.coordination.readNamespacedLease({ name: leaseName('lease3'), namespace: NS });
+      expect(after.spec?.holderIdentity).toBe('pod-b');
+      expect(after.metadata?.annotations?.['shoal.dev/holder-uid']).toBe('uid-b1');
+      for (const x of [a2, b]) x.ac.abort();
+      await Promise.all([a2.done, b.done]);
+    });
+
+    it('waits out a lease naming its pod name under another uid (a recreated pod)', async () => {
+      const long = { leaseDurationMs: 4_000, renewDeadlineMs: 2_000, retryPeriodMs: 400 };
+      const a = elector('pod-a', 'lease4', false, 'uid-a1', long);
+      await until(() => a.e.isLeader(), 10_000, 'a leads');
+      a.ac.abort();
+      await a.done;
+      const crashedAt = Date.now();
+      const recreated = elector('pod-a', 'lease4', true, 'uid-a2', long);
+      await until(() => recreated.e.isLeader(), 15_000, 'the recreated pod leads after expiry');
+      expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(long.leaseDurationMs - 2.2 * long.retryPeriodMs);
+      recreated.ac.abort();
+      await recreated.done;
+    });
+
     it('answers a stale resourceVersion with 409 Conflict (the race an elector loses)', async () => {
       const api = kubeLeaseApi(kube, leaseName('lease2'), 'lease2');
       const bound = { signal: stop.signal, timeoutMs: 5_000 };
-      const rec = { holderIdentity: 'x', leaseDurationSeconds: 2, acquireTime: new Date().toISOString(), renewTime: new Date().toISOString(), leaseTransitions: 0 };
+      const rec = { holderIdentity: 'x', holderUid: 'uid-x', leaseDurationSeconds: 2, acquireTime: new Date().toISOString(), renewTime: new Date().toISOString(), leaseTransitions: 0 };
       const created = await api.create(rec, bound);
+      expect(created.record.holderUid).toBe('uid-x');
       await api.update({ ...rec, holderIdentity: 'y' }, created.resourceVersion, bound);
       const err = await api.update({ ...rec, holderIdentity: 'z' }, created.resourceVersion, bound).catch((e: unknown) => e);
       expect(isConflict(err)).toBe(true);

@@ -35,8 +35,9 @@ describe('agent config', () => {
       SHOAL_TARANTOOL_LOG: '/tmp/run/tarantool.log',
       SHOAL_REPLICATION_PASSWORD: 'abc123',
       SHOAL_FAILOVER_TIMEOUT_MS: '7000',
+      POD_UID: 'b1c2',
     });
-    expect(c).toMatchObject({ replicaset: 'router', port: 9090, listenPort: 3302, bindHost: '127.0.1.5', runDir: '/tmp/run', consoleSocket: '/tmp/run/console.sock', tarantoolLog: '/tmp/run/tarantool.log', replicationPassword: 'abc123' });
+    expect(c).toMatchObject({ podUid: 'b1c2', replicaset: 'router', port: 9090, listenPort: 3302, bindHost: '127.0.1.5', runDir: '/tmp/run', consoleSocket: '/tmp/run/console.sock', tarantoolLog: '/tmp/run/tarantool.log', replicationPassword: 'abc123' });
     expect(c.timings.failoverTimeoutMs).toBe(7000);
     expect(parseConfig({ ...BASE, SHOAL_CONSOLE_SOCKET: '/s.sock' }).consoleSocket).toBe('/s.sock');
   });

@@ -10,6 +10,9 @@ import {
   releasedRecord,
   renewRequestBudgetMs,
   validateTimings,
+  yieldAfterReleaseMs,
+  type Candidate,
+  type ElectorState,
   type LeaseRecord,
 } from '../../agent/lease/timing.js';
 
@@ -19,8 +22,13 @@ const rec = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
   acquireTime: '2024-01-01T00:00:00.000000Z',
   renewTime: '2024-01-01T00:00:10.000000Z',
   leaseTransitions: 2,
+  holderUid: 'uid-a1',
   ...over,
 });
+const A: Candidate = { identity: 'a', uid: 'uid-a1' };
+const B: Candidate = { identity: 'b', uid: 'uid-b1' };
+const idle: ElectorState = { leading: false, ownAcquireTime: '', yieldUntilMs: 0 };
+const leading: ElectorState = { leading: true, ownAcquireTime: '2024-01-01T00:00:00.000000Z', yieldUntilMs: 0 };
 
 describe('election timing relations', () => {
   it('accepts the client-go defaults', () => {
@@ -65,8 +73,8 @@ describe('acquire rule (local observation, not remote clocks)', () => {
   it('measures expiry from when we first observed the record, ignoring its timestamps', () => {
     const r = rec({ renewTime: '1999-01-01T00:00:00.000000Z' }); // a skewed writer clock changes nothing
     const o = observe(undefined, r, 1_000);
-    expect(judgeAcquire(r, o, 'b', 1_000 + 14_999, false)).toMatchObject({ acquire: false });
-    expect(judgeAcquire(r, o, 'b', 1_000 + 15_000, false)).toMatchObject({ acquire: true, takeover: true });
+    expect(judgeAcquire(r, o, B, 1_000 + 14_999, idle)).toMatchObject({ action: 'wait' });
+    expect(judgeAcquire(r, o, B, 1_000 + 15_000, idle)).toMatchObject({ action: 'acquire', takeover: true });
   });
 
   it('restarts the clock whenever the record changes', () => {
@@ -75,42 +83,73 @@ describe('acquire rule (local observation, not remote clocks)', () => {
     expect(same.atMs).toBe(0);
     const renewed = observe(same, rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), 12_000);
     expect(renewed.atMs).toBe(12_000);
-    expect(judgeAcquire(rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), renewed, 'b', 20_000, false)).toMatchObject({ acquire: false });
+    expect(judgeAcquire(rec({ renewTime: '2024-01-01T00:00:12.000000Z' }), renewed, B, 20_000, idle)).toMatchObject({ action: 'wait' });
   });
 
   it('acquires a free (released) lease at once, and its own lease while leading', () => {
     const free = rec({ holderIdentity: '', leaseDurationSeconds: 1 });
-    expect(judgeAcquire(free, observe(undefined, free, 0), 'b', 0, false)).toMatchObject({ acquire: true, takeover: true });
-    expect(judgeAcquire(rec(), observe(undefined, rec(), 0), 'a', 0, true)).toMatchObject({ acquire: true, takeover: false });
+    expect(judgeAcquire(free, observe(undefined, free, 0), B, 0, idle)).toMatchObject({ action: 'acquire', takeover: true });
+    expect(judgeAcquire(rec(), observe(undefined, rec(), 0), A, 0, leading)).toMatchObject({ action: 'acquire', takeover: false });
   });
 
-  it('treats its own name in the record as an earlier process of its pod when not leading: waits for expiry', () => {
+  it('frees at once a lease an earlier agent process of the same pod (same uid) held', () => {
     const o = observe(undefined, rec(), 1_000); // a restarted agent sees the record its predecessor renewed
-    expect(judgeAcquire(rec(), o, 'a', 1_000 + 14_999, false)).toMatchObject({ acquire: false });
-    expect(judgeAcquire(rec(), o, 'a', 1_000 + 15_000, false)).toMatchObject({ acquire: true, takeover: true });
+    const v = judgeAcquire(rec(), o, A, 1_000, idle);
+    expect(v).toMatchObject({ action: 'release' });
+    expect(v.reason).toContain('earlier agent process of this pod');
+  });
+
+  it('waits out a lease naming its pod name under another uid (a recreated pod proves nothing), and without a uid', () => {
+    const o = observe(undefined, rec(), 1_000);
+    for (const self of [{ identity: 'a', uid: 'uid-a2' }, { identity: 'a', uid: '' }]) {
+      expect(judgeAcquire(rec(), o, self, 1_000 + 14_999, idle)).toMatchObject({ action: 'wait' });
+      expect(judgeAcquire(rec(), o, self, 1_000 + 15_000, idle)).toMatchObject({ action: 'acquire', takeover: true });
+    }
+    expect(judgeAcquire(rec({ holderUid: '' }), o, A, 1_000, idle)).toMatchObject({ action: 'wait' });
+  });
+
+  it('takes back at once its own acquisition after stepping down (nobody took it meanwhile)', () => {
+    const o = observe(undefined, rec(), 0);
+    const steppedDown = { ...leading, leading: false };
+    expect(judgeAcquire(rec(), o, A, 0, steppedDown)).toMatchObject({ action: 'acquire', takeover: false });
+    // Another acquisition of the same pod (other acquireTime) is an earlier process's.
+    expect(judgeAcquire(rec({ acquireTime: 'T-other' }), o, A, 0, steppedDown)).toMatchObject({ action: 'release' });
+  });
+
+  it('after freeing its predecessor\'s lease, leaves it to peers for a bounded time, then takes it', () => {
+    const free = releasedRecord(rec(), 'T9');
+    const o = observe(undefined, free, 0);
+    const y = yieldAfterReleaseMs(DEFAULT_TIMINGS);
+    // Every peer retries within retryPeriod × (1 + jitter): the yield covers that with room to spare.
+    expect(y).toBeGreaterThan(DEFAULT_TIMINGS.retryPeriodMs * 2.2);
+    expect(y).toBeLessThan(DEFAULT_TIMINGS.leaseDurationMs);
+    const yielding = { ...idle, yieldUntilMs: y };
+    expect(judgeAcquire(free, o, A, y - 1, yielding)).toMatchObject({ action: 'wait' });
+    expect(judgeAcquire(free, o, B, 0, idle)).toMatchObject({ action: 'acquire', takeover: true });
+    expect(judgeAcquire(free, o, A, y, yielding)).toMatchObject({ action: 'acquire', takeover: true });
   });
 
   it('uses the lease duration written in the record (a 1 s released lease expires in 1 s)', () => {
     const short = rec({ leaseDurationSeconds: 1 });
     const o = observe(undefined, short, 0);
-    expect(judgeAcquire(short, o, 'b', 999, false)).toMatchObject({ acquire: false });
-    expect(judgeAcquire(short, o, 'b', 1_000, false)).toMatchObject({ acquire: true });
+    expect(judgeAcquire(short, o, B, 999, idle)).toMatchObject({ action: 'wait' });
+    expect(judgeAcquire(short, o, B, 1_000, idle)).toMatchObject({ action: 'acquire' });
   });
 });
 
 describe('records written', () => {
   const t = DEFAULT_TIMINGS;
   it('creates with 0 transitions, renews keeping acquireTime, counts a takeover', () => {
-    const created = nextRecord(undefined, 'a', 'T0', t);
-    expect(created).toEqual({ holderIdentity: 'a', leaseDurationSeconds: 15, acquireTime: 'T0', renewTime: 'T0', leaseTransitions: 0 });
-    const renewed = nextRecord(created, 'a', 'T1', t);
+    const created = nextRecord(undefined, A, 'T0', t);
+    expect(created).toEqual({ holderIdentity: 'a', holderUid: 'uid-a1', leaseDurationSeconds: 15, acquireTime: 'T0', renewTime: 'T0', leaseTransitions: 0 });
+    const renewed = nextRecord(created, A, 'T1', t);
     expect(renewed).toMatchObject({ acquireTime: 'T0', renewTime: 'T1', leaseTransitions: 0 });
-    const taken = nextRecord(renewed, 'b', 'T2', t);
-    expect(taken).toMatchObject({ holderIdentity: 'b', acquireTime: 'T2', renewTime: 'T2', leaseTransitions: 1 });
+    const taken = nextRecord(renewed, B, 'T2', t);
+    expect(taken).toMatchObject({ holderIdentity: 'b', holderUid: 'uid-b1', acquireTime: 'T2', renewTime: 'T2', leaseTransitions: 1 });
   });
 
   it('release clears the holder and shortens the lease to 1 s, keeping the transition count', () => {
-    expect(releasedRecord(rec(), 'T9')).toEqual({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: 'T9', renewTime: 'T9', leaseTransitions: 2 });
+    expect(releasedRecord(rec(), 'T9')).toEqual({ holderIdentity: '', holderUid: '', leaseDurationSeconds: 1, acquireTime: 'T9', renewTime: 'T9', leaseTransitions: 2 });
   });
 
   it('bounds a renew request by what is left of the deadline', () => {

@@ -36,6 +36,7 @@ describe('mutatePod', () => {
     expect(env(agent, 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     expect(env(agent, 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     expect(env(agent, 'POD_IP')?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
+    expect(env(agent, 'POD_UID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.uid');
     expect(env(agent, 'SHOAL_CLUSTER')?.value).toBe('demo');
     expect(env(agent, 'SHOAL_REPLICASET')?.value).toBe('storage');
     expect(agent!.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 8080 });
