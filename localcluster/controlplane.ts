@@ -123,6 +123,9 @@ export interface ControlPlane {
   readonly adminKubeconfigPath: string;
   readonly caCertPath: string;
   readonly caKeyPath: string;
+  /** The API server's serving certificate and key (CA-signed, IP SAN 127.0.0.1): a proxy in front of it can present them. */
+  readonly servingCertPath: string;
+  readonly servingKeyPath: string;
   readonly serviceAccount: ServiceAccountInfo;
   /** Log file of each process: etcd, kube-apiserver, kube-controller-manager, kube-scheduler. */
   readonly logFiles: Readonly<Record<ComponentName, string>>;
@@ -883,6 +886,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       adminKubeconfigPath,
       caCertPath,
       caKeyPath,
+      servingCertPath: pki.path('apiserver', 'crt'),
+      servingKeyPath: pki.path('apiserver', 'key'),
       serviceAccount,
       logFiles,
       userKubeconfig,
