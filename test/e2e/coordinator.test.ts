@@ -402,11 +402,10 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     expect((await statefulSetEvents(ns, 'store')).some((e) => e.startsWith('Expel') && e.includes(victim))).toBe(false);
   });
 
-  // SKIPPED: a known defect, issue 5 stays open. In two CI runs (2026-11-21) the killed coordinator's
-  // own pod, restarted, took the Lease back 17 s after the kill, while the two other agents (whose
-  // view of the last renewal was older) never tried: "another agent takes the Lease" does not hold.
-  // Logs: agent lines "taking over the coordinator lease an earlier process of … has not renewed".
-  it.skip('replaces a SIGKILLed coordinator: another agent takes the Lease, the term grows, old-term commands are never applied', async () => {
+  // The kubelet restarts the killed agent within seconds; that process frees the Lease its pod's
+  // earlier process held (same pod UID) and leaves it to a peer, so another agent leads well inside
+  // the lease duration instead of the restarted one winning the race after it (agent/lease/timing.ts).
+  it('replaces a SIGKILLed coordinator: another agent takes the Lease, the term grows, old-term commands are never applied', async () => {
     const { ns } = await formReplicaSet('co-lease', 'lease', 3);
     const before = await waitFor(
       'one agreed coordinator',
@@ -450,6 +449,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
         { timeoutMs: (leaseSeconds + 30) * 1000, intervalMs: 200 },
       );
       record(`coordinator agent SIGKILLed → Lease taken by ${takenOver.holder} (lease ${leaseSeconds} s)`, takenOver.at - killedAt);
+      expect(takenOver.at - killedAt).toBeLessThan(leaseSeconds * 1000);
       const env = await waitFor(
         'the new coordinator persisting its term',
         async () => {
@@ -500,6 +500,9 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
       }
     }
     expect(stale).toEqual([]);
+    // The restarted agent freed the Lease its killed predecessor held instead of waiting it out.
+    const freed = (await agentLog(stateFile, ns, oldCoordinator)).filter((l) => l.msg === 'released the coordinator lease of an earlier agent process of this pod');
+    expect(freed.length).toBeGreaterThan(0);
 
     // The old coordinator's voice is worth nothing now: a command signed with its name and its last
     // term (sent over a connection that authenticates as that pod) is refused by the third agent.
