@@ -102,6 +102,14 @@ export class CommandExecutor {
         return digest(await i.reconfigure({ ...bound, peers: c.replication, synchroQuorum: c.synchroQuorum, ...(follow === undefined ? {} : { master: follow }) }));
       case 'rejoinAsReplica':
         return digest(await i.reconfigure({ ...bound, peers: c.replication, synchroQuorum: c.synchroQuorum, readOnly: true, ...(follow === undefined ? {} : { master: follow }) }));
+      case 'restartReplication': {
+        // Never on a writable instance: the coordinator repairs replicas only (checked here too).
+        const now = await i.state(bound);
+        if (!now.configured || now.ro !== true) throw new Error(`refusing to restart the replication of ${c.pod}: it is not a configured read-only replica`);
+        // box.cfg ignores an unchanged replication list: empty it first so every applier starts anew.
+        await i.reconfigure({ ...bound, peers: [] });
+        return digest(await i.reconfigure({ ...bound, peers: c.replication, synchroQuorum: c.synchroQuorum, ...(follow === undefined ? {} : { master: follow }) }));
+      }
       case 'promote': {
         // Replication first (the new master pulls from every member), then writable + clear_synchro_queue.
         await i.reconfigure({ ...bound, peers: c.replication, master: null });

@@ -21,7 +21,7 @@ interface Base {
   timeoutMs: number;
 }
 
-export type ReplicationKind = 'bootstrapMaster' | 'joinReplica' | 'reconfigure' | 'promote' | 'rebootstrap' | 'rejoinAsReplica';
+export type ReplicationKind = 'bootstrapMaster' | 'joinReplica' | 'reconfigure' | 'promote' | 'rebootstrap' | 'rejoinAsReplica' | 'restartReplication';
 
 export type InstanceCommand =
   | (Base & { kind: ReplicationKind; replication: string[]; synchroQuorum: number })
@@ -31,7 +31,7 @@ export type InstanceCommand =
 
 export type InstanceCommandKind = InstanceCommand['kind'];
 
-const REPLICATION_KINDS: readonly string[] = ['bootstrapMaster', 'joinReplica', 'reconfigure', 'promote', 'rebootstrap', 'rejoinAsReplica'];
+const REPLICATION_KINDS: readonly string[] = ['bootstrapMaster', 'joinReplica', 'reconfigure', 'promote', 'rebootstrap', 'rejoinAsReplica', 'restartReplication'];
 export const INSTANCE_COMMAND_KINDS: readonly string[] = [...REPLICATION_KINDS, 'fence', 'waitCatchUp', 'expel'];
 
 export const isInstanceCommandKind = (kind: string): kind is InstanceCommandKind => INSTANCE_COMMAND_KINDS.includes(kind);

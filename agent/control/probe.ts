@@ -34,6 +34,7 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
     vclock: null,
     id: null,
     upstreamOk: false,
+    upstreams: [],
     lagMs: null,
     replication: [],
     synchroQuorum: null,
@@ -51,6 +52,9 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
       id: st.id ?? null,
       // lagOf yields a number for a replica only while an upstream from its master follows.
       upstreamOk: ro && st.lag !== undefined,
+      upstreams: st.replication
+        .filter((p) => p.upstream !== undefined && p.uuid !== st.uuid && p.uuid !== '')
+        .map((p) => ({ uuid: p.uuid, status: p.upstream?.status ?? 'unknown', message: p.upstream?.message?.slice(0, 1024) ?? null })),
       lagMs: st.lag === undefined ? null : Math.round(st.lag * 1000),
       replication: [...(st.replicationUris ?? [])],
       synchroQuorum: st.synchroQuorum ?? null,

@@ -7,11 +7,12 @@ import type {
   PersistedReplicaSet,
   PersistedState,
   QuarantinedMember,
+  ReplicationRepair,
   RolloutProgress,
   SwitchoverProgress,
 } from '../coordinator/model.js';
 import type { TermLens } from '../state/store.js';
-import { QUARANTINE_REASONS } from '../coordinator/model.js';
+import { QUARANTINE_REASONS, REPAIR_STEPS } from '../coordinator/model.js';
 
 type Rec = Record<string, unknown>;
 
@@ -66,16 +67,31 @@ const expelled = (v: unknown, where: string): ExpelledMember => {
   return { pod: str(o, 'pod', where), uuid: str(o, 'uuid', where) };
 };
 
+function oneOf<T extends string>(o: Rec, key: string, values: readonly T[], where: string): T {
+  const v = o[key];
+  if (!(values as readonly unknown[]).includes(v)) throw new Bad(`${where}.${key} must be one of ${values.map((r) => `"${r}"`).join(', ')}`);
+  return v as T;
+}
+
 const quarantined = (v: unknown, where: string): QuarantinedMember => {
   const o = rec(v, where);
-  const why = o['why'];
-  const reasons: readonly unknown[] = QUARANTINE_REASONS;
-  if (!reasons.includes(why)) throw new Bad(`${where}.why must be one of ${QUARANTINE_REASONS.map((r) => `"${r}"`).join(', ')}`);
   return {
     pod: str(o, 'pod', where),
-    why: why as QuarantinedMember['why'],
+    why: oneOf(o, 'why', QUARANTINE_REASONS, where),
     sinceMs: num(o, 'sinceMs', where),
     rebootstrapRequestedAtMs: nullableNum(o, 'rebootstrapRequestedAtMs', where),
+  };
+};
+
+const repair = (v: unknown, where: string): ReplicationRepair => {
+  const o = rec(v, where);
+  return {
+    pod: str(o, 'pod', where),
+    error: typeof o['error'] === 'string' ? o['error'] : '',
+    sinceMs: num(o, 'sinceMs', where),
+    step: oneOf(o, 'step', REPAIR_STEPS, where),
+    stepAtMs: num(o, 'stepAtMs', where),
+    rebootstraps: nonNegativeInt(o, 'rebootstraps', where),
   };
 };
 
@@ -108,6 +124,8 @@ function replicaSet(v: unknown, where: string): PersistedReplicaSet {
     rollout: rollout(o['rollout'], `${where}.rollout`),
     // Absent in states written before it existed: unknown.
     masterQuorum: nullableNum(o, 'masterQuorum', where),
+    // Absent in states written before it existed: none.
+    repairs: o['repairs'] === undefined ? [] : list(o, 'repairs', where, repair),
   };
   // Structure only: relations between fields are the core's invariants (its property tests), and a
   // refused write would stop all coordination.

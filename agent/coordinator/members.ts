@@ -25,7 +25,7 @@ export function electionQuorum(members: number, ackQuorum: number | null = null)
 }
 
 export function emptyReplicaSet(): PersistedReplicaSet {
-  return { master: null, members: [], expelled: [], quarantined: [], switchover: null, rollout: null, masterQuorum: null };
+  return { master: null, members: [], expelled: [], quarantined: [], switchover: null, rollout: null, masterQuorum: null, repairs: [] };
 }
 
 export function instanceOf(rs: ObservedReplicaSet, pod: string | null): ObservedInstance | undefined {
@@ -87,7 +87,10 @@ export function healthProblem(
   if (role === 'master' && t.ro) return `master ${pod} is read-only`;
   if (role === 'replica') {
     if (!t.ro) return `replica ${pod} is writable`;
-    if (!t.upstreamOk) return `${pod} is not following its master`;
+    if (!t.upstreamOk) {
+      const stopped = t.upstreams.find((u) => u.status !== 'follow' && u.message !== null);
+      return `${pod} is not following its master${stopped ? ` (upstream ${stopped.status}: ${stopped.message ?? ''})` : ''}`;
+    }
     if (t.lagMs === null || t.lagMs > timings.maxHealthyLagMs) {
       const lag = t.lagMs === null ? 'an unknown time' : seconds(t.lagMs);
       return `${pod} lags ${lag} behind (bound ${seconds(timings.maxHealthyLagMs)})`;

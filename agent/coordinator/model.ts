@@ -6,6 +6,16 @@
 /** box.info.vclock: instance id (as a string) → lsn. Component "0" counts local, never-replicated rows. */
 export type Vclock = Readonly<Record<string, number>>;
 
+/** One upstream of box.info.replication: whom the instance pulls from, and how that goes. */
+export interface ObservedUpstream {
+  /** The peer's instance UUID. */
+  uuid: string;
+  /** follow, sync, connect, disconnected, loading, stopped, … ("stopped" does not heal by itself). */
+  status: string;
+  /** upstream.message: the error that stopped it (Tarantool 2.6 shows no error code here). */
+  message: string | null;
+}
+
 /** What the agent of one pod reports about its Tarantool. */
 export interface ObservedTarantool {
   /** box.cfg has run. */
@@ -23,6 +33,8 @@ export interface ObservedTarantool {
   id: number | null;
   /** Following its master (box.info.replication[master].upstream.status == follow). */
   upstreamOk: boolean;
+  /** Every upstream but its own (empty before box.cfg, or from an agent that does not report them). */
+  upstreams: readonly ObservedUpstream[];
   /** Replication lag behind the master in milliseconds (null when not following anyone). */
   lagMs: number | null;
   /** box.cfg.replication as URIs `host:port`, credentials stripped. */
@@ -110,12 +122,35 @@ export interface ExpelledMember {
  */
 export const QUARANTINE_REASONS = ['old-master', 'missed-master-change', 'arrived-with-data'] as const;
 
+/** The steps of a replication repair; a state decoder must accept every value here. */
+export const REPAIR_STEPS = ['restarted', 'rebootstrapping', 'rejoining'] as const;
+
 export interface QuarantinedMember {
   pod: string;
   why: (typeof QUARANTINE_REASONS)[number];
   sinceMs: number;
   /** When a rebootstrap was last requested (they are destructive: never re-sent in a tight loop). */
   rebootstrapRequestedAtMs: number | null;
+}
+
+/**
+ * A replica whose upstream from the master stopped with an error (Tarantool 2.6: e.g. a CONFIRM for
+ * a master its empty synchro queue does not know, after a rejoin under synchronous load): its
+ * replication is restarted first, then it is rebootstrapped (repair.ts).
+ */
+export interface ReplicationRepair {
+  pod: string;
+  /** The upstream's message when the repair began. */
+  error: string;
+  sinceMs: number;
+  /**
+   * restarted: its replication was restarted at stepAtMs; rebootstrapping: a rebootstrap was
+   * requested then and not yet seen happen; rejoining: it was seen restarting empty then.
+   */
+  step: (typeof REPAIR_STEPS)[number];
+  stepAtMs: number;
+  /** Rebootstraps in this repair (bounded: each keeps a copy of the data aside). */
+  rebootstraps: number;
 }
 
 /** A planned hand-over in progress: `from` is being made read-only, `to` catches up, then takes over. */
@@ -149,6 +184,8 @@ export interface PersistedReplicaSet {
    * compare more vclocks (electionQuorum).
    */
   masterQuorum: number | null;
+  /** Replicas whose replication is being repaired. */
+  repairs: readonly ReplicationRepair[];
 }
 
 /** The content of ConfigMap shoal-<cluster>-state (written only with resourceVersion CAS). */
@@ -219,6 +256,8 @@ export type Action =
   | (InstanceAction & { kind: 'waitCatchUp'; source: string; timeoutMs: number })
   /** Stop, move the data dir aside (kept), start empty with the same instance_uuid, join as a replica. */
   | (InstanceAction & ReplicationConfig & { kind: 'rebootstrap' })
+  /** A replica's stopped replication is started again: replication emptied, then set back (read-only kept). */
+  | (InstanceAction & ReplicationConfig & { kind: 'restartReplication' })
   /** A checked, read-only old master re-enters replication as a replica. */
   | (InstanceAction & ReplicationConfig & { kind: 'rejoinAsReplica' })
   /** Rollout: delete the pod (precondition: this uid) so the StatefulSet recreates it. */

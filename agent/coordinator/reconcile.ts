@@ -6,6 +6,7 @@ import { inMajority } from './fencing.js';
 import { emptyReplicaSet } from './members.js';
 import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
 import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import { planReplicationRepair } from './repair.js';
 import { planRollout, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
 import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
@@ -103,6 +104,7 @@ function reconcileReplicaSet(
   run((s) => planJoin(rs, s, now));
   run((s) => planConfigure(rs, s, busy()));
   run((s) => planReconfigure(rs, s, busy()));
+  run((s) => planReplicationRepair(rs, s, now, timings, busy()));
   run((s) => planExpelCleanup(rs, s)); // after everyone has dropped the expelled from replication
   // Hand-overs and rollout steps only in a settled round: never stacked on other changes.
   const settled = (): boolean => parts.every((p) => p.commands.length === 0);

@@ -41,6 +41,8 @@ export interface TarantoolReport {
   vclock: Record<string, number> | null;
   id: number | null;
   upstreamOk: boolean;
+  /** box.info.replication upstreams by peer UUID; absent on the wire from an older agent (= none). */
+  upstreams: Array<{ uuid: string; status: string; message: string | null }>;
   lagMs: number | null;
   /** box.cfg.replication as host:port. */
   replication: string[];
@@ -244,6 +246,16 @@ function strings(o: Rec, key: string, pattern: RegExp, max: number): string[] {
   });
 }
 
+function peerUpstreams(t: Rec): TarantoolReport['upstreams'] {
+  const v = field(t, 'upstreams');
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > MAX_MEMBERS) throw new Invalid('bad_field', `"upstreams" must be an array of at most ${MAX_MEMBERS} entries`);
+  return v.map((u) => {
+    if (!isRecord(u)) throw new Invalid('bad_field', '"upstreams" entries must be objects');
+    return { uuid: str(u, 'uuid', 36, UUID), status: str(u, 'status', 64, STATUS), message: nullableStr(u, 'message', 1024) };
+  });
+}
+
 function tarantoolReport(i: Rec): TarantoolReport {
   const t = obj(i, 'tarantool');
   const vc = field(t, 'vclock');
@@ -255,6 +267,7 @@ function tarantoolReport(i: Rec): TarantoolReport {
     vclock: vc === null ? null : vclock(t),
     id: nullableInt(t, 'id'),
     upstreamOk: bool(t, 'upstreamOk'),
+    upstreams: peerUpstreams(t),
     lagMs: nullableNum(t, 'lagMs'),
     replication: strings(t, 'replication', ADDRESS, MAX_MEMBERS),
     synchroQuorum: nullableInt(t, 'synchroQuorum'),

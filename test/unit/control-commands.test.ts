@@ -21,6 +21,7 @@ const GOOD: InstanceCommand[] = [
   { ...base, kind: 'promote', ...repl },
   { ...base, kind: 'rebootstrap', ...repl },
   { ...base, kind: 'rejoinAsReplica', ...repl },
+  { ...base, kind: 'restartReplication', ...repl },
   { ...base, kind: 'fence', master: null },
   { ...base, kind: 'waitCatchUp', source: 's-0', vclock: { '1': 10, '2': 3 } },
   { ...base, kind: 'expel', expelledPod: 's-2', expelledUuid: UUID2 },
@@ -128,6 +129,7 @@ describe('command executor mapping', () => {
     ['fence', { ...base, kind: 'fence' }, state(), [['fence', {}]]],
     ['waitCatchUp', { ...base, kind: 'waitCatchUp', source: 's-0', vclock: { '1': 9 } }, state(), [['waitForVclock', { target: { '1': 9 }, timeoutMs: 5000 }]]],
     ['expel', { ...base, kind: 'expel', expelledPod: 's-2', expelledUuid: UUID2 }, state(), [['expel', UUID2]]],
+    ['restartReplication: emptied first, or box.cfg keeps the stopped applier', { ...base, kind: 'restartReplication', ...repl }, state({ ro: true }), [['reconfigure', { peers: [] }], ['reconfigure', { peers, synchroQuorum: 2, master: follow }]]],
     ['rebootstrap', { ...base, kind: 'rebootstrap', ...repl }, state(), [['rebootstrap', { role: 'replica', master: follow, peers, synchroQuorum: 2, reason: 'because' }]]],
   ] as Array<[string, InstanceCommand, InstanceState, Array<[string, unknown]>]>)('%s', async (_name, cmd, current, calls) => {
     const inst = new FakeInstance();
@@ -137,6 +139,14 @@ describe('command executor mapping', () => {
     expect(inst.calls).toEqual(calls);
     // The ack carries the state right after, for the coordinator's next round.
     expect(ack).toMatchObject({ result: { at: 123, tarantool: { configured: true, alive: true, vclock: { '1': 7 } } } });
+  });
+
+  it('refuses to restart the replication of a writable instance', async () => {
+    const inst = new FakeInstance();
+    inst.current = state({ ro: false });
+    const ack = await executor(inst).handle(meshCommand({ ...base, kind: 'restartReplication', ...repl }), ctx);
+    expect(ack.ok ? '' : ack.error).toContain('not a configured read-only replica');
+    expect(inst.calls).toEqual([]);
   });
 
   it('refuses to join an empty replica without a master to join (it would start a history of its own)', async () => {

@@ -15,6 +15,7 @@ const T = (over: Partial<ObservedTarantool> = {}): ObservedTarantool => ({
   vclock: { '1': 5 },
   id: 2,
   upstreamOk: true,
+  upstreams: [],
   lagMs: 0,
   replication: [],
   synchroQuorum: 2,
@@ -126,7 +127,7 @@ describe('observeCluster mapping', () => {
     const persisted: PersistedState = {
       term: 3,
       coordinator: 's-0',
-      replicasets: { s: { master: 's-0', members: [{ pod: 's-0', uuid: 'u0', id: 1 }, { pod: 's-3', uuid: 'u3', id: 4 }], expelled: [], quarantined: [], switchover: null, rollout: null, masterQuorum: 2 } },
+      replicasets: { s: { master: 's-0', members: [{ pod: 's-0', uuid: 'u0', id: 1 }, { pod: 's-3', uuid: 'u3', id: 4 }], expelled: [], quarantined: [], switchover: null, rollout: null, masterQuorum: 2, repairs: [] } },
     };
     const r = observeCluster(input({ persisted }), new Map());
     expect(inst(r, 's-3')).toMatchObject({ pod: 's-3', ordinal: 3, instanceUuid: 'u3', podExists: false, uri: null, agentReachable: false, tarantool: null, unreachableSinceMs: 1000, tarantoolDownSinceMs: 1000 });

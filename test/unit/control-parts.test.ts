@@ -62,6 +62,13 @@ describe('self-fencing', () => {
   });
 });
 
+const UUID_SELF = '00000000-0000-4000-8000-000000000002';
+const UUID_MASTER = '00000000-0000-4000-8000-000000000001';
+const STOPPED: InstanceState['replication'] = [
+  { id: 1, uuid: UUID_MASTER, upstream: { status: 'stopped', message: 'CONFIRM message arrived for an unknown master id 1, expected 0' } },
+  { id: 2, uuid: UUID_SELF },
+];
+
 describe('local snapshot mappings', () => {
   it.each([
     ['a master', snap(state()), { configured: true, alive: true, ro: false, status: 'running', upstreamOk: false, lagMs: 0, replication: ['a:1', 'b:1'] }],
@@ -71,12 +78,17 @@ describe('local snapshot mappings', () => {
     ['an unconfigured instance not read yet', snap(state({ phase: 'waiting', configured: false })), { vclock: null, status: 'unconfigured' }],
     ['a configuring instance', snap(state({ phase: 'configuring', configured: false })), { alive: true, status: 'configuring', vclock: null }],
     ['a silent console', snap(null), { alive: false, configured: false, status: 'unreachable', vclock: null }],
+    [
+      'a replica whose upstream stopped with an error (its own entry left out)',
+      snap(state({ ro: true, role: 'replica', lag: undefined, uuid: UUID_SELF, replication: STOPPED })),
+      { upstreamOk: false, upstreams: [{ uuid: UUID_MASTER, status: 'stopped', message: 'CONFIRM message arrived for an unknown master id 1, expected 0' }] },
+    ],
   ])('%s', (_name, s, want) => {
     expect(toTarantoolReport(s)).toMatchObject(want);
   });
 
   it('builds heartbeats the mesh protocol accepts', () => {
-    for (const s of [snap(state()), snap(null), snap(state({ phase: 'waiting', configured: false }), {})]) {
+    for (const s of [snap(state()), snap(null), snap(state({ phase: 'waiting', configured: false }), {}), snap(state({ ro: true, uuid: UUID_SELF, replication: STOPPED }))]) {
       const hb = { type: 'heartbeat', v: 1, pod: 's-0', term: 1, sentAt: 1, agentVersion: 'x', sees: [], instance: toWireInstance(s) };
       const parsed = parseMessage(JSON.stringify(hb));
       expect(parsed.ok).toBe(true);
@@ -113,9 +125,17 @@ describe('persisted state decoder', () => {
     const { masterQuorum: _q, ...old } = st;
     expect(decodePersistedState({ term: 1, coordinator: null, replicasets: { s: old } }).replicasets['s']?.masterQuorum).toBeNull();
   });
+  it('accepts replication repairs, and an older state without them', () => {
+    const repairs = [{ pod: 's-1', error: 'CONFIRM…', sinceMs: 1, step: 'rebootstrapping' as const, stepAtMs: 2, rebootstraps: 1 }];
+    const p = persisted(3, { s: { ...st, repairs } });
+    expect(decodePersistedState(JSON.parse(JSON.stringify(p)))).toEqual(p);
+    const { repairs: _r, ...old } = st;
+    expect(decodePersistedState({ term: 1, coordinator: null, replicasets: { s: old } }).replicasets['s']?.repairs).toEqual([]);
+  });
   it.each([
     ['a negative term', { term: -1, coordinator: null, replicasets: {} }, 'state.term'],
     ['members not a list', { term: 1, coordinator: null, replicasets: { s: { ...st, members: {} } } }, 'state.replicasets.s.members'],
+    ['a bad repair step', { term: 1, coordinator: null, replicasets: { s: { ...st, repairs: [{ pod: 'a', error: '', sinceMs: 1, step: 'hoping', stepAtMs: 1, rebootstraps: 0 }] } } }, 'step'],
     ['a bad quarantine reason', { term: 1, coordinator: null, replicasets: { s: { ...st, quarantined: [{ pod: 'a', why: 'bored', sinceMs: 1, rebootstrapRequestedAtMs: null }] } } }, 'why'],
   ])('refuses %s', (_name, raw, where) => {
     expect(() => decodePersistedState(raw)).toThrow(where);
@@ -135,6 +155,8 @@ describe('/switchover request checks', () => {
     ['[]', 'JSON object'],
     ['{"to":"x"}', '"replicaset"'],
     ['{"replicaset":"storage","to":5}', '"to"'],
+    ['{"replicaset":"storage","from":"storage-0"}', { replicaset: 'storage', from: 'storage-0', requestedBy: 'POST /switchover' }],
+    ['{"replicaset":"storage","from":"Not A Pod"}', '"from"'],
   ])('%s', (body, want) => {
     const r = parseSwitchoverBody(body);
     if (typeof want === 'string') expect(r).toContain(want);

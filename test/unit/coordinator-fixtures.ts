@@ -52,6 +52,7 @@ export function instance(pod: string, over: InstanceOverrides = {}): ObservedIns
           vclock: { 1: 10 },
           id: ordinalOf(pod) + 1,
           upstreamOk: true,
+          upstreams: [],
           lagMs: 0,
           replication: [],
           synchroQuorum: 2,
@@ -66,7 +67,7 @@ export function fresh(pod: string, over: InstanceOverrides = {}): ObservedInstan
   return instance(pod, {
     podReady: false,
     ...over,
-    tarantool: { configured: false, ro: true, status: 'unconfigured', vclock: {}, id: null, upstreamOk: false, lagMs: null, replication: [], synchroQuorum: null, clusterUuids: null, ...over.tarantool },
+    tarantool: { configured: false, ro: true, status: 'unconfigured', vclock: {}, id: null, upstreamOk: false, upstreams: [], lagMs: null, replication: [], synchroQuorum: null, clusterUuids: null, ...over.tarantool },
   });
 }
 
@@ -85,6 +86,7 @@ export function formed(name = 's', replicas = 3, master = 0): Formed {
       tarantool: {
         ro: n !== master,
         upstreamOk: n !== master,
+        upstreams: pods.filter((_, m) => m !== n).map((peer) => ({ uuid: uuidOf(peer), status: 'follow', message: null })),
         lagMs: n === master ? null : 0,
         replication,
         synchroQuorum: quorum,
@@ -102,6 +104,7 @@ export function formed(name = 's', replicas = 3, master = 0): Formed {
       switchover: null,
       rollout: null,
       masterQuorum: quorum,
+      repairs: [],
     },
   };
 }

@@ -3,13 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { MAX_PODS, Sim, type SimEvent } from './coordinator-sim.js';
 
 // Random histories of pod creations, deletions, restarts, scale changes, master deaths, partitions,
-// template changes, pauses, switchover requests and coordinator crashes (mid-batch too), run
+// template changes, pauses, switchover requests, coordinator crashes (mid-batch too) and replicas
+// whose replication stops with an error (healed by a restart, or only by a rebootstrap), run
 // against the toy world. The world checks after every action and step:
 //   - never two writable instances; the persisted master is a member (at most one per replica set);
 //   - every action carries the round's term; terms never go back; no agent ever sees an old term;
 //   - a pod is expelled only when it is gone and its ordinal >= spec.replicas; never the master;
 //   - a promoted replica is never behind a live, reachable member and has every acknowledged write;
-//   - the rollout never deletes the master and never deletes while another member is down.
+//   - the rollout never deletes the master and never deletes while another member is down;
+//   - a replication repair (restart, rebootstrap) never targets the master or a writable instance.
 
 const pod = fc.nat({ max: MAX_PODS - 1 });
 const event: fc.Arbitrary<SimEvent> = fc.oneof(
@@ -35,6 +37,7 @@ const event: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('failoverMode' as const), mode: fc.constantFrom('auto' as const, 'manual' as const) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('switchover' as const), to: fc.option(pod, { nil: null }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('newCoordinator' as const), cutBatchAt: fc.option(fc.nat({ max: 6 }), { nil: null }) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('stopApplier' as const), pod, heals: fc.constantFrom('restart' as const, 'rebootstrap' as const) }) },
 );
 
 /** Only failures and writes: the histories where an acknowledged write could be lost are denser. */
@@ -47,6 +50,7 @@ const failure: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('killTarantool' as const), pod, downForMs: fc.constantFrom(1000, 20_000) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('masterFault' as const), fault: fc.constantFrom('isolate' as const, 'kill' as const), downForMs: fc.constant(20_000) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('scale' as const), replicas: fc.integer({ min: 2, max: MAX_PODS }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('stopApplier' as const), pod, heals: fc.constant('rebootstrap' as const) }) },
 );
 
 /** A formed 3-instance replica set first, then the random history. */
@@ -118,6 +122,22 @@ describe('coordinator properties over random histories', () => {
     expect(sim.stats.rebootstraps).toBe(1);
     expect(sim.pods[0]?.keptAside).toBe(1);
     expect(sim.trace.join('\n')).toMatch(/db-0 self-fences[\s\S]*promote db-1/);
+  });
+
+  it('repairs a replica whose replication stopped: a restart first, a rebootstrap when that does not heal it', () => {
+    const sim = new Sim();
+    sim.run(warmUp);
+    sim.run([{ t: 'stopApplier', pod: 1, heals: 'restart' }, { t: 'tick', ms: 500 }]);
+    expect(sim.trace.join('\n')).toMatch(/done restartReplication db-1 .*db-1 stopped: CONFIRM message arrived/);
+    expect(sim.settled()).toBeNull();
+    sim.run([{ t: 'write', sync: true }, { t: 'stopApplier', pod: 2, heals: 'rebootstrap' }]);
+    for (let i = 0; i < 12; i++) sim.run([{ t: 'tick', ms: 500 }, { t: 'write', sync: true }]);
+    expect(sim.stats.rebootstraps).toBe(1);
+    expect(sim.pods[2]?.keptAside).toBe(1);
+    expect(sim.stats.promotions).toBe(0);
+    for (let i = 0; i < 12; i++) sim.run([{ t: 'tick', ms: 500 }]);
+    expect(sim.settled()).toBeNull();
+    expect(sim.state.replicasets.db?.repairs).toEqual([]);
   });
 
   it('does not promote the only answering replica when the acknowledged writes may be on the silent one', () => {

@@ -41,7 +41,9 @@ export type SimEvent =
   | { t: 'switchover'; to: number | null }
   | { t: 'newCoordinator'; cutBatchAt: number | null }
   /** The same faults aimed at whichever instance is writable now. */
-  | { t: 'masterFault'; fault: 'isolate' | 'kill' | 'delete'; downForMs: number };
+  | { t: 'masterFault'; fault: 'isolate' | 'kill' | 'delete'; downForMs: number }
+  /** A replica's appliers stop with an error that a replication restart heals, or only a rebootstrap (2.6's sync mismatch). */
+  | { t: 'stopApplier'; pod: number; heals: 'restart' | 'rebootstrap' };
 
 type Clock = Record<string, number>;
 
@@ -62,6 +64,8 @@ interface Pod {
   /** The data directory (a PVC: it survives the pod). */
   data: { vclock: Clock; id: number | null };
   keptAside: number;
+  /** Its appliers stopped with an error (it pulls nothing); what clears it. */
+  applierStopped: 'restart' | 'rebootstrap' | null;
   knownTerm: number;
   /** World fact: since when this pod has been without a mesh majority (or gone). */
   noMajoritySince: number | null;
@@ -112,6 +116,7 @@ export class Sim {
       quorum: null,
       data: { vclock: {}, id: null },
       keptAside: 0,
+      applierStopped: null,
       knownTerm: 0,
       noMajoritySince: null,
       tarantoolDownSince: null,
@@ -132,7 +137,7 @@ export class Sim {
     for (const [k, v] of Object.entries(from)) if (k !== '0' && v > (into.data.vclock[k] ?? 0)) into.data.vclock = { ...into.data.vclock, [k]: v };
   }
   private following(p: Pod): boolean {
-    if (p.proc !== 'running' || !p.ro) return false;
+    if (p.proc !== 'running' || !p.ro || p.applierStopped !== null) return false;
     return this.pods.some((w) => this.writable(w) && p.replication.includes(this.uri(w)) && this.canTalk(p, w));
   }
 
@@ -163,6 +168,7 @@ export class Sim {
           pod.proc = 'down';
           pod.ro = true;
           pod.downUntil = this.now + e.downForMs;
+          if (pod.applierStopped === 'restart') pod.applierStopped = null;
         }
         return this.checkWorld();
       case 'deletePod':
@@ -202,6 +208,9 @@ export class Sim {
         if (e.fault === 'kill') return this.apply({ t: 'killTarantool', pod: w, downForMs: e.downForMs });
         return this.apply({ t: 'deletePod', pod: w });
       }
+      case 'stopApplier':
+        if (pod?.proc === 'running' && !this.writable(pod)) pod.applierStopped = e.heals;
+        return;
       case 'newCoordinator':
         this.cutNextBatchAt = e.cutBatchAt;
         if (e.cutBatchAt === null) this.takeOver();
@@ -255,7 +264,7 @@ export class Sim {
     }
     // Replication pulls.
     for (const p of this.pods) {
-      if (p.proc !== 'running') continue;
+      if (p.proc !== 'running' || p.applierStopped !== null) continue;
       for (const uri of p.replication) {
         const src = this.byUri(uri);
         if (!src || src === p || src.proc !== 'running' || !this.canTalk(p, src)) continue;
@@ -326,6 +335,17 @@ export class Sim {
     };
   }
 
+  private upstreamsOf(p: Pod): ObservedTarantool['upstreams'] {
+    return p.replication
+      .map((uri) => this.byUri(uri))
+      .filter((src): src is Pod => src !== undefined && src !== p && src.proc === 'running')
+      .map((src) =>
+        p.applierStopped !== null
+          ? { uuid: this.uuid(src), status: 'stopped', message: 'CONFIRM message arrived for an unknown master id 1, expected 0' }
+          : { uuid: this.uuid(src), status: this.canTalk(p, src) ? 'follow' : 'disconnected', message: null },
+      );
+  }
+
   private observeOne(p: Pod, size: number): ObservedInstance {
     const visible = this.reachable(p);
     const tarantool: ObservedTarantool | null = !visible
@@ -338,6 +358,7 @@ export class Sim {
           vclock: p.proc === 'down' ? null : { ...p.data.vclock },
           id: p.proc === 'running' ? p.data.id : null,
           upstreamOk: this.following(p),
+          upstreams: p.proc !== 'running' ? [] : this.upstreamsOf(p),
           lagMs: this.following(p) ? 0 : null,
           replication: [...p.replication],
           synchroQuorum: p.proc === 'running' ? p.quorum : null,
@@ -423,6 +444,8 @@ export class Sim {
       case 'rebootstrap': {
         if (p.proc === 'down') return false;
         if (a.kind === 'rebootstrap') {
+          if (this.writable(p) || a.pod === rs?.master) this.fail(`rebootstrapping ${p.name}, the master`);
+          p.applierStopped = null;
           p.keptAside += 1;
           p.data = { vclock: {}, id: null };
           p.proc = 'unconfigured';
@@ -441,6 +464,12 @@ export class Sim {
         Object.assign(p, { proc: 'running', ro: true, replication: [...a.replication], quorum: a.synchroQuorum });
         return true;
       }
+      case 'restartReplication':
+        if (this.writable(p) || a.pod === rs?.master) this.fail(`restarting the replication of ${p.name}, the master`);
+        if (p.proc !== 'running') return false;
+        Object.assign(p, { replication: [...a.replication], quorum: a.synchroQuorum });
+        if (p.applierStopped === 'restart') p.applierStopped = null;
+        return true;
       case 'reconfigure':
       case 'rejoinAsReplica':
         if (p.proc !== 'running') return false;

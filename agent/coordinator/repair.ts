@@ -1,0 +1,174 @@
+import { admissionVerdict } from './admission.js';
+import { detectMasterFailure } from './failover.js';
+import { seconds } from './format.js';
+import { desiredReplication, instanceOf, isMember, isQuarantined, isWritable } from './members.js';
+import type {
+  Command,
+  ObservedInstance,
+  ObservedReplicaSet,
+  ObservedUpstream,
+  PersistedReplicaSet,
+  ReplicationRepair,
+  Timings,
+} from './model.js';
+import { note, type Step } from './step.js';
+
+// Repair of a replica whose upstream from the master stopped with an error. "stopped" is the
+// applier's state for errors it does not retry (network trouble shows as disconnected and heals by
+// itself). Tarantool 2.6 stops this way after a rejoin under synchronous load (ER_SYNC_MASTER_MISMATCH:
+// a CONFIRM for a master its empty synchro queue does not know). Remedies, mildest first: restart
+// its replication; if it is still stopped after catchUpTimeoutMs, rebootstrap it with the same
+// identity (old data kept aside). Only while the master is settled, never the master, never a replica
+// holding rows the master lacks (admission.ts decides that), never one that is terminating.
+
+/** Rebootstraps per repair: each keeps a copy of the data aside, so they are bounded. */
+export const MAX_REPAIR_REBOOTSTRAPS = 5;
+
+/** `inst`'s upstream from `master` when it is stopped; null when it runs, or is unknown. */
+export function stoppedUpstream(inst: ObservedInstance, master: ObservedInstance): ObservedUpstream | null {
+  const up = inst.tarantool?.upstreams.find((u) => u.uuid === master.instanceUuid);
+  return up?.status === 'stopped' ? up : null;
+}
+
+const follows = (inst: ObservedInstance, master: ObservedInstance): boolean =>
+  inst.tarantool?.upstreams.some((u) => u.uuid === master.instanceUuid && u.status === 'follow') ?? false;
+
+const stopped = (up: ObservedUpstream): string => `stopped: ${up.message ?? 'no message'}`;
+
+/** Why no repair may run now in this replica set (null = the master is settled). */
+function holdReason(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): string | null {
+  if (state.switchover !== null) return `a switchover from ${state.switchover.from} to ${state.switchover.to} is in progress`;
+  const master = instanceOf(rs, state.master);
+  if (!master || state.master === null || !isWritable(master)) return 'there is no writable master';
+  const failure = detectMasterFailure(rs, state.master, now, timings);
+  return failure.verdict === 'up' ? null : failure.reason;
+}
+
+interface Outcome {
+  /** The pod's entry after this round; null = no repair (any more). */
+  entry: ReplicationRepair | null;
+  commands: Command[];
+  reason: string;
+}
+
+const keep = (entry: ReplicationRepair | null, reason: string): Outcome => ({ entry, commands: [], reason });
+
+function restart(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  inst: ObservedInstance,
+  up: ObservedUpstream,
+  master: string,
+  entry: ReplicationRepair | null,
+  now: number,
+): Outcome {
+  const reason = `${inst.pod} ${stopped(up)} (upstream from ${master}): restarting its replication`;
+  const next: ReplicationRepair = {
+    pod: inst.pod,
+    error: up.message ?? '',
+    sinceMs: entry?.sinceMs ?? now,
+    step: 'restarted',
+    stepAtMs: now,
+    rebootstraps: entry?.rebootstraps ?? 0,
+  };
+  const commands: Command[] = [
+    { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'ReplicationRestart', reason },
+    { kind: 'restartReplication', replicaset: rs.name, pod: inst.pod, reason, ...desiredReplication(rs, state) },
+  ];
+  return { entry: next, commands, reason };
+}
+
+function rebootstrap(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: ObservedInstance, up: ObservedUpstream, entry: ReplicationRepair, now: number, why: string): Outcome {
+  const reason = `${inst.pod} ${stopped(up)} ${why}: rebootstrapping it from ${state.master ?? 'the master'}, old data kept aside`;
+  const rebootstraps = entry.step === 'rebootstrapping' ? entry.rebootstraps : entry.rebootstraps + 1;
+  const commands: Command[] = [
+    { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Rebootstrap', reason },
+    { kind: 'rebootstrap', replicaset: rs.name, pod: inst.pod, reason, ...desiredReplication(rs, state) },
+  ];
+  return { entry: { ...entry, step: 'rebootstrapping', stepAtMs: now, rebootstraps }, commands, reason };
+}
+
+// admission.ts names its remedy; here the finding alone is the reason not to act.
+const finding = (reason: string): string => reason.replace(/: rebootstrapping it, old data kept aside$/, '');
+
+function repairOne(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  pod: string,
+  entry: ReplicationRepair | null,
+  master: ObservedInstance,
+  now: number,
+  timings: Timings,
+  busy: ReadonlySet<string>,
+): Outcome {
+  const inst = instanceOf(rs, pod);
+  if (!inst || !inst.podExists || !isMember(state, pod) || pod === state.master || isQuarantined(state, pod)) {
+    return keep(null, entry === null ? '' : `${pod} is no longer a replica to repair`);
+  }
+  const t = inst.tarantool;
+  if (!inst.agentReachable || !t || !t.alive || !t.configured) {
+    // Moving its data aside ends the process: the rebootstrap is under way, the rejoin comes next.
+    if (entry?.step === 'rebootstrapping') return keep({ ...entry, step: 'rejoining', stepAtMs: now }, `${pod} restarts empty to rejoin ${master.pod}`);
+    return keep(entry, entry === null ? '' : `waiting for ${pod} to come back`);
+  }
+  const up = stoppedUpstream(inst, master);
+  if (entry === null && up === null) return keep(null, '');
+  const elapsed = entry === null ? 0 : now - entry.stepAtMs;
+  if (entry !== null && follows(inst, master)) {
+    if (elapsed >= timings.catchUpTimeoutMs) return keep(null, `${pod} follows ${master.pod} again: repaired`);
+    return keep(entry, `${pod} follows ${master.pod} again; watching it for ${seconds(timings.catchUpTimeoutMs)}`);
+  }
+  if (up === null) return keep(entry, `${pod} reconnects to ${master.pod}`);
+  const verdict = admissionVerdict(inst, master);
+  if (verdict.verdict === 'rebootstrap') return keep(entry, `${pod} ${stopped(up)}, not repaired: ${finding(verdict.reason)}`);
+  if (verdict.verdict === 'wait') return keep(entry, verdict.reason);
+  if (busy.has(pod) || inst.deleting) return keep(entry, `${pod} ${stopped(up)}; another change to it goes first`);
+  if (entry === null || entry.step === 'rejoining') return restart(rs, state, inst, up, master.pod, entry, now);
+  if (entry.step === 'rebootstrapping') {
+    if (elapsed >= timings.rebootstrapRetryMs) return rebootstrap(rs, state, inst, up, entry, now, `and the rebootstrap requested ${seconds(elapsed)} ago did not happen`);
+    return keep(entry, `rebootstrap of ${pod} requested ${seconds(elapsed)} ago; waiting for it`);
+  }
+  if (elapsed < timings.catchUpTimeoutMs) {
+    return keep(entry, `${pod} ${stopped(up)}; replication restarted ${seconds(elapsed)} ago, rebootstrap at ${seconds(timings.catchUpTimeoutMs)}`);
+  }
+  if (entry.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) {
+    return keep(entry, `${pod} ${stopped(up)} after ${entry.rebootstraps} rebootstraps: giving up, an operator must look (old data in shoal-diverged-*)`);
+  }
+  return rebootstrap(rs, state, inst, up, entry, now, `${seconds(elapsed)} after its replication was restarted`);
+}
+
+/** Restart, then rebootstrap, replicas whose upstream from the master stopped (see above). */
+export function planReplicationRepair(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  now: number,
+  timings: Timings,
+  busy: ReadonlySet<string>,
+): Step | null {
+  const master = instanceOf(rs, state.master);
+  const tracked = new Set(state.repairs.map((r) => r.pod));
+  const newlyStuck = master
+    ? state.members.filter((m) => {
+        const inst = instanceOf(rs, m.pod);
+        return !tracked.has(m.pod) && m.pod !== state.master && inst?.tarantool?.configured === true && stoppedUpstream(inst, master) !== null;
+      })
+    : [];
+  if (newlyStuck.length === 0 && state.repairs.length === 0) return null;
+  const hold = holdReason(rs, state, now, timings);
+  if (hold !== null || !master) {
+    const pods = [...tracked, ...newlyStuck.map((m) => m.pod)].join(', ');
+    return note(state, `not repairing the replication of ${pods}: ${hold ?? 'there is no master'}`);
+  }
+  const outcomes = [
+    ...state.repairs.map((entry) => repairOne(rs, state, entry.pod, entry, master, now, timings, busy)),
+    ...newlyStuck.map((m) => repairOne(rs, state, m.pod, null, master, now, timings, busy)),
+  ];
+  const repairs = outcomes.flatMap((o) => (o.entry === null ? [] : [o.entry]));
+  return {
+    state: { ...state, repairs },
+    commands: outcomes.flatMap((o) => o.commands),
+    bumpTerm: false,
+    reason: outcomes.map((o) => o.reason).filter((r) => r !== '').join('; '),
+    final: false,
+  };
+}
