@@ -4,6 +4,13 @@
 export type InstanceRole = 'master' | 'replica' | 'unconfigured' | 'fenced';
 export type RolloutPhase = 'idle' | 'restarting-replicas' | 'switching-master' | 'restarting-old-master' | 'paused';
 
+/** One upstream of box.info.replication: `stopped` with a message is an error that does not heal by itself. */
+export interface StatusUpstream {
+  uuid: string;
+  status: string;
+  message: string | null;
+}
+
 export interface StatusInstance {
   uuid: string;
   id: number | null;
@@ -14,6 +21,8 @@ export interface StatusInstance {
   vclock: Record<string, number>;
   lag: number | null;
   pid: number | null;
+  /** Every upstream but its own (absent from agents before it existed). */
+  upstreams?: StatusUpstream[];
 }
 
 export interface StatusMember {
@@ -21,6 +30,8 @@ export interface StatusMember {
   role: InstanceRole;
   healthy: boolean;
   lag: number | null;
+  /** Why it is not healthy, in the coordinator's words (e.g. its upstream's error); absent when healthy. */
+  problem?: string;
 }
 
 export interface StatusReplicaSet {

@@ -74,12 +74,16 @@ export function buildClusterView(
     const members = new Set(state?.members.map((m) => m.pod) ?? []);
     const instances = rs.instances
       .filter((i) => i.podExists || members.has(i.pod))
-      .map((i) => ({
-        pod: i.pod,
-        role: roleOf(i, master, i.podExists ? roles.get(i.pod) : undefined),
-        healthy: members.has(i.pod) && healthProblem(i, i.pod === master ? 'master' : 'replica', timings) === null,
-        lag: i.tarantool?.lagMs == null ? null : i.tarantool.lagMs / 1000,
-      }));
+      .map((i) => {
+        const problem = members.has(i.pod) ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings) : `${i.pod} is not a member yet`;
+        return {
+          pod: i.pod,
+          role: roleOf(i, master, i.podExists ? roles.get(i.pod) : undefined),
+          healthy: problem === null,
+          lag: i.tarantool?.lagMs == null ? null : i.tarantool.lagMs / 1000,
+          ...(problem === null ? {} : { problem }),
+        };
+      });
     return { name: rs.name, master, instances };
   });
   const rollouts = Object.entries(report)
@@ -146,7 +150,8 @@ export function decodeTopologyMessage(v: JsonObject): TopologyMessage {
         master: ns(o['master'], 'master'),
         instances: arr(o['instances'], 'instances').map((x) => {
           const io = rec(x, 'instance');
-          return { pod: s(io['pod'], 'pod'), role: oneOf(io['role'], ROLES, 'role'), healthy: io['healthy'] === true, lag: nn(io['lag'], 'lag') };
+          const problem = io['problem'] === undefined ? {} : { problem: s(io['problem'], 'problem') };
+          return { pod: s(io['pod'], 'pod'), role: oneOf(io['role'], ROLES, 'role'), healthy: io['healthy'] === true, lag: nn(io['lag'], 'lag'), ...problem };
         }),
       };
     });

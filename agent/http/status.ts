@@ -1,6 +1,6 @@
 // The /status document (SPEC §4). The local part comes from the instance; coordinator, mesh,
 // replica sets and rollout come from a provider the coordinator installs (empty until then).
-import type { AgentStatus, StatusReplicaSet } from '../../shared/status.js';
+import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../shared/status.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
 import type { Vclock } from '../instance/vclock.js';
@@ -37,6 +37,7 @@ export interface InstanceStatus {
   vclock: Vclock;
   lag: number | null;
   pid: number | null;
+  upstreams: StatusUpstream[];
   error?: string;
 }
 
@@ -63,6 +64,7 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           vclock: {},
           lag: null,
           pid: null,
+          upstreams: [],
           error: state.error,
         }
       : {
@@ -76,6 +78,9 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           vclock: state.vclock,
           lag: state.lag ?? null,
           pid: state.pid || null,
+          upstreams: state.replication
+            .filter((p) => p.upstream !== undefined && p.uuid !== state.uuid)
+            .map((p) => ({ uuid: p.uuid, status: p.upstream?.status ?? 'unknown', message: p.upstream?.message ?? null })),
         };
   return {
     cluster: identity.cluster,

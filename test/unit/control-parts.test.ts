@@ -11,7 +11,7 @@ import { controlTimings } from '../../agent/control/timings.js';
 import { buildClusterView, buildTarantoolTopology, decodeTopologyMessage, encodeTopologyMessage } from '../../agent/control/view.js';
 import type { InstanceState } from '../../agent/instance/state.js';
 import { parseMessage } from '../../agent/mesh/protocol.js';
-import { cluster, formed, persisted, T } from './coordinator-fixtures.js';
+import { cluster, formed, patch, persisted, T } from './coordinator-fixtures.js';
 
 function state(over: Partial<InstanceState> = {}): InstanceState {
   return { phase: 'configured', configured: true, pid: 42, attempt: 1, notes: {}, ro: false, status: 'running', vclock: { '1': 7 }, replication: [], role: 'master', id: 1, lag: 0, synchroQuorum: 2, replicationUris: ['a:1', 'b:1'], clusterUuids: [], ...over };
@@ -114,6 +114,16 @@ describe('published view and topology', () => {
     expect(topology.replicasets[0]).toMatchObject({ name: 's', master: 's-1', instances: [{ pod: 's-0', master: false }, { pod: 's-1', master: true, uri: 's-1.ip:3301' }, { pod: 's-2' }] });
     expect(decodeTopologyMessage(encodeTopologyMessage({ view, topology }))).toEqual({ view, topology });
     expect(() => decodeTopologyMessage({ view: { term: -1 }, topology: {} })).toThrow('invalid topology push');
+  });
+
+  it("names an unhealthy member's problem, its upstream's error included", () => {
+    const message = 'CONFIRM message arrived for an unknown master id 2, expected 0';
+    const stuck = patch(rs, 's-2', { tarantool: { upstreamOk: false, lagMs: null, upstreams: [{ uuid: 'uuid-s-1', status: 'stopped', message }] } });
+    const view = buildClusterView(cluster(1000, stuck), p, {}, new Map(), T, 's-0');
+    expect(view.replicasets[0]?.instances[2]).toEqual({ pod: 's-2', role: 'replica', healthy: false, lag: null, problem: `s-2 is not following its master (upstream stopped: ${message})` });
+    expect(view.replicasets[0]?.instances[0]).not.toHaveProperty('problem');
+    const topology = buildTarantoolTopology(cluster(1000, stuck), p, 'ns', 'c');
+    expect(decodeTopologyMessage(encodeTopologyMessage({ view, topology })).view).toEqual(view);
   });
 });
 
