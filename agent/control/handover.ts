@@ -125,7 +125,9 @@ export class Handover {
         log.info({ ms }, '/prestop: handed over');
         return { status: 200, body: { wasMaster: true, handedOver: true, ms } };
       }
-      const r = await this.switchover({ replicaset: this.o.replicaset, requestedBy: `/prestop of ${this.o.self}` }, null, deadline);
+      // `from`: should another path have handed over meanwhile, the coordinator must not move the role on.
+      const request = { replicaset: this.o.replicaset, from: this.o.self, requestedBy: `/prestop of ${this.o.self}` };
+      const r = await this.switchover(request, null, deadline);
       if (r.body.reason !== last) log.info({ status: r.status, reason: r.body.reason }, '/prestop: switchover request answered');
       last = r.body.reason;
       if (r.body.ok) {

@@ -23,6 +23,11 @@ export interface SwitchoverRequest {
   replicaset: string;
   /** The pod to hand over to; omitted = the healthy replica with the greatest vclock. */
   to?: string;
+  /**
+   * Hand over only if this pod is still the master (/prestop names its own pod): a request that
+   * arrives after another path already moved the role must not move it on from the new master.
+   */
+  from?: string;
   /** Who asks, for the reasons: "POST /switchover", "/prestop of storage-0". */
   requestedBy?: string;
 }
@@ -176,6 +181,11 @@ export function planSwitchover(
   if (rs.paused) return { ok: false, retry: true, reason: `${rs.name} is paused (shoal.dev/paused): no switchover` };
   const { master } = state;
   if (master === null) return { ok: false, retry: true, reason: `${rs.name} has no master to hand over from` };
+  if (request.from !== undefined && request.from !== master) {
+    // Already done (reconcile's hand-over of a terminating master, or an earlier request): nothing to do.
+    const reason = `${request.from} is no longer the master of ${rs.name} (${master} is)${by}: nothing to hand over`;
+    return { ok: true, from: request.from, to: master, actions: [], nextPersisted: persisted, reason };
+  }
   if (state.switchover) {
     const { from, to } = state.switchover;
     return { ok: false, retry: true, reason: `a switchover from ${from} to ${to} is already in progress` };

@@ -39,16 +39,18 @@ export function parseSwitchoverBody(text: string, forwardedBy: string | null = n
   try {
     raw = JSON.parse(text);
   } catch {
-    return 'the body must be JSON: {"replicaset": "<statefulset>", "to": "<pod, optional>"}';
+    return 'the body must be JSON: {"replicaset": "<statefulset>", "to": "<pod, optional>", "from": "<pod: only if still the master, optional>"}';
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'the body must be a JSON object';
   const o = raw as Record<string, unknown>;
-  const { replicaset, to } = o;
+  const { replicaset, to, from } = o;
   if (typeof replicaset !== 'string' || !POD.test(replicaset)) return '"replicaset" must be the name of a StatefulSet of this cluster';
-  if (to !== undefined && to !== null && (typeof to !== 'string' || !POD.test(to))) return '"to" must be a pod name when given';
+  const pod = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && POD.test(v));
+  if (!pod(to)) return '"to" must be a pod name when given';
+  if (!pod(from)) return '"from" must be a pod name when given';
   const first = typeof o['requestedBy'] === 'string' ? o['requestedBy'].slice(0, 200) : 'POST /switchover';
   const requestedBy = forwardedBy === null ? 'POST /switchover' : `${first} via ${forwardedBy}`;
-  return typeof to === 'string' ? { replicaset, to, requestedBy } : { replicaset, requestedBy };
+  return { replicaset, ...(typeof to === 'string' ? { to } : {}), ...(typeof from === 'string' ? { from } : {}), requestedBy };
 }
 
 // An abort signal for one HTTP exchange: the client going away or the bound passing.

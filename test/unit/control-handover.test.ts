@@ -34,7 +34,7 @@ describe('Handover.beforeStop', () => {
   it('hands a master over when SIGTERM comes before /prestop', async () => {
     const { h, asked } = handover(true);
     await h.beforeStop(5_000);
-    expect(asked).toEqual([{ replicaset: 's', requestedBy: '/prestop of s-0' }]);
+    expect(asked).toEqual([{ replicaset: 's', from: 's-0', requestedBy: '/prestop of s-0' }]);
   });
 
   it('joins a running /prestop instead of asking for a second switchover', async () => {

@@ -46,6 +46,15 @@ describe('planSwitchover', () => {
     expect(plan(rs, running)).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/already in progress/) });
   });
 
+  it('hands over `from` a pod only while it is the master', () => {
+    const ask = (st: PersistedReplicaSet) => planSwitchover(cluster(NOW, withClocks), persisted(3, { s: st }), { replicaset: 's', from: 's-0' }, T);
+    expect(ask(state)).toMatchObject({ ok: true, from: 's-0', to: 's-2' });
+    // Its own hand-over still running: wait for it, then the next ask finds s-0 relieved.
+    const running = { ...state, switchover: { from: 's-0', to: 's-1', startedAtMs: NOW, reason: 'x' } };
+    expect(ask(running)).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/already in progress/) });
+    expect(ask({ ...state, master: 's-1' })).toMatchObject({ ok: true, from: 's-0', to: 's-1', actions: [] });
+  });
+
   it('promotes directly when the master has failed (the consent a manual failover waits for)', () => {
     const down = patch({ ...withClocks, failover: 'manual' }, 's-0', { agentReachable: false, tarantool: null, unreachableSinceMs: NOW - T.failoverTimeoutMs });
     const p = plan(down, state, 's-2');
@@ -87,5 +96,20 @@ describe('a recorded switchover in reconcile', () => {
     const r = reconcile(cluster(NOW, patch(rs, 's-0', { deleting: true })), persisted(5, { s: state }), T);
     expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1']);
     expect(r.reason).toMatch(/its pod is terminating/);
+  });
+
+  it('is not repeated by the /prestop request that arrives after it: the new master stays (kubectl delete pod of a master)', () => {
+    // Round 1: reconcile sees the master's pod terminating and hands over to s-1.
+    const deleting = patch(rs, 's-0', { deleting: true });
+    const first = reconcile(cluster(NOW, deleting), persisted(5, { s: state }), T);
+    expect(first.nextPersisted.replicasets.s?.master).toBe('s-1');
+    // The pod's /prestop asked meanwhile; it is served next, once s-0 is fenced and s-1 writable.
+    const after = patch(patch(deleting, 's-0', { tarantool: { ro: true } }), 's-1', { tarantool: { ro: false, upstreamOk: false, lagMs: null } });
+    const prestop = { replicaset: 's', from: 's-0', requestedBy: '/prestop of s-0' };
+    const p = planSwitchover(cluster(NOW + 300, after), first.nextPersisted, prestop, T);
+    expect(p).toMatchObject({ ok: true, from: 's-0', to: 's-1', actions: [], reason: expect.stringMatching(/s-0 is no longer the master of s \(s-1 is\)/) });
+    // Without `from` the same request would move the role on to s-2: the double hand-over seen in CI.
+    const { from: _, ...unguarded } = prestop;
+    expect(planSwitchover(cluster(NOW + 300, after), first.nextPersisted, unguarded, T)).toMatchObject({ ok: true, from: 's-1', to: 's-2' });
   });
 });
