@@ -68,7 +68,7 @@ export const failoverBenchmark: Benchmark = {
     if (times.length === 0) throw new Error(`no failover measured: ${problems.join('; ')}`);
     const f: Figure = { ...FIGURE, status: 'measured', ...stats(times) };
     const note = [
-      `in ${inPlace} of ${times.length} runs the killed master's Tarantool, restarted by the kubelet, was back and writable before the failover timeout (${DEFAULT_FAILOVER_TIMEOUT_MS} ms) and kept the role; in the others a replica was promoted`,
+      `in ${inPlace} of ${times.length} runs the killed master's Tarantool, restarted by the kubelet, was back and writable before the failover timeout (${DEFAULT_FAILOVER_TIMEOUT_MS} ms) and kept the role${inPlace < times.length ? `; in the other ${times.length - inPlace} a replica was promoted` : ''}`,
       ...problems,
     ].join('; ');
     return [{ ...f, note }];

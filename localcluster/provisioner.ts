@@ -12,7 +12,7 @@ import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { httpStatusOf } from './kubelet/api.js';
 import { startListWatch } from './kubelet/listwatch.js';
-import { sleep } from './kubelet/sleep.js';
+import { sleep, waitAtMost } from './kubelet/sleep.js';
 
 // The local volume provisioner (KUBERNETES.md "Volumes from volumeClaimTemplates"): a default
 // StorageClass `local` with WaitForFirstConsumer; for every claim the scheduler placed on this
@@ -187,7 +187,7 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
   return {
     stop: async () => {
       abort.abort();
-      await Promise.race([Promise.all([claimWatch, volumeWatch, resync]), sleep(5_000)]);
+      await waitAtMost(Promise.all([claimWatch, volumeWatch, resync]), 5_000);
     },
   };
 }

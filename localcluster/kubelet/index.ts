@@ -13,7 +13,7 @@ import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { killUids, pidsOfUids } from './process.js';
 import { startLogServer } from './server.js';
-import { sleep } from './sleep.js';
+import { sleep, waitAtMost } from './sleep.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
 
 export type { ImageSpec, ImageTable, Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
@@ -157,7 +157,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       log.info('process kubelet stopping: killing every pod process');
       abort.abort();
       await Promise.all([...workers.values()].map((w) => w.shutdown()));
-      await Promise.race([Promise.all([heartbeat, podWatch]), sleep(5_000)]);
+      await waitAtMost(Promise.all([heartbeat, podWatch]), 5_000);
       await logServer.close();
       const left = killUids(minUid, maxUid);
       if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');

@@ -24,7 +24,7 @@ import {
 import { initialTracker, observe, probeTiming, type ProbeKind, type ProbeTracker } from './probe-state.js';
 import { killUids, spawnContainer, type ContainerProcess } from './process.js';
 import { referencedObjects } from './refs.js';
-import { sleep } from './sleep.js';
+import { sleep, waitAtMost } from './sleep.js';
 import { computePodStatus, type PodStatusJson } from './status.js';
 import type { ImageTable, PodRuntimeInfo } from './types.js';
 import { materializeVolumes, VolumeError, type FetchedObjects } from './volumes.js';
@@ -543,7 +543,7 @@ export class PodWorker {
     let exited = false;
     void live.proc.exited.then(() => (exited = true));
     while (!exited && Date.now() < Math.min(killAt, this.termDeadlineMs)) {
-      await Promise.race([live.proc.exited, sleep(100)]);
+      await waitAtMost(live.proc.exited, 100);
     }
     if (!exited) {
       this.log.warn({ container: name, pid: live.proc.pid }, 'container did not stop in its grace period: SIGKILL');

@@ -11,3 +11,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** Waits for `p`, at most `ms`; unlike a bare race with sleep(), the timer never outlives the wait. */
+export async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  const done = new AbortController();
+  try {
+    await Promise.race([p, sleep(ms, done.signal)]);
+  } finally {
+    done.abort();
+  }
+}
