@@ -326,11 +326,7 @@ describe('failover', () => {
     await expectNothingLost(ns, load.log);
   });
 
-  // SKIPPED: a known defect, issue 6 stays open. In CI (2026-11-21) deleting the master's pod handed
-  // the role over twice (db-0 → db-1 → db-2): /prestop, SIGTERM and the coordinator's own hand-over
-  // of a terminating master still race. Safety held (one master, nothing lost); the test asserts the
-  // single hand-over and is right to fail.
-  it.skip('hands over through /prestop when the master pod is deleted: nothing acknowledged lost, one master after', async () => {
+  it('hands over through /prestop when the master pod is deleted: nothing acknowledged lost, one master after', async () => {
     const { ns, master } = await formed('fo-delete');
     const { load, sampler, stop } = observe(ns, 20);
     await waitFor('the load to write', () => load.acknowledged > 50, { timeoutMs: 30_000 });
