@@ -265,7 +265,7 @@ export class Coordinator {
       p.resolve({ ok: false, retry: plan.retry, reason: plan.reason });
       return null;
     }
-    this.o.logger.info({ from: plan.from, to: plan.to, reason: plan.reason }, 'switchover planned');
+    this.o.logger.info({ from: plan.from, to: plan.to, reason: plan.reason }, plan.actions.length ? 'switchover planned' : 'switchover not needed');
     const outcome = await this.execute(plan.actions, observed, signal);
     if (outcome.stale) {
       p.resolve({ ok: false, retry: true, reason: 'a newer coordinator took over during the switchover' });
