@@ -39,6 +39,13 @@ export function pathObject(url: string | undefined): { resource: string; name: s
   return { resource: tail[0] ?? '', name: tail[1] ?? '' };
 }
 
+/** `?watch=true` / `?watch=1`, or the old `/watch/` paths. */
+export function isWatch(url: string | undefined): boolean {
+  const u = new URL(url ?? '/', 'https://x');
+  const w = u.searchParams.get('watch');
+  return w === 'true' || w === '1' || /^\/(?:api|apis\/[^/]+)\/[^/]+\/watch\//.test(u.pathname);
+}
+
 export interface StatusBody {
   kind: 'Status';
   apiVersion: 'v1';

@@ -9,7 +9,7 @@ import { Agent, createServer, request } from 'node:https';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream';
-import { conflictStatus, decideFault, internalErrorStatus, type FaultDecision, type FaultWindow, type InjectedKind, type StatusBody } from './api-fault-plan.js';
+import { conflictStatus, decideFault, internalErrorStatus, isWatch, type FaultDecision, type FaultWindow, type InjectedKind, type StatusBody } from './api-fault-plan.js';
 
 export interface ApiFaultProxyOptions {
   /** The real API server, `https://host:port`. */
@@ -32,7 +32,10 @@ export interface ApiFaultProxy {
   readonly host: string;
   readonly port: number;
   readonly url: string;
-  /** Starts injecting faults into new requests (replaces an open window). */
+  /**
+   * Starts injecting faults into new requests (replaces an open window). Watches open at that moment
+   * end as if they had timed out, so their clients list and watch again through the faults.
+   */
   openWindow(w: FaultWindow): void;
   /** Back to forwarding everything; requests already waiting as slow still go through late. */
   closeWindow(): void;
@@ -64,20 +67,37 @@ export async function startApiFaultProxy(o: ApiFaultProxyOptions): Promise<ApiFa
   const sockets = new Set<Socket>();
   const waits = new Map<NodeJS.Timeout, () => void>();
   const counts: ApiFaultCounts = { forwarded: 0, error: 0, conflict: 0, slow: 0 };
+  /** Watches being forwarded, and how to end each one. */
+  const watches = new Map<ServerResponse, () => void>();
   let window: FaultWindow | undefined;
   let closed = false;
   const upstreamSockets = (): Socket[] => [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)].flatMap((xs) => xs ?? []);
 
   const forward = (req: IncomingMessage, res: ServerResponse): void => {
+    let cut = false;
     const upReq = request({ protocol: up.protocol, hostname: up.hostname, port: up.port, method: req.method, path: req.url, headers: endToEnd(req.headers), agent }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, endToEnd(upRes.headers));
       res.flushHeaders(); // a watch's headers come before its first event
+      upRes.pipe(res);
       // An upstream cut mid-stream (API server stopped) cuts the client's response too.
-      pipeline(upRes, res, () => undefined);
+      upRes.once('close', () => {
+        if (!upRes.complete && !cut) res.destroy();
+      });
+      if (isWatch(req.url)) {
+        watches.set(res, () => {
+          cut = true;
+          upRes.unpipe(res);
+          upReq.destroy();
+          res.end();
+        });
+        res.once('close', () => watches.delete(res));
+      }
     });
     // The upstream unreachable (API server stopped): the client's connection drops, as it would
     // without the proxy, instead of getting an answer the API server never gave.
-    upReq.on('error', () => req.socket.destroy());
+    upReq.on('error', () => {
+      if (!cut) req.socket.destroy();
+    });
     // The client gone (a watch stopped, a request timed out): the upstream request goes too.
     res.on('close', () => {
       if (!res.writableFinished) upReq.destroy();
@@ -140,6 +160,8 @@ export async function startApiFaultProxy(o: ApiFaultProxyOptions): Promise<ApiFa
     url: `https://${host}:${addr.port}`,
     openWindow: (w) => {
       window = w;
+      for (const end of watches.values()) end(); // as the API server ends a watch at its timeout
+      watches.clear();
     },
     closeWindow: () => {
       window = undefined;

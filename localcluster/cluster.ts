@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
+import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
 import { startControlPlane, type ControlPlane } from './controlplane.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
@@ -31,6 +32,11 @@ export interface LocalClusterOptions {
   logFile?: string;
   /** Aborts the start (what was started is stopped). */
   signal?: AbortSignal;
+  /**
+   * Pods reach the API server through a fault-injecting proxy (api-fault-proxy.ts); the kubelet,
+   * the provisioner and the admin kubeconfig still talk to the API server directly. Default off.
+   */
+  apiFaultProxy?: boolean;
 }
 
 /** A pod's runtime facts with the two lookups tests use most. */
@@ -50,6 +56,8 @@ export interface LocalCluster {
   readonly controlPlane: ControlPlane;
   readonly kubelet: Kubelet;
   readonly netfault: NetFault;
+  /** The proxy between the pods and the API server, when started with `apiFaultProxy`. */
+  readonly apiFaultProxy: ApiFaultProxy | undefined;
   /** JSON `KubeletState`, rewritten whenever a pod's processes change (readable from other processes). */
   readonly stateFile: string;
   podInfo(namespace: string, name: string): LocalPodInfo | undefined;
@@ -142,6 +150,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   });
   let kubelet: Kubelet | undefined;
   let provisioner: Provisioner | undefined;
+  let proxy: ApiFaultProxy | undefined;
   const stopAll = async (): Promise<void> => {
     const errors: string[] = [];
     const attempt = async (what: string, f: () => Promise<void>): Promise<void> => {
@@ -153,13 +162,23 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     };
     if (kubelet) await attempt('kubelet', kubelet.stop);
     if (provisioner) await attempt('provisioner', provisioner.stop);
+    if (proxy) await attempt('API fault proxy', proxy.close);
     await attempt('control plane', controlPlane.stop);
     await attempt('netfault', netfault.healAll);
     if (errors.length) throw new ShoalError(`local cluster did not stop cleanly: ${errors.join('; ')}`);
   };
 
   try {
-    const api = new URL(controlPlane.apiServerUrl);
+    if (opts.apiFaultProxy) {
+      proxy = await startApiFaultProxy({
+        upstream: controlPlane.apiServerUrl,
+        ca: await readFile(controlPlane.caCertPath),
+        cert: await readFile(controlPlane.servingCertPath),
+        key: await readFile(controlPlane.servingKeyPath),
+      });
+    }
+    // What pods see as KUBERNETES_SERVICE_HOST/PORT.
+    const api = new URL(proxy?.url ?? controlPlane.apiServerUrl);
     kubelet = await startKubelet({
       kubeconfigPath: await controlPlane.kubeletKubeconfig(nodeName),
       nodeName,
@@ -199,6 +218,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     controlPlane,
     kubelet: started,
     netfault,
+    apiFaultProxy: proxy,
     stateFile,
     podInfo: (namespace, pod) => {
       const info = started.podInfo(namespace, pod);

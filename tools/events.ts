@@ -2,7 +2,7 @@
 // and what the sampler saw the instances do in answer (fenced, promoted, down, back).
 import type { Sample } from './sampler.js';
 
-export type EventKind = 'kill' | 'agent-kill' | 'pod-delete' | 'partition' | 'heal' | 'api-down' | 'api-up' | 'rollout' | 'fence' | 'promote' | 'down' | 'up';
+export type EventKind = 'kill' | 'agent-kill' | 'pod-delete' | 'partition' | 'heal' | 'api-down' | 'api-up' | 'api-flaky' | 'rollout' | 'fence' | 'promote' | 'down' | 'up';
 
 export interface TimelineEvent {
   /** Epoch ms (the write load's clock). */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -67,11 +68,15 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
   };
 
   /** A pod's client through the proxy, with a watch on the namespace's ConfigMaps open. */
-  const clientWatching = async (proxy: ApiFaultProxy): Promise<{ core: CoreV1Api; watch: AbortController; ended: () => boolean }> => {
+  const clientWatching = async (proxy: ApiFaultProxy): Promise<{ core: CoreV1Api; watch: AbortController; ended: () => boolean; error: () => unknown }> => {
     const kc = podClient(proxy.url, plane().caCertPath, token);
     let ended = false;
-    const watch = await new Watch(kc).watch(`/api/v1/namespaces/${ns}/configmaps`, {}, () => undefined, () => void (ended = true));
-    return { core: kc.makeApiClient(CoreV1Api), watch, ended: () => ended };
+    let error: unknown;
+    const watch = await new Watch(kc).watch(`/api/v1/namespaces/${ns}/configmaps`, {}, () => undefined, (err) => {
+      ended = true;
+      error = err;
+    });
+    return { core: kc.makeApiClient(CoreV1Api), watch, ended: () => ended, error: () => error };
   };
 
   beforeAll(async () => {
@@ -134,7 +139,7 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
   it('injects the seeded kinds in a fault window, the same for the same seed, as Status objects client-node parses', async () => {
     let decisions: { method: string; decision: FaultDecision }[] = [];
     const proxy = await start((d) => decisions.push({ method: d.method, decision: d.decision }));
-    const core = podClient(proxy.url, plane().caCertPath, token).makeApiClient(CoreV1Api);
+    const { core, ended, error } = await clientWatching(proxy);
     await admin.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'flaky' }, data: { n: '0' } } });
     const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     // GET, PATCH and POST in turn; every forwarded one succeeds, so the outcome depends on the decision only.
@@ -156,10 +161,17 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     };
     const window = (seed: number): { random: () => number; rate: number; slowMs: readonly [number, number] } => ({ random: prng(seed), rate: 0.6, slowMs: [300, 600] });
 
+    await sleep(300);
+    expect(ended()).toBe(false);
+    const beforeFirst = proxy.counts();
     proxy.openWindow(window(11));
+    // A watch open when the window opens ends as at the API server's timeout: its client watches again, through the faults.
+    await waitFor('the open watch to end', ended, { timeoutMs: 5000 });
+    expect(error()).toBeNull();
     const first = await sequence();
     proxy.closeWindow();
     const afterFirst = proxy.counts();
+    const diff = Object.fromEntries(Object.entries(afterFirst).map(([k, v]) => [k, v - beforeFirst[k as keyof typeof beforeFirst]]));
     proxy.openWindow(window(11));
     const second = await sequence();
     proxy.openWindow(window(12));
@@ -192,7 +204,7 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     const conflicts = first.map((r, i) => ({ r, method: ['GET', 'PATCH', 'POST'][i % 3] })).filter((x) => x.r.decision.kind === 'conflict');
     for (const c of conflicts) expect(c.r.result.reason).toBe(c.method === 'POST' ? 'AlreadyExists' : 'Conflict');
     const count = (k: FaultDecision['kind']): number => first.filter((r) => r.decision.kind === k).length;
-    expect(afterFirst).toEqual({ forwarded: count('forward'), error: count('error'), conflict: count('conflict'), slow: count('slow') });
+    expect(diff).toEqual({ forwarded: count('forward'), error: count('error'), conflict: count('conflict'), slow: count('slow') });
     await proxy.close();
   });
 
@@ -214,11 +226,15 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
 
   it('closes every socket and cancels slow requests when stopped', async () => {
     const proxy = await start();
-    const { core, ended } = await clientWatching(proxy);
-    await core.listNamespacedConfigMap({ namespace: ns });
-    proxy.openWindow({ random: () => 0.99, rate: 1, slowMs: [60_000, 60_000] }); // every read slow for a minute
+    // Three draws per request: the first request is held for a minute, the ones after it are forwarded.
+    const draws = [0, 0.99, 0.99];
+    proxy.openWindow({ random: () => draws.shift() ?? 0.99, rate: 0.5, slowMs: [60_000, 60_000] });
+    const core = podClient(proxy.url, plane().caCertPath, token).makeApiClient(CoreV1Api);
     const slow = outcome('slow read', (o) => core.readNamespacedConfigMap({ name: 'idle', namespace: ns }, o));
     await waitFor('the slow request to be waiting', () => proxy.counts().slow === 1, { timeoutMs: 5000 });
+    const { ended } = await clientWatching(proxy); // resolves once the API server answered the watch
+    expect(proxy.counts().forwarded).toBe(1);
+    expect(ended()).toBe(false);
     expect(proxy.openConnections().clients).toBeGreaterThanOrEqual(2);
     expect(proxy.openConnections().upstream).toBeGreaterThanOrEqual(1);
 

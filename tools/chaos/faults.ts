@@ -6,7 +6,11 @@ import { AGENT_CONTAINER } from '../../shared/names.js';
 import type { EventKind } from '../events.js';
 import type { KubeClients } from '../kube.js';
 import { agentStatus, localPods } from '../shoal-cluster.js';
-import type { ScheduledFault } from './schedule.js';
+import { prng, type ScheduledFault } from './schedule.js';
+
+/** In a flaky-API window: the fraction of the pods' API requests that get a fault, and how late a slow one is forwarded. */
+export const API_FLAKY_RATE = 0.4;
+export const API_FLAKY_SLOW_MS: readonly [number, number] = [200, 4000];
 
 export interface FaultTarget {
   cluster: LocalCluster;
@@ -103,6 +107,23 @@ export async function injectFault(t: FaultTarget, f: ScheduledFault): Promise<Fa
         t.mark('api-up', 'API server back');
       }
       return out(true, `for ${f.durationS} s`);
+    }
+    case 'api-flaky': {
+      const proxy = t.cluster.apiFaultProxy;
+      if (!proxy) return out(false, 'the pods talk to the API server directly (cluster started without apiFaultProxy)');
+      const before = proxy.counts();
+      const seed = Math.floor(f.pick * 2 ** 32);
+      proxy.openWindow({ random: prng(seed), rate: API_FLAKY_RATE, slowMs: API_FLAKY_SLOW_MS });
+      t.mark('api-flaky', `API answers 500/409/slow (seed ${seed})`);
+      try {
+        await sleep(f.durationS * 1000, undefined, { signal: t.signal }).catch(() => undefined);
+      } finally {
+        proxy.closeWindow();
+        t.mark('api-up', 'API answers faithfully');
+      }
+      const after = proxy.counts();
+      const d = (k: keyof typeof after): number => after[k] - before[k];
+      return out(true, `for ${f.durationS} s, seed ${seed}: ${d('error')} × 500, ${d('conflict')} × 409, ${d('slow')} slow, ${d('forwarded')} forwarded`);
     }
   }
 }

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ApiFaultCounts } from '../../localcluster/api-fault-proxy.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
 import { errorMessage } from '../../shared/errors.js';
@@ -38,6 +39,8 @@ export interface ChaosSummary {
   chaosS: number;
   totalS: number;
   faults: Record<FaultKind, { injected: number; skipped: number }>;
+  /** What the API fault proxy injected over the run (null: the pods talked to the API server directly). */
+  apiProxy: ApiFaultCounts | null;
   outcomes: FaultOutcome[];
   writes: { attempted: number; acknowledged: number; failed: number; longestGapS: number };
   lost: number;
@@ -63,7 +66,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const ipBase = freeIpBase(50, 59);
     const logFile = path.join(ownDir, 'chaos.log');
     o.log(`starting a local cluster (pods on ${ipBase}.x, logs ${logFile})`);
-    stack = await startShoalStack({ runDir: ownDir, name: `chaos${ipBase.split('.')[2]}`, ipBase, logger: createLogger({ component: 'test' }, undefined, logFile), signal });
+    stack = await startShoalStack({ runDir: ownDir, name: `chaos${ipBase.split('.')[2]}`, ipBase, logger: createLogger({ component: 'test' }, undefined, logFile), signal, apiFaultProxy: true });
   }
   const k = kubeClients(stack.cluster.kubeconfig);
   let namespace: string | undefined;
@@ -133,6 +136,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       chaosS,
       totalS: (Date.now() - started) / 1000,
       faults,
+      apiProxy: stack.cluster.apiFaultProxy?.counts() ?? null,
       outcomes,
       writes: { attempted: r.summary.attempted, acknowledged: r.summary.acknowledged, failed: r.summary.failed, longestGapS: r.summary.longestGapMs / 1000 },
       lost: lostKeys.size,
@@ -163,6 +167,9 @@ export function formatSummary(s: ChaosSummary): string {
   return [
     `chaos summary — seed ${s.seed}, ${s.minutes} min of faults (chaos phase ${s.chaosS.toFixed(0)} s, whole run ${s.totalS.toFixed(0)} s)`,
     `  faults:\n${faults}`,
+    s.apiProxy
+      ? `  API fault proxy: ${s.apiProxy.error} × 500, ${s.apiProxy.conflict} × 409, ${s.apiProxy.slow} slow, ${s.apiProxy.forwarded} forwarded as they came`
+      : '  API fault proxy: none (the pods talked to the API server directly)',
     `  writes: ${s.writes.attempted} attempted, ${s.writes.acknowledged} acknowledged, ${s.writes.failed} failed (not acknowledged), longest gap ${s.writes.longestGapS.toFixed(1)} s`,
     `  acknowledged writes lost: ${s.lost}`,
     `  samples: ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,

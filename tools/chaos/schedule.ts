@@ -1,17 +1,20 @@
 // The chaos schedule: which fault at which second, drawn from a seeded PRNG so a run is
 // reproducible from its seed (printed at start). Pure: no I/O.
 
-export type FaultKind = 'kill-master-tarantool' | 'kill-replica-tarantool' | 'kill-coordinator-agent' | 'delete-pod' | 'partition' | 'api-down';
+export type FaultKind = 'kill-master-tarantool' | 'kill-replica-tarantool' | 'kill-coordinator-agent' | 'delete-pod' | 'partition' | 'api-down' | 'api-flaky';
 
-export const FAULT_KINDS: readonly FaultKind[] = ['kill-master-tarantool', 'kill-replica-tarantool', 'kill-coordinator-agent', 'delete-pod', 'partition', 'api-down'];
+export const FAULT_KINDS: readonly FaultKind[] = ['kill-master-tarantool', 'kill-replica-tarantool', 'kill-coordinator-agent', 'delete-pod', 'partition', 'api-down', 'api-flaky'];
 
 export interface ScheduledFault {
   /** Seconds after the chaos starts (a fault starts no earlier than this, after the previous one ended). */
   atS: number;
   kind: FaultKind;
-  /** In [0, 1): picks the pod among the candidates when the fault runs (who is master is known only then). */
+  /**
+   * In [0, 1): picks the pod among the candidates when the fault runs (who is master is known only
+   * then); for api-flaky, the seed of the proxy's fault draws.
+   */
   pick: number;
-  /** Partition / API-server outage length; 0 for instant faults. */
+  /** Partition / API-server outage / flaky API window length; 0 for instant faults. */
   durationS: number;
 }
 
@@ -42,7 +45,7 @@ export function chaosSchedule(o: ScheduleOptions): ScheduledFault[] {
   let t = gMin;
   while (t < o.durationS) {
     const kind = FAULT_KINDS[Math.floor(rnd() * FAULT_KINDS.length)] ?? 'partition';
-    const durationS = kind === 'partition' ? 3 + Math.round(rnd() * 5) : kind === 'api-down' ? 5 + Math.round(rnd() * 10) : 0;
+    const durationS = kind === 'partition' ? 3 + Math.round(rnd() * 5) : kind === 'api-down' ? 5 + Math.round(rnd() * 10) : kind === 'api-flaky' ? 8 + Math.round(rnd() * 12) : 0;
     out.push({ atS: Math.round(t * 10) / 10, kind, pick: rnd(), durationS });
     t += durationS + gMin + rnd() * (gMax - gMin);
   }
