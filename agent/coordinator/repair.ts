@@ -35,6 +35,25 @@ const follows = (inst: ObservedInstance, master: ObservedInstance): boolean =>
 
 const stopped = (up: ObservedUpstream): string => `stopped: ${up.message ?? 'no message'}`;
 
+/**
+ * Errors a replication restart is known not to heal, so the repair goes straight to the rebootstrap:
+ * on Tarantool 2.6 the master sends the same CONFIRM again after every reconnect (seen in
+ * test/integration/instance-rejoin-sync.test.ts), so restarting would only add catchUpTimeoutMs.
+ */
+const RESTART_DOES_NOT_HEAL: readonly RegExp[] = [/CONFIRM message arrived for an unknown master id/];
+
+const restartHeals = (up: ObservedUpstream): boolean => !RESTART_DOES_NOT_HEAL.some((re) => re.test(up.message ?? ''));
+
+/** A repair entry starting (or restarting, after a rejoin) with `step` now. */
+const begin = (pod: string, up: ObservedUpstream, entry: ReplicationRepair | null, now: number): ReplicationRepair => ({
+  pod,
+  error: up.message ?? '',
+  sinceMs: entry?.sinceMs ?? now,
+  step: 'restarted',
+  stepAtMs: now,
+  rebootstraps: entry?.rebootstraps ?? 0,
+});
+
 /** Why no repair may run now in this replica set (null = the master is settled). */
 function holdReason(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): string | null {
   if (state.switchover !== null) return `a switchover from ${state.switchover.from} to ${state.switchover.to} is in progress`;
@@ -63,14 +82,7 @@ function restart(
   now: number,
 ): Outcome {
   const reason = `${inst.pod} ${stopped(up)} (upstream from ${master}): restarting its replication`;
-  const next: ReplicationRepair = {
-    pod: inst.pod,
-    error: up.message ?? '',
-    sinceMs: entry?.sinceMs ?? now,
-    step: 'restarted',
-    stepAtMs: now,
-    rebootstraps: entry?.rebootstraps ?? 0,
-  };
+  const next = begin(inst.pod, up, entry, now);
   const commands: Command[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'ReplicationRestart', reason },
     { kind: 'restartReplication', replicaset: rs.name, pod: inst.pod, reason, ...desiredReplication(rs, state) },
@@ -87,6 +99,9 @@ function rebootstrap(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: O
   ];
   return { entry: { ...entry, step: 'rebootstrapping', stepAtMs: now, rebootstraps }, commands, reason };
 }
+
+const giveUp = (pod: string, up: ObservedUpstream, entry: ReplicationRepair): Outcome =>
+  keep(entry, `${pod} ${stopped(up)} after ${entry.rebootstraps} rebootstraps: giving up, an operator must look (old data in shoal-diverged-*)`);
 
 // admission.ts names its remedy; here the finding alone is the reason not to act.
 const finding = (reason: string): string => reason.replace(/: rebootstrapping it, old data kept aside$/, '');
@@ -123,7 +138,12 @@ function repairOne(
   if (verdict.verdict === 'rebootstrap') return keep(entry, `${pod} ${stopped(up)}, not repaired: ${finding(verdict.reason)}`);
   if (verdict.verdict === 'wait') return keep(entry, verdict.reason);
   if (busy.has(pod) || inst.deleting) return keep(entry, `${pod} ${stopped(up)}; another change to it goes first`);
-  if (entry === null || entry.step === 'rejoining') return restart(rs, state, inst, up, master.pod, entry, now);
+  if (entry === null || entry.step === 'rejoining') {
+    if (restartHeals(up)) return restart(rs, state, inst, up, master.pod, entry, now);
+    const fresh = begin(pod, up, entry, now);
+    if (fresh.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) return giveUp(pod, up, fresh);
+    return rebootstrap(rs, state, inst, up, fresh, now, '(an error a replication restart does not heal)');
+  }
   if (entry.step === 'rebootstrapping') {
     if (elapsed >= timings.rebootstrapRetryMs) return rebootstrap(rs, state, inst, up, entry, now, `and the rebootstrap requested ${seconds(elapsed)} ago did not happen`);
     return keep(entry, `rebootstrap of ${pod} requested ${seconds(elapsed)} ago; waiting for it`);
@@ -131,9 +151,7 @@ function repairOne(
   if (elapsed < timings.catchUpTimeoutMs) {
     return keep(entry, `${pod} ${stopped(up)}; replication restarted ${seconds(elapsed)} ago, rebootstrap at ${seconds(timings.catchUpTimeoutMs)}`);
   }
-  if (entry.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) {
-    return keep(entry, `${pod} ${stopped(up)} after ${entry.rebootstraps} rebootstraps: giving up, an operator must look (old data in shoal-diverged-*)`);
-  }
+  if (entry.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) return giveUp(pod, up, entry);
   return rebootstrap(rs, state, inst, up, entry, now, `${seconds(elapsed)} after its replication was restarted`);
 }
 

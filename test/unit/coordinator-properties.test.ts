@@ -128,7 +128,7 @@ describe('coordinator properties over random histories', () => {
     const sim = new Sim();
     sim.run(warmUp);
     sim.run([{ t: 'stopApplier', pod: 1, heals: 'restart' }, { t: 'tick', ms: 500 }]);
-    expect(sim.trace.join('\n')).toMatch(/done restartReplication db-1 .*db-1 stopped: CONFIRM message arrived/);
+    expect(sim.trace.join('\n')).toMatch(/done restartReplication db-1 .*db-1 stopped: Invalid MsgPack/);
     expect(sim.settled()).toBeNull();
     sim.run([{ t: 'write', sync: true }, { t: 'stopApplier', pod: 2, heals: 'rebootstrap' }]);
     for (let i = 0; i < 12; i++) sim.run([{ t: 'tick', ms: 500 }, { t: 'write', sync: true }]);

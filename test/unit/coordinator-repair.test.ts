@@ -4,18 +4,21 @@ import { reconcile } from '../../agent/coordinator/reconcile.js';
 import { MAX_REPAIR_REBOOTSTRAPS, planReplicationRepair } from '../../agent/coordinator/repair.js';
 import { cluster, formed, fresh, kinds, NOW, only, patch, persisted, T, uuidOf } from './coordinator-fixtures.js';
 
+/** An applier error a replication restart may heal. */
+const ERROR = 'Invalid MsgPack - packet body';
+/** Tarantool 2.6's sync mismatch: a restart gets the same CONFIRM again, only a rebootstrap heals it. */
 const MISMATCH = 'CONFIRM message arrived for an unknown master id 1, expected 0';
 
-/** `pod`'s upstream from `from` stopped with Tarantool 2.6's sync mismatch (the others follow). */
-function stuck(rs: ObservedReplicaSet, pod: string, from = 's-0'): ObservedReplicaSet {
+/** `pod`'s upstream from `from` stopped with `message` (the others follow). */
+function stuck(rs: ObservedReplicaSet, pod: string, from = 's-0', message = ERROR): ObservedReplicaSet {
   const t = rs.instances.find((i) => i.pod === pod)?.tarantool;
-  const upstreams = (t?.upstreams ?? []).map((u) => (u.uuid === uuidOf(from) ? { ...u, status: 'stopped', message: MISMATCH } : u));
+  const upstreams = (t?.upstreams ?? []).map((u) => (u.uuid === uuidOf(from) ? { ...u, status: 'stopped', message } : u));
   return patch(rs, pod, { tarantool: { upstreams, upstreamOk: false, lagMs: null } });
 }
 
 const entry = (over: Partial<ReplicationRepair> = {}): ReplicationRepair => ({
   pod: 's-1',
-  error: MISMATCH,
+  error: ERROR,
   sinceMs: NOW - 10_000,
   step: 'restarted',
   stepAtMs: NOW - 1000,
@@ -37,9 +40,30 @@ describe('replication repair', () => {
     expect(kinds(r.actions)).toEqual(['persist', 'restartReplication:s-1']);
     const [restart] = only(r.actions, 'restartReplication');
     expect(restart).toMatchObject({ replication: ['s-0.ip:3301', 's-1.ip:3301', 's-2.ip:3301'], synchroQuorum: 2 });
-    expect(restart?.reason).toBe(`s-1 stopped: ${MISMATCH} (upstream from s-0): restarting its replication`);
+    expect(restart?.reason).toBe(`s-1 stopped: ${ERROR} (upstream from s-0): restarting its replication`);
     expect(only(r.actions, 'event')[0]).toMatchObject({ eventType: 'Warning', eventReason: 'ReplicationRestart' });
-    expect(r.nextPersisted.replicasets.s?.repairs).toEqual([{ pod: 's-1', error: MISMATCH, sinceMs: NOW, step: 'restarted', stepAtMs: NOW, rebootstraps: 0 }]);
+    expect(r.nextPersisted.replicasets.s?.repairs).toEqual([{ pod: 's-1', error: ERROR, sinceMs: NOW, step: 'restarted', stepAtMs: NOW, rebootstraps: 0 }]);
+  });
+
+  it('rebootstraps at once a replica stopped by the sync mismatch (a restart does not heal it), and gives up after the bound', () => {
+    const r = round(stuck(rs, 's-1', 's-0', MISMATCH), state);
+    expect(kinds(r.actions)).toEqual(['persist', 'rebootstrap:s-1']);
+    expect(only(r.actions, 'rebootstrap')[0]?.reason).toBe(
+      `s-1 stopped: ${MISMATCH} (an error a replication restart does not heal): rebootstrapping it from s-0, old data kept aside`,
+    );
+    expect(r.nextPersisted.replicasets.s?.repairs).toEqual([{ pod: 's-1', error: MISMATCH, sinceMs: NOW, step: 'rebootstrapping', stepAtMs: NOW, rebootstraps: 1 }]);
+    // Stopped the same way again after its rejoin: rebootstrapped again, counted, until the bound.
+    const again = planReplicationRepair(stuck(rs, 's-1', 's-0', MISMATCH), { ...state, repairs: [entry({ step: 'rejoining', rebootstraps: 1 })] }, NOW, T, new Set());
+    expect(again?.state.repairs).toMatchObject([{ step: 'rebootstrapping', rebootstraps: 2, error: MISMATCH }]);
+    const spent = planReplicationRepair(
+      stuck(rs, 's-1', 's-0', MISMATCH),
+      { ...state, repairs: [entry({ step: 'rejoining', rebootstraps: MAX_REPAIR_REBOOTSTRAPS })] },
+      NOW,
+      T,
+      new Set(),
+    );
+    expect(spent?.commands).toEqual([]);
+    expect(spent?.reason).toMatch(/giving up, an operator must look/);
   });
 
   it.each<[string, ReplicationRepair, ObservedReplicaSet, string[], RegExp, Partial<ReplicationRepair> | null]>([
@@ -49,7 +73,7 @@ describe('replication repair', () => {
       entry({ stepAtMs: NOW - T.catchUpTimeoutMs }),
       stuck(rs, 's-1'),
       ['persist', 'rebootstrap:s-1'],
-      /s-1 stopped: CONFIRM .* 5.0 s after its replication was restarted: rebootstrapping it from s-0, old data kept aside/,
+      /s-1 stopped: Invalid MsgPack .* 5.0 s after its replication was restarted: rebootstrapping it from s-0, old data kept aside/,
       { step: 'rebootstrapping', stepAtMs: NOW, rebootstraps: 1 },
     ],
     [
@@ -115,10 +139,10 @@ describe('replication repair', () => {
         'a replica holding writes the master lacks',
         patch(stuck(rs, 's-1'), 's-1', { tarantool: { vclock: { 1: 10, 3: 4 } } }),
         state,
-        /s-1 stopped: CONFIRM .*, not repaired: s-1 has writes s-0 never received \(3: 4 > 0\);/,
+        /s-1 stopped: Invalid MsgPack .*, not repaired: s-1 has writes s-0 never received \(3: 4 > 0\);/,
       ],
       ['a quarantined member (admission decides)', stuck(rs, 's-1'), { ...state, quarantined: [{ pod: 's-1', why: 'old-master', sinceMs: NOW, rebootstrapRequestedAtMs: null }] }, /s-1 .* rejoining it as a replica/],
-      ['a terminating pod', patch(stuck(rs, 's-1'), 's-1', { deleting: true }), state, /s-1 stopped: CONFIRM .*; another change to it goes first/],
+      ['a terminating pod', patch(stuck(rs, 's-1'), 's-1', { deleting: true }), state, /s-1 stopped: Invalid MsgPack .*; another change to it goes first/],
     ])('%s', (_what, observed, st, reason) => {
       const r = round(observed, st);
       expect(kinds(r.actions).filter((k) => /^(restartReplication|rebootstrap)/.test(k))).toEqual([]);

@@ -21,6 +21,9 @@ import { planSwitchover } from '../../agent/coordinator/switchover.js';
 import { DEFAULT_TIMINGS } from '../../agent/coordinator/timings.js';
 import { covers, isAhead } from '../../agent/coordinator/vclock.js';
 
+/** What a stopped applier reports: an error a restart heals, and Tarantool 2.6's sync mismatch, which only a rebootstrap heals. */
+const APPLIER_ERRORS = { restart: 'Invalid MsgPack - packet body', rebootstrap: 'CONFIRM message arrived for an unknown master id 1, expected 0' } as const;
+
 export const RS = 'db';
 export const MAX_PODS = 5;
 const GRACE_MS = 30_000;
@@ -341,7 +344,7 @@ export class Sim {
       .filter((src): src is Pod => src !== undefined && src !== p && src.proc === 'running')
       .map((src) =>
         p.applierStopped !== null
-          ? { uuid: this.uuid(src), status: 'stopped', message: 'CONFIRM message arrived for an unknown master id 1, expected 0' }
+          ? { uuid: this.uuid(src), status: 'stopped', message: APPLIER_ERRORS[p.applierStopped] }
           : { uuid: this.uuid(src), status: this.canTalk(p, src) ? 'follow' : 'disconnected', message: null },
       );
   }
