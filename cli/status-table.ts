@@ -21,6 +21,10 @@ export function renderStatusTable(status: AgentStatus): string {
   const coordinator = status.coordinator.pod ?? 'none';
   const title = `Cluster: ${status.cluster} (namespace ${status.namespace}) — coordinator ${coordinator}, term ${status.coordinator.term}`;
   const lines = [title, rule, pad(HEADERS, widths), rule, ...rows.map((r) => pad(r, widths)), rule];
+  // Why a member is unhealthy, in the coordinator's words (patronictl leaves you to guess).
+  for (const rs of status.replicasets) {
+    for (const m of rs.instances) if (m.problem) lines.push(`${m.pod}: ${m.problem}`);
+  }
   const r = status.rollout;
   if (r && r.phase !== 'idle') {
     lines.push(`Rollout of ${r.replicaset ?? '?'}: ${r.phase}${r.next ? `, next ${r.next}` : ''}${r.reason ? ` — ${r.reason}` : ''}`);

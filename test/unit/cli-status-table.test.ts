@@ -16,7 +16,7 @@ const status: AgentStatus = {
       master: 'storage-0',
       instances: [
         { pod: 'storage-0', role: 'master', healthy: true, lag: null },
-        { pod: 'storage-1', role: 'replica', healthy: false, lag: 1.5 },
+        { pod: 'storage-1', role: 'replica', healthy: false, lag: 1.5, problem: 'storage-1 is not following its master (upstream stopped: CONFIRM message arrived for an unknown master id 1, expected 0)' },
       ],
     },
   ],
@@ -30,6 +30,8 @@ describe('shoal status table', () => {
     expect(out).toMatch(/\| storage\s+\| storage-0 \| master\s+\| yes\s+\| -\s+\|/);
     expect(out).toMatch(/\| storage\s+\| storage-1 \| replica\s+\| NO\s+\| 1\.500\s+\|/);
     expect(out).toContain('Rollout of storage: restarting-replicas, next storage-2');
+    expect(out).toContain('storage-1: storage-1 is not following its master (upstream stopped: CONFIRM message');
+    expect(out).not.toMatch(/^storage-0:/m);
   });
 
   it('says so when no replica set is known yet', () => {
