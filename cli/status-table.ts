@@ -22,9 +22,8 @@ export function renderStatusTable(status: AgentStatus): string {
   const title = `Cluster: ${status.cluster} (namespace ${status.namespace}) — coordinator ${coordinator}, term ${status.coordinator.term}`;
   const lines = [title, rule, pad(HEADERS, widths), rule, ...rows.map((r) => pad(r, widths)), rule];
   // Why a member is unhealthy, in the coordinator's words (patronictl leaves you to guess).
-  for (const rs of status.replicasets) {
-    for (const m of rs.instances) if (m.problem) lines.push(`${m.pod}: ${m.problem}`);
-  }
+  const problems = status.replicasets.flatMap((rs) => rs.instances.flatMap((m) => (m.problem ? [`  - ${m.problem}`] : [])));
+  if (problems.length) lines.push('Problems:', ...problems);
   const r = status.rollout;
   if (r && r.phase !== 'idle') {
     lines.push(`Rollout of ${r.replicaset ?? '?'}: ${r.phase}${r.next ? `, next ${r.next}` : ''}${r.reason ? ` — ${r.reason}` : ''}`);

@@ -30,8 +30,8 @@ describe('shoal status table', () => {
     expect(out).toMatch(/\| storage\s+\| storage-0 \| master\s+\| yes\s+\| -\s+\|/);
     expect(out).toMatch(/\| storage\s+\| storage-1 \| replica\s+\| NO\s+\| 1\.500\s+\|/);
     expect(out).toContain('Rollout of storage: restarting-replicas, next storage-2');
-    expect(out).toContain('storage-1: storage-1 is not following its master (upstream stopped: CONFIRM message');
-    expect(out).not.toMatch(/^storage-0:/m);
+    expect(out).toContain('Problems:\n  - storage-1 is not following its master (upstream stopped: CONFIRM message');
+    expect(out.match(/^ {2}- /gm)).toHaveLength(1);
   });
 
   it('says so when no replica set is known yet', () => {
