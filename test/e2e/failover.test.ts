@@ -283,11 +283,9 @@ describe('failover', () => {
     // And in between, a moment (one sample) with the old master read-only and nobody writable.
     expect(after.some((s) => s.writable.length === 0 && s.instances.some((i) => i.name === old && i.ro === true))).toBe(true);
 
-    // The load stops before the heal, deliberately: a replica that joins from scratch while sync
-    // writes flow (here the old master, rebootstrapped for the sync write it rolled back) can stay
-    // orphaned for good on Tarantool 2.6.0 (ER_SYNC_MASTER_MISMATCH "CONFIRM message arrived for an
-    // unknown master id 2, expected 0"), and Shoal does not repair that yet (a known open bug).
-    await load.stop();
+    // The load keeps writing through the heal: the old master, rebootstrapped for the sync write it
+    // rolled back, rejoins under sync load, where Tarantool 2.6 can stop its applier with
+    // ER_SYNC_MASTER_MISMATCH; the coordinator's repair (agent/coordinator/repair.ts) handles that.
     const healedAt = now();
     await heal(ns, old);
     const master = await settled(ns, 'after the partition healed');
@@ -363,9 +361,7 @@ describe('failover', () => {
     const forced = await evalOn(ns, old, FORCE_WRITE_LUA);
     expect(forced).toMatchObject({ ok: true });
     record(`diverged: wrote on the fenced ${old} behind the new master ${promoted}'s back: ${JSON.stringify(forced)}`);
-    // The load stops before the heal, deliberately: see the partition test (a replica joining from
-    // scratch during sync writes can stay orphaned on Tarantool 2.6.0; a known open bug).
-    await load.stop();
+    // The load keeps writing through the heal (see the partition test).
     const healedAt = now();
     await heal(ns, old);
     const master = await settled(ns, 'diverged old master');
