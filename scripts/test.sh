@@ -15,9 +15,10 @@ if (($#)); then
   npx vitest run "$@"
 else
   # Unit and integration first, then the end-to-end files on their own: run side by side on two
-  # cores, the e2e clusters starved the integration tests' own control planes into time-outs.
+  # cores, the e2e clusters starved the integration tests' own control planes into time-outs. The
+  # two e2e projects run beside each other: at most two clusters, one file each.
   log "tests: unit + integration"
   npx vitest run --project unit --project integration
   log "tests: e2e"
-  npx vitest run --project e2e
+  npx vitest run --project e2e --project e2e-own
 fi

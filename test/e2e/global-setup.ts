@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -8,6 +8,7 @@ import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
+import { buildIfStale } from './build-setup.js';
 
 // One local cluster (real control plane + process kubelet + provisioner) with Shoal's webhook
 // installed, shared by every e2e file; each file works in its own namespace. Tear-down proves that
@@ -32,35 +33,6 @@ declare module 'vitest' {
     webhookUrl: string;
     /** Where every component of the cluster logs (JSON lines). */
     logFile: string;
-  }
-}
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
-/** Newest modification time (ms) of the TypeScript and Lua sources under `dir`. */
-async function newestSource(dir: string): Promise<number> {
-  let newest = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !/\.(ts|lua)$/.test(entry.name)) continue;
-    newest = Math.max(newest, (await stat(path.join(entry.parentPath, entry.name))).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * Pods run the agent (and the demo test the demo) from dist/, as the image would: a source tree newer
- * than its build would test an older agent. `npm test` builds first; a lone `vitest run` builds here.
- */
-async function buildIfStale(): Promise<void> {
-  const built = await stat(path.join(ROOT, 'dist/agent/main.js')).then((s) => s.mtimeMs, () => 0);
-  const sources = await Promise.all(['shared', 'webhook', 'agent', 'localcluster', 'cli', 'tools'].map((d) => newestSource(path.join(ROOT, d))));
-  if (Math.max(...sources) <= built) return;
-  process.stderr.write('[e2e] dist/ is older than the sources: npm run build\n');
-  try {
-    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-  } catch (err) {
-    const out = err as { stdout?: string; stderr?: string };
-    throw new Error(`npm run build failed, so the e2e pods would run a stale agent:\n${out.stdout ?? ''}${out.stderr ?? ''}`);
   }
 }
 
