@@ -29,7 +29,8 @@ export interface CoordinatorOptions {
   observer: {
     observe(persisted: PersistedState, now: number): ObservedCluster;
     roles(): Map<string, InstanceRole>;
-    reset(): void;
+    /** Clears what belongs to the old term; returns what it carried on, for the log. */
+    beginTerm(now: number): string;
   };
   /** Everything runBatch needs except termChanged (the loop owns the term). */
   actions: Omit<ActionDeps, 'termChanged'>;
@@ -107,10 +108,10 @@ export class Coordinator {
       this.running = true;
       this.persisted = snap.state;
       this.dirty = false;
-      this.o.observer.reset();
+      const inherited = this.o.observer.beginTerm(this.clock());
       this.setTerm(snap.term);
       this.o.metrics.leader.set(1);
-      log.info({ term: snap.term }, `coordinating the cluster as term ${snap.term}`);
+      log.info({ term: snap.term, inherited }, `coordinating the cluster as term ${snap.term}`);
       this.o.actions.event('', 'Normal', 'Coordinator', `${this.o.self} coordinates cluster ${this.o.cluster} as term ${snap.term}`);
       while (!signal.aborted) {
         const started = this.clock();

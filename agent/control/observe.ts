@@ -1,9 +1,11 @@
 // Pure mapping from what the coordinator's agent knows — pods and StatefulSets from the watches, the
 // mesh's heartbeats, its own Tarantool, the persisted members — to the core's ObservedCluster, and
-// the "continuously since" bookkeeping (trackSince) that turns symptoms into durations.
+// the "continuously since" bookkeeping (trackSince) that turns symptoms into durations, and which
+// of that memory a new coordinator may carry on (inheritSince).
 import { instanceUuid } from '../../shared/identity.js';
 import { inMajority, trackSince } from '../coordinator/fencing.js';
-import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, ObservedTarantool, PersistedState } from '../coordinator/model.js';
+import { podList, seconds } from '../coordinator/format.js';
+import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, ObservedTarantool } from '../coordinator/model.js';
 import type { Peer } from '../kube/peers.js';
 import type { ReplicaSetSpec } from '../kube/statefulsets.js';
 
@@ -25,7 +27,7 @@ export interface ObservationInput {
   listenPort: number;
   pods: ReadonlyMap<string, Peer>;
   statefulSets: ReadonlyMap<string, ReplicaSetSpec>;
-  persisted: PersistedState;
+  persisted: KnownMembers;
   /** The peers the coordinator's own mesh hears now. */
   selfSees: readonly string[];
   selfTarantool: ObservedTarantool;
@@ -39,6 +41,47 @@ export interface Since {
 }
 
 export type SinceMap = ReadonlyMap<string, Since>;
+
+/**
+ * Each replica set's members as far as the observer knows them: the persisted state on the
+ * coordinator, the last published topology on a follower.
+ */
+export interface KnownMembers {
+  replicasets: Readonly<Record<string, { members: ReadonlyArray<{ pod: string; uuid: string }> } | undefined>>;
+}
+
+/** An observer's "since" memory and when an observation that counted last brought it up to date. */
+export interface SinceMemory {
+  since: SinceMap;
+  /** null: no observation has counted yet (or the last one did not). */
+  observedAt: number | null;
+}
+
+/**
+ * What an observation at `now` may carry on from the memory: a follower's every tick, and a new
+ * coordinator's first round. Only a run observed without a break: the last counted observation at
+ * most `maxGapMs` (the heartbeat timeout) before `now`, since a heartbeat stays fresh that long and
+ * so no recovery can fall between two such observations unseen. Anything else starts from nothing,
+ * so a symptom is never older than what was seen of it.
+ */
+export function inheritSince(memory: SinceMemory, now: number, maxGapMs: number): { since: Map<string, Since>; reason: string } {
+  const { observedAt } = memory;
+  if (observedAt === null) {
+    return { since: new Map(), reason: 'no observation with a mesh majority to carry on: symptoms count from now' };
+  }
+  const gap = now - observedAt;
+  if (gap < 0 || gap > maxGapMs) {
+    return {
+      since: new Map(),
+      reason: `the last observation with a mesh majority was ${seconds(gap)} ago, not within the ${seconds(maxGapMs)} heartbeat timeout: symptoms count from now`,
+    };
+  }
+  const ongoing = [...memory.since].filter(([, s]) => s.unreachableSinceMs !== null || s.tarantoolDownSinceMs !== null).map(([pod]) => pod);
+  return {
+    since: new Map(memory.since),
+    reason: `carries on the symptom clocks observed while following ${seconds(gap)} ago (running for: ${podList(ongoing)})`,
+  };
+}
 
 /** The pod's replica set: its owning StatefulSet, or for an owner-less pod a watched StatefulSet its name fits. */
 export function replicaSetOf(peer: Peer, sets: ReadonlyMap<string, ReplicaSetSpec>): { name: string; ordinal: number } | null {
@@ -117,15 +160,21 @@ function ordinalFromName(pod: string, rs: string): number {
 
 /**
  * One observation. `previous` holds each pod's "since" timestamps from the last round; the returned
- * `since` replaces it. StatefulSets whose status has no revision yet are left out (the core would
- * otherwise take every pod for out of date and restart it).
+ * `since` replaces it, or is null when this observation does not count: the observer hears no mesh
+ * majority (the condition under which a coordinator acts), or its pod watch has not listed yet (it
+ * does not list the observer itself). Such an observation starts every symptom from now and leaves
+ * nothing to remember, so missing data never passes for a long-lasting symptom. StatefulSets whose
+ * status has no revision yet are left out (the core would otherwise take every pod for out of date
+ * and restart it).
  */
-export function observeCluster(input: ObservationInput, previous: SinceMap): { cluster: ObservedCluster; since: Map<string, Since> } {
+export function observeCluster(input: ObservationInput, previous: SinceMap): { cluster: ObservedCluster; since: Map<string, Since> | null } {
   const agents = agentsOf(input);
+  const reachable = 1 + input.selfSees.filter((p) => p !== input.self && agents.has(p)).length;
+  const counts = input.pods.has(input.self) && inMajority(reachable - 1, agents.size);
   const since = new Map<string, Since>();
   const withSince = (inst: Omit<ObservedInstance, 'unreachableSinceMs' | 'tarantoolDownSinceMs'>): ObservedInstance => {
     const s = symptomsOf(inst, agents.has(inst.pod));
-    const prev = previous.get(inst.pod);
+    const prev = counts ? previous.get(inst.pod) : undefined;
     const next: Since = {
       unreachableSinceMs: trackSince(prev?.unreachableSinceMs ?? null, s.unreachable, input.now),
       tarantoolDownSinceMs: trackSince(prev?.tarantoolDownSinceMs ?? null, s.tarantoolDown, input.now),
@@ -173,6 +222,5 @@ export function observeCluster(input: ObservationInput, previous: SinceMap): { c
     replicasets.push({ name: spec.name, specReplicas: spec.replicas, updateRevision, failover: spec.failover, paused: spec.paused, instances });
   }
 
-  const reachable = 1 + input.selfSees.filter((p) => p !== input.self && agents.has(p)).length;
-  return { cluster: { now: input.now, mesh: { size: agents.size, reachableFromCoordinator: reachable }, replicasets }, since };
+  return { cluster: { now: input.now, mesh: { size: agents.size, reachableFromCoordinator: reachable }, replicasets }, since: counts ? since : null };
 }

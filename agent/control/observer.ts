@@ -1,14 +1,15 @@
 // The coordinator's eyes, stateful half: collects the live inputs (watch caches, heartbeats as they
 // arrive, the local probe), remembers the "since" timestamps between rounds, and prefers the state
 // an agent returned in a command's ack over an older heartbeat (so the round after a fence does not
-// see the instance writable again and re-plan). observe.ts does the mapping.
+// see the instance writable again and re-plan). Every agent observes, following or coordinating, so
+// a new coordinator knows how long a symptom has lasted. observe.ts does the mapping.
 import { performance } from 'node:perf_hooks';
 import type { InstanceRole } from '../../shared/status.js';
-import type { ObservedCluster, ObservedTarantool, PersistedState } from '../coordinator/model.js';
+import type { ObservedCluster, ObservedTarantool } from '../coordinator/model.js';
 import type { Peer } from '../kube/peers.js';
 import type { ReplicaSetSpec } from '../kube/statefulsets.js';
 import type { Heartbeat } from '../mesh/protocol.js';
-import { observeCluster, type HeardAgent, type Since } from './observe.js';
+import { inheritSince, observeCluster, type HeardAgent, type KnownMembers, type Since } from './observe.js';
 import { toObservedTarantool, type LocalSnapshot } from './probe.js';
 
 export interface ObserverSources {
@@ -34,6 +35,8 @@ interface Received {
 
 export class Observer {
   private since = new Map<string, Since>();
+  // When an observation that counted (see observeCluster) last updated `since`.
+  private observedAt: number | null = null;
   private readonly received = new Map<string, Received>();
   // pod → state from a command's ack, valid until a heartbeat sent after it arrives.
   private readonly acked = new Map<string, { tarantool: ObservedTarantool; at: number }>();
@@ -55,10 +58,15 @@ export class Observer {
     this.acked.set(pod, { tarantool, at });
   }
 
-  /** Forget the round-to-round memory (a new term starts from what it sees). */
-  reset(): void {
-    this.since = new Map();
+  /**
+   * A new term: acks belong to the old one; the "since" memory is carried on only as far as
+   * inheritSince allows. Returns why, for the log.
+   */
+  beginTerm(now: number): string {
     this.acked.clear();
+    const { since, reason } = inheritSince({ since: this.since, observedAt: this.observedAt }, now, this.s.heartbeatTimeoutMs);
+    this.since = since;
+    return reason;
   }
 
   /** Roles as the agents report them (for /status); self included. */
@@ -69,7 +77,18 @@ export class Observer {
     return roles;
   }
 
-  observe(persisted: PersistedState, now: number): ObservedCluster {
+  /**
+   * A follower's observation. Its ticks may stall (event loop): the memory is carried on only as
+   * an unbroken run, by the rule a new term applies. (A coordinator's rounds do not apply it: a
+   * round that waits on a batch would restart every clock and never fail a dead master over.)
+   */
+  follow(members: KnownMembers, now: number): ObservedCluster {
+    this.since = inheritSince({ since: this.since, observedAt: this.observedAt }, now, this.s.heartbeatTimeoutMs).since;
+    return this.observe(members, now);
+  }
+
+  /** `members`: the persisted state on the coordinator, the last published topology on a follower. */
+  observe(members: KnownMembers, now: number): ObservedCluster {
     const heard = new Map<string, HeardAgent>();
     for (const [pod, hb] of this.fresh()) {
       const report = hb.instance.tarantool ?? null;
@@ -84,14 +103,15 @@ export class Observer {
         listenPort: this.s.listenPort,
         pods: this.s.pods(),
         statefulSets: this.s.statefulSets(),
-        persisted,
+        persisted: members,
         selfSees: this.s.sees(),
         selfTarantool: toObservedTarantool(this.s.local()),
         heard,
       },
       this.since,
     );
-    this.since = since;
+    this.since = since ?? new Map();
+    this.observedAt = since ? now : null;
     return cluster;
   }
 
