@@ -27,6 +27,7 @@ import { Mesh } from '../mesh/mesh.js';
 import { StateStore } from '../state/store.js';
 import { CommandExecutor } from './commands.js';
 import { Coordinator } from './coordinator.js';
+import { followSymptoms } from './follower.js';
 import { FORWARDED_HEADER, Handover } from './handover.js';
 import { ControlMetrics } from './metrics.js';
 import { Observer } from './observer.js';
@@ -242,6 +243,15 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       onTerm: (term) => metrics.term.set(term),
     });
     const c = coordinator;
+    followSymptoms(
+      {
+        observe: (members, now) => observer.follow(members, now),
+        coordinating: () => c.active,
+        members: () => receiver.knownMembers(),
+        intervalMs: timings.coordinatorIntervalMs,
+      },
+      signal,
+    );
     elector = new LeaderElector({
       api: kubeLeaseApi(kube, leaseName(config.cluster), config.cluster),
       identity: config.pod,

@@ -8,6 +8,7 @@ import type { ClusterStatus } from '../http/status.js';
 import type { Bounded, TopologyDelivery } from '../instance/local.js';
 import type { PeerStatus } from '../mesh/mesh.js';
 import type { JsonValue, TopologyPush } from '../mesh/protocol.js';
+import type { KnownMembers } from './observe.js';
 import type { LocalSnapshot } from './probe.js';
 import { decodeTopologyMessage, type ClusterView, type TarantoolTopology } from './view.js';
 
@@ -71,6 +72,13 @@ export class TopologyReceiver {
   masterOf(replicaset: string): string | null | undefined {
     if (!this.view) return undefined;
     return this.view.replicasets.find((r) => r.name === replicaset)?.master ?? null;
+  }
+
+  /** Each replica set's members as last published (none before a publication). */
+  knownMembers(): KnownMembers {
+    const replicasets: Record<string, { members: Array<{ pod: string; uuid: string }> }> = {};
+    for (const rs of this.topology?.replicasets ?? []) replicasets[rs.name] = { members: rs.instances.map((i) => ({ pod: i.pod, uuid: i.uuid })) };
+    return { replicasets };
   }
 
   clusterStatus(): ClusterStatus {

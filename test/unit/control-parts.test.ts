@@ -1,9 +1,11 @@
-// The shell's small pure parts: self-fencing over time, the local snapshot mappings, the published
-// view and topology, the persisted-state decoder, and /switchover's token and body checks.
+// The shell's small pure parts: self-fencing over time, the follower's ticking, the local snapshot
+// mappings, the published view and topology, the persisted-state decoder, and /switchover's token and
+// body checks.
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fenceDeadline } from '../../agent/coordinator/timings.js';
 import { parseSwitchoverBody, tokenMatches } from '../../agent/http/control-routes.js';
+import { followSymptoms } from '../../agent/control/follower.js';
 import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/control/probe.js';
 import { SelfFencer } from '../../agent/control/self-fence.js';
 import { decodePersistedState } from '../../agent/control/state-codec.js';
@@ -68,6 +70,28 @@ const STOPPED: InstanceState['replication'] = [
   { id: 1, uuid: UUID_MASTER, upstream: { status: 'stopped', message: 'CONFIRM message arrived for an unknown master id 1, expected 0' } },
   { id: 2, uuid: UUID_SELF },
 ];
+
+describe('follower ticking', () => {
+  it('observes every interval while not coordinating, and never after the stop', () => {
+    vi.useFakeTimers();
+    try {
+      let coordinating = false;
+      const ticks: number[] = [];
+      const stop = new AbortController();
+      followSymptoms({ observe: (_m, now) => ticks.push(now), coordinating: () => coordinating, members: () => ({ replicasets: {} }), intervalMs: 300 }, stop.signal);
+      vi.advanceTimersByTime(900);
+      expect(ticks).toHaveLength(3);
+      coordinating = true; // the rounds observe now
+      vi.advanceTimersByTime(900);
+      expect(ticks).toHaveLength(3);
+      coordinating = false;
+      stop.abort();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
 
 describe('local snapshot mappings', () => {
   it.each([
