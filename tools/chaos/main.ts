@@ -7,12 +7,12 @@ import { parseArgs } from 'node:util';
 import { errorMessage } from '../../shared/errors.js';
 import { formatSummary, runChaos } from './run.js';
 
-const USAGE = 'usage: npm run chaos -- [--minutes N (default 5)] [--seed S (default: time-based, printed)] [--svg FILE (default bench/chaos.svg)] [--json FILE]';
+const USAGE = 'usage: npm run chaos -- [--minutes N (default 5)] [--seed S (default: time-based, printed)] [--svg FILE (default bench/chaos.svg)] [--json FILE] [--keep (keep the run directory: every pod log)]';
 
 async function main(): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { minutes: { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { minutes: { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     console.error(`${errorMessage(err)}\n${USAGE}`);
     return 2;
@@ -34,7 +34,7 @@ async function main(): Promise<number> {
   const log = (m: string): void => void process.stderr.write(`[chaos] ${m}\n`);
   log(`seed ${seed} (rerun the same schedule with --seed ${seed})`);
   try {
-    const s = await runChaos({ minutes, seed, svg: resolve(values.svg ?? 'bench/chaos.svg'), log, signal: interrupt.signal });
+    const s = await runChaos({ minutes, seed, svg: resolve(values.svg ?? 'bench/chaos.svg'), log, signal: interrupt.signal, keep: values.keep === true });
     console.log(`\n${formatSummary(s)}`);
     if (values.json) await writeFile(resolve(values.json), JSON.stringify(s, null, 2) + '\n');
     return s.violations.length ? 1 : 0;

@@ -30,6 +30,8 @@ export interface ChaosOptions {
   svg?: string;
   log(line: string): void;
   signal?: AbortSignal;
+  /** Keep the run directory (pod and agent logs) even when the run passed. */
+  keep?: boolean;
 }
 
 export interface ChaosSummary {
@@ -153,7 +155,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     if (namespace && o.stack) await deleteNamespace(k.core, namespace);
     if (!o.stack) {
       await stack.stop().catch((err: unknown) => o.log(`the local cluster did not stop cleanly: ${errorMessage(err)}`));
-      if (ownDir && !failed) await rm(ownDir, { recursive: true, force: true });
+      if (ownDir && !failed && !o.keep) await rm(ownDir, { recursive: true, force: true });
       else if (ownDir) o.log(`run directory kept for inspection: ${ownDir}`);
     }
   }
