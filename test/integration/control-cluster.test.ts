@@ -112,9 +112,19 @@ describe('coordination of three real agents, Tarantools and API server', () => {
   }, 240_000);
 
   afterAll(async () => {
-    await Promise.allSettled(pods.map((p) => p.agent?.stop()));
-    await fleet.cleanup();
-    await cp?.stop();
+    // Each step timed: a slow one is named on stderr (a CI run once spent the hook's whole bound here).
+    const timed = async (what: string, step: () => Promise<unknown>): Promise<void> => {
+      const t0 = Date.now();
+      const slow = setInterval(() => process.stderr.write(`[control-cluster] still stopping ${what} after ${((Date.now() - t0) / 1000).toFixed(0)} s\n`), 15_000);
+      try {
+        await step();
+      } finally {
+        clearInterval(slow);
+      }
+    };
+    await timed('the agents', () => Promise.allSettled(pods.map((p) => p.agent?.stop())));
+    await timed('the Tarantools', () => fleet.cleanup());
+    await timed('the control plane', async () => cp?.stop());
     if (runDir && !process.env.SHOAL_TEST_KEEP) await rm(runDir, { recursive: true, force: true });
   }, 120_000);
 
