@@ -16,6 +16,16 @@ export interface ObservedUpstream {
   message: string | null;
 }
 
+/**
+ * What this Tarantool process met, or will meet, recovering its data (agent/instance/recovery.ts):
+ * unrecoverable-snapshot: box.cfg on these files dies, on every start;
+ * own-unconfirmed-sync: it recovers, but crashes once made writable and a replica acknowledges.
+ */
+export interface DataHazard {
+  kind: 'unrecoverable-snapshot' | 'own-unconfirmed-sync';
+  reason: string;
+}
+
 /** What the agent of one pod reports about its Tarantool. */
 export interface ObservedTarantool {
   /** box.cfg has run. */
@@ -42,6 +52,8 @@ export interface ObservedTarantool {
   synchroQuorum: number | null;
   /** Instance UUIDs in box.space._cluster (null = not read). The master's view decides expel and rejoin. */
   clusterUuids: readonly string[] | null;
+  /** Read from the data files before this process's box.cfg; absent or null = none known. */
+  hazard?: DataHazard | null;
 }
 
 /** One pod of a replica set, or one persisted member whose pod is gone (podExists = false). */

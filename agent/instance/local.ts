@@ -136,7 +136,7 @@ export class LocalInstance {
   /** The data directory's vclock read from its files, without box.cfg (only meaningful before it). */
   async offlineVclock(o: Bounded = {}): Promise<OfflineVclock> {
     // Reading the xlogs since the last snapshot can take a while on a big instance.
-    const raw = await this.console.eval("return require('shoal').offline_vclock()", [], { timeoutMs: o.timeoutMs ?? 60_000, signal: o.signal, failFast: true });
+    const raw = await this.console.eval("return require('shoal').offline_vclock(...)", [this.identity.instanceUuid], { timeoutMs: o.timeoutMs ?? 60_000, signal: o.signal, failFast: true });
     return decodeOfflineVclock(raw);
   }
 

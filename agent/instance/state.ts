@@ -80,6 +80,14 @@ export interface OfflineVclock {
   xlogsRead: number;
   warnings: string[];
   dirs: { work: string; memtx: string; wal: string; vinyl: string };
+  /** The Tarantool version that will recover these files (absent from an older shoal.lua). */
+  tarantool?: string;
+  /** A synchronous space with rows in the newest snapshot. */
+  syncSnapshotSpace?: string;
+  /** Per instance id, the last lsn of synchronous rows no CONFIRM or ROLLBACK follows. */
+  unconfirmed: Vclock;
+  /** This instance's id in the files' _cluster. */
+  ownId?: number;
 }
 
 export interface MovedDir {
@@ -185,6 +193,10 @@ export function decodeOfflineVclock(v: unknown): OfflineVclock {
     xlogsRead: num(r['xlogs_read']) ?? 0,
     warnings: list(r['warnings']).map(String),
     dirs: { work: str(d['work']) ?? '', memtx: str(d['memtx']) ?? '', wal: str(d['wal']) ?? '', vinyl: str(d['vinyl']) ?? '' },
+    tarantool: str(r['tarantool']),
+    syncSnapshotSpace: str(r['sync_snapshot_space']),
+    unconfirmed: decodeVclock(r['unconfirmed']),
+    ownId: num(r['own_id']),
   };
 }
 

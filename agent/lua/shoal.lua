@@ -12,7 +12,8 @@
 -- Agent protocol (all return JSON-friendly tables; vclocks are maps with string keys, component 0
 -- — local spaces — left out):
 --   status()                            phase, pid, attempt, last_error, promotion, box.info digest
---   offline_vclock()                    vclock of the data files, read without box.cfg
+--   offline_vclock(uuid)                vclock of the data files, read without box.cfg, and the
+--                                       synchronous-replication facts of its recovery (below)
 --   move_data_aside(reason)             before box.cfg only: files → <dir>/shoal-diverged-<time>/
 --   move_aside_and_exit(reason)         after box.cfg: fence, move the files aside, exit the process
 --   configure(box_options, shoal_opts)  hands the configuration to cfg(); returns the attempt number
@@ -153,19 +154,62 @@ local function signature_of(path)
     return tonumber(fio.basename(path):match('^(%d+)%.')) or 0
 end
 
+-- System spaces whose rows tell the synchronous-replication facts below.
+local SPACE_SPACE, CLUSTER_SPACE = 280, 320
+-- IPROTO_CONFIRM / IPROTO_ROLLBACK rows: body {[2] = replica id, [3] = lsn}.
+local CONFIRM, ROLLBACK = 40, 41
+
+-- Keeps what a row of _space or _cluster says: which spaces are synchronous, which id is whose.
+local function learn(facts, space_id, tuple)
+    if tuple == nil then return end -- a tuple (cdata) in rows read by xlog.pairs
+    if space_id == SPACE_SPACE then
+        local opts = tuple[6]
+        facts.sync[tuple[1]] = type(opts) == 'table' and opts.is_sync == true and tuple[3] or nil
+    elseif space_id == CLUSTER_SPACE then
+        facts.ids[tuple[2]] = tuple[1]
+    end
+end
+
+-- Rows of a synchronous space in the snapshot (checkpoints write spaces in id order, so the scan
+-- stops past the last synchronous space): Tarantool 2.6.0 cannot recover them (box.cfg waits for
+-- a quorum that never comes, then dies with "transaction rolled back during snapshot recovery").
+local function scan_snapshot(path, facts)
+    local found
+    pcall(function()
+        for _, row in xlog.pairs(path) do
+            local b = row.BODY or {}
+            local id = b.space_id
+            if id == SPACE_SPACE or id == CLUSTER_SPACE then learn(facts, id, b.tuple)
+            elseif id ~= nil and facts.sync[id] ~= nil then found = facts.sync[id] break
+            elseif id ~= nil and id > CLUSTER_SPACE then
+                local last = 0
+                for sid in pairs(facts.sync) do last = math.max(last, sid) end
+                if id > last then break end
+            end
+        end
+    end)
+    return found
+end
+
 -- The vclock of the data files, read without box.cfg: the newest snapshot's header, then the
 -- headers and the real rows (require('xlog')) of every xlog that may hold rows after it. A torn
 -- xlog tail (kill -9) stops the read of that file with a warning; rows read up to there count.
-function M.offline_vclock()
+-- It also tells what recovering these files will meet: a snapshot holding rows of a synchronous
+-- space, and per instance id the last lsn of synchronous rows no CONFIRM or ROLLBACK follows (they
+-- will sit in the synchronous queue after recovery); own_id is instance_uuid's id in _cluster.
+function M.offline_vclock(instance_uuid)
     local d = dirs()
     local snaps = sorted_glob(d.memtx, '*.snap')
     local xlogs = sorted_glob(d.wal, '*.xlog')
     local vc, warnings = {}, {}
+    local facts = {sync = {}, ids = {}}
     local newest_snap = snaps[#snaps]
     local from = 0
+    local sync_snapshot_space
     if newest_snap then
         merge_max(vc, header_vclock(newest_snap) or {})
         from = signature_of(newest_snap)
+        sync_snapshot_space = scan_snapshot(newest_snap, facts)
     end
     -- The xlog that was open when the snapshot was taken starts at or before its signature.
     local first = 1
@@ -173,17 +217,28 @@ function M.offline_vclock()
         if signature_of(path) <= from then first = i end
     end
     local read = 0
+    local sync_lsn, settled = {}, {}
     for i = first, #xlogs do
         local path = xlogs[i]
         merge_max(vc, header_vclock(path) or {})
         local ok, err = pcall(function()
             for _, row in xlog.pairs(path) do
-                local h = row.HEADER
+                local h, b = row.HEADER, row.BODY or {}
                 if h and h.replica_id and h.lsn then merge_max(vc, {[h.replica_id] = h.lsn}) end
+                if h and (h.type == CONFIRM or h.type == ROLLBACK) and b[2] ~= nil and b[3] ~= nil then
+                    merge_max(settled, {[b[2]] = b[3]})
+                elseif h and h.replica_id and h.lsn and b.space_id ~= nil then
+                    if facts.sync[b.space_id] ~= nil then merge_max(sync_lsn, {[h.replica_id] = h.lsn}) end
+                    learn(facts, b.space_id, b.tuple)
+                end
             end
         end)
         read = read + 1
         if not ok then table.insert(warnings, string.format('%s: %s', fio.basename(path), tostring(err))) end
+    end
+    local unconfirmed = {}
+    for id, lsn in pairs(sync_lsn) do
+        if lsn > (settled[id] or 0) then unconfirmed[id] = lsn end
     end
     return {
         vclock = vclock_map(vc),
@@ -192,6 +247,10 @@ function M.offline_vclock()
         xlogs_read = read,
         warnings = warnings,
         dirs = d,
+        tarantool = require('tarantool').version,
+        sync_snapshot_space = sync_snapshot_space,
+        unconfirmed = vclock_map(unconfirmed),
+        own_id = instance_uuid ~= nil and facts.ids[instance_uuid] or nil,
     }
 end
 
