@@ -4,9 +4,10 @@
 // so none of them waits on the console. Pure mappings to the coordinator's and the wire's shapes.
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import type { ObservedTarantool } from '../coordinator/model.js';
+import type { DataHazard, ObservedTarantool } from '../coordinator/model.js';
 import type { Bounded } from '../instance/deadline.js';
 import { readinessOf } from '../instance/readiness.js';
+import { recoveryHazard } from '../instance/recovery.js';
 import type { InstanceState, OfflineVclock } from '../instance/state.js';
 import type { Vclock } from '../instance/vclock.js';
 import type { InstanceState as WireInstance, TarantoolReport, UpstreamStatus } from '../mesh/protocol.js';
@@ -19,9 +20,16 @@ export interface LocalSnapshot {
   error: string | null;
   /** The offline vclock of an unconfigured instance, once read (null = not read / not applicable). */
   offline: Vclock | null;
+  /** What this process met recovering its data, from the same read (absent = none known). */
+  hazard?: DataHazard | null;
 }
 
 export const NO_SNAPSHOT: LocalSnapshot = { at: 0, state: null, error: 'not probed yet', offline: null };
+
+// A snapshot that cannot be recovered matters before box.cfg; own unconfirmed transactions for as
+// long as the process that recovered them runs.
+const hazardOf = (s: LocalSnapshot): DataHazard | null =>
+  s.hazard && (s.hazard.kind === 'own-unconfirmed-sync' || s.state?.phase === 'waiting') ? s.hazard : null;
 
 /** The coordinator's ObservedTarantool for a snapshot. */
 export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
@@ -41,9 +49,11 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
     clusterUuids: null,
   };
   if (!st) return unknown;
+  const hazard = hazardOf(s);
   if (st.phase === 'configured') {
     const ro = st.ro ?? true;
     return {
+      ...(hazard ? { hazard } : {}),
       configured: true,
       alive: true,
       ro,
@@ -61,7 +71,7 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
       clusterUuids: st.clusterUuids ? [...st.clusterUuids] : null,
     };
   }
-  if (st.phase === 'waiting') return { ...unknown, alive: true, status: 'unconfigured', vclock: s.offline ? { ...s.offline } : null };
+  if (st.phase === 'waiting') return { ...unknown, ...(hazard ? { hazard } : {}), alive: true, status: 'unconfigured', vclock: s.offline ? { ...s.offline } : null };
   if (st.phase === 'configuring') return { ...unknown, alive: true, status: 'configuring' };
   // loaded (cannot answer), exiting (moving its data aside), failed (box.cfg broke half-way).
   return { ...unknown, status: st.phase };
@@ -117,6 +127,8 @@ export class LocalProbe {
   private inFlight: Promise<LocalSnapshot> | undefined;
   // The offline vclock of one process in one configure attempt (its files do not change while it waits).
   private offline: { key: string; vclock: Vclock } | undefined;
+  // What the offline read of a process found, kept for that process (by pid) after its box.cfg.
+  private hazard: { pid: number; hazard: DataHazard | null } | undefined;
   private offlineReading: string | undefined;
   private lastError = '';
   private timer: NodeJS.Timeout | undefined;
@@ -162,9 +174,12 @@ export class LocalProbe {
     }
     const key = state?.phase === 'waiting' ? `${state.pid}/${state.attempt}` : undefined;
     if (key === undefined) this.offline = undefined;
-    else if (this.offline?.key !== key) this.readOffline(key);
+    else if (this.offline?.key !== key && state) this.readOffline(key, state.pid);
     const offline = key !== undefined && this.offline?.key === key ? this.offline.vclock : null;
-    this.snapshot = { at: Date.now(), state, error, offline };
+    if (state && this.hazard && this.hazard.pid !== state.pid) this.hazard = undefined;
+    // Reported with the vclock it was read with, never before: the coordinator decides on both at once.
+    const hazard = offline !== null || state?.phase !== 'waiting' ? (this.hazard?.hazard ?? null) : null;
+    this.snapshot = { at: Date.now(), state, error, offline, hazard };
     try {
       this.o.onSnapshot?.(this.snapshot);
     } catch (err) {
@@ -174,13 +189,16 @@ export class LocalProbe {
   }
 
   // In the background: a big data directory must not stall the heartbeats.
-  private readOffline(key: string): void {
+  private readOffline(key: string, pid: number): void {
     if (this.offlineReading === key) return;
     this.offlineReading = key;
     this.o.instance
       .offlineVclock({ timeoutMs: 60_000, signal: this.signal })
       .then((r) => {
+        const hazard = recoveryHazard(r);
+        this.hazard = { pid, hazard };
         this.offline = { key, vclock: r.vclock };
+        if (hazard) this.o.logger.warn({ hazard: hazard.kind }, hazard.reason);
         if (r.warnings.length > 0) this.o.logger.warn({ warnings: r.warnings }, 'offline vclock read with warnings');
         this.o.logger.info({ vclock: r.vclock, empty: r.empty, xlogs: r.xlogsRead }, 'read the data directory vclock');
       })

@@ -49,7 +49,11 @@ export interface TarantoolReport {
   synchroQuorum: number | null;
   /** box.space._cluster instance UUIDs; null = not read. */
   clusterUuids: string[] | null;
+  /** What recovering its data meets (coordinator/model.ts DataHazard); absent from an older agent (= none known). */
+  hazard?: { kind: (typeof HAZARD_KINDS)[number]; reason: string } | null;
 }
+
+const HAZARD_KINDS = ['unrecoverable-snapshot', 'own-unconfirmed-sync'] as const;
 
 /** What an agent reports about its Tarantool. */
 export interface InstanceState {
@@ -256,9 +260,19 @@ function peerUpstreams(t: Rec): TarantoolReport['upstreams'] {
   });
 }
 
+function dataHazard(t: Rec): TarantoolReport['hazard'] {
+  const v = field(t, 'hazard');
+  if (v === undefined || v === null) return v;
+  if (!isRecord(v)) throw new Invalid('bad_field', '"hazard" must be an object or null');
+  const kind = HAZARD_KINDS.find((k) => k === field(v, 'kind'));
+  if (kind === undefined) throw new Invalid('bad_field', `"hazard.kind" must be one of ${HAZARD_KINDS.join(', ')}`);
+  return { kind, reason: str(v, 'reason', 1024) };
+}
+
 function tarantoolReport(i: Rec): TarantoolReport {
   const t = obj(i, 'tarantool');
   const vc = field(t, 'vclock');
+  const hazard = dataHazard(t);
   return {
     configured: bool(t, 'configured'),
     alive: bool(t, 'alive'),
@@ -272,6 +286,7 @@ function tarantoolReport(i: Rec): TarantoolReport {
     replication: strings(t, 'replication', ADDRESS, MAX_MEMBERS),
     synchroQuorum: nullableInt(t, 'synchroQuorum'),
     clusterUuids: field(t, 'clusterUuids') === null ? null : strings(t, 'clusterUuids', UUID, MAX_MEMBERS),
+    ...(hazard === undefined ? {} : { hazard }),
   };
 }
 
