@@ -27,6 +27,10 @@ export function admissionVerdict(inst: ObservedInstance, master: ObservedInstanc
   if (!isWritable(master) || theirs === null || masterId === null) {
     return { verdict: 'wait', reason: `waiting for a writable master to compare ${pod} with` };
   }
+  const hazard = inst.tarantool?.hazard;
+  if (hazard?.kind === 'unrecoverable-snapshot') {
+    return { verdict: 'rebootstrap', reason: `${pod} cannot start on its data (${hazard.reason}): rebootstrapping it, old data kept aside` };
+  }
   const registered = master.tarantool?.clusterUuids?.includes(inst.instanceUuid) ?? true;
   if (!registered && hasRows(mine)) {
     return {

@@ -196,10 +196,19 @@ export function planMasterRecovery(
   }
   const master = state.master;
   const inst = instanceOf(rs, master);
+  const t = inst?.tarantool;
+  if (isQuarantined(state, master)) return null;
+  // Restarted on data Tarantool cannot serve from in place: never made writable, replaced.
+  const waiting = t?.alive === true && t.status === 'unconfigured';
+  if (t?.hazard && t.ro && (waiting || t.status === 'running')) {
+    const why = `master ${master} restarted and ${t.hazard.reason}`;
+    const choice = chooseCandidate(rs, state, master);
+    if (choice.pod === null) return note(state, `${why}; cannot elect another: ${choice.reason}`);
+    return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
+  }
   const vclock = liveVclock(inst);
-  if (!inst || !vclock || isQuarantined(state, master)) return null;
-  const t = inst.tarantool;
-  if (!t || !t.ro || t.status !== 'running') return null;
+  if (!inst || !t || !vclock) return null;
+  if (!t.ro || t.status !== 'running') return null;
   const ahead = state.members
     .filter((m) => m.pod !== master && !isQuarantined(state, m.pod))
     .map((m) => ({ pod: m.pod, vclock: liveVclock(instanceOf(rs, m.pod)) }))

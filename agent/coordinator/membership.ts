@@ -168,6 +168,24 @@ export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now
   );
 }
 
+/**
+ * A member whose data its Tarantool cannot recover (box.cfg would kill it on every start): it joins
+ * again from scratch, its files kept aside, from `from`, a writable master with the full quorum. The
+ * recorded master waits for a failover instead (planMasterRecovery).
+ */
+function restartFromScratch(rs: ObservedReplicaSet, state: PersistedReplicaSet, pod: string, why: string, from: ObservedInstance | undefined): { commands: Command[]; reason: string } {
+  if (pod === state.master) return { commands: [], reason: `not configuring master ${pod}: ${why}` };
+  if (!from) return { commands: [], reason: `${pod} cannot start on its data (${why}): waiting for a writable master with the full synchro quorum to rebootstrap it from` };
+  const reason = `${pod} cannot start on its data (${why}): rebootstrapping it from ${from.pod}, old data kept aside`;
+  return {
+    commands: [
+      { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Rebootstrap', reason },
+      { kind: 'rebootstrap', replicaset: rs.name, pod, reason, ...desiredReplication(rs, state) },
+    ],
+    reason,
+  };
+}
+
 /** Members whose Tarantool waits for its box.cfg (restarted pods; a lost bootstrap). */
 export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
   const master = instanceOf(rs, state.master);
@@ -184,6 +202,10 @@ export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet
     if (!i.podExists || !i.agentReachable || i.uri === null || !t.alive || t.configured || t.status !== 'unconfigured') continue;
     if (t.vclock === null) {
       reasons.push(`waiting for ${m.pod} to report its data's vclock before configuring it`);
+    } else if (t.hazard?.kind === 'unrecoverable-snapshot') {
+      const step = restartFromScratch(rs, state, m.pod, t.hazard.reason, joinFrom ? master : undefined);
+      commands.push(...step.commands);
+      reasons.push(step.reason);
     } else if (m.pod === state.master && neverBootstrapped(rs, state)) {
       const reason = `bootstrapping ${rs.name} with ${m.pod} again: it was chosen as master but never configured`;
       commands.push({ kind: 'bootstrapMaster', replicaset: rs.name, pod: m.pod, reason, replication: [i.uri], synchroQuorum: 1 });

@@ -16,25 +16,14 @@ import type { Command, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet
 import { emptyReplicaSet } from '../../agent/coordinator/members.js';
 import { MAX_REPAIR_REBOOTSTRAPS, planReplicationRepair, stoppedUpstream } from '../../agent/coordinator/repair.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/coordinator/timings.js';
+import { observedPod } from '../helpers/observe.js';
+import { SYNC_LOAD } from '../helpers/sync-load.js';
 import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 
 const MISMATCH = /CONFIRM message arrived for an unknown master id \d+, expected 0/;
 const JOIN_ATTEMPTS = 40;
-
-// The master's application: a sync space and a writer fiber that remembers every acknowledged key.
-const LOAD = `
-  local s = box.schema.space.create('kv', {is_sync = true}) s:create_index('pk')
-  rawset(_G, 'acked', {}) rawset(_G, 'writing', true)
-  require('fiber').create(function()
-    local n = 0
-    while writing do
-      n = n + 1
-      if pcall(s.insert, s, {n, 'v'}) then table.insert(acked, n) end
-      require('fiber').sleep(0.005)
-    end
-  end)`;
 
 async function observe(node: Node, ordinal: number): Promise<ObservedInstance> {
   let state = null;
@@ -43,22 +32,7 @@ async function observe(node: Node, ordinal: number): Promise<ObservedInstance> {
   } catch {
     // Not answering (exiting, restarting): reported as such.
   }
-  return {
-    pod: node.inst.identity.pod,
-    ordinal,
-    uid: `uid-${ordinal}`,
-    instanceUuid: node.inst.identity.instanceUuid,
-    podExists: true,
-    podReady: true,
-    deleting: false,
-    revision: 'rev',
-    uri: node.t.address,
-    agentReachable: true,
-    reachableFrom: { peers: 2, of: 2 },
-    unreachableSinceMs: null,
-    tarantoolDownSinceMs: null,
-    tarantool: toTarantoolReport({ at: Date.now(), state, error: null, offline: null }),
-  };
+  return observedPod(node, ordinal, toTarantoolReport({ at: Date.now(), state, error: null, offline: null }));
 }
 
 describe('a replica rejoining under synchronous load (Tarantool 2.6)', () => {
@@ -74,7 +48,7 @@ describe('a replica rejoining under synchronous load (Tarantool 2.6)', () => {
     const peers = [m.t.address, r.t.address, w.t.address].sort();
     await w.inst.bootstrap({ role: 'replica', master, peers: [m.t.address, w.t.address], synchroQuorum: 2, timeoutMs: 60_000 });
     await m.inst.reconfigure({ peers: [m.t.address, w.t.address], synchroQuorum: 2 });
-    await m.lua(LOAD);
+    await m.lua(SYNC_LOAD);
 
     // The kubelet's part (a new container: the old process is gone, exiting or stuck half-way) and
     // then planConfigure's (an empty member joins; a half-joined data dir is moved aside first).
