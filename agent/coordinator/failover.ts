@@ -64,8 +64,14 @@ export function chooseCandidate(
   state: PersistedReplicaSet,
   exclude: string | null,
   to?: string,
+  /** `exclude` still votes with this vclock (what it holds for sure) but may not be promoted. */
+  excludedVotes?: { vclock: Vclock; ineligible: string },
 ): CandidateChoice {
   const voters: Voter[] = [];
+  const gone = instanceOf(rs, exclude ?? '');
+  if (excludedVotes && gone && exclude !== null) {
+    voters.push({ pod: exclude, ordinal: gone.ordinal, vclock: excludedVotes.vclock, quarantined: false, ineligible: excludedVotes.ineligible });
+  }
   for (const member of state.members) {
     if (member.pod === exclude) continue;
     const inst = instanceOf(rs, member.pod);
@@ -198,11 +204,15 @@ export function planMasterRecovery(
   const inst = instanceOf(rs, master);
   const t = inst?.tarantool;
   if (isQuarantined(state, master)) return null;
-  // Restarted on data Tarantool cannot serve from in place: never made writable, replaced.
+  // Restarted on data Tarantool cannot serve from in place: never made writable, replaced. With its
+  // own unconfirmed transactions it still votes with the rows it committed (none of the others was
+  // ever acknowledged), so a replica set down to it and one replica can fail over.
   const waiting = t?.alive === true && t.status === 'unconfigured';
   if (t?.hazard && t.ro && (waiting || t.status === 'running')) {
     const why = `master ${master} restarted and ${t.hazard.reason}`;
-    const choice = chooseCandidate(rs, state, master);
+    const from = t.hazard.uncommittedFrom;
+    const committed = from && t.vclock ? { ...t.vclock, [from.id]: Math.min(t.vclock[from.id] ?? 0, from.lsn - 1) } : undefined;
+    const choice = chooseCandidate(rs, state, master, undefined, committed && { vclock: committed, ineligible: 'it cannot serve writes in place' });
     if (choice.pod === null) return note(state, `${why}; cannot elect another: ${choice.reason}`);
     return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
   }

@@ -24,6 +24,8 @@ export interface ObservedUpstream {
 export interface DataHazard {
   kind: 'unrecoverable-snapshot' | 'own-unconfirmed-sync';
   reason: string;
+  /** own-unconfirmed-sync: its id and first unconfirmed lsn; its rows from there on never committed. */
+  uncommittedFrom?: { id: number; lsn: number };
 }
 
 /** What the agent of one pod reports about its Tarantool. */

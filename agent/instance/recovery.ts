@@ -25,10 +25,11 @@ export function recoveryHazard(o: OfflineVclock): DataHazard | null {
     };
   }
   const own = o.ownId === undefined ? undefined : o.unconfirmed[String(o.ownId)];
-  if (own !== undefined) {
+  if (o.ownId !== undefined && own !== undefined) {
     return {
       kind: 'own-unconfirmed-sync',
-      reason: `its own synchronous transactions up to lsn ${own} were never confirmed, and Tarantool ${o.tarantool} crashes when a replica acknowledges them on a master restarted with them`,
+      reason: `its own synchronous transactions from lsn ${own} on were never confirmed, and Tarantool ${o.tarantool} crashes when a replica acknowledges them on a master restarted with them`,
+      uncommittedFrom: { id: o.ownId, lsn: own },
     };
   }
   return null;

@@ -84,7 +84,7 @@ export interface OfflineVclock {
   tarantool?: string;
   /** A synchronous space with rows in the newest snapshot. */
   syncSnapshotSpace?: string;
-  /** Per instance id, the last lsn of synchronous rows no CONFIRM or ROLLBACK follows. */
+  /** Per instance id, the first lsn of synchronous rows no CONFIRM or ROLLBACK covers. */
   unconfirmed: Vclock;
   /** This instance's id in the files' _cluster. */
   ownId?: number;

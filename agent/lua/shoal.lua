@@ -195,8 +195,9 @@ end
 -- headers and the real rows (require('xlog')) of every xlog that may hold rows after it. A torn
 -- xlog tail (kill -9) stops the read of that file with a warning; rows read up to there count.
 -- It also tells what recovering these files will meet: a snapshot holding rows of a synchronous
--- space, and per instance id the last lsn of synchronous rows no CONFIRM or ROLLBACK follows (they
--- will sit in the synchronous queue after recovery); own_id is instance_uuid's id in _cluster.
+-- space, and per instance id the first lsn of synchronous rows no CONFIRM or ROLLBACK covers (they,
+-- and every row of that id after them, sit in the synchronous queue after recovery, uncommitted);
+-- own_id is instance_uuid's id in _cluster.
 function M.offline_vclock(instance_uuid)
     local d = dirs()
     local snaps = sorted_glob(d.memtx, '*.snap')
@@ -217,7 +218,8 @@ function M.offline_vclock(instance_uuid)
         if signature_of(path) <= from then first = i end
     end
     local read = 0
-    local sync_lsn, settled = {}, {}
+    -- Per instance id, the lsns of its synchronous rows no CONFIRM or ROLLBACK has covered yet.
+    local pending = {}
     for i = first, #xlogs do
         local path = xlogs[i]
         merge_max(vc, header_vclock(path) or {})
@@ -226,9 +228,13 @@ function M.offline_vclock(instance_uuid)
                 local h, b = row.HEADER, row.BODY or {}
                 if h and h.replica_id and h.lsn then merge_max(vc, {[h.replica_id] = h.lsn}) end
                 if h and (h.type == CONFIRM or h.type == ROLLBACK) and b[2] ~= nil and b[3] ~= nil then
-                    merge_max(settled, {[b[2]] = b[3]})
+                    local q = pending[b[2]] or {}
+                    while q[1] ~= nil and q[1] <= b[3] do table.remove(q, 1) end
                 elseif h and h.replica_id and h.lsn and b.space_id ~= nil then
-                    if facts.sync[b.space_id] ~= nil then merge_max(sync_lsn, {[h.replica_id] = h.lsn}) end
+                    if facts.sync[b.space_id] ~= nil then
+                        pending[h.replica_id] = pending[h.replica_id] or {}
+                        table.insert(pending[h.replica_id], h.lsn)
+                    end
                     learn(facts, b.space_id, b.tuple)
                 end
             end
@@ -237,9 +243,7 @@ function M.offline_vclock(instance_uuid)
         if not ok then table.insert(warnings, string.format('%s: %s', fio.basename(path), tostring(err))) end
     end
     local unconfirmed = {}
-    for id, lsn in pairs(sync_lsn) do
-        if lsn > (settled[id] or 0) then unconfirmed[id] = lsn end
-    end
+    for id, q in pairs(pending) do unconfirmed[id] = q[1] end
     return {
         vclock = vclock_map(vc),
         empty = #snaps == 0 and #xlogs == 0,

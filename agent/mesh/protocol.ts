@@ -50,7 +50,7 @@ export interface TarantoolReport {
   /** box.space._cluster instance UUIDs; null = not read. */
   clusterUuids: string[] | null;
   /** What recovering its data meets (coordinator/model.ts DataHazard); absent from an older agent (= none known). */
-  hazard?: { kind: (typeof HAZARD_KINDS)[number]; reason: string } | null;
+  hazard?: { kind: (typeof HAZARD_KINDS)[number]; reason: string; uncommittedFrom?: { id: number; lsn: number } } | null;
 }
 
 const HAZARD_KINDS = ['unrecoverable-snapshot', 'own-unconfirmed-sync'] as const;
@@ -266,7 +266,10 @@ function dataHazard(t: Rec): TarantoolReport['hazard'] {
   if (!isRecord(v)) throw new Invalid('bad_field', '"hazard" must be an object or null');
   const kind = HAZARD_KINDS.find((k) => k === field(v, 'kind'));
   if (kind === undefined) throw new Invalid('bad_field', `"hazard.kind" must be one of ${HAZARD_KINDS.join(', ')}`);
-  return { kind, reason: str(v, 'reason', 1024) };
+  const from = field(v, 'uncommittedFrom');
+  if (from === undefined) return { kind, reason: str(v, 'reason', 1024) };
+  if (!isRecord(from)) throw new Invalid('bad_field', '"hazard.uncommittedFrom" must be an object');
+  return { kind, reason: str(v, 'reason', 1024), uncommittedFrom: { id: int(from, 'id'), lsn: int(from, 'lsn') } };
 }
 
 function tarantoolReport(i: Rec): TarantoolReport {

@@ -169,7 +169,7 @@ describe('Tarantool 2.6.0 recovery defects and the coordinator (real Tarantool)'
     expect(rs.instances[0]?.tarantool?.hazard?.kind).toBe('own-unconfirmed-sync');
     const members = membersOf(pods, mp);
     const step = planMasterRecovery(rs, members, Date.now());
-    expect(step?.reason).toMatch(/^promoting storage-[12]: master storage-0 restarted and its own synchronous transactions up to lsn \d+ were never confirmed/);
+    expect(step?.reason).toMatch(/^promoting storage-[12]: master storage-0 restarted and its own synchronous transactions from lsn \d+ on were never confirmed/);
     expect(step?.commands.filter((c) => c.kind === 'promote').map((c) => c.pod)).toEqual([step?.state.master]);
 
     // 2. What that avoids, reproduced: made writable in place, it dies at the first acknowledgement.

@@ -35,14 +35,14 @@ describe('recoveryHazard', () => {
     expect(recoveryHazard(offline({ syncSnapshotSpace: 'kv' }))?.reason).toBe(
       `snapshot 00000000000000000012.snap holds rows of synchronous space kv, which Tarantool ${V260} cannot recover (box.cfg dies with "transaction rolled back during snapshot recovery")`,
     );
-    expect(recoveryHazard(offline({ unconfirmed: { '2': 18 } }))?.reason).toMatch(/^its own synchronous transactions up to lsn 18 were never confirmed/);
+    expect(recoveryHazard(offline({ unconfirmed: { '2': 18 } }))).toMatchObject({ reason: expect.stringMatching(/^its own synchronous transactions from lsn 18 on were never confirmed/) as unknown, uncommittedFrom: { id: 2, lsn: 18 } });
   });
 });
 
 describe('the hazard in reports', () => {
   const state = (over: Partial<InstanceState>): InstanceState => ({ phase: 'waiting', configured: false, pid: 42, attempt: 0, notes: {}, vclock: {}, replication: [], role: 'unconfigured', ...over });
   const snapshot: DataHazard = { kind: 'unrecoverable-snapshot', reason: 'snapshot x' };
-  const own: DataHazard = { kind: 'own-unconfirmed-sync', reason: 'own rows' };
+  const own: DataHazard = { kind: 'own-unconfirmed-sync', reason: 'own rows', uncommittedFrom: { id: 2, lsn: 18 } };
   const configured: Partial<InstanceState> = { phase: 'configured', configured: true, ro: true, status: 'running', id: 2, role: 'replica' };
 
   it.each<[string, LocalSnapshot, DataHazard | undefined]>([
@@ -67,7 +67,7 @@ describe('the hazard in reports', () => {
 describe('the coordinator on a hazard', () => {
   const { rs, state } = formed('s', 3, 0);
   const unrecoverable: DataHazard = { kind: 'unrecoverable-snapshot', reason: 'snapshot 1.snap holds rows of synchronous space kv' };
-  const ownUnconfirmed: DataHazard = { kind: 'own-unconfirmed-sync', reason: 'its own synchronous transactions up to lsn 18 were never confirmed' };
+  const ownUnconfirmed: DataHazard = { kind: 'own-unconfirmed-sync', reason: 'its own synchronous transactions from lsn 11 on were never confirmed', uncommittedFrom: { id: 1, lsn: 11 } };
   const waiting = (hazard: DataHazard) => ({ tarantool: { configured: false, ro: true, status: 'unconfigured', vclock: { 1: 10 }, id: null, upstreamOk: false, upstreams: [], lagMs: null, replication: [], synchroQuorum: null, clusterUuids: null, hazard } });
   const masterUp = patch(rs, 's-0', { tarantool: { ro: false } });
 
@@ -101,11 +101,23 @@ describe('the coordinator on a hazard', () => {
     const r = reconcile(cluster(NOW, patch(rs, 's-0', over)), persisted(4, { s: state }), T);
     expect(only(r.actions, 'promote').map((a) => a.pod)).toEqual(['s-1']);
     expect(r.nextPersisted.term).toBe(5);
-    expect(r.reason).toMatch(/promoting s-1: master s-0 restarted and its own synchronous transactions up to lsn 18 were never confirmed/);
+    expect(r.reason).toMatch(/promoting s-1: master s-0 restarted and its own synchronous transactions from lsn 11 on were never confirmed; s-1 has the greatest vclock \{1: 10\} of 3 answering members/);
+  });
+
+  it.each([
+    ['one that has every row the master committed', { 1: 10 }, 's-1'],
+    ['none: the replica lacks rows the master committed', { 1: 9 }, null],
+  ])('down to it and one replica, the master votes with its committed rows: promotes %s', (_name, replica, promoted) => {
+    // The master's rows 11 and 12 never committed; 1..10 did.
+    const alone = patch(patch(patch(rs, 's-0', { tarantool: { ro: true, vclock: { 1: 12 }, hazard: ownUnconfirmed } }), 's-1', { tarantool: { vclock: replica } }), 's-2', { agentReachable: false, tarantool: null });
+    const r = reconcile(cluster(NOW, alone), persisted(4, { s: state }), T);
+    expect(only(r.actions, 'promote').map((a) => a.pod)).toEqual(promoted === null ? [] : [promoted]);
+    if (promoted === null) expect(r.reason).toMatch(/master s-0 restarted and .*; cannot elect another: s-0 \{1: 10\} has rows s-1 \{1: 9\} lacks and cannot be promoted: it cannot serve writes in place/);
   });
 
   it('waits with the master read-only when too few members answer to promote another safely', () => {
-    const alone = patch(patch(rs, 's-0', { tarantool: { ro: true, hazard: ownUnconfirmed } }), 's-2', { agentReachable: false, tarantool: null });
+    const { uncommittedFrom: _, ...unknownCommitted } = ownUnconfirmed;
+    const alone = patch(patch(rs, 's-0', { tarantool: { ro: true, hazard: unknownCommitted } }), 's-2', { agentReachable: false, tarantool: null });
     const r = reconcile(cluster(NOW, alone), persisted(4, { s: state }), T);
     expect(only(r.actions, 'promote')).toEqual([]);
     expect(r.reason).toMatch(/master s-0 restarted and its own synchronous transactions .*; cannot elect another: only 1 of 3 members answer, 2 needed/);
