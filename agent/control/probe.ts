@@ -26,8 +26,8 @@ export interface LocalSnapshot {
 
 export const NO_SNAPSHOT: LocalSnapshot = { at: 0, state: null, error: 'not probed yet', offline: null };
 
-// A snapshot that cannot be recovered matters before box.cfg; own unconfirmed transactions for as
-// long as the process that recovered them runs.
+// A snapshot that cannot be recovered matters before box.cfg; own unconfirmed transactions until
+// the process that recovered them follows another master (LocalProbe drops them then).
 const hazardOf = (s: LocalSnapshot): DataHazard | null =>
   s.hazard && (s.hazard.kind === 'own-unconfirmed-sync' || s.state?.phase === 'waiting') ? s.hazard : null;
 
@@ -177,6 +177,9 @@ export class LocalProbe {
     else if (this.offline?.key !== key && state) this.readOffline(key, state.pid);
     const offline = key !== undefined && this.offline?.key === key ? this.offline.vclock : null;
     if (state && this.hazard && this.hazard.pid !== state.pid) this.hazard = undefined;
+    // Following another master, it gets that master's CONFIRM or ROLLBACK for its own unconfirmed
+    // transactions (the new master's clear_synchro_queue writes them): settled for this process.
+    if (state?.notes.masterUuid && this.hazard?.hazard?.kind === 'own-unconfirmed-sync') this.hazard = { pid: state.pid, hazard: null };
     // Reported with the vclock it was read with, never before: the coordinator decides on both at once.
     const hazard = offline !== null || state?.phase !== 'waiting' ? (this.hazard?.hazard ?? null) : null;
     this.snapshot = { at: Date.now(), state, error, offline, hazard };

@@ -1,7 +1,8 @@
 // Tarantool 2.6.0's recovery defects (agent/instance/recovery.ts): what the agent reads from the
 // files, how it reports it, and what the coordinator decides on it.
 import { describe, expect, it } from 'vitest';
-import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/control/probe.js';
+import { pino } from 'pino';
+import { LocalProbe, toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/control/probe.js';
 import type { DataHazard, PersistedReplicaSet } from '../../agent/coordinator/model.js';
 import { reconcile } from '../../agent/coordinator/reconcile.js';
 import { recoveryHazard } from '../../agent/instance/recovery.js';
@@ -48,13 +49,37 @@ describe('the hazard in reports', () => {
   it.each<[string, LocalSnapshot, DataHazard | undefined]>([
     ['before box.cfg, with the vclock it was read with', { at: 1, state: state({}), error: null, offline: { '1': 3 }, hazard: snapshot }, snapshot],
     ['an unrecoverable snapshot no longer matters once configured (rebootstrapped in place)', { at: 1, state: state(configured), error: null, offline: null, hazard: snapshot }, undefined],
-    ['own unconfirmed transactions matter for as long as the process runs', { at: 1, state: state(configured), error: null, offline: null, hazard: own }, own],
+    ['own unconfirmed transactions still matter once configured', { at: 1, state: state(configured), error: null, offline: null, hazard: own }, own],
     ['none known', { at: 1, state: state({}), error: null, offline: { '1': 3 }, hazard: null }, undefined],
   ])('%s', (_name, s, want) => {
     expect(toTarantoolReport(s).hazard).toEqual(want);
     const hb = { type: 'heartbeat', v: 1, pod: 's-0', term: 1, sentAt: 1, agentVersion: 'x', sees: [], instance: toWireInstance(s) };
     const parsed = parseMessage(JSON.stringify(hb));
     expect(parsed.ok && parsed.msg.type === 'heartbeat' ? parsed.msg.instance.tarantool : null).toEqual(toTarantoolReport(s));
+  });
+
+  it('the probe keeps own unconfirmed transactions for the process until it follows another master', async () => {
+    let current = state({});
+    const probe = new LocalProbe({
+      instance: { state: () => Promise.resolve(current), offlineVclock: () => Promise.resolve(offline({ unconfirmed: { '2': 18 } })) },
+      logger: pino({ level: 'silent' }),
+      intervalMs: 1_000,
+      timeoutMs: 1_000,
+    });
+    const hazard = async (): Promise<DataHazard['kind'] | undefined> => toTarantoolReport(await probe.refresh()).hazard?.kind;
+    expect(await hazard()).toBeUndefined(); // not read yet: never reported without its vclock
+    await new Promise((res) => setImmediate(res));
+    expect(await hazard()).toBe('own-unconfirmed-sync');
+    current = state({ ...configured, notes: {} });
+    expect(await hazard()).toBe('own-unconfirmed-sync');
+    current = state({ ...configured, notes: { masterUuid: 'uuid-m' } });
+    expect(await hazard()).toBeUndefined();
+    current = state({ ...configured, notes: {} });
+    expect(await hazard()).toBeUndefined();
+    current = state({ pid: 43 }); // a new process reads its files again
+    await probe.refresh();
+    await new Promise((res) => setImmediate(res));
+    expect(await hazard()).toBe('own-unconfirmed-sync');
   });
 
   it('refuses a hazard of an unknown kind on the wire', () => {
