@@ -146,6 +146,10 @@ describe('Tarantool 2.6.0 recovery defects and the coordinator (real Tarantool)'
     await w.inst.bootstrap({ role: 'replica', master, peers, synchroQuorum: 2, timeoutMs: 60_000 });
     await r.inst.bootstrap({ role: 'replica', master, peers, synchroQuorum: 2, timeoutMs: 60_000 });
     await m.inst.reconfigure({ peers, synchroQuorum: 2, synchroTimeoutS: 30 });
+    // Both replicas follow before the first synchronous write (it waits for one of their acks).
+    const following = async (n: Node): Promise<boolean> =>
+      (await n.inst.state()).replication.some((p) => p.uuid === master.uuid && p.upstream?.status === 'follow');
+    await eventually(async () => ((await following(w)) && (await following(r))) || undefined, 20_000);
     await m.lua("local s = box.schema.space.create('kv', {is_sync = true}) s:create_index('pk') for i = 1, 10 do s:insert{i, 'v'} end");
     await r.inst.waitForVclock((await m.inst.state()).vclock, 10_000);
     // Both replicas go down; a synchronous insert waits for its quorum; the master is killed.
