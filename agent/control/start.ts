@@ -31,6 +31,7 @@ import { followSymptoms } from './follower.js';
 import { FORWARDED_HEADER, Handover } from './handover.js';
 import { ControlMetrics } from './metrics.js';
 import { Observer } from './observer.js';
+import { settledWithin } from '../util/bounded.js';
 import { LocalProbe, toWireInstance, type LocalSnapshot } from './probe.js';
 import { SelfFencer } from './self-fence.js';
 import { decodePersistedState, persistedLens } from './state-codec.js';
@@ -60,6 +61,9 @@ export interface Control {
   term(): number | undefined;
   stop(): Promise<void>;
 }
+
+/** Bound of each shutdown step after the hand-over (each is bounded itself; this catches a hang). */
+const STOP_STEP_MS = 10_000;
 
 export function startControl(agent: AgentParts, log: Logger, opts: ControlOptions = {}): Control {
   const { config, instance, http } = agent;
@@ -275,11 +279,16 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     term: () => mesh?.highestTerm().term,
     stop(): Promise<void> {
       stopped ??= (async () => {
-        await handover.beforeStop(config.timings.prestopTimeoutMs);
+        // Every step is bounded on its own; one that still hangs is named and left behind, so that
+        // stopping always ends (a test tear-down once waited minutes here under heavy load).
+        const step = async (what: string, p: Promise<unknown>, ms: number): Promise<void> => {
+          if (!(await settledWithin(p, ms))) log.error({ step: what, ms }, `stopping: ${what} did not finish in time; going on without it`);
+        };
+        await step('the hand-over', handover.beforeStop(config.timings.prestopTimeoutMs), config.timings.prestopTimeoutMs + STOP_STEP_MS);
         stopping.abort();
-        await started;
-        await electing; // releases the Lease (bounded) when configured to
-        await Promise.allSettled([mesh?.close(), events.close()]);
+        await step('the start-up', started, STOP_STEP_MS);
+        await step('the Lease release', electing, STOP_STEP_MS); // releases the Lease when configured to
+        await step('closing the mesh and the event recorder', Promise.allSettled([mesh?.close(), events.close()]), STOP_STEP_MS);
       })();
       return stopped;
     },
