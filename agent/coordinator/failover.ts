@@ -208,13 +208,17 @@ export function planMasterRecovery(
   // own unconfirmed transactions it still votes with the rows it committed (none of the others was
   // ever acknowledged), so a replica set down to it and one replica can fail over.
   const waiting = t?.alive === true && t.status === 'unconfigured';
+  let fallback = '';
   if (t?.hazard && t.ro && (waiting || t.status === 'running')) {
     const why = `master ${master} restarted and ${t.hazard.reason}`;
     const from = t.hazard.uncommittedFrom;
     const committed = from && t.vclock ? { ...t.vclock, [from.id]: Math.min(t.vclock[from.id] ?? 0, from.lsn - 1) } : undefined;
     const choice = chooseCandidate(rs, state, master, undefined, committed && { vclock: committed, ineligible: 'it cannot serve writes in place' });
-    if (choice.pod === null) return note(state, `${why}; cannot elect another: ${choice.reason}`);
-    return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
+    if (choice.pod !== null) return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
+    // Waiting would stop writes for good when the others need a writable master to rejoin from (a
+    // chaos run deadlocked so): it is made writable in place after all, as before.
+    if (t.hazard.kind === 'unrecoverable-snapshot' || waiting) return note(state, `${why}; cannot elect another: ${choice.reason}`);
+    fallback = `; nobody else can be elected (${choice.reason}), so despite ${why}`;
   }
   const vclock = liveVclock(inst);
   if (!inst || !t || !vclock) return null;
@@ -224,7 +228,7 @@ export function planMasterRecovery(
     .map((m) => ({ pod: m.pod, vclock: liveVclock(instanceOf(rs, m.pod)) }))
     .find((v) => v.vclock !== null && isAhead(v.vclock, vclock));
   if (!ahead) {
-    const reason = `master ${master} is alive but read-only and no member is ahead of it ${formatVclock(vclock)}: making it writable`;
+    const reason = `master ${master} is alive but read-only and no member is ahead of it ${formatVclock(vclock)}${fallback}: making it writable`;
     const commands: Command[] = [
       ...fenceOthers(rs, master, `${master} is the master`),
       { kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, state) },
