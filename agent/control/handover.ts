@@ -6,6 +6,7 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { SwitchoverRequest } from '../coordinator/switchover.js';
 import { sleep } from '../mesh/backoff.js';
+import { abortAfter } from '../util/abort.js';
 import type { SwitchoverOutcome } from './coordinator.js';
 
 export interface SwitchoverReply {
@@ -110,10 +111,21 @@ export class Handover {
 
   private async runPrestop(timeoutMs: number, signal: AbortSignal): Promise<PrestopReply> {
     const started = Date.now();
+    // A timer we hold (abortAfter), not AbortSignal.any over an inline AbortSignal.timeout: Node 20
+    // may collect that unreferenced timeout signal, and then this loop never ends (seen: 789 retries
+    // over 240 s in a test tear-down).
+    const bound = abortAfter(Math.max(1, timeoutMs), () => new Error(`/prestop bound of ${timeoutMs} ms`), signal);
+    try {
+      return await this.handOver(bound.signal, started, timeoutMs);
+    } finally {
+      bound.unlink();
+    }
+  }
+
+  private async handOver(deadline: AbortSignal, started: number, timeoutMs: number): Promise<PrestopReply> {
     const log = this.o.logger;
     const stillMaster = async (s: AbortSignal): Promise<boolean> =>
       (await this.o.writable(s).catch(() => false)) || this.o.publishedMaster() === this.o.self;
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, timeoutMs))]);
     if (!(await this.o.writable(deadline).catch(() => false)) && this.o.publishedMaster() !== this.o.self) {
       return { status: 200, body: { wasMaster: false, reason: 'not the master: nothing to hand over' } };
     }

@@ -6,6 +6,7 @@ import { ShoalError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../mesh/backoff.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './client.js';
+import { abortAfter } from '../util/abort.js';
 
 /** The part of any Kubernetes object the loop needs. */
 export interface KubeObject {
@@ -60,20 +61,26 @@ export class ListWatch<T extends KubeObject> {
   /** Resolves after the first complete list; rejects on abort or after `timeoutMs`. */
   async waitForSync(signal: AbortSignal, timeoutMs = 30_000): Promise<void> {
     if (this.isSynced) return;
-    const bounded = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-    await new Promise<void>((resolve, reject) => {
-      const done = (): void => {
-        bounded.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        this.syncWaiters = this.syncWaiters.filter((w) => w !== done);
-        reject(signal.aborted ? signal.reason : new ShoalError(`no complete list of ${this.opts.what} within ${timeoutMs} ms`, 'check that the API server is reachable and the agent may list this resource'));
-      };
-      if (bounded.aborted) return onAbort();
-      bounded.addEventListener('abort', onAbort, { once: true });
-      this.syncWaiters.push(done);
-    });
+    // A timer we hold (abortAfter): Node 20 may collect an inline AbortSignal.timeout under AbortSignal.any.
+    const bound = abortAfter(timeoutMs, () => new Error('timeout'), signal);
+    const bounded = bound.signal;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const done = (): void => {
+          bounded.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          this.syncWaiters = this.syncWaiters.filter((w) => w !== done);
+          reject(signal.aborted ? signal.reason : new ShoalError(`no complete list of ${this.opts.what} within ${timeoutMs} ms`, 'check that the API server is reachable and the agent may list this resource'));
+        };
+        if (bounded.aborted) return onAbort();
+        bounded.addEventListener('abort', onAbort, { once: true });
+        this.syncWaiters.push(done);
+      });
+    } finally {
+      bound.unlink();
+    }
   }
 
   /** Lists and watches until `signal` aborts. Never rejects. */
