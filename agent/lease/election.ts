@@ -196,8 +196,9 @@ export class LeaderElector {
     }
     this.observation = observe(this.observation, this.stored.record, this.clock());
     this.noteHolder('');
-    this.yieldUntilMs = this.clock() + yieldAfterReleaseMs(this.timings);
-    this.opts.logger.info({ reason, yieldMs: yieldAfterReleaseMs(this.timings) }, 'released the coordinator lease of an earlier agent process of this pod');
+    const yieldMs = yieldAfterReleaseMs(this.timings);
+    this.yieldUntilMs = this.clock() + yieldMs;
+    this.opts.logger.info({ reason, yieldMs }, 'released the coordinator lease of an earlier agent process of this pod');
     return { held: false, reason };
   }
 
