@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and builds everything Shoal's tests, demo and benchmarks need, on a fresh Debian machine
-# with Node 20: npm dependencies, Debian's tarantool, the tools the local cluster uses, the local
-# Kubernetes control plane (built once, cached under ~/.cache/shoal), and Shoal itself (dist/).
+# with Node 20: npm dependencies, Debian's tarantool (2.6.0, the compatibility lane), Tarantool 3.8
+# (built once from the vendored source), the tools the local cluster uses, the local Kubernetes
+# control plane (built once), both cached under ~/.cache/shoal, and Shoal itself (dist/).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ source scripts/lib.sh
 
 apt_install tarantool iptables util-linux
 npm_deps
+bash scripts/provision-tarantool.sh
 bash scripts/provision-kubernetes.sh
 log "building Shoal (tsc)"
 npm run --silent build
