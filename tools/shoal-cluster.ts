@@ -1,4 +1,5 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import { defaultLane, tarantoolImage, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
 import { CLUSTER_LABEL } from '../shared/names.js';
 import type { AgentStatus } from '../shared/status.js';
 import { agentRbacObjects, applyObjects } from '../webhook/local-install.js';
@@ -26,6 +27,8 @@ export interface ReplicaSetSpec {
   replicas: number;
   /** Extra env of the Tarantool container (changing it is a template change). */
   env?: Record<string, string>;
+  /** Which Tarantool the pods run (its image tag). Default: defaultLane() — 3 unless SHOAL_TARANTOOL_LANE says otherwise. */
+  lane?: TarantoolLane;
   annotations?: Record<string, string>;
 }
 
@@ -47,7 +50,7 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
           containers: [
             {
               name: 'tarantool',
-              image: 'tarantool/tarantool:2.6',
+              image: tarantoolImage(s.lane ?? defaultLane()),
               command: ['tarantool', '/opt/app/init.lua'],
               env: Object.entries(s.env ?? {}).map(([name, value]) => ({ name, value })),
               volumeMounts: [

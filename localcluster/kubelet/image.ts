@@ -14,12 +14,30 @@ export function imageRepository(image: string): string {
   return name;
 }
 
-/** The table entry for an image: the longest key that is the repository or a path prefix of it. */
+/** The image's tag (`3.8` of `tarantool/tarantool:3.8`); '' when it has none. */
+export function imageTag(image: string): string {
+  const name = image.split('@')[0] ?? image;
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(colon + 1) : '';
+}
+
+/** Whether `tag` is `prefix` or starts with `prefix.` / `prefix-` (`3` matches `3.8`, not `30`). */
+const tagMatches = (tag: string, prefix: string): boolean => tag === prefix || tag.startsWith(`${prefix}.`) || tag.startsWith(`${prefix}-`);
+
+/**
+ * The table entry for an image: the longest key that is the repository or a path prefix of it,
+ * a key with a tag prefix (`repo:3`) only for a tag of that version.
+ */
 export function lookupImage(table: ImageTable, image: string): ImageSpec | undefined {
   const repo = imageRepository(image);
+  const tag = imageTag(image);
   let best: string | undefined;
   for (const key of Object.keys(table)) {
-    const matches = repo === key || repo.startsWith(key.endsWith('/') ? key : `${key}/`) || image === key;
+    const colon = key.lastIndexOf(':');
+    const keyRepo = colon > key.lastIndexOf('/') ? key.slice(0, colon) : key;
+    const keyTag = colon > key.lastIndexOf('/') ? key.slice(colon + 1) : undefined;
+    const repoMatches = repo === keyRepo || repo.startsWith(keyRepo.endsWith('/') ? keyRepo : `${keyRepo}/`);
+    const matches = image === key || (repoMatches && (keyTag === undefined || tagMatches(tag, keyTag)));
     if (matches && (best === undefined || key.length > best.length)) best = key;
   }
   return best === undefined ? undefined : table[best];

@@ -48,7 +48,7 @@ export function planLaunch(input: LaunchInput): LaunchResult {
   const env = resolveEnv(container, input.facts, input.objects, input.baseEnv, { ...runtimeEnv(input.hostname), ...image.env });
   if (!env.ok) return { ok: false, reason: 'CreateContainerConfigError', message: env.message };
 
-  const mounts: BindMount[] = [];
+  const mounts: BindMount[] = (image.files ?? []).map((f) => ({ source: f.source, target: f.target, readOnly: true }));
   const subPathDirs: string[] = [];
   for (const m of container.volumeMounts ?? []) {
     const hostDir = input.volumes[m.name];

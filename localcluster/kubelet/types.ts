@@ -9,9 +9,19 @@ export interface ImageSpec {
   cmd?: string[];
   /** Environment the image sets (the container's env overrides it). */
   env?: Record<string, string>;
+  /**
+   * Host directories the image brings, shown read-only at their paths in the container (what an
+   * image's layers would hold: e.g. a Tarantool build kept under root's cache, which pod uids could
+   * not reach at its own path).
+   */
+  files?: Array<{ source: string; target: string }>;
 }
 
-/** Image-name prefix (e.g. `tarantool/tarantool`) → what it runs. The longest matching prefix wins. */
+/**
+ * Image name → what it runs. A key is a repository or a path prefix of one (`tarantool/tarantool`),
+ * optionally with a tag prefix (`tarantool/tarantool:3` matches `:3`, `:3.8`, `:3.8.0`). The longest
+ * matching key wins.
+ */
 export type ImageTable = Record<string, ImageSpec>;
 
 export interface KubeletOptions {

@@ -13,6 +13,7 @@ import { identityOf } from '../../agent/instance/identity.js';
 import { LocalInstance } from '../../agent/instance/local.js';
 import type { ReplicationCredentials } from '../../agent/instance/uri.js';
 import { createLogger } from '../../shared/log.js';
+import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../localcluster/tarantool-binaries.js';
 
 export interface TarantoolStartOptions {
   /** Lua run after require('shoal').cfg{…} returns (the application's own code). */
@@ -21,6 +22,8 @@ export interface TarantoolStartOptions {
   appOptions?: string;
   /** Subdirectories of the work dir to create (for memtx_dir / wal_dir in appOptions). */
   subdirs?: string[];
+  /** Which Tarantool: '3' (the 3.8 build, default unless SHOAL_TARANTOOL_LANE says otherwise) or '2.6' (Debian's). */
+  lane?: TarantoolLane;
 }
 
 /** What tests use as the cluster coordinates of their instances. */
@@ -84,7 +87,7 @@ export class TarantoolInstance {
     await writeFile(init, `require('shoal').cfg({${appOptions.join(', ')}})\n${this.opts.afterCfg ?? ''}\n`);
     const log = await open(this.logPath, 'a');
     try {
-      const child = spawn('tarantool', [init], {
+      const child = spawn(tarantoolBinary(this.opts.lane ?? defaultLane()), [init], {
         cwd: this.dir,
         env: { ...process.env, LUA_PATH: luaPathFor(this.runDir), SHOAL_CONSOLE_SOCKET: this.consoleSocket },
         stdio: ['ignore', log.fd, log.fd],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { containerArgv, imageRepository, lookupImage } from '../../localcluster/kubelet/image.js';
+import { containerArgv, imageRepository, imageTag, lookupImage } from '../../localcluster/kubelet/image.js';
 import { IpAllocator, parseIpBase, unixUidForIp, unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { planLaunch } from '../../localcluster/kubelet/launch.js';
 import { orderMounts, exitCodeOf } from '../../localcluster/kubelet/process.js';
@@ -154,5 +154,27 @@ describe('pod IPs and uids', () => {
     expect(unixUidForIp('127.0.1.2', 200_000)).toBe(200_000 + 258);
     expect(unixUidForIp('127.0.2.2', 200_000)).not.toBe(unixUidForIp('127.0.1.2', 200_000));
     expect(unixUidRange('127.0.1', 200_000)).toEqual([200_258, 200_510]);
+  });
+});
+
+describe('image tags choose the version', () => {
+  const t3 = { entrypoint: ['tarantool'], env: { PATH: '/opt/3' } };
+  const t26 = { entrypoint: ['tarantool'], env: { PATH: '/opt/2.6' } };
+  const table = { 'tarantool/tarantool': t3, 'tarantool/tarantool:3': t3, 'tarantool/tarantool:2': t26 };
+  it.each([
+    ['tarantool/tarantool:3.8', t3],
+    ['tarantool/tarantool:3', t3],
+    ['docker.io/tarantool/tarantool:3.8.0', t3],
+    ['tarantool/tarantool:2.6', t26],
+    ['tarantool/tarantool:2.11.4', t26],
+    ['tarantool/tarantool', t3],
+    ['tarantool/tarantool:latest', t3],
+  ])('%s', (image, spec) => expect(lookupImage(table, image)).toBe(spec));
+
+  it('a tag prefix matches whole version parts only', () => {
+    expect(imageTag('tarantool/tarantool:30.1')).toBe('30.1');
+    expect(lookupImage({ 'tarantool/tarantool:3': t3 }, 'tarantool/tarantool:30.1')).toBeUndefined();
+    expect(lookupImage({ 'tarantool/tarantool:3': t3 }, 'tarantool/tarantool:3-slim')).toBe(t3);
+    expect(imageTag('registry:5000/tarantool/tarantool')).toBe('');
   });
 });
