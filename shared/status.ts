@@ -23,6 +23,10 @@ export interface StatusInstance {
   pid: number | null;
   /** Every upstream but its own (absent from agents before it existed). */
   upstreams?: StatusUpstream[];
+  /** The running Tarantool's version (null until its console answers; absent from older agents). */
+  version?: string | null;
+  /** Tarantool 3: the synchronous queue's owner (box.info.id, 0 = unclaimed), term and length; null on 2.6. */
+  synchro?: { owner: number; term: number; len: number } | null;
 }
 
 export interface StatusMember {

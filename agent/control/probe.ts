@@ -8,6 +8,7 @@ import type { DataHazard, ObservedTarantool } from '../coordinator/model.js';
 import type { Bounded } from '../instance/deadline.js';
 import { readinessOf } from '../instance/readiness.js';
 import { recoveryHazard } from '../instance/recovery.js';
+import { unsupportedVersion } from '../instance/version.js';
 import type { InstanceState, OfflineVclock } from '../instance/state.js';
 import type { Vclock } from '../instance/vclock.js';
 import type { InstanceState as WireInstance, TarantoolReport, UpstreamStatus } from '../mesh/protocol.js';
@@ -49,6 +50,8 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
     clusterUuids: null,
   };
   if (!st) return unknown;
+  // Never configured: the coordinator sees a member that cannot start, not one to retry.
+  if (unsupportedVersion(st.version) !== null) return { ...unknown, status: 'unsupported' };
   const hazard = hazardOf(s);
   if (st.phase === 'configured') {
     const ro = st.ro ?? true;
@@ -69,6 +72,7 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
       replication: [...(st.replicationUris ?? [])],
       synchroQuorum: st.synchroQuorum ?? null,
       clusterUuids: st.clusterUuids ? [...st.clusterUuids] : null,
+      synchro: st.synchro ? { owner: st.synchro.owner, term: st.synchro.term, len: st.synchro.len } : null,
     };
   }
   if (st.phase === 'waiting') return { ...unknown, ...(hazard ? { hazard } : {}), alive: true, status: 'unconfigured', vclock: s.offline ? { ...s.offline } : null };

@@ -17,6 +17,7 @@ import type { AgentServer } from '../http/server.js';
 import type { LocalInstance } from '../instance/local.js';
 import { createKubeClients, isConflict, isNotFound, kubeCall, loadKubeConfig, type KubeClients } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
+import { unsupportedVersion } from '../instance/version.js';
 import { PeerWatcher } from '../kube/peers.js';
 import { getOrCreateMeshSecret, replicationPassword } from '../kube/secret.js';
 import { StatefulSetWatcher } from '../kube/statefulsets.js';
@@ -108,6 +109,17 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       });
   };
 
+  // A Tarantool version Shoal does not drive: said once per process, in the log and as a Warning
+  // Event; the probe reports it 'unsupported', so the coordinator never configures it.
+  let refusedPid: number | null = null;
+  const refuseUnsupported = (s: LocalSnapshot): void => {
+    const reason = unsupportedVersion(s.state?.version);
+    if (reason === null || s.state === null || s.state.pid === refusedPid) return;
+    refusedPid = s.state.pid;
+    log.error({ version: s.state.version, pid: s.state.pid }, reason);
+    record(config.replicaset, 'Warning', 'UnsupportedTarantool', `${config.pod}: ${reason}`);
+  };
+
   const receiver = new TopologyReceiver({
     deliver: (t, o) => instance.topology(t, o),
     logger: log.child({ module: 'topology' }),
@@ -124,6 +136,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     onSnapshot: (s) => {
       receiver.local(s);
       armWatchdog(s);
+      refuseUnsupported(s);
     },
   });
   probe.start(signal);

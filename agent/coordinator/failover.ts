@@ -183,6 +183,23 @@ export function planFailover(rs: ObservedReplicaSet, state: PersistedReplicaSet,
 }
 
 /**
+ * Tarantool 3: a writable master whose synchronous queue nobody owns (its own claim at bootstrap gave
+ * up before enough replicas were connected) cannot commit is_sync writes; once a quorum of replicas
+ * follows it, promote it again, which claims the queue. null when nothing is to be done.
+ */
+function unclaimedQueue(rs: ObservedReplicaSet, state: PersistedReplicaSet, master: string): Step | null {
+  const t = instanceOf(rs, master)?.tarantool;
+  if (!t || t.ro || t.status !== 'running' || !t.synchro || t.id === null || t.synchro.owner === t.id) return null;
+  const followers = state.members.filter((m) => m.pod !== master && instanceOf(rs, m.pod)?.tarantool?.upstreamOk === true).length;
+  const quorum = state.masterQuorum ?? 1;
+  if (followers + 1 < quorum) {
+    return note(state, `master ${master} does not own the synchronous queue yet (owner ${t.synchro.owner}): ${followers + 1} of the ${quorum} instances its claim needs follow it`);
+  }
+  const reason = `master ${master} is writable but does not own the synchronous queue (owner ${t.synchro.owner}, term ${t.synchro.term}): claiming it`;
+  return { state, commands: [{ kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, state) }], bumpTerm: false, reason, final: false };
+}
+
+/**
  * No writable master although no failover is due: elect one when none is recorded, or make the
  * recorded master writable again when it is alive, read-only and nobody is ahead of it (it fenced
  * itself during a partition that healed in time, or it restarted).
@@ -222,6 +239,8 @@ export function planMasterRecovery(
   }
   const vclock = liveVclock(inst);
   if (!inst || !t || !vclock) return null;
+  const claim = unclaimedQueue(rs, state, master);
+  if (claim) return claim;
   if (!t.ro || t.status !== 'running') return null;
   const ahead = state.members
     .filter((m) => m.pod !== master && !isQuarantined(state, m.pod))

@@ -56,6 +56,17 @@ export interface ObservedTarantool {
   clusterUuids: readonly string[] | null;
   /** Read from the data files before this process's box.cfg; absent or null = none known. */
   hazard?: DataHazard | null;
+  /**
+   * Tarantool 3's synchronous queue: its owner's box.info.id (0 = unclaimed), term and length. A
+   * writable instance that does not own it cannot commit is_sync writes. null/absent: 2.6 or unknown.
+   */
+  synchro?: SynchroQueue | null;
+}
+
+export interface SynchroQueue {
+  owner: number;
+  term: number;
+  len: number;
 }
 
 /** One pod of a replica set, or one persisted member whose pod is gone (podExists = false). */

@@ -4,6 +4,7 @@ import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../shared
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
 import type { Vclock } from '../instance/vclock.js';
+import { unsupportedVersion } from '../instance/version.js';
 
 // The cluster half's parts are exactly those of shared/status.ts, which the `shoal status` CLI reads.
 export type CoordinatorStatus = AgentStatus['coordinator'];
@@ -38,6 +39,8 @@ export interface InstanceStatus {
   lag: number | null;
   pid: number | null;
   upstreams: StatusUpstream[];
+  version: string | null;
+  synchro: { owner: number; term: number; len: number } | null;
   error?: string;
 }
 
@@ -51,6 +54,7 @@ export interface StatusDocument extends ClusterStatus {
 
 /** Builds /status from the identity, the instance state (or why it could not be read) and the cluster part. */
 export function statusDocument(identity: InstanceIdentity, state: InstanceState | { error: string }, cluster: ClusterStatus): StatusDocument {
+  const refused = 'error' in state ? null : unsupportedVersion(state.version);
   const instance: InstanceStatus =
     'error' in state
       ? {
@@ -65,6 +69,8 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           lag: null,
           pid: null,
           upstreams: [],
+          version: null,
+          synchro: null,
           error: state.error,
         }
       : {
@@ -73,7 +79,7 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           listen: identity.advertise,
           role: state.role,
           ro: state.ro ?? null,
-          status: state.status ?? state.phase,
+          status: refused !== null ? 'unsupported' : (state.status ?? state.phase),
           phase: state.phase,
           vclock: state.vclock,
           lag: state.lag ?? null,
@@ -81,6 +87,9 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           upstreams: state.replication
             .filter((p) => p.upstream !== undefined && p.uuid !== state.uuid)
             .map((p) => ({ uuid: p.uuid, status: p.upstream?.status ?? 'unknown', message: p.upstream?.message ?? null })),
+          version: state.version ?? null,
+          synchro: state.synchro ? { owner: state.synchro.owner, term: state.synchro.term, len: state.synchro.len } : null,
+          ...(refused !== null ? { error: refused } : {}),
         };
   return {
     cluster: identity.cluster,

@@ -265,9 +265,10 @@ export class LocalInstance {
   }
 
   /**
-   * Makes this instance the writable master: read_only = false, then box.ctl.clear_synchro_queue()
-   * (TARANTOOL.md: a new master refuses writes until the old master's pending synchronous
-   * transactions are cleared; that can take about two synchro timeouts).
+   * Makes this instance the writable master: read_only = false, then it claims the synchronous
+   * queue — box.ctl.promote() on 3.x (a new term; retried while its replicas connect), or
+   * box.ctl.clear_synchro_queue() on 2.6 (a new master refuses writes until the old master's
+   * pending synchronous transactions are cleared; that can take about two synchro timeouts).
    */
   async promote(o: PromoteOptions = {}): Promise<InstanceState> {
     const d = deadline('promote', o, 60_000);
@@ -283,7 +284,7 @@ export class LocalInstance {
         const s = await this.state(this.bounded(d));
         if (s.promotion && s.promotion.id === id && s.promotion.state !== 'running') {
           if (s.promotion.state === 'failed') {
-            throw new InstanceError(`promotion: clear_synchro_queue failed: ${s.promotion.error ?? 'unknown error'}`);
+            throw new InstanceError(`promotion failed to claim the synchronous queue: ${s.promotion.error ?? 'unknown error'}`);
           }
           this.log.info({ id: s.id, vclock: s.vclock, ms: Date.now() - started }, 'instance promoted');
           return s;

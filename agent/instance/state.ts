@@ -35,7 +35,19 @@ export interface PeerState {
 export interface Promotion {
   id: number;
   state: 'running' | 'done' | 'failed';
+  /** Why it failed; while running on 3.x, the last refusal of box.ctl.promote (retried). */
   error?: string;
+  /** box.ctl.promote calls retried so far (3.x). */
+  attempts?: number;
+}
+
+/** box.info.synchro on 3.x: who owns the synchronous queue, in which term, and what waits in it. */
+export interface Synchro {
+  /** box.info.id of the owner; 0 = nobody claimed it (is_sync writes fail with SYNC_QUEUE_UNCLAIMED). */
+  owner: number;
+  term: number;
+  len: number;
+  quorum?: number;
 }
 
 /** What the agent keeps inside the Tarantool process (shoal.note) so that an agent restart finds it. */
@@ -46,6 +58,8 @@ export interface AgentNotes {
 
 export interface InstanceState {
   phase: Phase;
+  /** require('tarantool').version, e.g. 3.8.0-0-gdce7be8a79 (absent from an older shoal.lua). */
+  version?: string;
   configured: boolean;
   pid: number;
   /** configure() calls so far in this process, and the last one that failed. */
@@ -58,9 +72,13 @@ export interface InstanceState {
   uuid?: string;
   replicasetUuid?: string;
   ro?: boolean;
+  /** box.info.ro_reason: config (read_only), synchro (another instance owns the queue), orphan… */
+  roReason?: string;
   status?: string;
   listen?: string;
   synchroQuorum?: number;
+  /** 3.x only. */
+  synchro?: Synchro;
   vclock: Vclock;
   replication: PeerState[];
   /** box.cfg.replication as host:port (credentials stripped by shoal.lua); set once configured. */
@@ -140,6 +158,13 @@ function decodeDownstream(v: unknown): Downstream | undefined {
   };
 }
 
+function decodeSynchro(v: unknown): Synchro | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const r = v as Rec;
+  const quorum = num(r['quorum']);
+  return { owner: num(r['owner']) ?? 0, term: num(r['term']) ?? 0, len: num(r['len']) ?? 0, ...(quorum !== undefined ? { quorum } : {}) };
+}
+
 /** shoal.status() → InstanceState without the derived role/lag (the caller adds them). */
 export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
   const r = rec(v, 'shoal.status()');
@@ -150,6 +175,7 @@ export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
   const notes = r['notes'] === undefined ? {} : rec(r['notes'], 'notes');
   return {
     phase: phase as Phase,
+    version: str(r['version']),
     configured: r['configured'] === true,
     pid: num(r['pid']) ?? 0,
     attempt: num(r['attempt']) ?? 0,
@@ -158,12 +184,15 @@ export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
       id: num(promotion['id']) ?? 0,
       state: (str(promotion['state']) ?? 'failed') as Promotion['state'],
       error: str(promotion['error']),
+      attempts: num(promotion['attempts']),
     },
     notes: { fenced: bool(notes['fenced']), masterUuid: str(notes['master_uuid']) || undefined },
     id: num(r['id']),
     uuid: str(r['uuid']),
     replicasetUuid: str(r['replicaset_uuid']),
     ro: bool(r['ro']),
+    roReason: str(r['ro_reason']),
+    synchro: decodeSynchro(r['synchro']),
     status: str(r['status']),
     listen: str(r['listen']) ?? (num(r['listen']) === undefined ? undefined : String(r['listen'])),
     synchroQuorum: num(r['synchro_quorum']),

@@ -17,7 +17,9 @@
 --   move_data_aside(reason)             before box.cfg only: files → <dir>/shoal-diverged-<time>/
 --   move_aside_and_exit(reason)         after box.cfg: fence, move the files aside, exit the process
 --   configure(box_options, shoal_opts)  hands the configuration to cfg(); returns the attempt number
---   promote(opts)                       read_only=false, then box.ctl.clear_synchro_queue() in a fiber
+--   promote(opts)                       read_only=false, then claims the synchronous queue in a fiber:
+--                                       box.ctl.promote() on 3.x (a new term: rows of the deposed owner
+--                                       are refused), box.ctl.clear_synchro_queue() on 2.6
 --   ensure_replication_user(name, pw)   idempotent user + 'replication' grant
 --   topology(t)                         calls every on_topology hook (each in pcall)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
@@ -35,6 +37,13 @@ pcall(ffi.cdef, 'int getpid(void);')
 pcall(ffi.cdef, 'void _exit(int status);')
 
 local M = {}
+
+-- The running Tarantool. 3.x has the synchronous queue's owner and term (box.ctl.promote claims it;
+-- every other instance is read-only while another owns it); 2.6 has neither, only
+-- box.ctl.clear_synchro_queue. Shoal supports 3.x and 2.6 (the agent refuses anything else).
+local VERSION = require('tarantool').version
+local MAJOR = tonumber(VERSION:match('^(%d+)')) or 0
+local QUEUE_OWNERSHIP = MAJOR >= 3
 
 -- How often cfg() says that it is still waiting for the agent.
 local WAIT_LOG_INTERVAL = 30
@@ -372,6 +381,8 @@ function M.ensure_replication_user(name, password)
     return true
 end
 
+local start_promotion -- defined with promote() below; a master's first box.cfg starts one on 3.x
+
 -- Runs in cfg()'s fiber: box.cfg with the agent's options over the application's.
 local function apply(req)
     local merged = {}
@@ -387,6 +398,9 @@ local function apply(req)
         ok, err = pcall(M.ensure_replication_user, user.name, user.password)
     end
     state.phase = 'configured'
+    -- A master on 3.x owns the synchronous queue (or is-sync writes fail with SYNC_QUEUE_UNCLAIMED):
+    -- claim it now, retrying in a fiber until its replicas are connected.
+    if QUEUE_OWNERSHIP and merged.read_only == false then start_promotion(req.shoal.claim_timeout) end
     if not ok then error(err) end
 end
 
@@ -436,9 +450,52 @@ function M.cfg(app_options)
     end
 end
 
--- Read-write, then clear the synchronous queue the old master left (TARANTOOL.md: a new master
--- refuses writes until this runs). It may wait for seconds, so it runs in its own fiber and the
--- agent polls status().promotion.
+-- 3.x: claims the synchronous queue with a new term, retrying while the replicas' connections come
+-- up (box.ctl.promote fails with "Not enough peers connected" until a quorum of them is healthy), as
+-- long as the instance stays writable and no newer claim replaced this one. The queue's PROMOTE row
+-- makes the replicas refuse rows of the deposed owner, and every other instance read-only.
+local CLAIM_RETRY = 0.05
+local function claim_queue(p, timeout)
+    local deadline = fiber.clock() + (timeout or 60)
+    local last
+    while true do
+        if state.promotion ~= p then return false, 'superseded by promotion ' .. tostring(state.promotion and state.promotion.id) end
+        if box.cfg.read_only then return false, 'made read-only while claiming the synchronous queue' end
+        if box.info.synchro.queue.owner == box.info.id then return true end
+        local ok, err = pcall(box.ctl.promote)
+        if not ok then last = tostring(err) end
+        if box.info.synchro.queue.owner == box.info.id then return true end
+        if fiber.clock() > deadline then
+            return false, string.format('the synchronous queue was not claimed in %.0f s: %s', timeout or 60, tostring(last))
+        end
+        p.attempts = (p.attempts or 0) + 1
+        p.error = last
+        fiber.sleep(CLAIM_RETRY)
+    end
+end
+
+-- Makes the instance a writable master in a fiber that the agent polls through status().promotion:
+-- 3.x claims the synchronous queue (claim_queue); 2.6 clears the queue the old master left
+-- (TARANTOOL.md: a new master refuses writes until this runs; it may wait for seconds).
+start_promotion = function(timeout)
+    local current = state.promotion
+    local p = {id = (current and current.id or 0) + 1, state = 'running'}
+    state.promotion = p
+    fiber.create(function()
+        fiber.self():name('shoal_promote')
+        local ok, err
+        if QUEUE_OWNERSHIP then
+            ok, err = claim_queue(p, timeout)
+        else
+            ok, err = pcall(box.ctl.clear_synchro_queue)
+        end
+        p.state = ok and 'done' or 'failed'
+        p.error = (not ok) and tostring(err) or nil
+        log.info('shoal: promotion %d %s%s', p.id, p.state, ok and '' or (': ' .. tostring(err)))
+    end)
+    return p.id
+end
+
 function M.promote(opts)
     opts = opts or {}
     if state.phase ~= 'configured' then error('cannot promote: the instance is ' .. state.phase) end
@@ -447,15 +504,7 @@ function M.promote(opts)
     local cfg = {read_only = false}
     if opts.replication_synchro_quorum ~= nil then cfg.replication_synchro_quorum = opts.replication_synchro_quorum end
     box.cfg(cfg)
-    local p = {id = (current and current.id or 0) + 1, state = 'running'}
-    state.promotion = p
-    fiber.create(function()
-        local ok, err = pcall(box.ctl.clear_synchro_queue)
-        p.state = ok and 'done' or 'failed'
-        if not ok then p.error = tostring(err) end
-        log.info('shoal: promotion %d %s', p.id, p.state)
-    end)
-    return p.id
+    return start_promotion(opts.timeout)
 end
 
 local function upstream_of(u)
@@ -512,6 +561,7 @@ function M.status()
     agent_contact()
     local s = {
         phase = state.phase,
+        version = VERSION,
         configured = state.phase == 'configured',
         pid = pid(),
         attempt = state.attempt,
@@ -526,8 +576,14 @@ function M.status()
     local info = box.info
     s.id = info.id
     s.uuid = info.uuid
-    s.replicaset_uuid = info.cluster.uuid
+    s.replicaset_uuid = QUEUE_OWNERSHIP and info.replicaset.uuid or info.cluster.uuid
     s.ro = info.ro
+    s.ro_reason = info.ro_reason
+    if QUEUE_OWNERSHIP then
+        local q = info.synchro.queue
+        s.synchro = {owner = q.owner, term = q.term, len = q.len, quorum = info.synchro.quorum}
+        s.election_term = info.election.term
+    end
     s.status = info.status
     s.vclock = vclock_map(info.vclock)
     s.listen = box.cfg.listen

@@ -51,6 +51,8 @@ export interface TarantoolReport {
   clusterUuids: string[] | null;
   /** What recovering its data meets (coordinator/model.ts DataHazard); absent from an older agent (= none known). */
   hazard?: { kind: (typeof HAZARD_KINDS)[number]; reason: string; uncommittedFrom?: { id: number; lsn: number } } | null;
+  /** Tarantool 3's synchronous queue (box.info.synchro.queue); null on 2.6, absent from an older agent. */
+  synchro?: { owner: number; term: number; len: number } | null;
 }
 
 const HAZARD_KINDS = ['unrecoverable-snapshot', 'own-unconfirmed-sync'] as const;
@@ -272,10 +274,18 @@ function dataHazard(t: Rec): TarantoolReport['hazard'] {
   return { kind, reason: str(v, 'reason', 1024), uncommittedFrom: { id: int(from, 'id'), lsn: int(from, 'lsn') } };
 }
 
+function synchroQueue(t: Rec): TarantoolReport['synchro'] {
+  const v = field(t, 'synchro');
+  if (v === undefined || v === null) return v;
+  if (!isRecord(v)) throw new Invalid('bad_field', '"synchro" must be an object or null');
+  return { owner: int(v, 'owner'), term: int(v, 'term'), len: int(v, 'len') };
+}
+
 function tarantoolReport(i: Rec): TarantoolReport {
   const t = obj(i, 'tarantool');
   const vc = field(t, 'vclock');
   const hazard = dataHazard(t);
+  const synchro = synchroQueue(t);
   return {
     configured: bool(t, 'configured'),
     alive: bool(t, 'alive'),
@@ -290,6 +300,7 @@ function tarantoolReport(i: Rec): TarantoolReport {
     synchroQuorum: nullableInt(t, 'synchroQuorum'),
     clusterUuids: field(t, 'clusterUuids') === null ? null : strings(t, 'clusterUuids', UUID, MAX_MEMBERS),
     ...(hazard === undefined ? {} : { hazard }),
+    ...(synchro === undefined ? {} : { synchro }),
   };
 }
 

@@ -122,6 +122,31 @@ describe('failover through reconcile', () => {
     expect(r.nextPersisted.term).toBe(6);
   });
 
+  it('Tarantool 3: claims the synchronous queue for a writable master that does not own it, once a quorum follows it', () => {
+    const unclaimed = patch(rs, 's-0', { tarantool: { ro: false, synchro: { owner: 0, term: 1, len: 0 } } });
+    const r = reconcile(cluster(NOW, unclaimed), persisted(6, { s: state }), T);
+    expect(kinds(r.actions)).toEqual(['promote:s-0']);
+    expect(r.reason).toMatch(/does not own the synchronous queue \(owner 0, term 1\): claiming it/);
+    expect(r.nextPersisted.term).toBe(6);
+  });
+
+  it('Tarantool 3: waits with the claim while fewer replicas follow the master than its quorum needs', () => {
+    const alone = patch(
+      patch(patch(rs, 's-0', { tarantool: { ro: false, synchro: { owner: 0, term: 1, len: 0 } } }), 's-1', { tarantool: { upstreamOk: false } }),
+      's-2',
+      { tarantool: { upstreamOk: false } },
+    );
+    const r = reconcile(cluster(NOW, alone), persisted(6, { s: state }), T);
+    expect(only(r.actions, 'promote')).toEqual([]);
+    expect(r.reason).toMatch(/1 of the 2 instances its claim needs follow it/);
+  });
+
+  it('Tarantool 3: leaves a master that owns its queue alone', () => {
+    const owner = patch(rs, 's-0', { tarantool: { ro: false, id: 1, synchro: { owner: 1, term: 2, len: 0 } } });
+    const r = reconcile(cluster(NOW, owner), persisted(6, { s: state }), T);
+    expect(r.actions).toEqual([]);
+  });
+
   it('elects another master when the read-only master is behind a replica', () => {
     const behind = patch(patch(rs, 's-0', { tarantool: { ro: true, vclock: { 1: 5 } } }), 's-1', { tarantool: { vclock: { 1: 12 } } });
     const r = reconcile(cluster(NOW, behind), persisted(6, { s: state }), T);
