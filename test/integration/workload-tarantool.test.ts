@@ -22,7 +22,9 @@ describe('write load, acknowledged writes and the writable sampler (master + rep
   let sampler: Sampler | undefined;
 
   beforeAll(async () => {
-    [m, r] = await Promise.all([fleet.node('storage-0'), fleet.node('storage-1')]);
+    // 2.6: making a replica writable on purpose (the sampler's positive case) needs no queue claim
+    // there; on 3.x the owner's queue keeps every other instance read-only (ro_reason 'synchro').
+    [m, r] = await Promise.all([fleet.node('storage-0', { lane: '2.6' }), fleet.node('storage-1', { lane: '2.6' })]);
     // Generous synchro timeout: on a loaded 2-core machine a replica's WAL write can take a while.
     await m.inst.bootstrap({ role: 'master', synchroQuorum: 2, synchroTimeoutS: 10, timeoutMs: 60_000 });
     const master = { uuid: m.inst.identity.instanceUuid, address: m.t.address };
