@@ -22,7 +22,7 @@ import {
   type RestartPolicy,
 } from './lifecycle.js';
 import { initialTracker, observe, probeTiming, type ProbeKind, type ProbeTracker } from './probe-state.js';
-import { killUids, spawnContainer, type ContainerProcess } from './process.js';
+import { killUids, spawnContainer, type ContainerProcess, type ContainerTarget } from './process.js';
 import { referencedObjects } from './refs.js';
 import { sleep, waitAtMost } from './sleep.js';
 import { computePodStatus, type PodStatusJson } from './status.js';
@@ -224,6 +224,13 @@ export class PodWorker {
       logs,
       volumes: { ...(this.volumes ?? {}) },
     };
+  }
+
+  /** Where `kubectl exec` runs a command in a container; undefined while it is not running. */
+  execTarget(container: string): ContainerTarget | undefined {
+    const live = this.live.get(container);
+    if (!live || this.unixUid === null) return undefined;
+    return { pid: live.proc.pid, uid: this.unixUid, gid: this.unixUid, env: live.env };
   }
 
   private event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
