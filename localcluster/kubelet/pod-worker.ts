@@ -58,6 +58,7 @@ const MIN_TERM_GRACE_MS = 2_000;
 interface Live {
   proc: ContainerProcess;
   env: Record<string, string>;
+  workingDir: string;
   probes: AbortController;
   trackers: Partial<Record<ProbeKind, ProbeTracker>>;
 }
@@ -230,7 +231,7 @@ export class PodWorker {
   execTarget(container: string): ContainerTarget | undefined {
     const live = this.live.get(container);
     if (!live || this.unixUid === null) return undefined;
-    return { pid: live.proc.pid, uid: this.unixUid, gid: this.unixUid, env: live.env };
+    return { pid: live.proc.pid, uid: this.unixUid, gid: this.unixUid, env: live.env, workingDir: live.workingDir };
   }
 
   private event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
@@ -433,7 +434,7 @@ export class PodWorker {
     const now = Date.now();
     const started = recordStart(run, proc.pid, now);
     const probes = new AbortController();
-    const live: Live = { proc, env: launch.env, probes, trackers: {} };
+    const live: Live = { proc, env: launch.env, workingDir: launch.workingDir, probes, trackers: {} };
     this.live.set(name, live);
     const hasStartup = run.kind === 'app' && container.startupProbe !== undefined;
     const hasReadiness = run.kind === 'app' && container.readinessProbe !== undefined;
@@ -465,6 +466,7 @@ export class PodWorker {
       uid: this.unixUid ?? 0,
       gid: this.unixUid ?? 0,
       env: live?.env ?? {},
+      workingDir: live?.workingDir ?? '/',
     };
   }
 

@@ -186,22 +186,24 @@ export interface ExecResult {
 }
 
 export interface ContainerTarget {
-  /** The container's main process: the command joins its mount and UTS namespaces and working directory. */
+  /** The container's main process: the command joins its mount and UTS namespaces. */
   pid: number;
   uid: number;
   gid: number;
   env: Record<string, string>;
+  /** The container's working directory (where its main process started, wherever it went since). */
+  workingDir: string;
 }
 
 /**
  * Starts a command the way the kubelet's exec reaches a container: in the mount and UTS namespaces
- * and the working directory of its main process, as the pod's uid, with the container's
- * environment, in a process group of its own (signalGroup reaches all of it).
+ * of its main process, in the container's working directory, as the pod's uid, with the
+ * container's environment, in a process group of its own (signalGroup reaches all of it).
  */
 export function spawnInContainer(target: ContainerTarget, argv: string[], stdio: StdioOptions): ChildProcess {
   return spawn(
     hostTool('nsenter'),
-    ['-t', String(target.pid), '-m', '-u', '--wd', '--', hostTool('setpriv'), `--reuid=${target.uid}`, `--regid=${target.gid}`, '--clear-groups', '--', ...argv],
+    ['-t', String(target.pid), '-m', '-u', `--wd=${target.workingDir || '/'}`, '--', hostTool('setpriv'), `--reuid=${target.uid}`, `--regid=${target.gid}`, '--clear-groups', '--', ...argv],
     { detached: true, env: target.env, stdio },
   );
 }

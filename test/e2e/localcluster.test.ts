@@ -437,7 +437,7 @@ describe('network faults', () => {
       const script = `const s = require('net').connect(8080, '${to.ip}'); s.setTimeout(1500);
         s.on('connect', () => { console.log('connected'); s.destroy(); }); s.on('timeout', () => { console.log('timeout'); s.destroy(); });
         s.on('error', (e) => console.log('error ' + e.code));`;
-      const r = await execInContainer({ pid: from.pids.web ?? -1, uid: from.unixUid ?? -1, gid: from.unixUid ?? -1, env: { PATH: '/usr/bin:/bin' } }, [process.execPath, '-e', script], 10_000);
+      const r = await execInContainer({ pid: from.pids.web ?? -1, uid: from.unixUid ?? -1, gid: from.unixUid ?? -1, env: { PATH: '/usr/bin:/bin' }, workingDir: '/' }, [process.execPath, '-e', script], 10_000);
       return r.output.trim();
     };
     expect(await dial(a, b)).toBe('connected');
