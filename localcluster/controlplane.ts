@@ -41,6 +41,12 @@ export function defaultKubernetesBinDir(): string {
   return join(cache, `kubernetes-${KUBERNETES_VERSION}`, 'bin');
 }
 
+/** Debian's kubectl of the control plane's version (kubernetes-client), unpacked by scripts/provision-kubernetes.sh whatever kubectl is on PATH. */
+export function debianKubectlPath(): string {
+  const cache = process.env.SHOAL_CACHE_DIR || join(homedir(), '.cache', 'shoal');
+  return join(cache, `kubectl-${KUBERNETES_VERSION}`, 'usr', 'bin', 'kubectl');
+}
+
 export interface KubernetesBinaries {
   etcd: string;
   kubeApiServer: string;
