@@ -223,6 +223,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       images: { ...defaultImages(), ...opts.images },
       extraEnv: (_pod, podIP) => ({ SHOAL_BIND_HOST: podIP }),
       apiServer: { host: api.hostname, port: Number(api.port) },
+      serverAuth: { clientCa: await readFile(controlPlane.caCertPath), users: [controlPlane.kubeletClientUser] },
       logger: logOf('kubelet'),
       stateFile,
     });

@@ -31,12 +31,20 @@ const execFileAsync = promisify(execFile);
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 export const KUBERNETES_VERSION = 'v1.20.2';
+/** The user (certificate CN) the API server is as a client of kubelets (logs, exec, port-forward), as kubeadm names it. */
+export const APISERVER_KUBELET_CLIENT = 'kube-apiserver-kubelet-client';
 const PROVISION_HINT = 'run scripts/provision-kubernetes.sh (it builds them once, ~5 min)';
 
 /** Where scripts/provision-kubernetes.sh puts the binaries. */
 export function defaultKubernetesBinDir(): string {
   const cache = process.env.SHOAL_CACHE_DIR || join(homedir(), '.cache', 'shoal');
   return join(cache, `kubernetes-${KUBERNETES_VERSION}`, 'bin');
+}
+
+/** Debian's kubectl of the control plane's version (kubernetes-client), unpacked by scripts/provision-kubernetes.sh whatever kubectl is on PATH. */
+export function debianKubectlPath(): string {
+  const cache = process.env.SHOAL_CACHE_DIR || join(homedir(), '.cache', 'shoal');
+  return join(cache, `kubectl-${KUBERNETES_VERSION}`, 'usr', 'bin', 'kubectl');
 }
 
 export interface KubernetesBinaries {
@@ -129,6 +137,8 @@ export interface ControlPlane {
   readonly serviceAccount: ServiceAccountInfo;
   /** Log file of each process: etcd, kube-apiserver, kube-controller-manager, kube-scheduler. */
   readonly logFiles: Readonly<Record<ComponentName, string>>;
+  /** The CN of the API server's client certificate for kubelets (what a kubelet lets in). */
+  readonly kubeletClientUser: string;
   /** Kubeconfig for a node: CN system:node:<nodeName>, O system:nodes (Node + RBAC authorization). */
   kubeletKubeconfig(nodeName: string): Promise<string>;
   /** Kubeconfig with a client certificate for any user and groups (e.g. for RBAC tests). */
@@ -628,6 +638,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
   });
   await pki.leaf('front-proxy-client', 'front-proxy-ca', { cn: 'front-proxy-client', usage: 'client' });
+  await pki.leaf('apiserver-kubelet-client', 'ca', { cn: APISERVER_KUBELET_CLIENT, o: ['system:masters'], usage: 'client' });
   await pki.leaf('admin', 'ca', { cn: 'shoal-admin', o: ['system:masters'], usage: 'client' });
   await pki.leaf('controller-manager', 'ca', { cn: 'system:kube-controller-manager', usage: 'client' });
   await pki.leaf('scheduler', 'ca', { cn: 'system:kube-scheduler', usage: 'client' });
@@ -719,6 +730,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--requestheader-extra-headers-prefix=X-Remote-Extra-',
       `--proxy-client-cert-file=${pki.path('front-proxy-client', 'crt')}`,
       `--proxy-client-key-file=${pki.path('front-proxy-client', 'key')}`,
+      // What it shows kubelets (which let only this user in) for logs, exec and port-forward.
+      `--kubelet-client-certificate=${pki.path('apiserver-kubelet-client', 'crt')}`,
+      `--kubelet-client-key=${pki.path('apiserver-kubelet-client', 'key')}`,
     ]);
 
     const cmKubeconfig = kubeconfigPath('controller-manager');
@@ -888,6 +902,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       caKeyPath,
       servingCertPath: pki.path('apiserver', 'crt'),
       servingKeyPath: pki.path('apiserver', 'key'),
+      kubeletClientUser: APISERVER_KUBELET_CLIENT,
       serviceAccount,
       logFiles,
       userKubeconfig,

@@ -111,6 +111,10 @@ async function main(): Promise<void> {
       say(`  export KUBECONFIG=${cluster.kubeconfig}`);
       say('  kubectl get pods -o wide; kubectl get events');
       say(`  npx shoal status --cluster ${CLUSTER}`);
+      const first = pods[0]?.metadata?.name ?? 'storage-0';
+      say(`  kubectl port-forward pod/${first} 18080:8080 &   # then: curl -s localhost:18080/status | jq .`);
+      say('  npx shoal status --url http://127.0.0.1:18080/status');
+      say(`  kubectl exec ${first} -c tarantool -- sh -c 'echo "$HOSTNAME: $(id -u) in $(pwd)"'`);
       if (master) {
         say(`  tarantoolctl connect ${consoleOf(master)}   # the master's console: box.space.kv:insert{'hello', 'world'}`);
         say(`  tarantoolctl connect ${consoleOf(pods.find((p) => p.metadata?.name !== master)?.metadata?.name ?? master)}   # a replica's: box.space.kv:select{}`);

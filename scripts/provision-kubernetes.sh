@@ -29,9 +29,28 @@ have_binaries() {
   for b in "${BINARIES[@]}"; do [[ -x $BIN_DIR/$b ]] || return 1; done
 }
 
-# Tools needed at run time (etcd, openssl, kubectl for humans) are checked on every run.
-apt_install etcd-server openssl
+# Tools needed at run time (etcd, openssl, kubectl for humans; curl and jq for the README's
+# commands the e2e tests run) are checked on every run.
+apt_install etcd-server openssl curl jq
 if ! command -v kubectl >/dev/null 2>&1; then apt_install kubernetes-client; fi
+
+# Debian's kubectl of the control plane's version, unpacked beside the binaries whatever kubectl is
+# on PATH (a newer one may be, e.g. Google Cloud SDK's): the e2e tests run kubectl exec and
+# port-forward with both. Path: debianKubectlPath() in localcluster/controlplane.ts.
+KUBECTL_DIR=$CACHE_DIR/kubectl-$K8S_VERSION
+if [[ ! -x $KUBECTL_DIR/usr/bin/kubectl ]]; then
+  log "unpacking Debian's kubernetes-client (kubectl $K8S_VERSION) into $KUBECTL_DIR"
+  DEB_TMP=$(mktemp -d)
+  if ! (cd "$DEB_TMP" && apt-get download -q kubernetes-client >/dev/null 2>&1); then
+    apt-get update -q >/dev/null
+    (cd "$DEB_TMP" && apt-get download -q kubernetes-client >/dev/null 2>&1) || die "apt-get download kubernetes-client failed"
+  fi
+  mkdir -p "$KUBECTL_DIR"
+  dpkg-deb -x "$DEB_TMP"/kubernetes-client_*.deb "$KUBECTL_DIR"
+  rm -rf "$DEB_TMP"
+fi
+"$KUBECTL_DIR/usr/bin/kubectl" version --client --short 2>/dev/null | grep -q "$K8S_VERSION" ||
+  die "$KUBECTL_DIR/usr/bin/kubectl is not kubectl $K8S_VERSION (Debian's kubernetes-client changed?)"
 
 if have_binaries; then
   log "Kubernetes $K8S_VERSION binaries present in $BIN_DIR"

@@ -18,6 +18,15 @@ export function kubeClients(kubeconfigPath: string): KubeClients {
   return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
 }
 
+/** The cluster CA a kubeconfig trusts (the local control plane's one CA, which also signs client certificates). */
+export function clusterCa(kubeconfigPath: string): Buffer {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const data = kc.getCurrentCluster()?.caData;
+  if (!data) throw new Error(`${kubeconfigPath} has no certificate-authority-data`);
+  return Buffer.from(data, 'base64');
+}
+
 export interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;

@@ -21,6 +21,8 @@ export interface HandlerTarget {
   uid: number;
   gid: number;
   env: Record<string, string>;
+  /** The container's working directory (exec starts there). */
+  workingDir: string;
 }
 
 export interface HandlerOutcome {
@@ -82,7 +84,7 @@ async function exec(action: V1ExecAction, target: HandlerTarget, timeoutMs: numb
   if (target.pid === undefined) return { ok: false, message: 'container is not running' };
   const argv = action.command ?? [];
   if (argv.length === 0) return { ok: false, message: 'exec with an empty command' };
-  const r = await execInContainer({ pid: target.pid, uid: target.uid, gid: target.gid, env: target.env }, argv, timeoutMs);
+  const r = await execInContainer({ pid: target.pid, uid: target.uid, gid: target.gid, env: target.env, workingDir: target.workingDir }, argv, timeoutMs);
   if (r.timedOut) return { ok: false, message: `command timed out after ${timeoutMs} ms` };
   return { ok: r.exitCode === 0, message: `exit ${r.exitCode}${r.output ? `: ${r.output.trim().slice(0, 500)}` : ''}` };
 }

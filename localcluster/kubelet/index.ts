@@ -12,7 +12,7 @@ import { startListWatch } from './listwatch.js';
 import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { killUids, pidsOfUids } from './process.js';
-import { startLogServer } from './server.js';
+import { startKubeletServer } from './server.js';
 import { sleep, waitAtMost } from './sleep.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
 
@@ -37,19 +37,28 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   await mkdir(path.join(opts.runDir, 'pods'), { recursive: true });
 
   const workers = new Map<string, PodWorker>(); // by pod uid: a recreated pod of the same name is another pod
-  const podInfo = (namespace: string, name: string): PodRuntimeInfo | undefined => {
+  const workerOf = (namespace: string, name: string): PodWorker | undefined => {
     const matches = [...workers.values()].filter((w) => w.namespace === namespace && w.name === name);
     // The live pod of that name rather than one still terminating.
-    return (matches.find((w) => !w.isTerminating) ?? matches[0])?.info();
+    return matches.find((w) => !w.isTerminating) ?? matches[0];
   };
-  const logServer = await startLogServer({ logPathOf: (ns, pod, container) => podInfo(ns, pod)?.logs[container], logger: log });
+  const podInfo = (namespace: string, name: string): PodRuntimeInfo | undefined => workerOf(namespace, name)?.info();
+  const httpServer = await startKubeletServer({
+    pods: {
+      logPath: (ns, pod, container) => podInfo(ns, pod)?.logs[container],
+      podIP: (ns, pod) => podInfo(ns, pod)?.ip ?? undefined,
+      execTarget: (ns, pod, container) => workerOf(ns, pod)?.execTarget(container),
+    },
+    auth: opts.serverAuth,
+    logger: log,
+  });
 
   // The IP base (and its uid range) is ours alone from here on; a live owner makes this throw.
   let lock: IpBaseLock;
   try {
     lock = lockIpBase(opts.ipBase);
   } catch (err) {
-    await logServer.close();
+    await httpServer.close();
     throw err;
   }
   // Processes of an earlier kubelet on the same IP base that died without stopping its pods.
@@ -116,7 +125,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     core,
     coordination,
     nodeName: opts.nodeName,
-    kubeletPort: logServer.port,
+    kubeletPort: httpServer.port,
     logger: log,
     leaseRenewMs: opts.leaseRenewMs ?? 10_000,
     nodeStatusMs: opts.nodeStatusMs ?? 10_000,
@@ -158,7 +167,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       abort.abort();
       await Promise.all([...workers.values()].map((w) => w.shutdown()));
       await waitAtMost(Promise.all([heartbeat, podWatch]), 5_000);
-      await logServer.close();
+      await httpServer.close();
       const left = killUids(minUid, maxUid);
       if (left > 0) log.warn({ killed: left }, 'killed leftover pod processes');
       // SIGKILL is delivered asynchronously: return only once the pods' uids run nothing (bounded).

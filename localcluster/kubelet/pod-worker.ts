@@ -22,7 +22,7 @@ import {
   type RestartPolicy,
 } from './lifecycle.js';
 import { initialTracker, observe, probeTiming, type ProbeKind, type ProbeTracker } from './probe-state.js';
-import { killUids, spawnContainer, type ContainerProcess } from './process.js';
+import { killUids, spawnContainer, type ContainerProcess, type ContainerTarget } from './process.js';
 import { referencedObjects } from './refs.js';
 import { sleep, waitAtMost } from './sleep.js';
 import { computePodStatus, type PodStatusJson } from './status.js';
@@ -58,6 +58,7 @@ const MIN_TERM_GRACE_MS = 2_000;
 interface Live {
   proc: ContainerProcess;
   env: Record<string, string>;
+  workingDir: string;
   probes: AbortController;
   trackers: Partial<Record<ProbeKind, ProbeTracker>>;
 }
@@ -224,6 +225,13 @@ export class PodWorker {
       logs,
       volumes: { ...(this.volumes ?? {}) },
     };
+  }
+
+  /** Where `kubectl exec` runs a command in a container; undefined while it is not running. */
+  execTarget(container: string): ContainerTarget | undefined {
+    const live = this.live.get(container);
+    if (!live || this.unixUid === null) return undefined;
+    return { pid: live.proc.pid, uid: this.unixUid, gid: this.unixUid, env: live.env, workingDir: live.workingDir };
   }
 
   private event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
@@ -426,7 +434,7 @@ export class PodWorker {
     const now = Date.now();
     const started = recordStart(run, proc.pid, now);
     const probes = new AbortController();
-    const live: Live = { proc, env: launch.env, probes, trackers: {} };
+    const live: Live = { proc, env: launch.env, workingDir: launch.workingDir, probes, trackers: {} };
     this.live.set(name, live);
     const hasStartup = run.kind === 'app' && container.startupProbe !== undefined;
     const hasReadiness = run.kind === 'app' && container.readinessProbe !== undefined;
@@ -458,6 +466,7 @@ export class PodWorker {
       uid: this.unixUid ?? 0,
       gid: this.unixUid ?? 0,
       env: live?.env ?? {},
+      workingDir: live?.workingDir ?? '/',
     };
   }
 

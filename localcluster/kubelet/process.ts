@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
@@ -80,7 +80,7 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
   return 128 + (n ?? 9);
 }
 
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
+export function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
   } catch {
@@ -185,21 +185,33 @@ export interface ExecResult {
   timedOut: boolean;
 }
 
+export interface ContainerTarget {
+  /** The container's main process: the command joins its mount and UTS namespaces. */
+  pid: number;
+  uid: number;
+  gid: number;
+  env: Record<string, string>;
+  /** The container's working directory (where its main process started, wherever it went since). */
+  workingDir: string;
+}
+
 /**
- * Runs a command the way `kubectl exec` would reach a container: in the mount namespace and
- * working directory of its main process, as the pod's uid. Killed (whole group) after `timeoutMs`.
+ * Starts a command the way the kubelet's exec reaches a container: in the mount and UTS namespaces
+ * of its main process, in the container's working directory, as the pod's uid, with the
+ * container's environment, in a process group of its own (signalGroup reaches all of it).
  */
-export function execInContainer(
-  target: { pid: number; uid: number; gid: number; env: Record<string, string> },
-  argv: string[],
-  timeoutMs: number,
-): Promise<ExecResult> {
+export function spawnInContainer(target: ContainerTarget, argv: string[], stdio: StdioOptions): ChildProcess {
+  return spawn(
+    hostTool('nsenter'),
+    ['-t', String(target.pid), '-m', '-u', `--wd=${target.workingDir || '/'}`, '--', hostTool('setpriv'), `--reuid=${target.uid}`, `--regid=${target.gid}`, '--clear-groups', '--', ...argv],
+    { detached: true, env: target.env, stdio },
+  );
+}
+
+/** Runs a command in a container (exec probes and hooks), collecting its output. Killed (whole group) after `timeoutMs`. */
+export function execInContainer(target: ContainerTarget, argv: string[], timeoutMs: number): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const child = spawn(
-      hostTool('nsenter'),
-      ['-t', String(target.pid), '-m', '-u', '--wd', '--', hostTool('setpriv'), `--reuid=${target.uid}`, `--regid=${target.gid}`, '--clear-groups', '--', ...argv],
-      { detached: true, env: target.env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnInContainer(target, argv, ['ignore', 'pipe', 'pipe']);
     let output = '';
     const collect = (b: Buffer): void => {
       if (output.length < 10_000) output += b.toString('utf8').slice(0, 10_000 - output.length);

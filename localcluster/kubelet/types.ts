@@ -1,5 +1,6 @@
 import type { V1Pod, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
+import type { ServerAuth } from './server.js';
 
 /** What an image means to the process kubelet: the command a container of it runs by default. */
 export interface ImageSpec {
@@ -37,6 +38,11 @@ export interface KubeletOptions {
   extraEnv?: (pod: V1Pod, podIP: string) => Record<string, string>;
   /** What in-cluster clients see as KUBERNETES_SERVICE_HOST/PORT. */
   apiServer: { host: string; port: number };
+  /**
+   * Who may use the kubelet's HTTPS endpoint (logs, exec, port-forward): client certificates signed
+   * by `clientCa` whose CN is one of `users` — the API server's --kubelet-client-certificate.
+   */
+  serverAuth: ServerAuth;
   logger: Logger;
   /** Unix uid of a pod = uidBase + (second octet << 16 | third octet << 8 | fourth octet). Default 200000. */
   uidBase?: number;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { defaultImages } from '../../localcluster/cluster.js';
+import { APISERVER_KUBELET_CLIENT } from '../../localcluster/controlplane.js';
 import { startKubelet } from '../../localcluster/kubelet/index.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
@@ -10,6 +11,7 @@ import { execInContainer, pidsOfUids } from '../../localcluster/kubelet/process.
 import { createNetFault } from '../../localcluster/netfault.js';
 import { createLogger } from '../../shared/log.js';
 import {
+  clusterCa,
   condition,
   createNamespace,
   deleteNamespace,
@@ -435,7 +437,7 @@ describe('network faults', () => {
       const script = `const s = require('net').connect(8080, '${to.ip}'); s.setTimeout(1500);
         s.on('connect', () => { console.log('connected'); s.destroy(); }); s.on('timeout', () => { console.log('timeout'); s.destroy(); });
         s.on('error', (e) => console.log('error ' + e.code));`;
-      const r = await execInContainer({ pid: from.pids.web ?? -1, uid: from.unixUid ?? -1, gid: from.unixUid ?? -1, env: { PATH: '/usr/bin:/bin' } }, [process.execPath, '-e', script], 10_000);
+      const r = await execInContainer({ pid: from.pids.web ?? -1, uid: from.unixUid ?? -1, gid: from.unixUid ?? -1, env: { PATH: '/usr/bin:/bin' }, workingDir: '/' }, [process.execPath, '-e', script], 10_000);
       return r.output.trim();
     };
     expect(await dial(a, b)).toBe('connected');
@@ -471,6 +473,7 @@ describe('kubelet stop', () => {
       ipBase,
       images: defaultImages(),
       apiServer: { host: api.hostname, port: Number(api.port) },
+      serverAuth: { clientCa: clusterCa(kubeconfig), users: [APISERVER_KUBELET_CLIENT] },
       logger: createLogger({ component: 'kubelet' }, undefined, inject('logFile')),
       // Only the pod below (bound directly) runs here; the scheduler places nothing else on it.
       registerWithTaints: [{ key: 'shoal.dev/e2e-extra', value: 'true', effect: 'NoSchedule' }],
