@@ -26,6 +26,11 @@
 --   expel(uuid)                         on the master: deletes the instance from box.space._cluster
 --   arm_watchdog(seconds)               read-only when the agent stops calling status() for that long
 --   note(t)                             merges t into the agent's notes (returned by status())
+-- 3.x native style (preload() instead of cfg(); see below):
+--   user_config()                       the user's YAML config file, as text
+--   configure_native(config, shoal_opts) hands the whole config to preload(), which writes it to
+--                                       TT_CONFIG and lets the config module start the instance
+--   apply_config(config, notes)         running: notes, write, config:reload()
 local fiber = require('fiber')
 local fio = require('fio')
 local log = require('log')
@@ -47,6 +52,8 @@ local QUEUE_OWNERSHIP = MAJOR >= 3
 
 -- How often cfg() says that it is still waiting for the agent.
 local WAIT_LOG_INTERVAL = 30
+-- How long a master's cfg() waits for its claim of the synchronous queue before the application runs.
+local CLAIM_BEFORE_APP = 5
 -- Delay between answering move_aside_and_exit and exiting, so the reply reaches the agent.
 local EXIT_DELAY = 0.2
 
@@ -59,6 +66,8 @@ local state = {
     promotion = nil,         -- {id, state = running|done|failed, error}
     console_socket = nil,
     hooks = {},
+    native = nil,            -- 3.x native style: {config, user_config, instance, replicaset, group} (preload)
+    user_config_text = nil,
     topology = nil,
     topology_version = 0,
     notes = setmetatable({}, {__serialize = 'map'}), -- small facts the agent keeps here so they survive an agent restart
@@ -400,7 +409,15 @@ local function apply(req)
     state.phase = 'configured'
     -- A master on 3.x owns the synchronous queue (or is-sync writes fail with SYNC_QUEUE_UNCLAIMED):
     -- claim it now, retrying in a fiber until its replicas are connected.
-    if QUEUE_OWNERSHIP and merged.read_only == false then start_promotion(req.shoal.claim_timeout) end
+    if QUEUE_OWNERSHIP and merged.read_only == false then
+        start_promotion(req.shoal.claim_timeout)
+        -- box.ctl.promote makes the instance read-only while it runs: the application, which
+        -- runs when cfg() returns, must find its master writable (if not box.info.ro then create
+        -- the schema). Usually a millisecond; bounded, so a claim waiting for replicas cannot
+        -- hold the application back for long (it goes on in its fiber).
+        local p, deadline = state.promotion, fiber.clock() + CLAIM_BEFORE_APP
+        while p.state == 'running' and fiber.clock() < deadline do fiber.sleep(0.005) end
+    end
     if not ok then error(err) end
 end
 
@@ -448,6 +465,173 @@ function M.cfg(app_options)
             state.phase = 'waiting'
         end
     end
+end
+
+-- 3.x native style (SPEC §4a): the application is a Tarantool 3 YAML config without topology.
+-- The Tarantool container runs with TT_PRELOAD=<run dir>/preload.lua, TT_CONFIG=<run dir>/config.yaml
+-- and TT_INSTANCE_NAME=<pod>; the user's own file is SHOAL_USER_CONFIG. preload() runs before the
+-- config module starts: it opens the console and blocks until the agent hands over the whole config
+-- (the user's options plus groups, replica sets, instances, replication.failover = manual and the
+-- leader), writes it to TT_CONFIG and returns, so that Tarantool's own config module runs box.cfg.
+-- Later changes (peers, quorum, leader) arrive through apply_config(): write, then config:reload().
+
+local function native_template(path, n)
+    return (path:gsub('{{%s*instance_name%s*}}', n.instance)
+        :gsub('{{%s*replicaset_name%s*}}', n.replicaset or '')
+        :gsub('{{%s*group_name%s*}}', n.group or ''))
+end
+
+-- The data directories the config module will give box.cfg: snapshot.dir, wal.dir and vinyl.dir
+-- (default var/lib/{{ instance_name }}) relative to process.work_dir (default: the current one).
+local function native_dirs(user, n)
+    local function get(section, key)
+        local t = user[section]
+        return type(t) == 'table' and t[key] or nil
+    end
+    local work = normalise(fio.abspath(get('process', 'work_dir') or '.'))
+    local default = 'var/lib/{{ instance_name }}'
+    local function dir(section) return normalise(join(work, native_template(get(section, 'dir') or default, n))) end
+    return {work = work, memtx = dir('snapshot'), wal = dir('wal'), vinyl = dir('vinyl')}
+end
+
+local function read_file(path)
+    local f, err = fio.open(path, {'O_RDONLY'})
+    if f == nil then error(string.format('cannot read %s: %s', path, tostring(err))) end
+    local text = f:read()
+    f:close()
+    return text
+end
+
+-- Writes the config atomically (Tarantool never reads half a file). A fenced instance stays out
+-- of the leader's seat whatever the agent sends until it is unfenced: a reload for another
+-- reason must not make it writable again.
+local function write_config(doc)
+    if type(doc) ~= 'table' or type(doc.groups) ~= 'table' then error('apply_config needs a config with groups') end
+    if state.notes.fenced then
+        for _, g in pairs(doc.groups) do
+            for _, rs in pairs(g.replicasets or {}) do
+                if rs.leader == state.native.instance then rs.leader = nil end
+            end
+        end
+    end
+    local path = state.native.config
+    local tmp = path .. '.tmp'
+    local f, err = fio.open(tmp, {'O_WRONLY', 'O_CREAT', 'O_TRUNC'}, tonumber('0600', 8))
+    if f == nil then error(string.format('cannot write %s: %s', tmp, tostring(err))) end
+    local ok, werr = f:write(require('yaml').encode(doc))
+    f:close()
+    if not ok then error(string.format('cannot write %s: %s', tmp, tostring(werr))) end
+    local renamed, rerr = fio.rename(tmp, path)
+    if not renamed then error(string.format('cannot rename %s to %s: %s', tmp, path, tostring(rerr))) end
+end
+
+-- After preload returned, the config module runs box.cfg and the application file; the instance
+-- counts as configured once that is over (and its replication user exists, as in the Lua style).
+local NATIVE_STARTUP_POLL = 0.01
+local function native_started(req)
+    fiber.create(function()
+        fiber.self():name('shoal_native_start')
+        local config = require('config')
+        while type(box.cfg) == 'function' or config:info().status == 'startup_in_progress' do
+            fiber.sleep(NATIVE_STARTUP_POLL)
+        end
+        local info = config:info()
+        local user = req.shoal.replication_user
+        if user ~= nil and not box.info.ro then
+            local ok, err = pcall(M.ensure_replication_user, user.name, user.password)
+            if not ok then state.last_error = {attempt = req.attempt, message = tostring(err)} end
+        end
+        if info.status == 'check_errors' then
+            state.last_error = {attempt = req.attempt, message = 'config: ' .. require('json').encode(info.alerts)}
+        end
+        state.phase = 'configured'
+        log.info('shoal: configured by the config module (attempt %d, config %s)', req.attempt, info.status)
+        if not box.info.ro and box.info.synchro.queue.owner ~= box.info.id then start_promotion(req.shoal.claim_timeout) end
+    end)
+end
+
+function M.preload()
+    if state.phase ~= 'loaded' then error('shoal: preload() after cfg() or a second preload()') end
+    if not QUEUE_OWNERSHIP then
+        error('shoal: the 3.x native style (TT_CONFIG) needs Tarantool 3; Tarantool ' .. VERSION ..
+            ' must call require("shoal").cfg{…} from its init.lua instead')
+    end
+    local n = {
+        config = os.getenv('TT_CONFIG'),
+        user_config = os.getenv('SHOAL_USER_CONFIG'),
+        instance = os.getenv('TT_INSTANCE_NAME'),
+        replicaset = os.getenv('SHOAL_REPLICASET'),
+        group = os.getenv('SHOAL_CLUSTER'),
+    }
+    for _, k in ipairs({'config', 'user_config', 'instance'}) do
+        if n[k] == nil or n[k] == '' then
+            error(string.format('shoal: preload() needs %s in the environment (the webhook sets it)',
+                ({config = 'TT_CONFIG', user_config = 'SHOAL_USER_CONFIG', instance = 'TT_INSTANCE_NAME'})[k]))
+        end
+    end
+    state.native = n
+    state.user_config_text = read_file(n.user_config)
+    local ok, user = pcall(require('yaml').decode, state.user_config_text)
+    if not ok or type(user) ~= 'table' then
+        error(string.format('shoal: %s is not a YAML mapping: %s', n.user_config, tostring(user)))
+    end
+    state.dirs = native_dirs(user, n)
+    local socket = os.getenv('SHOAL_CONSOLE_SOCKET') or '/var/run/shoal/console.sock'
+    state.console_socket = socket
+    require('console').listen('unix/:' .. socket)
+    fio.chmod(socket, tonumber('0666', 8))
+    state.phase = 'waiting'
+    log.info('shoal: console on %s, waiting for the agent to write %s', socket, n.config)
+    while true do
+        local req = requests:get(WAIT_LOG_INTERVAL)
+        if req == nil then
+            log.info('shoal: still waiting for the agent (console %s)', socket)
+        else
+            local wok, err = pcall(write_config, req.config)
+            if wok then
+                native_started(req)
+                log.info('shoal: config written (attempt %d); the config module starts the instance', req.attempt)
+                return
+            end
+            state.last_error = {attempt = req.attempt, message = tostring(err)}
+            log.error('shoal: configuration attempt %d failed: %s', req.attempt, tostring(err))
+            state.phase = 'waiting'
+        end
+    end
+end
+
+-- The user's config file as written (the agent parses it and adds the cluster part).
+function M.user_config()
+    if state.native == nil then error('not the 3.x native style: there is no user config file') end
+    return state.user_config_text
+end
+
+-- Native style, before the start: the agent's first config (the counterpart of configure()).
+function M.configure_native(doc, shoal_options)
+    if state.native == nil then error('configure_native: this instance runs the Lua style; use configure()') end
+    if state.phase ~= 'waiting' then
+        error(string.format('cannot configure: the instance is %s, not waiting for its configuration', state.phase))
+    end
+    state.attempt = state.attempt + 1
+    state.phase = 'configuring'
+    requests:put({config = doc, shoal = shoal_options or {}, attempt = state.attempt}, 0)
+    return state.attempt
+end
+
+-- Native style, running: a new config through Tarantool's own reload. Errors if the config module
+-- reports errors after it (the previous config stays in force then, as Tarantool does).
+function M.apply_config(doc, notes)
+    if state.native == nil then error('apply_config: this instance runs the Lua style') end
+    if state.phase ~= 'configured' then error('cannot apply a config: the instance is ' .. state.phase) end
+    if notes ~= nil then M.note(notes) end
+    write_config(doc)
+    local config = require('config')
+    config:reload()
+    local info = config:info()
+    if info.status == 'check_errors' then
+        error('config reload: ' .. require('json').encode(info.alerts))
+    end
+    return info.status
 end
 
 -- 3.x: claims the synchronous queue with a new term, retrying while the replicas' connections come
@@ -571,6 +755,7 @@ function M.status()
         topology_version = state.topology_version,
         hooks = #state.hooks,
         notes = state.notes,
+        style = state.native and 'native' or 'lua',
     }
     if state.phase ~= 'configured' then return s end
     local info = box.info
@@ -579,6 +764,7 @@ function M.status()
     s.replicaset_uuid = QUEUE_OWNERSHIP and info.replicaset.uuid or info.cluster.uuid
     s.ro = info.ro
     s.ro_reason = info.ro_reason
+    if QUEUE_OWNERSHIP then s.name = info.name end
     if QUEUE_OWNERSHIP then
         local q = info.synchro.queue
         s.synchro = {owner = q.owner, term = q.term, len = q.len, quorum = info.synchro.quorum}
