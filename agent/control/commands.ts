@@ -135,7 +135,7 @@ export class CommandExecutor {
   private followRef(c: InstanceCommand): InstanceMasterRef | null | undefined {
     if (c.master === null) return undefined;
     if (c.master.pod === this.o.self) return null;
-    return { uuid: c.master.uuid, address: c.master.address };
+    return { uuid: c.master.uuid, address: c.master.address, pod: c.master.pod };
   }
 
   private queued<T>(op: () => Promise<T>): Promise<T> {

@@ -21,6 +21,7 @@ import {
   type OfflineVclock,
 } from './state.js';
 import { checkCredentials, replicationUri, type ReplicationCredentials } from './uri.js';
+import { parseUserConfig, renderNativeConfig, type NativeView } from './native-config.js';
 import { covers, formatVclock, type Vclock } from './vclock.js';
 
 export type { Bounded } from './deadline.js';
@@ -29,6 +30,8 @@ export type { Bounded } from './deadline.js';
 export interface MasterRef {
   uuid: string;
   address: string;
+  /** Its pod: the leader's instance name in the 3.x native style's config. */
+  pod?: string;
 }
 
 export interface BootstrapOptions extends Bounded {
@@ -107,6 +110,8 @@ export class LocalInstance {
   private readonly console: ConsoleClient;
   private readonly log: Logger;
   private readonly callTimeoutMs: number;
+  /** 3.x native style: the user's config and what the agent has decided, per Tarantool process. */
+  private native: { pid: number; user: Record<string, JsonValue>; view: NativeView; follow: MasterRef | null; writable: boolean } | undefined;
 
   constructor(opts: LocalInstanceOptions) {
     this.console = opts.console;
@@ -169,6 +174,10 @@ export class LocalInstance {
           before.phase === 'configured' ? 'use reconfigure() on a configured instance' : 'wait until the application calls require("shoal").cfg()',
         );
       }
+      if (before.style === 'native') {
+        await this.bootstrapNative(before, o, connectS, syncS, d);
+        return await this.awaitConfigured(o.role, started, d, o.peers);
+      }
       const box: Record<string, JsonValue> = {
         instance_uuid: this.identity.instanceUuid,
         replicaset_uuid: this.identity.replicasetUuid,
@@ -192,28 +201,109 @@ export class LocalInstance {
         [box, shoalOpts, notes],
         d,
       );
-      for (;;) {
-        const s = await this.state(this.bounded(d));
-        if (s.lastError && s.lastError.attempt === attempt) {
-          throw new InstanceError(
-            `box.cfg as ${o.role} failed: ${s.lastError.message}`,
-            s.configured ? 'the instance is up; retry the step that failed' : 'fix the options and call bootstrap again',
-          );
-        }
-        if (s.phase === 'configured') {
-          this.log.info(
-            { role: o.role, id: s.id, uuid: s.uuid, vclock: s.vclock, status: s.status, ms: Date.now() - started },
-            'instance configured',
-          );
-          break;
-        }
-        await pause(POLL_MS, d.signal);
-      }
-      if (o.peers) return await this.reconfigure({ peers: o.peers, signal: d.signal, timeoutMs: d.remaining() });
-      return await this.state(this.bounded(d));
+      return await this.awaitConfigured(o.role, started, d, o.peers, typeof attempt === "number" ? attempt : undefined);
     } finally {
       d.done();
     }
+  }
+
+  /** Polls until the configure `attempt` (default: the latest) is done; then applies `peers`. */
+  private async awaitConfigured(role: string, started: number, d: Deadline, peers?: string[], attempt?: number): Promise<InstanceState> {
+    for (;;) {
+      const s = await this.state(this.bounded(d));
+      if (s.lastError && s.lastError.attempt === (attempt ?? s.attempt)) {
+        throw new InstanceError(
+          `${s.style === 'native' ? 'the config module' : 'box.cfg'} as ${role} failed: ${s.lastError.message}`,
+          s.configured ? 'the instance is up; retry the step that failed' : 'fix the options and call bootstrap again',
+        );
+      }
+      if (s.phase === 'configured') {
+        this.log.info(
+          { role, id: s.id, uuid: s.uuid, name: s.name, vclock: s.vclock, status: s.status, style: s.style, ms: Date.now() - started },
+          'instance configured',
+        );
+        break;
+      }
+      await pause(POLL_MS, d.signal);
+    }
+    if (peers) return await this.reconfigure({ peers, signal: d.signal, timeoutMs: d.remaining() });
+    return await this.state(this.bounded(d));
+  }
+
+  /**
+   * 3.x native style: the first config, with this instance as its replica set's leader (a master
+   * starting writable) or naming the master it joins; the config module then runs box.cfg.
+   */
+  private async bootstrapNative(before: InstanceState, o: BootstrapOptions, connectS: number, syncS: number, d: Deadline): Promise<void> {
+    const creds = this.requireCredentials();
+    const n = await this.nativeState(before, d);
+    n.writable = !(o.readOnly ?? o.role === 'replica');
+    n.follow = o.role === 'replica' && o.master ? o.master : null;
+    Object.assign(n.view, {
+      bootstrapStrategy: 'legacy',
+      peers: o.role === 'master' || !o.master ? [] : [o.master.address],
+      connectTimeoutS: connectS,
+      syncTimeoutS: syncS,
+      ...(o.synchroQuorum !== undefined ? { synchroQuorum: o.synchroQuorum } : {}),
+      ...(o.synchroTimeoutS !== undefined ? { synchroTimeoutS: o.synchroTimeoutS } : {}),
+    });
+    const shoalOpts: Record<string, JsonValue> =
+      o.role === 'master' ? { replication_user: { name: creds.user, password: creds.password } } : {};
+    const notes: Record<string, JsonValue> = { fenced: false, master_uuid: o.role === 'replica' ? (o.master?.uuid ?? '') : '' };
+    await this.eval(
+      'local doc, shoal_opts, notes = ... local s = require("shoal") s.note(notes) return s.configure_native(doc, shoal_opts)',
+      [this.renderNative(n), shoalOpts, notes],
+      d,
+    );
+  }
+
+  /** The native style's state for the running process: the user's config is read once per pid. */
+  private async nativeState(s: InstanceState, d: Deadline): Promise<NonNullable<LocalInstance['native']>> {
+    if (this.native && this.native.pid === s.pid) return this.native;
+    const text = await this.eval("return require('shoal').user_config()", [], d);
+    const { config, problems } = parseUserConfig(typeof text === 'string' ? text : '');
+    if (problems.length > 0) {
+      throw new InstanceError(
+        `the Tarantool config (SHOAL_USER_CONFIG) cannot run under Shoal: ${problems.join('; ')}`,
+        'edit the config file (ConfigMap) the Tarantool container\'s TT_CONFIG named, then restart the pod',
+      );
+    }
+    const id = this.identity;
+    this.native = {
+      pid: s.pid,
+      user: config,
+      follow: null,
+      writable: false,
+      view: {
+        group: id.cluster,
+        replicaset: id.replicaset,
+        instance: id.pod,
+        instanceUuid: id.instanceUuid,
+        replicasetUuid: id.replicasetUuid,
+        listen: id.listen,
+        members: {},
+        leader: null,
+        peers: [],
+        credentials: this.requireCredentials(),
+      },
+    };
+    return this.native;
+  }
+
+  private renderNative(n: NonNullable<LocalInstance['native']>): Record<string, JsonValue> {
+    const follow = n.follow?.pod ? n.follow : null;
+    const members: Record<string, string> = { [n.view.instance]: this.identity.advertise };
+    if (follow?.pod) members[follow.pod] = follow.address;
+    const leader = n.writable ? n.view.instance : (follow?.pod ?? null);
+    return renderNativeConfig(n.user, { ...n.view, members, leader, credentials: this.requireCredentials() });
+  }
+
+  /** Native style, running: the new view through the config module's reload. */
+  private async applyNative(s: InstanceState, change: (n: NonNullable<LocalInstance['native']>) => void, notes: Record<string, JsonValue>, d: Deadline): Promise<void> {
+    const n = await this.nativeState(s, d);
+    n.view.bootstrapStrategy = 'auto';
+    change(n);
+    await this.eval('local doc, notes = ... return require("shoal").apply_config(doc, notes)', [this.renderNative(n), notes], d);
   }
 
   /**
@@ -223,6 +313,29 @@ export class LocalInstance {
   async reconfigure(o: ReconfigureOptions): Promise<InstanceState> {
     const d = deadline('reconfigure', o, 30_000);
     try {
+      const current = await this.state(this.bounded(d));
+      if (current.style === 'native') {
+        const notes: Record<string, JsonValue> = {};
+        if (o.readOnly !== undefined) notes['fenced'] = false;
+        if (o.master !== undefined) notes['master_uuid'] = o.master?.uuid ?? '';
+        await this.applyNative(
+          current,
+          (n) => {
+            if (o.peers) {
+              n.view.peers = o.peers;
+              n.view.connectTimeoutS = o.connectTimeoutS ?? 1;
+            }
+            if (o.readOnly !== undefined) n.writable = !o.readOnly;
+            if (o.master !== undefined) n.follow = o.master;
+            if (o.synchroQuorum !== undefined) n.view.synchroQuorum = o.synchroQuorum;
+            if (o.synchroTimeoutS !== undefined) n.view.synchroTimeoutS = o.synchroTimeoutS;
+          },
+          notes,
+          d,
+        );
+        this.log.info({ peers: o.peers, readOnly: o.readOnly, synchroQuorum: o.synchroQuorum, master: o.master?.uuid }, 'instance reconfigured (config reload)');
+        return await this.state(this.bounded(d));
+      }
       // Quorum and timeout go first, in their own box.cfg: they must hold before the peers change.
       const first: Record<string, JsonValue> = {};
       const rest: Record<string, JsonValue> = {};
@@ -275,6 +388,21 @@ export class LocalInstance {
     const started = Date.now();
     try {
       const opts: Record<string, JsonValue> = o.synchroQuorum !== undefined ? { replication_synchro_quorum: o.synchroQuorum } : {};
+      const current = await this.state(this.bounded(d));
+      if (current.style === 'native') {
+        // The config names it leader first: a promote without it leaves the queue's new owner
+        // read-only by config (TARANTOOL3.md).
+        await this.applyNative(
+          current,
+          (n) => {
+            n.writable = true;
+            n.follow = null;
+            if (o.synchroQuorum !== undefined) n.view.synchroQuorum = o.synchroQuorum;
+          },
+          { fenced: false, master_uuid: '' },
+          d,
+        );
+      }
       const id = await this.eval(
         'local s = require("shoal") s.note({fenced = false, master_uuid = ""}) return s.promote(...)',
         [opts],
@@ -415,6 +543,12 @@ export class LocalInstance {
   private async setReadOnly(readOnly: boolean, o: Bounded): Promise<InstanceState> {
     const d = deadline(readOnly ? 'fence' : 'unfence', o, 10_000);
     try {
+      const current = await this.state(this.bounded(d));
+      if (current.style === 'native' && current.phase === 'configured') {
+        await this.applyNative(current, (n) => (n.writable = !readOnly), { fenced: readOnly }, d);
+        this.log.info({ readOnly }, readOnly ? 'instance fenced (config: no leader)' : 'instance unfenced (config: leader)');
+        return await this.state(this.bounded(d));
+      }
       await this.eval('local ro = ... box.cfg({read_only = ro}) require("shoal").note({fenced = ro}) return true', [readOnly], d);
       this.log.info({ readOnly }, readOnly ? 'instance fenced (read-only)' : 'instance unfenced (writable)');
       return await this.state(this.bounded(d));

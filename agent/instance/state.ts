@@ -60,6 +60,10 @@ export interface InstanceState {
   phase: Phase;
   /** require('tarantool').version, e.g. 3.8.0-0-gdce7be8a79 (absent from an older shoal.lua). */
   version?: string;
+  /** How the application starts: `lua` (require('shoal').cfg) or `native` (a Tarantool 3 config, SPEC §4a). */
+  style?: 'lua' | 'native';
+  /** box.info.name (3.x, once configured): the pod's name in the native style. */
+  name?: string;
   configured: boolean;
   pid: number;
   /** configure() calls so far in this process, and the last one that failed. */
@@ -176,6 +180,8 @@ export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
   return {
     phase: phase as Phase,
     version: str(r['version']),
+    style: r['style'] === 'native' ? 'native' : 'lua',
+    name: str(r['name']),
     configured: r['configured'] === true,
     pid: num(r['pid']) ?? 0,
     attempt: num(r['attempt']) ?? 0,

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { ShoalError } from '../../shared/errors.js';
 
 export const LUA_MODULE_FILE = 'shoal.lua';
+/** TT_PRELOAD of the 3.x native style: Tarantool runs it before its config module starts. */
+export const LUA_PRELOAD_FILE = 'preload.lua';
+const PRELOAD_SOURCE = "-- Written by the Shoal agent: waits for the cluster part of the config (shoal.lua, preload()).\nrequire('shoal').preload()\n";
 
 export async function shoalLuaSource(): Promise<string> {
   return readFile(new URL('./shoal.lua', import.meta.url), 'utf8');
@@ -16,12 +19,10 @@ export async function shoalLuaSource(): Promise<string> {
  */
 export async function installShoalLua(runDir: string): Promise<string> {
   const target = join(runDir, LUA_MODULE_FILE);
-  const tmp = `${target}.${process.pid}.tmp`;
   try {
     await mkdir(runDir, { recursive: true });
-    await writeFile(tmp, await shoalLuaSource(), { mode: 0o644 });
-    await chmod(tmp, 0o644);
-    await rename(tmp, target);
+    await writeAtomically(join(runDir, LUA_PRELOAD_FILE), PRELOAD_SOURCE);
+    await writeAtomically(target, await shoalLuaSource());
   } catch (err) {
     throw new ShoalError(
       `cannot write ${target}: ${err instanceof Error ? err.message : String(err)}`,
@@ -30,6 +31,13 @@ export async function installShoalLua(runDir: string): Promise<string> {
     );
   }
   return target;
+}
+
+async function writeAtomically(target: string, text: string): Promise<void> {
+  const tmp = `${target}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o644 });
+  await chmod(tmp, 0o644);
+  await rename(tmp, target);
 }
 
 /** The LUA_PATH value that makes require('shoal') find the module in `runDir`. */

@@ -24,6 +24,11 @@ export interface TarantoolStartOptions {
   subdirs?: string[];
   /** Which Tarantool: '3' (the 3.8 build, default unless SHOAL_TARANTOOL_LANE says otherwise) or '2.6' (Debian's). */
   lane?: TarantoolLane;
+  /**
+   * The 3.x native style (SPEC §4a) instead of init.lua: the user's YAML config (data directories
+   * and memory are added unless it sets them) and, optionally, the application file it runs.
+   */
+  native?: { config?: string; app?: string };
 }
 
 /** What tests use as the cluster coordinates of their instances. */
@@ -81,15 +86,47 @@ export class TarantoolInstance {
     await mkdir(this.workDir, { recursive: true });
     for (const sub of this.opts.subdirs ?? []) await mkdir(join(this.workDir, sub), { recursive: true });
     await installShoalLua(this.runDir);
+    if (this.opts.native) return this.spawnNative(this.opts.native);
     const init = join(this.dir, 'init.lua');
     const appOptions = [`memtx_memory = 64 * 1024 * 1024`, `work_dir = ${JSON.stringify(this.workDir)}`];
     if (this.opts.appOptions) appOptions.push(this.opts.appOptions);
     await writeFile(init, `require('shoal').cfg({${appOptions.join(', ')}})\n${this.opts.afterCfg ?? ''}\n`);
+    await this.start([init], {});
+  }
+
+  /** The user's config file of the native style (what SHOAL_USER_CONFIG names). */
+  get userConfigPath(): string {
+    return join(this.dir, 'user-config.yaml');
+  }
+
+  /** As the webhook sets the container up: TT_PRELOAD, TT_CONFIG in the run dir, TT_INSTANCE_NAME. */
+  private async spawnNative(n: { config?: string; app?: string }): Promise<void> {
+    const lines = [n.config ?? ''];
+    if (!/^snapshot:/m.test(lines[0] ?? '')) lines.push(`snapshot:\n  dir: ${JSON.stringify(this.workDir)}`);
+    if (!/^wal:/m.test(lines[0] ?? '')) lines.push(`wal:\n  dir: ${JSON.stringify(this.workDir)}`);
+    if (!/^memtx:/m.test(lines[0] ?? '')) lines.push('memtx:\n  memory: 67108864');
+    if (n.app !== undefined) {
+      const app = join(this.dir, 'app.lua');
+      await writeFile(app, n.app);
+      lines.push(`app:\n  file: ${JSON.stringify(app)}`);
+    }
+    await writeFile(this.userConfigPath, lines.join('\n') + '\n');
+    await this.start([], {
+      TT_PRELOAD: join(this.runDir, 'preload.lua'),
+      TT_CONFIG: join(this.runDir, 'config.yaml'),
+      TT_INSTANCE_NAME: this.name,
+      SHOAL_USER_CONFIG: this.userConfigPath,
+      SHOAL_CLUSTER: TEST_CLUSTER,
+      SHOAL_REPLICASET: TEST_REPLICASET,
+    });
+  }
+
+  private async start(args: string[], env: Record<string, string>): Promise<void> {
     const log = await open(this.logPath, 'a');
     try {
-      const child = spawn(tarantoolBinary(this.opts.lane ?? defaultLane()), [init], {
+      const child = spawn(tarantoolBinary(this.opts.lane ?? defaultLane()), args, {
         cwd: this.dir,
-        env: { ...process.env, LUA_PATH: luaPathFor(this.runDir), SHOAL_CONSOLE_SOCKET: this.consoleSocket },
+        env: { ...process.env, LUA_PATH: luaPathFor(this.runDir), SHOAL_CONSOLE_SOCKET: this.consoleSocket, ...env },
         stdio: ['ignore', log.fd, log.fd],
       });
       this.process = child;

@@ -112,7 +112,7 @@ function meshCommand(cmd: InstanceCommand, term = 5): Command {
 }
 
 const ctx = { signal: new AbortController().signal };
-const follow = { uuid: UUID0, address: '10.0.0.1:3301' };
+const follow = { uuid: UUID0, address: '10.0.0.1:3301', pod: 's-0' };
 const peers = repl.replication;
 
 describe('command executor mapping', () => {
