@@ -6,6 +6,7 @@ import { dns1123LabelProblem } from '../shared/dns.js';
 import { isRecord, jsonEqual, stringMap, type JsonRecord } from './json.js';
 import { podSpecProblems, podSpecShapeProblems, tarantoolContainer, type PodView } from './pod-checks.js';
 import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';
+import { applyNativeStyle, nativeStyleOf } from './native-style.js';
 
 export interface InjectOptions {
   agentImage: string;
@@ -103,6 +104,9 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
       'it has no StatefulSet owner and its name does not end in -<ordinal>: run Tarantool pods through a StatefulSet',
     );
   }
+  const container = tarantoolContainer(view);
+  const style = container ? nativeStyleOf(container) : { userConfig: null, problems: [] };
+  problems.push(...style.problems);
   if (problems.length > 0 || replicaset === null) return refuse(what, problems);
 
   const pod = structuredClone(input);
@@ -126,6 +130,12 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
   else ensureEnv(tarantool, { name: 'LUA_PATH', value: extendLuaPath(undefined) });
   tarantool.lifecycle ??= {};
   tarantool.lifecycle.preStop ??= shoalPreStop(opts.agentPort);
+  if (style.userConfig !== null) {
+    applyNativeStyle(tarantool, style.userConfig);
+    // The config may template {{ replicaset_name }} / {{ group_name }} into its directories.
+    ensureEnv(tarantool, { name: 'SHOAL_CLUSTER', value: cluster });
+    ensureEnv(tarantool, { name: 'SHOAL_REPLICASET', value: replicaset });
+  }
 
   const hasAgent = [...spec.containers, ...(spec.initContainers ?? [])].some((c) => c.name === AGENT_CONTAINER);
   if (!hasAgent) {
