@@ -390,6 +390,11 @@ function M.ensure_replication_user(name, password)
     return true
 end
 
+-- Owning the queue is not enough: an owner that restarted recovers its ownership from the WAL but
+-- stays read-only (ro_reason 'synchro') until it promotes again, in a new term.
+local function owns_queue()
+    return box.info.synchro.queue.owner == box.info.id and box.info.ro_reason ~= 'synchro'
+end
 local start_promotion -- defined with promote() below; a master's first box.cfg starts one on 3.x
 
 -- Runs in cfg()'s fiber: box.cfg with the agent's options over the application's.
@@ -546,7 +551,7 @@ local function native_started(req)
         end
         state.phase = 'configured'
         log.info('shoal: configured by the config module (attempt %d, config %s)', req.attempt, info.status)
-        if not box.info.ro and box.info.synchro.queue.owner ~= box.info.id then start_promotion(req.shoal.claim_timeout) end
+        if box.cfg.read_only == false and not owns_queue() then start_promotion(req.shoal.claim_timeout) end
     end)
 end
 
@@ -645,10 +650,10 @@ local function claim_queue(p, timeout)
     while true do
         if state.promotion ~= p then return false, 'superseded by promotion ' .. tostring(state.promotion and state.promotion.id) end
         if box.cfg.read_only then return false, 'made read-only while claiming the synchronous queue' end
-        if box.info.synchro.queue.owner == box.info.id then return true end
+        if owns_queue() then return true end
         local ok, err = pcall(box.ctl.promote)
         if not ok then last = tostring(err) end
-        if box.info.synchro.queue.owner == box.info.id then return true end
+        if owns_queue() then return true end
         if fiber.clock() > deadline then
             return false, string.format('the synchronous queue was not claimed in %.0f s: %s', timeout or 60, tostring(last))
         end

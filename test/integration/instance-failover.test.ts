@@ -71,3 +71,27 @@ describe.each(TARANTOOL_LANES)('promote after the master dies with a pending syn
     expect(await r.lua('return box.space.sync:get{1}[2]')).toBe('acked');
   });
 });
+
+describe('a restarted owner of the synchronous queue (Tarantool 3)', () => {
+  const fleet = new TarantoolFleet();
+  afterAll(() => fleet.cleanup());
+
+  it('stays read-only (ro_reason synchro) after a restart until promote() claims the queue in a new term', async () => {
+    const m = await fleet.node('storage-0', { lane: '3' });
+    const first = await m.inst.bootstrap({ role: 'master', synchroQuorum: 1, timeoutMs: 60_000 });
+    await m.lua("box.schema.space.create('sync', {is_sync = true}):create_index('pk') box.space.sync:insert{1}");
+    await m.t.kill('SIGKILL');
+    await m.t.spawn();
+    await m.inst.waitForConsole({ timeoutMs: 60_000 });
+    // What the coordinator does with a restarted master nobody is ahead of: start read-only, then promote.
+    const back = await m.inst.bootstrap({ role: 'master', readOnly: true, synchroQuorum: 1, timeoutMs: 60_000 });
+    expect(back.synchro?.owner).toBe(back.id); // ownership recovered from the WAL…
+    const writable = await m.inst.reconfigure({ readOnly: false });
+    expect(writable).toMatchObject({ ro: true, roReason: 'synchro' }); // …but not the right to write
+    const s = await m.inst.promote({ synchroQuorum: 1, timeoutMs: 30_000 });
+    expect(s).toMatchObject({ ro: false, role: 'master' });
+    expect(s.synchro?.term ?? 0).toBeGreaterThan(first.synchro?.term ?? 0);
+    await m.lua('box.space.sync:insert{2}');
+    expect(await m.lua('return box.space.sync:count()')).toBe(2);
+  });
+});
