@@ -27,6 +27,12 @@ export interface StatusInstance {
   version?: string | null;
   /** Tarantool 3: the synchronous queue's owner (box.info.id, 0 = unclaimed), term and length; null on 2.6. */
   synchro?: { owner: number; term: number; len: number } | null;
+  /** box.info.ro_reason while read-only (config, synchro, orphan…), else null. */
+  roReason?: string | null;
+  /** Tarantool 3: box.info.name (the pod's name in the native style); null before box.cfg and on 2.6. */
+  name?: string | null;
+  /** How the application starts: `native` (a Tarantool 3 config, SPEC §4a) or `lua` (require('shoal').cfg). */
+  style?: 'lua' | 'native' | null;
 }
 
 export interface StatusMember {

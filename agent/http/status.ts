@@ -41,6 +41,9 @@ export interface InstanceStatus {
   upstreams: StatusUpstream[];
   version: string | null;
   synchro: { owner: number; term: number; len: number } | null;
+  roReason: string | null;
+  name: string | null;
+  style: 'lua' | 'native' | null;
   error?: string;
 }
 
@@ -71,6 +74,9 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
           upstreams: [],
           version: null,
           synchro: null,
+          roReason: null,
+          name: null,
+          style: null,
           error: state.error,
         }
       : {
@@ -89,6 +95,9 @@ export function statusDocument(identity: InstanceIdentity, state: InstanceState 
             .map((p) => ({ uuid: p.uuid, status: p.upstream?.status ?? 'unknown', message: p.upstream?.message ?? null })),
           version: state.version ?? null,
           synchro: state.synchro ? { owner: state.synchro.owner, term: state.synchro.term, len: state.synchro.len } : null,
+          roReason: state.ro ? (state.roReason ?? null) : null,
+          name: state.name ?? null,
+          style: state.style ?? 'lua',
           ...(refused !== null ? { error: refused } : {}),
         };
   return {

@@ -54,6 +54,12 @@ describe('Tarantool 3 reports', () => {
     const old = statusDocument(identity, { ...master, version: '2.6.0-0-g47aa4e01e', synchro: undefined }, NO_CLUSTER_STATUS);
     expect(old.instance).toMatchObject({ version: '2.6.0-0-g47aa4e01e', synchro: null });
   });
+
+  it('shows the native style, the instance name and why a replica is read-only', () => {
+    const replica: InstanceState = { ...master, style: 'native', name: 's-1', ro: true, roReason: 'config', role: 'replica' };
+    expect(statusDocument(identity, replica, NO_CLUSTER_STATUS).instance).toMatchObject({ style: 'native', name: 's-1', roReason: 'config' });
+    expect(statusDocument(identity, master, NO_CLUSTER_STATUS).instance).toMatchObject({ style: 'lua', roReason: null });
+  });
 });
 
 describe('an unsupported Tarantool', () => {
