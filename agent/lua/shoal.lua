@@ -496,7 +496,8 @@ local function native_dirs(user, n)
     local work = normalise(fio.abspath(get('process', 'work_dir') or '.'))
     local default = 'var/lib/{{ instance_name }}'
     local function dir(section) return normalise(join(work, native_template(get(section, 'dir') or default, n))) end
-    return {work = work, memtx = dir('snapshot'), wal = dir('wal'), vinyl = dir('vinyl')}
+    local pid_file = normalise(join(work, native_template(get('process', 'pid_file') or 'var/run/{{ instance_name }}/tarantool.pid', n)))
+    return {work = work, memtx = dir('snapshot'), wal = dir('wal'), vinyl = dir('vinyl'), pid = fio.dirname(pid_file)}
 end
 
 local function read_file(path)
@@ -593,6 +594,18 @@ function M.preload()
             log.info('shoal: still waiting for the agent (console %s)', socket)
         else
             local wok, err = pcall(write_config, req.config)
+            -- A directory the config module cannot create kills the process in its start-up; say
+            -- which one here instead, while the agent can still read it (status().last_error).
+            for _, key in ipairs({'work', 'memtx', 'wal', 'vinyl', 'pid'}) do
+                local dir = state.dirs[key]
+                if wok and not fio.path.is_dir(dir) then
+                    local made, merr = fio.mktree(dir)
+                    if not made then
+                        wok, err = false, string.format('cannot create the %s directory %s: %s (set process.work_dir, ' ..
+                            'snapshot.dir, wal.dir, vinyl.dir and process.pid_file in the config to a writable volume)', key, dir, tostring(merr))
+                    end
+                end
+            end
             if wok then
                 native_started(req)
                 log.info('shoal: config written (attempt %d); the config module starts the instance', req.attempt)

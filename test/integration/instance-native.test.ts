@@ -126,4 +126,11 @@ describe('the 3.x native style refuses what Shoal must own', () => {
     expect(String((err as Error).message)).toMatch(/replication\.failover/);
     expect(await n.inst.state()).toMatchObject({ phase: 'waiting' }); // nothing was started
   });
+
+  it('names a data directory it cannot create before the config module dies on it', async () => {
+    const n = await fleet.node('storage-1', { lane: '3', native: { config: 'vinyl:\n  dir: /proc/shoal-cannot-create\n' } });
+    const err = await n.inst.bootstrap({ role: 'master', timeoutMs: 30_000 }).catch((e: unknown) => e);
+    expect(String((err as Error).message)).toMatch(/cannot create the vinyl directory \/proc\/shoal-cannot-create/);
+    expect(await n.inst.state()).toMatchObject({ phase: 'waiting' });
+  });
 });
