@@ -26,8 +26,6 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           exclude: OWN_CLUSTER_FILES,
           globalSetup: ['test/e2e/global-setup.ts'],
-          // The end-to-end suite has not run on Tarantool 3.8 yet: it stays on the 2.6 lane until it has.
-          env: { SHOAL_TARANTOOL_LANE: '2.6' },
           fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 600_000,
@@ -41,7 +39,6 @@ export default defineConfig({
           name: 'e2e-own',
           include: OWN_CLUSTER_FILES,
           globalSetup: ['test/e2e/build-setup.ts'],
-          env: { SHOAL_TARANTOOL_LANE: '2.6' },
           fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 600_000,

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,8 +14,10 @@ import { demoState, writeStateFile } from './demo-state.js';
 import { sleep } from './kubelet/sleep.js';
 import { startShoalStack, type ShoalStack } from './shoal-stack.js';
 
-// `npm run demo`: the local cluster, the webhook, and examples/ (one replica set "storage" of 3
-// instances, cluster "demo"), kept running until Ctrl-C; then every process it started is stopped.
+// `npm run demo`: the local cluster, the webhook, and an example from examples/ (by default
+// storage.yaml: one replica set "storage" of 3 Tarantool 3 instances in the 3.x native style,
+// cluster "demo"; `--example storage-lua` is the same in the Lua style), kept running until Ctrl-C;
+// then every process it started is stopped.
 
 const run = promisify(execFile);
 const NAMESPACE = 'default';
@@ -47,8 +49,13 @@ async function main(): Promise<void> {
     .option('--run-dir <dir>', 'where the cluster keeps its data and logs', path.join(os.tmpdir(), 'shoal-demo'))
     .option('--ip-base <a.b.c>', 'pods get <ip-base>.2, .3, … on loopback', '127.0.1')
     .option('--no-wait', 'do not wait for the pods to become ready')
+    .option('--example <name>', 'which examples/<name>.yaml to apply', 'storage')
     .parse(process.argv)
-    .opts<{ stateFile?: string; runDir: string; ipBase: string; wait: boolean }>();
+    .opts<{ stateFile?: string; runDir: string; ipBase: string; wait: boolean; example: string }>();
+  const example = path.join(repoRoot(), 'examples', `${opts.example}.yaml`);
+  if (!/^[a-z0-9-]+$/.test(opts.example) || !existsSync(example)) {
+    throw new Error(`no example ${JSON.stringify(opts.example)}: choose one of examples/*.yaml by its name (e.g. storage, storage-lua)`);
+  }
 
   const runDir = path.resolve(opts.runDir);
   rmSync(runDir, { recursive: true, force: true }); // a fresh cluster every time
@@ -69,7 +76,7 @@ async function main(): Promise<void> {
     say(`API server ${cluster.apiServerUrl}; webhook ${stack.webhook.url}`);
     await stack.prepareNamespace(NAMESPACE);
     const env = { ...process.env, KUBECONFIG: cluster.kubeconfig };
-    const applied = await run('kubectl', ['apply', '-n', NAMESPACE, '-f', path.join(repoRoot(), 'examples')], { env });
+    const applied = await run('kubectl', ['apply', '-n', NAMESPACE, '-f', example], { env });
     say(applied.stdout.trim());
 
     const core = stack.kubeconfig.makeApiClient(CoreV1Api);

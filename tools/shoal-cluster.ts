@@ -19,6 +19,31 @@ if not box.info.ro then
 end
 `;
 
+/** The same application in Tarantool 3's own style (SPEC §4a): a config without topology and an app file. */
+export const TEST_NATIVE_CONFIG = `credentials:
+  users:
+    guest:
+      roles: [super]
+memtx:
+  memory: 33554432
+process:
+  work_dir: /var/lib/tarantool   # relative paths (the pid file, …) land on the volume
+snapshot:
+  dir: /var/lib/tarantool
+wal:
+  dir: /var/lib/tarantool
+vinyl:
+  dir: /var/lib/tarantool
+app:
+  file: /opt/app/app.lua
+`;
+export const TEST_NATIVE_APP_LUA = `
+if not box.info.ro then
+  box.schema.space.create('load', {if_not_exists = true, is_sync = true})
+  box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
+end
+`;
+
 export interface ReplicaSetSpec {
   namespace: string;
   cluster: string;
@@ -30,6 +55,8 @@ export interface ReplicaSetSpec {
   /** Which Tarantool the pods run (its image tag). Default: defaultLane() — 3 unless SHOAL_TARANTOOL_LANE says otherwise. */
   lane?: TarantoolLane;
   annotations?: Record<string, string>;
+  /** How the application starts: `lua` (init.lua, default) or `native` (a Tarantool 3 config; lane 3 only). */
+  style?: 'lua' | 'native';
 }
 
 export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
@@ -51,8 +78,11 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
             {
               name: 'tarantool',
               image: tarantoolImage(s.lane ?? defaultLane()),
-              command: ['tarantool', '/opt/app/init.lua'],
-              env: Object.entries(s.env ?? {}).map(([name, value]) => ({ name, value })),
+              command: s.style === 'native' ? ['tarantool'] : ['tarantool', '/opt/app/init.lua'],
+              env: [
+                ...(s.style === 'native' ? [{ name: 'TT_CONFIG', value: '/opt/app/config.yaml' }] : []),
+                ...Object.entries(s.env ?? {}).map(([name, value]) => ({ name, value })),
+              ],
               volumeMounts: [
                 { name: 'data', mountPath: '/var/lib/tarantool' },
                 { name: 'app', mountPath: '/opt/app' },
@@ -72,7 +102,7 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
 /** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
 export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
   await applyObjects(k.kc, agentRbacObjects(s.namespace));
-  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: { 'init.lua': TEST_APP_LUA } };
+  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: s.style === 'native' ? { 'config.yaml': TEST_NATIVE_CONFIG, 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': TEST_APP_LUA } };
   const service: V1Service = {
     apiVersion: 'v1',
     kind: 'Service',

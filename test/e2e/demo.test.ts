@@ -70,6 +70,17 @@ describe('npm run demo', () => {
       roles.push((await agentStatus(pod.ip))?.instance.role ?? 'none');
     }
     expect(roles.sort()).toEqual(['master', 'replica', 'replica']);
+    // Tarantool 3 in its own config style: named after the pods, one owner of the synchronous queue.
+    const instances = await Promise.all(Object.entries(state.pods).map(async ([name, pod]) => ({ name, i: (await agentStatus(pod.ip))?.instance })));
+    const owners = new Set<number>();
+    for (const { name, i } of instances) {
+      expect(i?.version).toMatch(/^3\./);
+      expect(i).toMatchObject({ style: 'native', name });
+      expect(i?.synchro?.term ?? 0).toBeGreaterThan(0);
+      owners.add(i?.synchro?.owner ?? 0);
+    }
+    const master = instances.find((x) => x.i?.role === 'master')?.i;
+    expect([...owners]).toEqual([master?.id]);
 
     demo.kill('SIGINT');
     const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 120_000))]);

@@ -6,7 +6,7 @@ import { createNetFault, type NetFaultTarget } from '../../localcluster/netfault
 import { meshSecretName, MESH_TOKEN_KEY } from '../../shared/names.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { startSampler, type Sample, type SampledInstance, type Sampler } from '../../tools/sampler.js';
-import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet } from '../../tools/shoal-cluster.js';
+import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
 import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteLoad, type WriteLog, type WriteSummary } from '../../tools/workload.js';
 
 // Issue 6's "done when", end to end on the local cluster with real Tarantool 2.6: failover after a
@@ -61,11 +61,11 @@ afterAll(() => {
 });
 
 /** A namespace with a formed 3-instance replica set; deleted after the test. Returns it and the master. */
-async function formed(prefix: string): Promise<{ ns: string; master: string }> {
+async function formed(prefix: string, how: Pick<ReplicaSetSpec, 'lane' | 'style'> = {}): Promise<{ ns: string; master: string }> {
   const ns = await createNamespace(k.core, prefix);
   cleanups.push(() => deleteNamespace(k.core, ns));
   const t0 = now();
-  await deployReplicaSet(k, { namespace: ns, cluster: CLUSTER, name: RS, replicas: REPLICAS });
+  await deployReplicaSet(k, { namespace: ns, cluster: CLUSTER, name: RS, replicas: REPLICAS, ...how });
   const master = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: FORM_TIMEOUT_MS });
   record(`${prefix}: replica set formed in ${secs(now() - t0)} (master ${master})`);
   return { ns, master };
@@ -225,13 +225,24 @@ async function postSwitchover(ip: string, body: { replicaset: string; to?: strin
 }
 
 describe('failover', () => {
-  it('replaces a SIGKILLed master three times under load: nothing acknowledged lost, never two writable, the old master returns as a replica', async () => {
-    const f = await formed('fo-kill');
+  // Tarantool 3.8 in its own config style (the leader moves through config reloads), and once on
+  // the 2.6 compatibility lane (Lua style, box.ctl.clear_synchro_queue).
+  it.each([
+    { what: 'Tarantool 3, its own config style', prefix: 'fo-kill', rounds: 3, how: { style: 'native' } as const },
+    { what: 'Tarantool 2.6, the compatibility lane', prefix: 'fo-kill26', rounds: 1, how: { lane: '2.6' } as const },
+  ])('replaces a SIGKILLed master under load ($what): nothing acknowledged lost, never two writable, the old master returns as a replica', async ({ prefix, rounds, how }) => {
+    const f = await formed(prefix, how);
     const ns = f.ns;
     let master = f.master;
+    const facts = (await Promise.all(PODS.map((pod) => evalOn(ns, pod, "return {require('tarantool').version, box.info.name}")))) as Array<[string, string | null]>;
+    record(`${prefix}: Tarantool ${facts.map((f) => f[0]).join(', ')}; box.info.name ${facts.map((f) => f[1]).join(', ')}`);
+    for (const [i, [version, name]] of facts.entries()) {
+      expect(version.startsWith(how.lane === '2.6' ? '2.6.' : '3.')).toBe(true);
+      if (how.lane !== '2.6') expect(name).toBe(PODS[i]); // 3.x: the instance is named after its pod
+    }
     const { load, sampler, stop } = observe(ns);
     await waitFor('the load to write', () => load.acknowledged > 20, { timeoutMs: 30_000 });
-    for (let round = 1; round <= 3; round++) {
+    for (let round = 1; round <= rounds; round++) {
       const old = master;
       const release = await holdDown(ns, old);
       const killedAt = now();
@@ -253,8 +264,8 @@ describe('failover', () => {
       await waitFor('a write after the round settled', () => firstAcknowledgedAfter(load.log, settledAt), { timeoutMs: 30_000 });
     }
     const { summary } = await stop();
-    record(`kill rounds: ${summary.acknowledged} writes acknowledged, ${summary.failed} failed, longest gap ${secs(summary.longestGapMs)}`);
-    expectNeverTwoWritable(sampler, 'kill rounds');
+    record(`${prefix} kill rounds: ${summary.acknowledged} writes acknowledged, ${summary.failed} failed, longest gap ${secs(summary.longestGapMs)}`);
+    expectNeverTwoWritable(sampler, `${prefix} kill rounds`);
     await expectNothingLost(ns, load.log);
   });
 

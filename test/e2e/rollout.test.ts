@@ -6,7 +6,7 @@ import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { AgentStatus, RolloutPhase } from '../../shared/status.js';
 import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
-import { agentStatus, consoleOf, deployReplicaSet, masterTarget, waitForReplicaSet } from '../../tools/shoal-cluster.js';
+import { agentStatus, consoleOf, deployReplicaSet, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
 import { startWriteLoad, summarize, verifyAcknowledged, type WriteLoad, type WriteSummary } from '../../tools/workload.js';
 
 // Issue 7 "done when", end to end: master-last rolling restarts of a 3-replica StatefulSet under a
@@ -181,14 +181,14 @@ interface Env {
 }
 
 /** A namespace with a fresh 3-replica set, a watcher and a write load; all stopped and removed after the test. */
-async function setUp(prefix: string): Promise<Env> {
+async function setUp(prefix: string, how: Pick<ReplicaSetSpec, 'lane' | 'style'> = {}): Promise<Env> {
   const t0 = Date.now();
   const ns = await createNamespace(k.core, prefix);
   const stops: Array<() => Promise<unknown>> = [() => deleteNamespace(k.core, ns)];
   onTestFinished(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   });
-  await deployReplicaSet(k, { namespace: ns, cluster: 'roll', name: SET, replicas: REPLICAS, env: { ROLL: '1' } });
+  await deployReplicaSet(k, { namespace: ns, cluster: 'roll', name: SET, replicas: REPLICAS, env: { ROLL: '1' }, ...how });
   const master = await waitForReplicaSet(k, ns, SET, REPLICAS, { timeoutMs: 240_000 });
   const watcher = new Watcher(ns);
   const load = startWriteLoad({ target: masterTarget(k, stateFile, ns, SET), space: 'load', intervalMs: WRITE_INTERVAL_MS });
@@ -335,7 +335,9 @@ describe('master-last rolling restart', () => {
     // Emitted by the coordinator that sees the rollout finish: one elected after it saw only idle has nothing to report.
     log(`[template] RolloutComplete event: ${events.some((ev) => ev.startsWith('RolloutComplete')) ? 'yes' : 'no'}`);
     log(`[template] coordinator metrics: shoal_rollout_restarts_total up to ${e.watcher.restartsCounted}, shoal_rollout_phase showed ${[...e.watcher.gaugePhases].join(', ')}`);
-    expect(e.watcher.restartsCounted).toBeGreaterThanOrEqual(1);
+    // No assertion on shoal_rollout_restarts_total: it counts per coordinator process, and in this
+    // rollout each coordinator may order its own pod's restart (the counter dies with it) — the
+    // RolloutRestart Events above are the durable record.
     expect(e.watcher.gaugePhases).toContain('restarting-replicas');
     keep('shoal rollout', await finish(e, 'template'));
   });
@@ -419,15 +421,20 @@ describe('a rollout re-plans after every step', () => {
     keep('shoal rollout, master killed', await finish(e, 'kill'));
   });
 
-  it('kubectl rollout restart rolls the replica set like a template change', async () => {
-    const e = await setUp('roll-restart');
+  // Tarantool 3 in its own config style (the hand-over is a config reload and a promote), and the
+  // 2.6 compatibility lane.
+  it.each([
+    { what: 'Tarantool 3, its own config style', prefix: 'roll-restart', label: 'restart', how: { style: 'native' } as const },
+    { what: 'Tarantool 2.6, the compatibility lane', prefix: 'roll-restart26', label: 'restart 2.6', how: { lane: '2.6' } as const },
+  ])('kubectl rollout restart rolls the replica set like a template change ($what)', async ({ prefix, label, how }) => {
+    const e = await setUp(prefix, how);
     const before = await currentRevision(e.ns);
     await sh(['-n', e.ns, 'rollout', 'restart', `statefulset/${SET}`]);
     const rev = await waitRolledOut(e, before);
-    log(`[restart] rolled out to ${rev} in ${s(Date.now() - e.t0)}`);
+    log(`[${label}] rolled out to ${rev} in ${s(Date.now() - e.t0)}`);
     await e.watcher.stop();
-    describeDeletions('restart', e);
-    expectMasterLastOrder(e, 'restart');
-    keep('kubectl rollout restart', await finish(e, 'restart'));
+    describeDeletions(label, e);
+    expectMasterLastOrder(e, label);
+    keep(`kubectl rollout restart (${label})`, await finish(e, label));
   });
 });
