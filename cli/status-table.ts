@@ -13,7 +13,8 @@ export function renderStatusTable(status: AgentStatus): string {
   const rows: string[][] = [];
   for (const rs of status.replicasets) {
     for (const m of rs.instances) {
-      rows.push([rs.name, m.pod, m.role, m.healthy ? 'yes' : 'NO', m.lag === null ? '-' : m.lag.toFixed(3)]);
+      const healthy = m.diverged ? 'DIVERGED' : m.healthy ? 'yes' : 'NO';
+      rows.push([rs.name, m.pod, m.role, healthy, m.lag === null ? '-' : m.lag.toFixed(3)]);
     }
   }
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -22,7 +23,12 @@ export function renderStatusTable(status: AgentStatus): string {
   const title = `Cluster: ${status.cluster} (namespace ${status.namespace}) — coordinator ${coordinator}, term ${status.coordinator.term}`;
   const lines = [title, rule, pad(HEADERS, widths), rule, ...rows.map((r) => pad(r, widths)), rule];
   // Why a member is unhealthy, in the coordinator's words (patronictl leaves you to guess).
-  const problems = status.replicasets.flatMap((rs) => rs.instances.flatMap((m) => (m.problem ? [`  - ${m.problem}`] : [])));
+  const problems = status.replicasets.flatMap((rs) =>
+    rs.instances.flatMap((m) => [
+      ...(m.problem ? [`  - ${m.problem}`] : []),
+      ...(m.diverged ? [`  - ${m.pod} diverged from ${m.diverged.from} (${m.diverged.error}); repair: ${m.diverged.repair ?? 'on hold'}`] : []),
+    ]),
+  );
   if (problems.length) lines.push('Problems:', ...problems);
   const r = status.rollout;
   if (r && r.phase !== 'idle') {

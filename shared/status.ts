@@ -42,7 +42,29 @@ export interface StatusMember {
   lag: number | null;
   /** Why it is not healthy, in the coordinator's words (e.g. its upstream's error); absent when healthy. */
   problem?: string;
+  /**
+   * Its data set differs from the master's: its applier from the master stopped on a conflicting
+   * row (or it is being rebootstrapped for that). Absent when not diverged, and from older agents.
+   */
+  diverged?: StatusDivergence;
 }
+
+/** A diverged member, as the coordinator sees it. */
+export interface StatusDivergence {
+  /** The master it diverged from. */
+  from: string;
+  /** The applier's error (e.g. `Duplicate key exists in unique index …`). */
+  error: string;
+  /**
+   * Where its repair is: reported (waiting for its turn: one rebootstrap per replica set at a time),
+   * rebootstrapping (asked to move its data aside into shoal-diverged-*), rejoining (restarted empty,
+   * copying the master's data); null while no repair may run (no settled master).
+   */
+  repair: DivergenceRepair | null;
+}
+
+export const DIVERGENCE_REPAIRS = ['reported', 'rebootstrapping', 'rejoining'] as const;
+export type DivergenceRepair = (typeof DIVERGENCE_REPAIRS)[number];
 
 export interface StatusReplicaSet {
   name: string;

@@ -83,6 +83,12 @@ const quarantined = (v: unknown, where: string): QuarantinedMember => {
   };
 };
 
+function diverged(o: Rec, where: string): boolean {
+  const v = o['diverged'];
+  if (v !== undefined && typeof v !== 'boolean') throw new Bad(`${where}.diverged must be a boolean`);
+  return v === true;
+}
+
 const repair = (v: unknown, where: string): ReplicationRepair => {
   const o = rec(v, where);
   return {
@@ -92,6 +98,8 @@ const repair = (v: unknown, where: string): ReplicationRepair => {
     step: oneOf(o, 'step', REPAIR_STEPS, where),
     stepAtMs: num(o, 'stepAtMs', where),
     rebootstraps: nonNegativeInt(o, 'rebootstraps', where),
+    // Absent in states written before it existed, and when false.
+    ...(diverged(o, where) ? { diverged: true } : {}),
   };
 };
 

@@ -3,9 +3,10 @@
 // hooks (SPEC §3: every replica set, its instances' UUIDs and URIs, its master). The topology holds
 // only what a router needs, so health and lag changes do not wake the hooks.
 import { replicasetUuid } from '../../shared/identity.js';
-import type { InstanceRole, RolloutPhase, StatusReplicaSet } from '../../shared/status.js';
-import { healthProblem } from '../coordinator/members.js';
-import type { ObservedCluster, ObservedInstance, PersistedState, Timings } from '../coordinator/model.js';
+import { DIVERGENCE_REPAIRS, type InstanceRole, type RolloutPhase, type StatusDivergence, type StatusReplicaSet } from '../../shared/status.js';
+import { divergedUpstream } from '../coordinator/divergence.js';
+import { healthProblem, instanceOf } from '../coordinator/members.js';
+import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from '../coordinator/model.js';
 import type { ReconcileResult } from '../coordinator/reconcile.js';
 import type { JsonObject } from '../mesh/protocol.js';
 
@@ -60,6 +61,23 @@ function roleOf(inst: ObservedInstance, master: string | null, reported: Instanc
   return inst.pod === master ? 'fenced' : 'replica';
 }
 
+/**
+ * Whether `inst` diverged from the master: its upstream from the master stopped on a data conflict
+ * (divergence.ts), or its repair says so (it may be down, rebootstrapping). null otherwise.
+ */
+export function divergenceOf(rs: ObservedReplicaSet, state: PersistedReplicaSet | undefined, inst: ObservedInstance): StatusDivergence | null {
+  const master = state?.master ?? null;
+  if (!state || master === null || inst.pod === master) return null;
+  const entry = state.repairs.find((r) => r.pod === inst.pod && r.diverged === true);
+  const repair = entry === undefined ? null : entry.step === 'restarted' ? 'reported' : entry.step;
+  const masterInst = instanceOf(rs, master);
+  const up = masterInst ? divergedUpstream(inst, masterInst) : null;
+  if (up !== null) return { from: master, error: up.message ?? '', repair };
+  // Rebootstrapped and following the master again: repaired (the core watches it a little longer).
+  if (entry === undefined || inst.tarantool?.upstreams.some((u) => u.uuid === masterInst?.instanceUuid && u.status === 'follow')) return null;
+  return { from: master, error: entry.error, repair };
+}
+
 export function buildClusterView(
   observed: ObservedCluster,
   persisted: PersistedState,
@@ -76,12 +94,14 @@ export function buildClusterView(
       .filter((i) => i.podExists || members.has(i.pod))
       .map((i) => {
         const problem = members.has(i.pod) ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings) : `${i.pod} is not a member yet`;
+        const diverged = members.has(i.pod) ? divergenceOf(rs, state, i) : null;
         return {
           pod: i.pod,
           role: roleOf(i, master, i.podExists ? roles.get(i.pod) : undefined),
           healthy: problem === null,
           lag: i.tarantool?.lagMs == null ? null : i.tarantool.lagMs / 1000,
           ...(problem === null ? {} : { problem }),
+          ...(diverged === null ? {} : { diverged }),
         };
       });
     return { name: rs.name, master, instances };
@@ -137,6 +157,12 @@ const oneOf = <T extends string>(v: unknown, allowed: readonly T[], where: strin
   return v as T;
 };
 
+function divergence(v: unknown): StatusDivergence {
+  const o = rec(v, 'diverged');
+  const repair = o['repair'] === null ? null : oneOf(o['repair'], DIVERGENCE_REPAIRS, 'diverged.repair');
+  return { from: s(o['from'], 'diverged.from'), error: s(o['error'], 'diverged.error'), repair };
+}
+
 /** Validates a pushed topology message (from an authenticated coordinator of an accepted term). */
 export function decodeTopologyMessage(v: JsonObject): TopologyMessage {
   try {
@@ -151,7 +177,8 @@ export function decodeTopologyMessage(v: JsonObject): TopologyMessage {
         instances: arr(o['instances'], 'instances').map((x) => {
           const io = rec(x, 'instance');
           const problem = io['problem'] === undefined ? {} : { problem: s(io['problem'], 'problem') };
-          return { pod: s(io['pod'], 'pod'), role: oneOf(io['role'], ROLES, 'role'), healthy: io['healthy'] === true, lag: nn(io['lag'], 'lag'), ...problem };
+          const diverged = io['diverged'] === undefined ? {} : { diverged: divergence(io['diverged']) };
+          return { pod: s(io['pod'], 'pod'), role: oneOf(io['role'], ROLES, 'role'), healthy: io['healthy'] === true, lag: nn(io['lag'], 'lag'), ...problem, ...diverged };
         }),
       };
     });

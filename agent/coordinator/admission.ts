@@ -1,6 +1,8 @@
+import { mayBeReceiving } from './divergence.js';
 import { desiredReplication, instanceOf, isWritable, liveVclock } from './members.js';
 import type { Command, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings } from './model.js';
 import { seconds } from './format.js';
+import { rebootstrapBlocker } from './rebootstraps.js';
 import { note, type Step } from './step.js';
 import { componentsAhead, formatVclock, hasRows } from './vclock.js';
 
@@ -38,14 +40,21 @@ export function admissionVerdict(inst: ObservedInstance, master: ObservedInstanc
       reason: `${pod} holds data but is not registered in ${master.pod}'s _cluster (expelled earlier): rebootstrapping it, old data kept aside`,
     };
   }
-  // Rows of the master's own component can only come from the master: skip it (our view of the
-  // master may be a moment older than the instance's, which keeps pulling from it).
-  const ahead = componentsAhead(mine, theirs, [String(masterId)]);
+  // Rows of the master's own component can only come from the master, so holding more of them than
+  // the master has means the master lost rows it once had (it restarted without its WAL's tail;
+  // 2.6 rolled back rows it had confirmed): rejoined as is, the instance would skip the master's new
+  // rows under those lsns and differ silently. Compared, unless the instance may still be pulling
+  // them (from the master or through a relay): our view of the master may be a moment older.
+  const own = String(masterId);
+  const receiving = inst.tarantool !== null && mayBeReceiving(inst.tarantool);
+  const ahead = componentsAhead(mine, theirs, receiving ? [own] : []);
   if (ahead.length > 0) {
     const detail = ahead.map((k) => `${k}: ${mine[k] ?? 0} > ${theirs[k] ?? 0}`).join(', ');
+    const clocks = `${pod} ${formatVclock(mine)}, ${master.pod} ${formatVclock(theirs)}`;
+    const lost = ahead.includes(own) ? ` (${master.pod}'s own component included: it may have lost rows it once had)` : '';
     return {
       verdict: 'rebootstrap',
-      reason: `${pod} has writes ${master.pod} never received (${detail}): rebootstrapping it, old data kept aside`,
+      reason: `${pod} has writes ${master.pod} never received (${detail})${lost}, vclocks ${clocks}: rebootstrapping it, old data kept aside (the only record of those writes)`,
     };
   }
   return {
@@ -68,6 +77,7 @@ function admitOne(
   master: ObservedInstance,
   now: number,
   timings: Timings,
+  planned: readonly Command[],
 ): Step {
   const inst = instanceOf(rs, entry.pod);
   if (!inst || !inst.podExists) return note(state, `${entry.pod} (quarantined: ${entry.why}) is gone`);
@@ -86,6 +96,8 @@ function admitOne(
   if (last !== null && now - last < timings.rebootstrapRetryMs) {
     return note(state, `rebootstrap of ${entry.pod} requested ${seconds(now - last)} ago; waiting for it`);
   }
+  const blocker = rebootstrapBlocker(state, entry.pod, planned, now, timings);
+  if (blocker !== null) return note(state, `${verdict.reason.replace(/: rebootstrapping it, old data kept aside.*$/, '')}; to be rebootstrapped: ${blocker}`);
   const next = {
     ...state,
     quarantined: state.quarantined.map((q) => (q.pod === entry.pod ? { ...q, rebootstrapRequestedAtMs: now } : q)),
@@ -98,7 +110,7 @@ function admitOne(
 }
 
 /** Decide for every quarantined member that can be judged now. */
-export function planAdmissions(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings): Step | null {
+export function planAdmissions(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings, planned: readonly Command[] = []): Step | null {
   if (state.quarantined.length === 0) return null;
   const master = instanceOf(rs, state.master);
   if (!master || !isWritable(master)) return note(state, `quarantined ${state.quarantined.map((q) => q.pod).join(', ')}: waiting for a writable master`);
@@ -106,7 +118,7 @@ export function planAdmissions(rs: ObservedReplicaSet, state: PersistedReplicaSe
   const commands: Command[] = [];
   const reasons: string[] = [];
   for (const entry of state.quarantined) {
-    const step = admitOne(rs, current, entry, master, now, timings);
+    const step = admitOne(rs, current, entry, master, now, timings, [...planned, ...commands]);
     current = step.state;
     commands.push(...step.commands);
     reasons.push(step.reason);

@@ -1,3 +1,4 @@
+import { upstreamCondition } from './divergence.js';
 import { seconds } from './format.js';
 import type {
   ObservedInstance,
@@ -88,6 +89,8 @@ export function healthProblem(
   if (role === 'replica') {
     if (!t.ro) return `replica ${pod} is writable`;
     if (!t.upstreamOk) {
+      const conflict = t.upstreams.find((u) => upstreamCondition(u) === 'diverged');
+      if (conflict) return `${pod} diverged: an upstream stopped on a row that conflicts with its data (${conflict.message ?? ''})`;
       const stopped = t.upstreams.find((u) => u.status !== 'follow' && u.message !== null);
       return `${pod} is not following its master${stopped ? ` (upstream ${stopped.status}: ${stopped.message ?? ''})` : ''}`;
     }

@@ -11,6 +11,7 @@ import {
   sameReplication,
 } from './members.js';
 import type { Command, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, Timings } from './model.js';
+import { rebootstrapBlocker } from './rebootstraps.js';
 import type { Step } from './step.js';
 import { hasRows } from './vclock.js';
 
@@ -187,7 +188,7 @@ function restartFromScratch(rs: ObservedReplicaSet, state: PersistedReplicaSet, 
 }
 
 /** Members whose Tarantool waits for its box.cfg (restarted pods; a lost bootstrap). */
-export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
+export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>, round: { now: number; timings: Timings; planned: readonly Command[] } | null = null): Step | null {
   const master = instanceOf(rs, state.master);
   const config = desiredReplication(rs, state);
   // An empty member joins from a writable master that already acknowledges with the full quorum.
@@ -203,6 +204,11 @@ export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet
     if (t.vclock === null) {
       reasons.push(`waiting for ${m.pod} to report its data's vclock before configuring it`);
     } else if (t.hazard?.kind === 'unrecoverable-snapshot') {
+      const blocker = round === null ? null : rebootstrapBlocker(state, m.pod, [...round.planned, ...commands], round.now, round.timings);
+      if (blocker !== null && m.pod !== state.master) {
+        reasons.push(`${m.pod} cannot start on its data (${t.hazard.reason}), to be rebootstrapped: ${blocker}`);
+        continue;
+      }
       const step = restartFromScratch(rs, state, m.pod, t.hazard.reason, joinFrom ? master : undefined);
       commands.push(...step.commands);
       reasons.push(step.reason);

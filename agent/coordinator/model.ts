@@ -6,7 +6,11 @@
 /** box.info.vclock: instance id (as a string) → lsn. Component "0" counts local, never-replicated rows. */
 export type Vclock = Readonly<Record<string, number>>;
 
-/** One upstream of box.info.replication: whom the instance pulls from, and how that goes. */
+/**
+ * One upstream of box.info.replication: whom the instance pulls from, and how that goes.
+ * divergence.ts classifies it (upstreamCondition): running, stopped (an applier error a restart may
+ * heal) or diverged (stopped on a row that conflicts with the instance's data: the data sets differ).
+ */
 export interface ObservedUpstream {
   /** The peer's instance UUID. */
   uuid: string;
@@ -176,6 +180,13 @@ export interface ReplicationRepair {
   stepAtMs: number;
   /** Rebootstraps in this repair (bounded: each keeps a copy of the data aside). */
   rebootstraps: number;
+  /**
+   * Its upstream stopped on a data conflict (divergence.ts): reported, never restarted, rebootstrapped
+   * when no other member's rebootstrap is under way. Then `restarted` means reported at stepAtMs and
+   * waiting for that turn (a coordinator that predates the field reads it as a restart that did not
+   * heal and rebootstraps it). Absent: false.
+   */
+  diverged?: boolean;
 }
 
 /** A planned hand-over in progress: `from` is being made read-only, `to` catches up, then takes over. */

@@ -89,7 +89,8 @@ function reconcileReplicaSet(
     state = step.state;
     done = step.final;
   };
-  const busy = (): Set<string> => targets(parts.flatMap((p) => p.commands));
+  const planned = (): Command[] => parts.flatMap((p) => p.commands);
+  const busy = (): Set<string> => targets(planned());
 
   run((s) => planBootstrap(rs, s));
   run((s) => {
@@ -99,12 +100,12 @@ function reconcileReplicaSet(
   run((s) => progressSwitchover(rs, s, now, timings));
   run((s) => planFailover(rs, s, now, timings));
   run((s) => planMasterRecovery(rs, s, now, busy()));
-  run((s) => planAdmissions(rs, s, now, timings));
+  run((s) => planAdmissions(rs, s, now, timings, planned()));
   run((s) => planExpels(rs, s, timings));
   run((s) => planJoin(rs, s, now));
-  run((s) => planConfigure(rs, s, busy()));
+  run((s) => planConfigure(rs, s, busy(), { now, timings, planned: planned() }));
   run((s) => planReconfigure(rs, s, busy()));
-  run((s) => planReplicationRepair(rs, s, now, timings, busy()));
+  run((s) => planReplicationRepair(rs, s, now, timings, busy(), planned()));
   run((s) => planExpelCleanup(rs, s)); // after everyone has dropped the expelled from replication
   // Hand-overs and rollout steps only in a settled round: never stacked on other changes.
   const settled = (): boolean => parts.every((p) => p.commands.length === 0);

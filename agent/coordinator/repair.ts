@@ -1,7 +1,8 @@
 import { admissionVerdict } from './admission.js';
+import { compareWithMaster, describeComparison, upstreamCondition } from './divergence.js';
 import { detectMasterFailure } from './failover.js';
 import { seconds } from './format.js';
-import { desiredReplication, instanceOf, isMember, isQuarantined, isWritable } from './members.js';
+import { desiredReplication, instanceOf, isMember, isQuarantined, isWritable, liveVclock } from './members.js';
 import type {
   Command,
   ObservedInstance,
@@ -11,6 +12,7 @@ import type {
   ReplicationRepair,
   Timings,
 } from './model.js';
+import { rebootstrapBlocker } from './rebootstraps.js';
 import { note, type Step } from './step.js';
 
 // Repair of a replica whose upstream from the master stopped with an error. "stopped" is the
@@ -20,6 +22,10 @@ import { note, type Step } from './step.js';
 // its replication; if it is still stopped after catchUpTimeoutMs, rebootstrap it with the same
 // identity (old data kept aside). Only while the master is settled, never the master, never a replica
 // holding rows the master lacks (admission.ts decides that), never one that is terminating.
+// A replica stopped on a data conflict (divergence.ts) is no restart case: it is reported as diverged
+// (a Warning Event, once), its data compared with the master's, all components, and it is rebootstrapped
+// with its data kept aside, that copy being the record of whatever rows the master lacks. Every
+// rebootstrap here waits for its turn: one member of a replica set at a time (rebootstraps.ts).
 
 /** Rebootstraps per repair: each keeps a copy of the data aside, so they are bounded. */
 export const MAX_REPAIR_REBOOTSTRAPS = 5;
@@ -90,8 +96,8 @@ function restart(
   return { entry: next, commands, reason };
 }
 
-function rebootstrap(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: ObservedInstance, up: ObservedUpstream, entry: ReplicationRepair, now: number, why: string): Outcome {
-  const reason = `${inst.pod} ${stopped(up)} ${why}: rebootstrapping it from ${state.master ?? 'the master'}, old data kept aside`;
+/** Rebootstrap `inst` (a new one counts; asking again for one not yet seen happen does not). */
+function rebootstrapNow(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: ObservedInstance, entry: ReplicationRepair, now: number, reason: string): Outcome {
   const rebootstraps = entry.step === 'rebootstrapping' ? entry.rebootstraps : entry.rebootstraps + 1;
   const commands: Command[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Rebootstrap', reason },
@@ -100,11 +106,68 @@ function rebootstrap(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: O
   return { entry: { ...entry, step: 'rebootstrapping', stepAtMs: now, rebootstraps }, commands, reason };
 }
 
+const rebootstrap = (rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: ObservedInstance, up: ObservedUpstream, entry: ReplicationRepair, now: number, why: string): Outcome =>
+  rebootstrapNow(rs, state, inst, entry, now, `${inst.pod} ${stopped(up)} ${why}: rebootstrapping it from ${state.master ?? 'the master'}, old data kept aside`);
+
 const giveUp = (pod: string, up: ObservedUpstream, entry: ReplicationRepair): Outcome =>
   keep(entry, `${pod} ${stopped(up)} after ${entry.rebootstraps} rebootstraps: giving up, an operator must look (old data in shoal-diverged-*)`);
 
 // admission.ts names its remedy; here the finding alone is the reason not to act.
-const finding = (reason: string): string => reason.replace(/: rebootstrapping it, old data kept aside$/, '');
+const finding = (reason: string): string => reason.replace(/: rebootstrapping it, old data kept aside.*$/, '');
+
+/** What the planner needs besides the replica set: the round so far. */
+interface Round {
+  now: number;
+  timings: Timings;
+  /** Pods other commands of this round target. */
+  busy: ReadonlySet<string>;
+  /** Commands planned so far in this round (a rebootstrap among them takes the one slot). */
+  planned: readonly Command[];
+}
+
+/**
+ * A replica stopped on a data conflict: reported once (Event `Diverged`, with both vclocks and what
+ * it holds that the master lacks), never restarted, rebootstrapped with its data kept aside when no
+ * other member's rebootstrap is under way.
+ */
+function repairDiverged(
+  rs: ObservedReplicaSet,
+  state: PersistedReplicaSet,
+  inst: ObservedInstance,
+  up: ObservedUpstream,
+  entry: ReplicationRepair | null,
+  master: ObservedInstance,
+  round: Round,
+): Outcome {
+  const { pod } = inst;
+  const { now, timings } = round;
+  const found = `${pod} diverged from ${master.pod}: its applier stopped on a conflicting row (${up.message ?? 'no message'})`;
+  const mine = inst.tarantool?.vclock ?? null;
+  const theirs = liveVclock(master);
+  if (mine === null || theirs === null) return keep(entry, `${found}; waiting for both vclocks to compare them`);
+  if (isWritable(inst)) return keep(entry, `${found}; ${pod} is writable: fencing it first`);
+  const record = describeComparison(pod, mine, master.pod, theirs, compareWithMaster(mine, theirs, master.tarantool?.id ?? null));
+  // Reported once per divergence: on first sight, and again if it diverges again after a rejoin.
+  const fresh = entry?.diverged !== true || entry.step === 'rejoining';
+  const requested = entry?.step === 'rebootstrapping';
+  const reported: ReplicationRepair = !fresh && entry ? entry : requested && entry ? { ...entry, diverged: true } : { ...begin(pod, up, entry, now), diverged: true };
+  const report: Command[] = fresh ? [{ kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Diverged', reason: `${found}; ${record}` }] : [];
+  const waiting = (why: string): Outcome => ({ entry: reported, commands: report, reason: `${found}; ${record}; not rebootstrapped yet: ${why}` });
+  const asked = now - reported.stepAtMs;
+  if (reported.step === 'rebootstrapping' && asked < timings.rebootstrapRetryMs) {
+    return { entry: reported, commands: report, reason: `${found}; rebootstrap of ${pod} requested ${seconds(asked)} ago; waiting for it` };
+  }
+  if (round.busy.has(pod) || inst.deleting) return waiting('another change to it goes first');
+  const blocker = rebootstrapBlocker(state, pod, round.planned, now, timings);
+  if (blocker !== null) return waiting(blocker);
+  if (reported.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) {
+    const spent = giveUp(pod, up, reported);
+    return { ...spent, commands: report };
+  }
+  const again = reported.step === 'rebootstrapping' ? ` (asked ${seconds(asked)} ago, not seen done)` : '';
+  const done = rebootstrapNow(rs, state, inst, reported, now, `${found}; ${record}: rebootstrapping it from ${master.pod}${again}, its old data kept aside`);
+  return { ...done, commands: [...report, ...done.commands] };
+}
 
 function repairOne(
   rs: ObservedReplicaSet,
@@ -112,10 +175,9 @@ function repairOne(
   pod: string,
   entry: ReplicationRepair | null,
   master: ObservedInstance,
-  now: number,
-  timings: Timings,
-  busy: ReadonlySet<string>,
+  round: Round,
 ): Outcome {
+  const { now, timings, busy } = round;
   const inst = instanceOf(rs, pod);
   if (!inst || !inst.podExists || !isMember(state, pod) || pod === state.master || isQuarantined(state, pod)) {
     return keep(null, entry === null ? '' : `${pod} is no longer a replica to repair`);
@@ -130,18 +192,22 @@ function repairOne(
   if (entry === null && up === null) return keep(null, '');
   const elapsed = entry === null ? 0 : now - entry.stepAtMs;
   if (entry !== null && follows(inst, master)) {
-    if (elapsed >= timings.catchUpTimeoutMs) return keep(null, `${pod} follows ${master.pod} again: repaired`);
+    const aside = entry.diverged === true ? ' (its diverged data is kept in shoal-diverged-*)' : '';
+    if (elapsed >= timings.catchUpTimeoutMs) return keep(null, `${pod} follows ${master.pod} again: repaired${aside}`);
     return keep(entry, `${pod} follows ${master.pod} again; watching it for ${seconds(timings.catchUpTimeoutMs)}`);
   }
   if (up === null) return keep(entry, `${pod} reconnects to ${master.pod}`);
+  if (upstreamCondition(up) === 'diverged') return repairDiverged(rs, state, inst, up, entry, master, round);
   const verdict = admissionVerdict(inst, master);
   if (verdict.verdict === 'rebootstrap') return keep(entry, `${pod} ${stopped(up)}, not repaired: ${finding(verdict.reason)}`);
   if (verdict.verdict === 'wait') return keep(entry, verdict.reason);
   if (busy.has(pod) || inst.deleting) return keep(entry, `${pod} ${stopped(up)}; another change to it goes first`);
+  const blocker = rebootstrapBlocker(state, pod, round.planned, now, timings);
   if (entry === null || entry.step === 'rejoining') {
     if (restartHeals(up)) return restart(rs, state, inst, up, master.pod, entry, now);
     const fresh = begin(pod, up, entry, now);
     if (fresh.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) return giveUp(pod, up, fresh);
+    if (blocker !== null) return keep(entry, `${pod} ${stopped(up)}, to be rebootstrapped: ${blocker}`);
     return rebootstrap(rs, state, inst, up, fresh, now, '(an error a replication restart does not heal)');
   }
   if (entry.step === 'rebootstrapping') {
@@ -152,16 +218,21 @@ function repairOne(
     return keep(entry, `${pod} ${stopped(up)}; replication restarted ${seconds(elapsed)} ago, rebootstrap at ${seconds(timings.catchUpTimeoutMs)}`);
   }
   if (entry.rebootstraps >= MAX_REPAIR_REBOOTSTRAPS) return giveUp(pod, up, entry);
+  if (blocker !== null) return keep(entry, `${pod} ${stopped(up)} ${seconds(elapsed)} after its replication was restarted, to be rebootstrapped: ${blocker}`);
   return rebootstrap(rs, state, inst, up, entry, now, `${seconds(elapsed)} after its replication was restarted`);
 }
 
-/** Restart, then rebootstrap, replicas whose upstream from the master stopped (see above). */
+/**
+ * Restart, then rebootstrap, replicas whose upstream from the master stopped; report and rebootstrap
+ * diverged ones (see above). `planned`: the commands of this round so far.
+ */
 export function planReplicationRepair(
   rs: ObservedReplicaSet,
   state: PersistedReplicaSet,
   now: number,
   timings: Timings,
   busy: ReadonlySet<string>,
+  planned: readonly Command[] = [],
 ): Step | null {
   const master = instanceOf(rs, state.master);
   const tracked = new Set(state.repairs.map((r) => r.pod));
@@ -177,10 +248,15 @@ export function planReplicationRepair(
     const pods = [...tracked, ...newlyStuck.map((m) => m.pod)].join(', ');
     return note(state, `not repairing the replication of ${pods}: ${hold ?? 'there is no master'}`);
   }
-  const outcomes = [
-    ...state.repairs.map((entry) => repairOne(rs, state, entry.pod, entry, master, now, timings, busy)),
-    ...newlyStuck.map((m) => repairOne(rs, state, m.pod, null, master, now, timings, busy)),
-  ];
+  // In order, each seeing the commands before it: a rebootstrap planned here takes the one slot.
+  const outcomes: Outcome[] = [];
+  const work: Array<[string, ReplicationRepair | null]> = [...state.repairs.map((e): [string, ReplicationRepair] => [e.pod, e]), ...newlyStuck.map((m): [string, null] => [m.pod, null])];
+  for (const [i, [pod, entry]] of work.entries()) {
+    const sofar = [...planned, ...outcomes.flatMap((o) => o.commands)];
+    // The repairs as this round has left them so far (a finished rejoin frees the slot at once).
+    const repairs = [...outcomes.flatMap((o) => (o.entry === null ? [] : [o.entry])), ...work.slice(i).flatMap(([, e]) => (e === null ? [] : [e]))];
+    outcomes.push(repairOne(rs, { ...state, repairs }, pod, entry, master, { now, timings, busy, planned: sofar }));
+  }
   const repairs = outcomes.flatMap((o) => (o.entry === null ? [] : [o.entry]));
   return {
     state: { ...state, repairs },

@@ -34,6 +34,26 @@ describe('shoal status table', () => {
     expect(out.match(/^ {2}- /gm)).toHaveLength(1);
   });
 
+  it('marks a diverged member and says where its repair is', () => {
+    const error = "Duplicate key exists in unique index 'pk' in space 't'";
+    const diverged: AgentStatus = {
+      ...status,
+      replicasets: [
+        {
+          name: 'storage',
+          master: 'storage-0',
+          instances: [
+            { pod: 'storage-0', role: 'master', healthy: true, lag: null },
+            { pod: 'storage-1', role: 'replica', healthy: false, lag: null, problem: 'storage-1 diverged', diverged: { from: 'storage-0', error, repair: 'reported' } },
+          ],
+        },
+      ],
+    };
+    const out = renderStatusTable(diverged);
+    expect(out).toMatch(/\| storage\s+\| storage-1 \| replica\s+\| DIVERGED \| -\s+\|/);
+    expect(out).toContain(`  - storage-1 diverged from storage-0 (${error}); repair: reported`);
+  });
+
   it('says so when no replica set is known yet', () => {
     expect(renderStatusTable({ ...status, replicasets: [], rollout: null })).toContain('no replica sets reported yet');
   });

@@ -149,6 +149,32 @@ describe('published view and topology', () => {
     const topology = buildTarantoolTopology(cluster(1000, stuck), p, 'ns', 'c');
     expect(decodeTopologyMessage(encodeTopologyMessage({ view, topology })).view).toEqual(view);
   });
+
+  it('marks a diverged member, with its repair, and round-trips it', () => {
+    const message = 'Duplicate key exists in unique index "pk" in space "t" with old tuple - [1, "a"] and new tuple - [1, "b"]';
+    const diverged = patch(rs, 's-2', { tarantool: { upstreamOk: false, lagMs: null, upstreams: [{ uuid: 'uuid-s-1', status: 'stopped', message }] } });
+    const view = buildClusterView(cluster(1000, diverged), p, {}, new Map(), T, 's-0');
+    expect(view.replicasets[0]?.instances[2]).toEqual({
+      pod: 's-2',
+      role: 'replica',
+      healthy: false,
+      lag: null,
+      problem: `s-2 diverged: an upstream stopped on a row that conflicts with its data (${message})`,
+      diverged: { from: 's-1', error: message, repair: null },
+    });
+    // Being repaired: down while it rebootstraps, the repair says where it is; following again, not diverged.
+    const repairs = [{ pod: 's-2', error: message, sinceMs: 1, step: 'rejoining' as const, stepAtMs: 2, rebootstraps: 1, diverged: true }];
+    const q = persisted(7, { s: { ...st, repairs } });
+    const down = buildClusterView(cluster(1000, patch(rs, 's-2', { tarantool: null, agentReachable: false })), q, {}, new Map(), T, 's-0');
+    expect(down.replicasets[0]?.instances[2]?.diverged).toEqual({ from: 's-1', error: message, repair: 'rejoining' });
+    expect(buildClusterView(observed, q, {}, new Map(), T, 's-0').replicasets[0]?.instances[2]).not.toHaveProperty('diverged');
+    const topology = buildTarantoolTopology(cluster(1000, diverged), p, 'ns', 'c');
+    expect(decodeTopologyMessage(encodeTopologyMessage({ view: down, topology })).view).toEqual(down);
+    const bad = JSON.parse(JSON.stringify(encodeTopologyMessage({ view, topology }))) as { view: { replicasets: Array<{ instances: Array<Record<string, unknown>> }> } };
+    const member = bad.view.replicasets[0]?.instances[2];
+    if (member) member['diverged'] = { from: 's-1', error: 'x', repair: 'hoping' };
+    expect(() => decodeTopologyMessage(bad as unknown as Parameters<typeof decodeTopologyMessage>[0])).toThrow('diverged.repair');
+  });
 });
 
 describe('persisted state decoder', () => {
@@ -160,7 +186,10 @@ describe('persisted state decoder', () => {
     expect(decodePersistedState({ term: 1, coordinator: null, replicasets: { s: old } }).replicasets['s']?.masterQuorum).toBeNull();
   });
   it('accepts replication repairs, and an older state without them', () => {
-    const repairs = [{ pod: 's-1', error: 'CONFIRM…', sinceMs: 1, step: 'rebootstrapping' as const, stepAtMs: 2, rebootstraps: 1 }];
+    const repairs = [
+      { pod: 's-1', error: 'CONFIRM…', sinceMs: 1, step: 'rebootstrapping' as const, stepAtMs: 2, rebootstraps: 1 },
+      { pod: 's-2', error: 'Duplicate key…', sinceMs: 1, step: 'restarted' as const, stepAtMs: 2, rebootstraps: 0, diverged: true },
+    ];
     const p = persisted(3, { s: { ...st, repairs } });
     expect(decodePersistedState(JSON.parse(JSON.stringify(p)))).toEqual(p);
     const { repairs: _r, ...old } = st;
@@ -170,6 +199,7 @@ describe('persisted state decoder', () => {
     ['a negative term', { term: -1, coordinator: null, replicasets: {} }, 'state.term'],
     ['members not a list', { term: 1, coordinator: null, replicasets: { s: { ...st, members: {} } } }, 'state.replicasets.s.members'],
     ['a bad repair step', { term: 1, coordinator: null, replicasets: { s: { ...st, repairs: [{ pod: 'a', error: '', sinceMs: 1, step: 'hoping', stepAtMs: 1, rebootstraps: 0 }] } } }, 'step'],
+    ['a diverged flag that is no boolean', { term: 1, coordinator: null, replicasets: { s: { ...st, repairs: [{ pod: 'a', error: '', sinceMs: 1, step: 'restarted', stepAtMs: 1, rebootstraps: 0, diverged: 'yes' }] } } }, 'diverged'],
     ['a bad quarantine reason', { term: 1, coordinator: null, replicasets: { s: { ...st, quarantined: [{ pod: 'a', why: 'bored', sinceMs: 1, rebootstrapRequestedAtMs: null }] } } }, 'why'],
   ])('refuses %s', (_name, raw, where) => {
     expect(() => decodePersistedState(raw)).toThrow(where);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { admissionVerdict } from '../../agent/coordinator/admission.js';
 import { chooseCandidate, detectMasterFailure } from '../../agent/coordinator/failover.js';
-import type { ObservedReplicaSet } from '../../agent/coordinator/model.js';
+import type { ObservedReplicaSet, ObservedTarantool } from '../../agent/coordinator/model.js';
 import { reconcile } from '../../agent/coordinator/reconcile.js';
 import { cluster, formed, instance, kinds, NOW, only, patch, persisted, T, uriOf, uuidOf } from './coordinator-fixtures.js';
 
@@ -186,15 +186,30 @@ describe('the old master comes back', () => {
     expect(kinds(r.actions)).not.toContain('rejoinAsReplica:s-0');
   });
 
-  it.each([
-    ['ahead in its own component', { 1: 11, 2: 4 }, 'rebootstrap'],
-    ['behind', { 1: 9 }, 'rejoin'],
-    ['ahead only in the master’s component (it kept pulling)', { 1: 10, 2: 6 }, 'rejoin'],
-    ['ahead only in local rows (component 0)', { 0: 50, 1: 10 }, 'rejoin'],
-  ])('verdict when %s', (_what, vclock, verdict) => {
+  const pulling = { upstreams: [{ uuid: uuidOf('s-1'), status: 'follow', message: null }], replication: [uriOf('s-1')] };
+  const stoppedPulling = { upstreams: [{ uuid: uuidOf('s-1'), status: 'stopped', message: 'Duplicate key exists in unique index' }], replication: [uriOf('s-1')] };
+  it.each<[string, Partial<ObservedTarantool>, 'rebootstrap' | 'rejoin']>([
+    ['ahead in its own component', { vclock: { 1: 11, 2: 4 } }, 'rebootstrap'],
+    ['behind', { vclock: { 1: 9 } }, 'rejoin'],
+    ['ahead only in the master’s component while it pulls from it (our view of the master is older)', { vclock: { 1: 10, 2: 6 }, ...pulling }, 'rejoin'],
+    ['ahead only in the master’s component, from an agent that reports no upstreams but replication', { vclock: { 1: 10, 2: 6 }, replication: [uriOf('s-1')] }, 'rejoin'],
+    ['ahead in the master’s component pulling nothing: the master lost rows', { vclock: { 1: 10, 2: 6 } }, 'rebootstrap'],
+    ['ahead in the master’s component, its upstream stopped: the master lost rows', { vclock: { 1: 10, 2: 6 }, ...stoppedPulling }, 'rebootstrap'],
+    ['ahead in the master’s component on disk (restarted, unconfigured)', { configured: false, status: 'unconfigured', vclock: { 1: 10, 2: 6 } }, 'rebootstrap'],
+    ['ahead only in local rows (component 0)', { vclock: { 0: 50, 1: 10 } }, 'rejoin'],
+  ])('verdict when %s', (_what, tarantool, verdict) => {
     const master = base.instances.find((i) => i.pod === 's-1');
-    const old = instance('s-0', { tarantool: { vclock } });
+    const old = instance('s-0', { tarantool });
     expect(master && admissionVerdict(old, master).verdict).toBe(verdict);
+  });
+
+  it('says when the master may have lost rows, with both vclocks', () => {
+    const master = base.instances.find((i) => i.pod === 's-1');
+    const old = instance('s-0', { tarantool: { configured: false, status: 'unconfigured', vclock: { 1: 10, 2: 6 } } });
+    expect(master && admissionVerdict(old, master).reason).toBe(
+      "s-0 has writes s-1 never received (2: 6 > 4) (s-1's own component included: it may have lost rows it once had), " +
+        'vclocks s-0 {1: 10, 2: 6}, s-1 {1: 10, 2: 4}: rebootstrapping it, old data kept aside (the only record of those writes)',
+    );
   });
 
   it('rebootstraps a pod with data that the master no longer has in _cluster (expelled earlier)', () => {
