@@ -11,13 +11,17 @@ import type { WriteTarget } from './workload.js';
 // each instance's agent and console.
 
 /** The test application: `require('shoal').cfg` plus an is_sync space `load` (unsigned keys) for write loads. */
-export const TEST_APP_LUA = `
-require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = 32 * 1024 * 1024 }
+export function testAppLua(memtxMemoryMB = 32): string {
+  return `
+require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = ${memtxMemoryMB} * 1024 * 1024 }
 if not box.info.ro then
   box.schema.space.create('load', {if_not_exists = true, is_sync = true})
   box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
 end
 `;
+}
+
+export const TEST_APP_LUA = testAppLua();
 
 export interface ReplicaSetSpec {
   namespace: string;
@@ -29,6 +33,11 @@ export interface ReplicaSetSpec {
   env?: Record<string, string>;
   /** Which Tarantool the pods run (its image tag). Default: defaultLane() — 3 unless SHOAL_TARANTOOL_LANE says otherwise. */
   lane?: TarantoolLane;
+  /**
+   * memtx_memory of the test application. Default 32 MB. Unpaced write loads need more (about
+   * 50 bytes a row: a 30-minute chaos run writes a few million rows); a cap, not an allocation.
+   */
+  memtxMemoryMB?: number;
   annotations?: Record<string, string>;
 }
 
@@ -72,7 +81,7 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
 /** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
 export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
   await applyObjects(k.kc, agentRbacObjects(s.namespace));
-  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: { 'init.lua': TEST_APP_LUA } };
+  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: { 'init.lua': testAppLua(s.memtxMemoryMB) } };
   const service: V1Service = {
     apiVersion: 'v1',
     kind: 'Service',
@@ -134,6 +143,12 @@ export async function waitForReplicaSet(k: KubeClients, namespace: string, repli
     },
     { intervalMs: 500, ...opts },
   );
+}
+
+/** Each running pod's Tarantool version as its agent reports it (/status instance.version; null when the agent does not know it yet). */
+export async function tarantoolVersions(k: KubeClients, namespace: string, replicaset: string): Promise<Record<string, string | null>> {
+  const inst = await instancesOf(k, namespace, replicaset);
+  return Object.fromEntries(inst.map((i) => [i.pod, i.status.instance.version ?? null]));
 }
 
 /** The host path of a pod's Tarantool console (through the kubelet's view of its shoal-run volume). */

@@ -5,6 +5,7 @@
 // acknowledged: what a single client does, and what shows 2.6.0's 5 s synchro stalls, which 20
 // paced writes a second never hit) and a concurrent group (several unpaced writers at once).
 // Summaries are per load: writes/s, the longest gap, the time a writer saw no acknowledgement.
+import { setMaxListeners } from 'node:events';
 import { startWriteLoad, summarize, type WriteErrorKind, type WriteLoad, type WriteLog, type WriteSummary, type WriteTarget } from './workload.js';
 
 export interface LoadSpec {
@@ -191,6 +192,13 @@ export interface WriteMix {
 
 export function startWriteMix(o: WriteMixOptions): WriteMix {
   const plans = planWriters(o.loads ?? STANDARD_LOADS, o.firstKey, o.keysPerWriter);
+  // The writers listen on one signal of the mix's own (a few listeners each: their loop and the
+  // call in flight), not on the caller's, whose other users would then pass Node's warning limit.
+  const own = new AbortController();
+  setMaxListeners(4 * plans.length + 10, own.signal);
+  const forward = (): void => own.abort(o.signal?.reason);
+  if (o.signal?.aborted) forward();
+  else o.signal?.addEventListener('abort', forward, { once: true });
   const writers = plans.map((plan) => ({
     plan,
     load: startWriteLoad({
@@ -200,7 +208,7 @@ export function startWriteMix(o: WriteMixOptions): WriteMix {
       firstKey: plan.firstKey,
       lastKey: plan.lastKey,
       ...(o.writeTimeoutMs !== undefined ? { writeTimeoutMs: o.writeTimeoutMs } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
+      signal: own.signal,
     }),
   }));
   return {
@@ -211,6 +219,7 @@ export function startWriteMix(o: WriteMixOptions): WriteMix {
     },
     async stop() {
       await Promise.all(writers.map((w) => w.load.stop()));
+      o.signal?.removeEventListener('abort', forward);
       return summarizeMix(writers.map((w) => ({ plan: w.plan, log: w.load.log })));
     },
   };
