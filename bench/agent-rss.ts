@@ -22,7 +22,7 @@ export const agentIdleRssBenchmark: Benchmark = {
   figures: [FIGURE],
   budgetMs: { quick: 300_000, full: 300_000 },
   async run(ctx) {
-    const c = await benchCluster(ctx.log, ctx.signal);
+    const c = await benchCluster(ctx.log, ctx.signal, ctx.lane);
     await c.replicaSet(RS, ctx.signal);
     await sleep(ctx.quick ? 5_000 : 10_000, undefined, { signal: ctx.signal });
     const mbs: number[] = [];

@@ -14,14 +14,14 @@ export const applyToReadyBenchmark: Benchmark = {
   figures: [FIGURE],
   budgetMs: { quick: 240_000, full: 300_000 },
   async run(ctx) {
-    const c = await benchCluster(ctx.log, ctx.signal);
+    const c = await benchCluster(ctx.log, ctx.signal, ctx.lane);
     const { k, namespace } = c;
     const runs = ctx.quick ? 1 : 3;
     const times: number[] = [];
     for (let i = 1; i <= runs; i++) {
       const name = `ar${i}`;
       const t0 = performance.now();
-      await deployReplicaSet(k, { namespace, cluster: `${CLUSTER}-ar${i}`, name, replicas: REPLICAS });
+      await deployReplicaSet(k, { namespace, cluster: `${CLUSTER}-ar${i}`, name, replicas: REPLICAS, ...c.spec });
       await waitFor(
         `${name}: ${REPLICAS} pods Ready`,
         async () => {

@@ -8,12 +8,14 @@ import { lostWritesBenchmark } from './lost-writes.js';
 import { rollingRestartBenchmark } from './rolling-restart.js';
 import type { Benchmark } from './types.js';
 import { webhookBenchmark } from './webhook.js';
+import { writesBenchmark } from './writes.js';
 
 export const BENCHMARKS: readonly Benchmark[] = [
   webhookBenchmark,
   consoleBenchmark,
   applyToReadyBenchmark,
   agentIdleRssBenchmark,
+  writesBenchmark,
   failoverBenchmark,
   rollingRestartBenchmark,
   lostWritesBenchmark,

@@ -1,15 +1,17 @@
 // The one local cluster (control plane, process kubelet, webhook) every cluster benchmark shares:
 // started by the first benchmark that asks, stopped by run.ts after the last one. Also the tally of
-// acknowledged writes checked and lost across the benchmarks that write (the "lost writes" figure).
+// acknowledged writes checked and lost across the benchmarks that write (the "lost writes" figure),
+// and the Tarantool version every pod reported (results.json records it beside the lane asked for).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { TarantoolLane } from '../localcluster/tarantool-binaries.js';
 import { createLogger } from '../shared/log.js';
 import { freeIpBase } from '../localcluster/kubelet/ipbase-lock.js';
 import { startShoalStack, type ShoalStack } from '../localcluster/shoal-stack.js';
 import { createNamespace, kubeClients, type KubeClients } from '../tools/kube.js';
-import { deployReplicaSet, waitForReplicaSet, consoleOf, instancesOf } from '../tools/shoal-cluster.js';
-import { verifyAcknowledged, type WriteLog, type WriteTarget } from '../tools/workload.js';
+import { deployReplicaSet, waitForReplicaSet, consoleOf, instancesOf, tarantoolVersions, type ReplicaSetSpec } from '../tools/shoal-cluster.js';
+import { acknowledgedKeys, verifyAcknowledged, type WriteLog, type WriteTarget } from '../tools/workload.js';
 
 export interface BenchCluster {
   stack: ShoalStack;
@@ -17,6 +19,10 @@ export interface BenchCluster {
   namespace: string;
   runDir: string;
   logFile: string;
+  /** The Tarantool every replica set of this cluster runs. */
+  lane: TarantoolLane;
+  /** The pieces of a replica set spec every benchmark's sets share (lane, memtx memory for the unpaced writers). */
+  spec: Pick<ReplicaSetSpec, 'lane' | 'memtxMemoryMB'>;
   /** Deploys (once) a 3-instance replica set of that name and waits until it has one agreed master. */
   replicaSet(name: string, signal: AbortSignal): Promise<string>;
 }
@@ -27,12 +33,28 @@ const deployed = new Set<string>();
 export const REPLICAS = 3;
 export const CLUSTER = 'bench';
 
-export function benchCluster(log: (m: string) => void, signal: AbortSignal): Promise<BenchCluster> {
-  starting ??= start(log, signal);
+/** Where each benchmark's write mixes put their keys on the `fo` set they share (see write-mix.ts mixKeySpan). */
+export const KEY_REGIONS = { failover: 1, writes: 1_000_000_000_000 } as const;
+
+/** memtx_memory of the bench's replica sets: the unpaced writers write hundreds of thousands of rows. */
+const MEMTX_MEMORY_MB = 256;
+
+/**
+ * Tarantool versions the benchmarks saw, by where: `<replica set>/<pod>` from the agents' /status
+ * (instance.version), or a standalone Tarantool's _TARANTOOL. run.ts writes them to results.json.
+ */
+export const seenVersions = new Map<string, string | null>();
+
+let startedLane: TarantoolLane | undefined;
+
+export function benchCluster(log: (m: string) => void, signal: AbortSignal, lane: TarantoolLane): Promise<BenchCluster> {
+  if (startedLane !== undefined && startedLane !== lane) return Promise.reject(new Error(`the bench cluster runs lane ${startedLane}, not ${lane}`));
+  startedLane = lane;
+  starting ??= start(log, signal, lane);
   return starting;
 }
 
-async function start(log: (m: string) => void, signal: AbortSignal): Promise<BenchCluster> {
+async function start(log: (m: string) => void, signal: AbortSignal, lane: TarantoolLane): Promise<BenchCluster> {
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-'));
   const logFile = path.join(runDir, 'bench.log');
   // Away from the demo's 127.0.1 and the e2e runs' 127.0.2x.
@@ -48,12 +70,16 @@ async function start(log: (m: string) => void, signal: AbortSignal): Promise<Ben
     namespace,
     runDir,
     logFile,
+    lane,
+    spec: { lane, memtxMemoryMB: MEMTX_MEMORY_MB },
     async replicaSet(name, sig) {
       if (!deployed.has(name)) {
-        await deployReplicaSet(k, { namespace, cluster: CLUSTER, name, replicas: REPLICAS });
+        await deployReplicaSet(k, { namespace, cluster: CLUSTER, name, replicas: REPLICAS, ...c.spec });
         deployed.add(name);
       }
-      return waitForReplicaSet(k, namespace, name, REPLICAS, { timeoutMs: 240_000, signal: sig });
+      const master = await waitForReplicaSet(k, namespace, name, REPLICAS, { timeoutMs: 240_000, signal: sig });
+      for (const [pod, version] of Object.entries(await tarantoolVersions(k, namespace, name))) seenVersions.set(`${name}/${pod}`, version);
+      return master;
     },
   };
   return c;
@@ -64,6 +90,7 @@ export async function stopBenchCluster(keep: boolean): Promise<string | undefine
   if (!starting) return undefined;
   const c = await starting.catch(() => undefined);
   starting = undefined;
+  startedLane = undefined;
   deployed.clear();
   if (!c) return undefined;
   await c.stack.stop();
@@ -92,12 +119,12 @@ export interface LostTally {
 
 export const lostTally: LostTally = { checked: 0, lost: 0, unread: [], runs: [] };
 
-/** Checks that every acknowledged write of `log` is on every instance of the replica set; adds to the tally. */
-export async function checkAcknowledged(c: BenchCluster, replicaset: string, log: WriteLog, run: string, signal: AbortSignal): Promise<number> {
+/** Checks that every acknowledged write of every writer's log is on every instance of the replica set; adds to the tally. */
+export async function checkAcknowledged(c: BenchCluster, replicaset: string, logs: readonly WriteLog[], run: string, signal: AbortSignal): Promise<number> {
   await c.replicaSet(replicaset, signal); // settled: one master, every pod Ready
-  const checks = await verifyAcknowledged(log, await consolesOf(c, replicaset), { settleMs: 15_000, signal });
+  const checks = await verifyAcknowledged(logs, await consolesOf(c, replicaset), { settleMs: 15_000, signal });
   const missing = new Set(checks.flatMap((ch) => ch.missing));
-  lostTally.checked += log.attempts.filter((a) => a.ok).length;
+  lostTally.checked += acknowledgedKeys(logs).length;
   lostTally.lost += missing.size;
   lostTally.unread.push(...checks.filter((ch) => ch.error !== undefined).map((ch) => `${run}: ${ch.name} (${ch.error ?? ''})`));
   lostTally.runs.push(run);

@@ -1,6 +1,7 @@
-// Console round trips against a real Tarantool 2.6 (TARANTOOL.md measured about 0.65 ms per raw
-// round trip): the agent's control path. Part of `npm run bench`; also runs alone and prints its
-// own table:   npx tsx bench/console.ts [--n 5000] [--json FILE]
+// Console round trips against a real standalone Tarantool of the run's lane (`--tarantool`; on 2.6
+// TARANTOOL.md measured about 0.65 ms per raw round trip): the agent's control path. Part of
+// `npm run bench`; also runs alone (lane from SHOAL_TARANTOOL_LANE, default 3) and prints its own
+// table:   npx tsx bench/console.ts [--n 5000] [--json FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleClient } from '../agent/console/client.js';
 import { installShoalLua, luaPathFor } from '../agent/lua/module.js';
+import { defaultLane, tarantoolBinary, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import { seenVersions } from './cluster.js';
 import { stats } from './stats.js';
 import type { Benchmark, Figure, FigureSpec, MeasuredFigure } from './types.js';
 
@@ -23,12 +26,12 @@ export const consoleBenchmark: Benchmark = {
   name: 'console',
   figures: Object.values(FIGURES),
   budgetMs: { quick: 120_000, full: 300_000 },
-  run: (ctx) => measureConsole(ctx.quick ? 500 : 5000, ctx.signal, ctx.log),
+  run: (ctx) => measureConsole(ctx.quick ? 500 : 5000, ctx.lane, ctx.signal, ctx.log),
 };
 
-/** Starts a configured standalone Tarantool, measures n calls of each kind, stops it. */
-export async function measureConsole(n: number, signal: AbortSignal, log: (m: string) => void = () => undefined): Promise<Figure[]> {
-  const t = await startTarantool();
+/** Starts a configured standalone Tarantool of `lane`, measures n calls of each kind, stops it. */
+export async function measureConsole(n: number, lane: TarantoolLane, signal: AbortSignal, log: (m: string) => void = () => undefined): Promise<Figure[]> {
+  const t = await startTarantool(tarantoolBinary(lane));
   const client = new ConsoleClient({ socketPath: t.socket, timeoutMs: 30_000 });
   try {
     await client.connect({ timeoutMs: 30_000, signal });
@@ -38,7 +41,9 @@ export async function measureConsole(n: number, signal: AbortSignal, log: (m: st
       if (Date.now() > until) throw new Error('Tarantool was not configured within 30 s');
       await sleep(10, undefined, { signal });
     }
-    log(`console: ${n} calls of each kind against Tarantool ${String(await client.eval('return _TARANTOOL'))}`);
+    const version = String(await client.eval('return _TARANTOOL'));
+    seenVersions.set('console benchmark (standalone)', version);
+    log(`console: ${n} calls of each kind against Tarantool ${version}`);
     const figures: Figure[] = [
       await measure(FIGURES.raw, n, signal, () => client.request('return 1', { signal })),
       await measure(FIGURES.eval, n, signal, () => client.eval('return 1', [], { signal })),
@@ -79,7 +84,7 @@ interface Standalone {
 }
 
 /** A Tarantool with shoal.lua in a temp dir, not configured yet; stop() kills it and removes the dir. */
-async function startTarantool(): Promise<Standalone> {
+async function startTarantool(binary: string): Promise<Standalone> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-'));
   const runDir = join(dir, 'run');
   const socket = join(runDir, 'console.sock');
@@ -99,7 +104,7 @@ async function startTarantool(): Promise<Standalone> {
     await writeFile(join(dir, 'init.lua'), `require('shoal').cfg({memtx_memory = 64 * 1024 * 1024, work_dir = ${JSON.stringify(dir)}})\n`);
     const log = await open(join(dir, 'tarantool.log'), 'a');
     try {
-      child = spawn('tarantool', [join(dir, 'init.lua')], {
+      child = spawn(binary, [join(dir, 'init.lua')], {
         cwd: dir,
         env: { ...process.env, LUA_PATH: luaPathFor(runDir), SHOAL_CONSOLE_SOCKET: socket },
         stdio: ['ignore', log.fd, log.fd],
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
     const i = process.argv.indexOf(name);
     return i >= 0 ? process.argv[i + 1] : undefined;
   };
-  const figures = await measureConsole(Number(arg('--n') ?? 5000), new AbortController().signal, (m) => console.error(m));
+  const figures = await measureConsole(Number(arg('--n') ?? 5000), defaultLane(), new AbortController().signal, (m) => console.error(m));
   console.log('call                               median ms   p99 ms    max ms');
   for (const f of figures) {
     if (f.status !== 'measured') continue;

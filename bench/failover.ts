@@ -1,5 +1,6 @@
 // Failover time (SPEC §7): under a write load on an is_sync space, SIGKILL the master's Tarantool
-// and time until the first write acknowledged by another instance. Runs one after the other on
+// and time until the first write acknowledged by another instance (any writer of the standard mix:
+// paced, unpaced, concurrent — tools/write-mix.ts). Runs one after the other on
 // one 3-instance replica set, each after the set has settled again (old master back as replica).
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,12 +10,13 @@ import { waitFor } from '../tools/kube.js';
 import { nowMs, startObservedLoad } from '../tools/observed-load.js';
 import { writeTimelineSvg } from '../tools/timeline-svg.js';
 import { firstAcknowledgedAfter } from '../tools/workload.js';
-import { benchCluster, checkAcknowledged, REPLICAS } from './cluster.js';
+import { describeLoads } from '../tools/write-mix.js';
+import { benchCluster, checkAcknowledged, KEY_REGIONS, REPLICAS } from './cluster.js';
 import { stats } from './stats.js';
 import type { Benchmark, Figure, FigureSpec } from './types.js';
 
-const RS = 'fo';
-const FIGURE: FigureSpec = { name: 'failover time', unit: 's', what: "SIGKILL of the master's Tarantool → first acknowledged write on the (new) master (is_sync space, one write per 50 ms)" };
+export const RS = 'fo';
+const FIGURE: FigureSpec = { name: 'failover time', unit: 's', what: "SIGKILL of the master's Tarantool → first acknowledged write on the (new) master (is_sync space; a paced, an unpaced and 4 concurrent writers)" };
 export const FAILOVER_SVG = path.resolve('bench/failover.svg');
 
 export const failoverBenchmark: Benchmark = {
@@ -22,14 +24,15 @@ export const failoverBenchmark: Benchmark = {
   figures: [FIGURE],
   budgetMs: { quick: 240_000, full: 360_000 },
   async run(ctx) {
-    const c = await benchCluster(ctx.log, ctx.signal);
+    const c = await benchCluster(ctx.log, ctx.signal, ctx.lane);
     await c.replicaSet(RS, ctx.signal);
     const runs = ctx.quick ? 2 : 5;
     const times: number[] = [];
     const problems: string[] = [];
     // Tarantool restarted by the kubelet faster than the failover timeout comes back as the master.
     let inPlace = 0;
-    const obs = startObservedLoad({ stateFile: c.stack.cluster.stateFile, namespace: c.namespace, replicaset: RS, replicas: REPLICAS, firstKey: 1, signal: ctx.signal });
+    let loads = '';
+    const obs = startObservedLoad({ stateFile: c.stack.cluster.stateFile, namespace: c.namespace, replicaset: RS, replicas: REPLICAS, firstKey: KEY_REGIONS.failover, signal: ctx.signal });
     try {
       for (let i = 1; i <= runs && !ctx.signal.aborted; i++) {
         const master = await c.replicaSet(RS, ctx.signal);
@@ -42,7 +45,7 @@ export const failoverBenchmark: Benchmark = {
         try {
           const ack = await waitFor(
             `a write acknowledged after the kill`,
-            () => firstAcknowledgedAfter(obs.load.log, killedAt),
+            () => firstAcknowledgedAfter(obs.mix.logs(), killedAt),
             { timeoutMs: 60_000, intervalMs: 50, signal: ctx.signal },
           );
           const s = (ack.endedAt - killedAt) / 1000;
@@ -56,19 +59,21 @@ export const failoverBenchmark: Benchmark = {
       }
     } finally {
       const r = await obs.stop();
-      await writeTimelineSvg(FAILOVER_SVG, { title: `Failover: SIGKILL of the master's Tarantool, ${times.length} runs (writes per 100 ms)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
+      loads = describeLoads(r.summary.loads);
+      await writeTimelineSvg(FAILOVER_SVG, { title: `Failover: SIGKILL of the master's Tarantool, ${times.length} runs (acknowledged writes per 100 ms, all writers)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
         ctx.log(`failover: timeline not drawn: ${errorMessage(err)}`),
       );
       if (r.dualWritable.length) problems.push(`${r.dualWritable.length} samples saw two writable instances`);
       if (!ctx.signal.aborted) {
-        const lost = await checkAcknowledged(c, RS, obs.load.log, 'failover', ctx.signal);
-        ctx.log(`failover: ${r.summary.acknowledged} acknowledged writes, ${lost} lost; timeline ${FAILOVER_SVG}`);
+        const lost = await checkAcknowledged(c, RS, obs.mix.logs(), 'failover', ctx.signal);
+        ctx.log(`failover: ${r.summary.acknowledged} acknowledged writes, ${lost} lost; ${loads}; timeline ${FAILOVER_SVG}`);
       }
     }
     if (times.length === 0) throw new Error(`no failover measured: ${problems.join('; ')}`);
     const f: Figure = { ...FIGURE, status: 'measured', ...stats(times) };
     const note = [
       `in ${inPlace} of ${times.length} runs the killed master's Tarantool, restarted by the kubelet, was back and writable before the failover timeout (${DEFAULT_FAILOVER_TIMEOUT_MS} ms) and kept the role${inPlace < times.length ? `; in the other ${times.length - inPlace} a replica was promoted` : ''}`,
+      `write loads over the runs: ${loads}`,
       ...problems,
     ].join('; ');
     return [{ ...f, note }];

@@ -10,11 +10,26 @@ export interface BenchmarkOutcome {
   error?: string;
 }
 
+/** Which Tarantool a run measured: the lane asked for (`--tarantool`) and what really ran. */
+export interface TarantoolRecord {
+  lane: string;
+  /** The image tag of the pods (the process kubelet maps it to the binary). */
+  image: string;
+  /** The binary of the lane on this machine and its `--version` line. */
+  binary: string;
+  binaryVersion: string;
+  /** box.info.version by where it ran: `<replica set>/<pod>` (agents' /status) or the standalone console Tarantool; null = not reported. */
+  versions: Record<string, string | null>;
+  /** Instances whose version is not of the lane (should be empty). */
+  mismatched: string[];
+}
+
 export interface Results {
   shoal: string;
   startedAt: string;
   finishedAt: string;
   quick: boolean;
+  tarantool: TarantoolRecord;
   machine: Record<string, unknown>;
   figures: Figure[];
   benchmarks: BenchmarkOutcome[];

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only NAME,…] [--out FILE]`: runs every benchmark of benchmarks.ts
+// `npm run bench [-- --quick] [--tarantool 3|2.6] [--only NAME,…] [--out FILE]`: runs every benchmark of benchmarks.ts
 // one after the other, each within its time budget, prints the table and writes bench/results.json.
 // It reports, it does not judge: a slow machine gets slow numbers, a benchmark that fails or runs
 // out of time gets its figures marked "not measured" with the reason, and the exit code stays 0.
@@ -8,20 +8,23 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
+import { parseLane, tarantoolBinary, tarantoolImage, versionMatchesLane, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
 import { VERSION } from '../shared/version.js';
 import { BENCHMARKS } from './benchmarks.js';
-import { stopBenchCluster } from './cluster.js';
-import { table, writeResults, type BenchmarkOutcome } from './report.js';
+import { seenVersions, stopBenchCluster } from './cluster.js';
+import { table, writeResults, type BenchmarkOutcome, type TarantoolRecord } from './report.js';
 import { runBenchmark } from './runner.js';
 import type { Figure } from './types.js';
 
-const USAGE = `usage: npm run bench [-- --quick] [--only NAME[,NAME…]] [--out FILE]
-  --quick   a short run for CI smoke use (fewer requests and runs)
-  --only    run only the benchmarks whose name contains one of these (${BENCHMARKS.map((b) => b.name).join(', ')})
-  --out     where to write the JSON results (default bench/results.json)`;
+const USAGE = `usage: npm run bench [-- --quick] [--tarantool 3|2.6] [--only NAME[,NAME…]] [--out FILE]
+  --quick      a short run for CI smoke use (fewer requests and runs)
+  --tarantool  the Tarantool the pods and the standalone console benchmark run: 3 (3.8.0, the default) or 2.6 (Debian's 2.6.0)
+  --only       run only the benchmarks whose name contains one of these (${BENCHMARKS.map((b) => b.name).join(', ')})
+  --out        where to write the JSON results (default bench/results.json)`;
 
 interface Args {
   quick: boolean;
+  lane: TarantoolLane;
   only: string[];
   out: string;
 }
@@ -29,7 +32,7 @@ interface Args {
 function args(): Args {
   try {
     const { values } = parseArgs({
-      options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { quick: { type: 'boolean' }, tarantool: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
     if (values.help) {
       console.log(USAGE);
@@ -37,6 +40,7 @@ function args(): Args {
     }
     return {
       quick: values.quick === true,
+      lane: parseLane(values.tarantool ?? '3', '--tarantool'),
       only: (values.only ?? '').split(',').map((s) => s.trim()).filter(Boolean),
       out: resolve(values.out ?? 'bench/results.json'),
     };
@@ -48,8 +52,8 @@ function args(): Args {
 
 const progress = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 
-function machine(): Record<string, unknown> {
-  const tarantool = spawnSync('tarantool', ['--version'], { encoding: 'utf8', timeout: 10_000 });
+function machine(binary: string): Record<string, unknown> {
+  const tarantool = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
@@ -59,6 +63,13 @@ function machine(): Record<string, unknown> {
     platform: `${process.platform} ${process.arch}`,
     tarantool: tarantool.stdout?.split('\n')[0] || `not found (${errorMessage(tarantool.error ?? 'no output')})`,
   };
+}
+
+/** The lane asked for, what it runs, and the version every instance the benchmarks used reported. */
+function tarantoolRecord(lane: TarantoolLane, binary: string, binaryVersion: string): TarantoolRecord {
+  const versions = Object.fromEntries([...seenVersions].sort(([a], [b]) => a.localeCompare(b)));
+  const mismatched = Object.entries(versions).flatMap(([where, v]) => (v !== null && !versionMatchesLane(lane, v) ? [`${where} runs ${v}`] : []));
+  return { lane, image: tarantoolImage(lane), binary, binaryVersion, versions, mismatched };
 }
 
 /** Names what still holds the event loop (should be nothing but stdio) and makes sure the process ends. */
@@ -88,13 +99,20 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  let binary: string;
+  try {
+    binary = tarantoolBinary(a.lane);
+  } catch (err) {
+    console.error(`no Tarantool for --tarantool ${a.lane}: ${errorMessage(err)}`);
+    process.exit(2);
+  }
   const startedAt = new Date().toISOString();
-  const info = machine();
-  progress(`${a.quick ? 'quick' : 'full'} run of ${selected.map((b) => b.name).join(', ')} on ${String(info.cpus)} CPUs, load ${JSON.stringify(info.loadavgAtStart)}`);
+  const info = machine(binary);
+  progress(`${a.quick ? 'quick' : 'full'} run of ${selected.map((b) => b.name).join(', ')} on Tarantool lane ${a.lane} (${String(info.tarantool)}), ${String(info.cpus)} CPUs, load ${JSON.stringify(info.loadavgAtStart)}`);
   const figures: Figure[] = [];
   const outcomes: BenchmarkOutcome[] = [];
   for (const b of selected) {
-    const r = await runBenchmark(b, { quick: a.quick, interrupted: interrupt.signal, log: progress });
+    const r = await runBenchmark(b, { quick: a.quick, lane: a.lane, interrupted: interrupt.signal, log: progress });
     figures.push(...r.figures);
     outcomes.push(r.outcome);
   }
@@ -105,16 +123,22 @@ async function main(): Promise<void> {
     return undefined;
   });
   if (kept) progress(`a benchmark did not finish: the local cluster's run directory is kept at ${kept}`);
+  const tarantool = tarantoolRecord(a.lane, binary, String(info.tarantool));
+  if (tarantool.mismatched.length) progress(`warning: not Tarantool ${a.lane}: ${tarantool.mismatched.join(', ')}`);
   const results = {
     shoal: VERSION,
     startedAt,
     finishedAt: new Date().toISOString(),
     quick: a.quick,
+    tarantool,
     machine: { ...info, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
     figures,
     benchmarks: outcomes,
   };
-  console.log(`\nShoal ${VERSION} benchmarks (${a.quick ? 'quick' : 'full'} run, ${String(info.cpus)} CPUs, load average at start ${JSON.stringify(info.loadavgAtStart)})\n`);
+  const versions = [...new Set(Object.values(tarantool.versions).filter((v): v is string => v !== null))];
+  console.log(
+    `\nShoal ${VERSION} benchmarks (${a.quick ? 'quick' : 'full'} run, Tarantool lane ${a.lane}: ${versions.length ? versions.join(', ') : 'no instance reported a version'}, ${String(info.cpus)} CPUs, load average at start ${JSON.stringify(info.loadavgAtStart)})\n`,
+  );
   console.log(table(figures));
   await writeResults(a.out, results);
   console.log(`\nresults: ${a.out}`);

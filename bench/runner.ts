@@ -1,6 +1,7 @@
 // Runs one benchmark within its time budget and turns whatever happens into figures: what it
 // measured, and "not measured" with the reason for every declared figure it did not report.
 import { abortAfter } from '../agent/util/abort.js';
+import type { TarantoolLane } from '../localcluster/tarantool-binaries.js';
 import { errorMessage } from '../shared/errors.js';
 import type { BenchmarkOutcome } from './report.js';
 import { notMeasured, type Benchmark, type Figure } from './types.js';
@@ -25,6 +26,7 @@ class Stuck extends Error {
 
 export interface RunOptions {
   quick: boolean;
+  lane: TarantoolLane;
   /** Ctrl-C: the benchmark running stops, the ones after it do not start. */
   interrupted: AbortSignal;
   log(message: string): void;
@@ -50,7 +52,7 @@ export async function runBenchmark(b: Benchmark, o: RunOptions): Promise<RunResu
     let grace: NodeJS.Timeout | undefined;
     try {
       o.log(`${b.name}: running (budget ${Math.round(budget / 1000)} s)`);
-      const run = b.run({ quick: o.quick, signal: bound.signal, log: o.log });
+      const run = b.run({ quick: o.quick, lane: o.lane, signal: bound.signal, log: o.log });
       run.catch(() => undefined);
       // A benchmark that ignores its signal must not hold the whole run hostage.
       const stuck = new Promise<never>((_, reject) => {

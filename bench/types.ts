@@ -1,5 +1,6 @@
 // What a benchmark module is and what it reports. One file per benchmark exports a Benchmark;
 // benchmarks.ts lists them; run.ts runs them, prints the table and writes bench/results.json.
+import type { TarantoolLane } from '../localcluster/tarantool-binaries.js';
 import type { Stats } from './stats.js';
 
 /** A figure a benchmark reports: declared up front so a failed or skipped run can still name it. */
@@ -35,6 +36,8 @@ export type Figure = MeasuredFigure | UnmeasuredFigure;
 export interface BenchContext {
   /** A short run for CI smoke use: fewer requests and runs. */
   quick: boolean;
+  /** The Tarantool the run measures (`--tarantool`): the pods' image and the standalone Tarantool's binary. */
+  lane: TarantoolLane;
   /** Aborted at the benchmark's time budget or on Ctrl-C: stop, clean up, return what you have. */
   signal: AbortSignal;
   /** Progress lines for the person watching (stderr). */

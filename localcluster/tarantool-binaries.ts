@@ -60,12 +60,29 @@ function findTarantool26(): string {
   throw new ShoalError(`${c} is not a Tarantool 2.x (${major === undefined ? 'does not run' : `major ${major}`})`, 'apt-get install tarantool (Debian 12: 2.6.0), or set SHOAL_TARANTOOL26');
 }
 
+/**
+ * A lane named by a person (`--tarantool 3`, SHOAL_TARANTOOL_LANE=2.6): exactly one of
+ * TARANTOOL_LANES, else a ShoalError naming where the value came from and what is accepted.
+ */
+export function parseLane(value: string, source: string): TarantoolLane {
+  if (value === '3' || value === '2.6') return value;
+  throw new ShoalError(
+    `${source} ${JSON.stringify(value)} is not a Tarantool version the local cluster runs`,
+    `use one of ${TARANTOOL_LANES.join(', ')} (3: Tarantool 3.8.0 built from the vendored source; 2.6: Debian's 2.6.0)`,
+  );
+}
+
+/** Whether a Tarantool version string (box.info.version, `tarantool --version`) belongs to the lane. */
+export function versionMatchesLane(lane: TarantoolLane, version: string): boolean {
+  const v = version.replace(/^Tarantool\s+/, '');
+  return lane === '3' ? /^3\./.test(v) : /^2\.6\./.test(v);
+}
+
 /** The lane tests and benchmarks use unless told otherwise ($SHOAL_TARANTOOL_LANE). */
 export function defaultLane(): TarantoolLane {
   const v = process.env['SHOAL_TARANTOOL_LANE'];
   if (v === undefined || v === '') return '3';
-  if (v === '3' || v === '2.6') return v;
-  throw new ShoalError(`SHOAL_TARANTOOL_LANE=${v} is not a lane`, `use one of ${TARANTOOL_LANES.join(', ')}`);
+  return parseLane(v, 'SHOAL_TARANTOOL_LANE');
 }
 
 /** The image a StatefulSet of `lane` runs (the process kubelet maps it back to the binary). */

@@ -11,21 +11,26 @@ import type { WriteTarget } from './workload.js';
 // each instance's agent and console.
 
 /** The test application: `require('shoal').cfg` plus an is_sync space `load` (unsigned keys) for write loads. */
-export const TEST_APP_LUA = `
-require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = 32 * 1024 * 1024 }
+export function testAppLua(memtxMemoryMB = 32): string {
+  return `
+require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = ${memtxMemoryMB} * 1024 * 1024 }
 if not box.info.ro then
   box.schema.space.create('load', {if_not_exists = true, is_sync = true})
   box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
 end
 `;
+}
+
+export const TEST_APP_LUA = testAppLua();
 
 /** The same application in Tarantool 3's own style (SPEC §4a): a config without topology and an app file. */
-export const TEST_NATIVE_CONFIG = `credentials:
+export function testNativeConfig(memtxMemoryMB = 32): string {
+  return `credentials:
   users:
     guest:
       roles: [super]
 memtx:
-  memory: 33554432
+  memory: ${memtxMemoryMB * 1024 * 1024}
 process:
   work_dir: /var/lib/tarantool   # relative paths (the pid file, …) land on the volume
 snapshot:
@@ -37,6 +42,7 @@ vinyl:
 app:
   file: /opt/app/app.lua
 `;
+}
 export const TEST_NATIVE_APP_LUA = `
 if not box.info.ro then
   box.schema.space.create('load', {if_not_exists = true, is_sync = true})
@@ -54,6 +60,11 @@ export interface ReplicaSetSpec {
   env?: Record<string, string>;
   /** Which Tarantool the pods run (its image tag). Default: defaultLane() — 3 unless SHOAL_TARANTOOL_LANE says otherwise. */
   lane?: TarantoolLane;
+  /**
+   * memtx_memory of the test application. Default 32 MB. Unpaced write loads need more (about
+   * 50 bytes a row: a 30-minute chaos run writes a few million rows); a cap, not an allocation.
+   */
+  memtxMemoryMB?: number;
   annotations?: Record<string, string>;
   /** How the application starts: `lua` (init.lua, default) or `native` (a Tarantool 3 config; lane 3 only). */
   style?: 'lua' | 'native';
@@ -102,7 +113,8 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
 /** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
 export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
   await applyObjects(k.kc, agentRbacObjects(s.namespace));
-  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data: s.style === 'native' ? { 'config.yaml': TEST_NATIVE_CONFIG, 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': TEST_APP_LUA } };
+  const data = s.style === 'native' ? { 'config.yaml': testNativeConfig(s.memtxMemoryMB), 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': testAppLua(s.memtxMemoryMB) };
+  const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data };
   const service: V1Service = {
     apiVersion: 'v1',
     kind: 'Service',
@@ -164,6 +176,12 @@ export async function waitForReplicaSet(k: KubeClients, namespace: string, repli
     },
     { intervalMs: 500, ...opts },
   );
+}
+
+/** Each running pod's Tarantool version as its agent reports it (/status instance.version; null when the agent does not know it yet). */
+export async function tarantoolVersions(k: KubeClients, namespace: string, replicaset: string): Promise<Record<string, string | null>> {
+  const inst = await instancesOf(k, namespace, replicaset);
+  return Object.fromEntries(inst.map((i) => [i.pod, i.status.instance.version ?? null]));
 }
 
 /** The host path of a pod's Tarantool console (through the kubelet's view of its shoal-run volume). */

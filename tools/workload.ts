@@ -20,17 +20,26 @@ export interface WriteLoadOptions {
   target: () => Promise<WriteTarget | null>;
   /** An is_sync space whose primary key is an unsigned first field. */
   space: string;
-  /** Pace while writes succeed: the next write starts `intervalMs` after the previous one started. */
+  /**
+   * Pace while writes succeed: the next write starts `intervalMs` after the previous one started.
+   * 0 = unpaced: the next write starts as soon as the previous one is acknowledged.
+   */
   intervalMs: number;
   /** Aborting ends the load at once; the write in flight is recorded as failed ('aborted'). */
   signal?: AbortSignal;
   /** Key of the first write (later ones are firstKey + seq - 1). Default 1. */
   firstKey?: number;
+  /**
+   * Last key this writer may use (its range is firstKey … lastKey, disjoint from every other
+   * writer on the space): the writer stops when its range is used up (log.exhausted) rather than
+   * write a key it does not own. Default: unbounded.
+   */
+  lastKey?: number;
   /** Bound of one write (connect + insert + quorum wait). Default 10 s. */
   writeTimeoutMs?: number;
   /** Bound of one target() call. Default 5 s. */
   resolveTimeoutMs?: number;
-  /** Backoff after failures: starts at intervalMs, doubles, capped here. Default 200 ms. */
+  /** Backoff after failures: starts at max(intervalMs, 10 ms), doubles, capped here. Default 200 ms. */
   backoffMaxMs?: number;
 }
 
@@ -55,6 +64,8 @@ export interface WriteLog {
   startedAt: number;
   /** Set by stop() or abort. */
   stoppedAt?: number;
+  /** The writer used up its key range (WriteLoadOptions.lastKey) and stopped writing before stop(). */
+  exhausted?: boolean;
   attempts: WriteAttempt[];
 }
 
@@ -98,6 +109,9 @@ const INSERT = 'local space, key, seq, ts = ... box.space[space]:insert{key, seq
 
 const now = (): number => performance.timeOrigin + performance.now();
 
+/** The first retry after a failure waits at least this long (an unpaced writer would otherwise retry at once). */
+const MIN_BACKOFF_MS = 10;
+
 export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
   const log: WriteLog = { space: o.space, intervalMs: o.intervalMs, startedAt: now(), attempts: [] };
   const stopping = new AbortController();
@@ -128,6 +142,10 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
     for (let seq = 1; !wake.aborted; seq++) {
       await sleepUntil(nextAt, wake);
       if (wake.aborted) break;
+      if (o.lastKey !== undefined && firstKey + seq - 1 > o.lastKey) {
+        log.exhausted = true;
+        break;
+      }
       const attempt: WriteAttempt = { seq, key: firstKey + seq - 1, startedAt: now(), endedAt: 0, ok: false, target: current?.name ?? null };
       try {
         if (resolveNeeded) {
@@ -147,7 +165,7 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
         failed++;
         failuresInRow++;
         resolveNeeded = true;
-        nextAt = now() + Math.min(backoffMaxMs, Math.max(1, o.intervalMs) * 2 ** (failuresInRow - 1));
+        nextAt = now() + Math.min(backoffMaxMs, Math.max(MIN_BACKOFF_MS, o.intervalMs) * 2 ** (failuresInRow - 1));
       } finally {
         attempt.endedAt = now();
         log.attempts.push(attempt);
@@ -226,8 +244,22 @@ function describe(err: unknown): string {
   return msg.split('\n')[0] ?? msg;
 }
 
+/**
+ * What an unpaced writer (intervalMs 0) counts as unavailability: a write slower than this. Its
+ * gaps are its writes' latencies, so "2 × intervalMs" (0) would count every write as an outage.
+ * 200 ms: above the slowest healthy synchronous write seen on Tarantool 3.8 (88 ms, raw processes,
+ * ../shared/TARANTOOL3.md) with room for a loaded 2-core machine, far below the 5 s stalls of
+ * 2.6.0 and the failover timeout; twice the 100 ms a paced 50 ms writer uses.
+ */
+export const UNPACED_GAP_THRESHOLD_MS = 200;
+
+/** The default gap threshold of a load: 2 × intervalMs when paced (one write late), UNPACED_GAP_THRESHOLD_MS when unpaced. */
+export function defaultGapThresholdMs(intervalMs: number): number {
+  return intervalMs > 0 ? 2 * intervalMs : UNPACED_GAP_THRESHOLD_MS;
+}
+
 export interface SummarizeOptions {
-  /** Gaps longer than this count as unavailability. Default 2 × intervalMs. */
+  /** Gaps longer than this count as unavailability. Default defaultGapThresholdMs(intervalMs). */
   gapThresholdMs?: number;
   /** Timeline bucket. Default 100 ms. */
   bucketMs?: number;
@@ -240,7 +272,7 @@ export interface SummarizeOptions {
  * acknowledgement open a gap too; failures at the end leave a gap open until stoppedAt.
  */
 export function summarize(log: WriteLog, o: SummarizeOptions = {}): WriteSummary {
-  const threshold = o.gapThresholdMs ?? 2 * log.intervalMs;
+  const threshold = o.gapThresholdMs ?? defaultGapThresholdMs(log.intervalMs);
   const bucketMs = o.bucketMs ?? 100;
   const end = log.stoppedAt ?? log.attempts.at(-1)?.endedAt ?? log.startedAt;
   const all: WriteGap[] = [];
@@ -288,14 +320,34 @@ export function summarize(log: WriteLog, o: SummarizeOptions = {}): WriteSummary
   };
 }
 
-/** The keys of the acknowledged writes, ascending. */
-export function acknowledgedKeys(log: WriteLog): number[] {
-  return log.attempts.filter((a) => a.ok).map((a) => a.key);
+function isLogList(x: WriteLog | readonly WriteLog[]): x is readonly WriteLog[] {
+  return Array.isArray(x);
 }
 
-/** The first write acknowledged after `t` (e.g. a kill): its endedAt − t is the time to recover. */
-export function firstAcknowledgedAfter(log: WriteLog, t: number): WriteAttempt | undefined {
-  return log.attempts.find((a) => a.ok && a.startedAt >= t);
+/** One writer's log or several writers' logs, as a list. */
+export function logsOf(logs: WriteLog | readonly WriteLog[]): readonly WriteLog[] {
+  return isLogList(logs) ? logs : [logs];
+}
+
+/** The keys of the acknowledged writes of one log or of several writers' logs (one space), ascending. */
+export function acknowledgedKeys(logs: WriteLog | readonly WriteLog[]): number[] {
+  const all = logsOf(logs);
+  const keys = all.flatMap((l) => l.attempts.filter((a) => a.ok).map((a) => a.key));
+  return keys.sort((a, b) => a - b);
+}
+
+/**
+ * The first write acknowledged after `t` (e.g. a kill) in one log, or the earliest acknowledged
+ * (by endedAt) across several writers' logs: its endedAt − t is the time to recover.
+ */
+export function firstAcknowledgedAfter(logs: WriteLog | readonly WriteLog[], t: number): WriteAttempt | undefined {
+  const all = logsOf(logs);
+  let first: WriteAttempt | undefined;
+  for (const l of all) {
+    const a = l.attempts.find((x) => x.ok && x.startedAt >= t);
+    if (a && (first === undefined || a.endedAt < first.endedAt)) first = a;
+  }
+  return first;
 }
 
 export interface AckCheck {
@@ -328,10 +380,17 @@ for _, t in s.index[0]:pairs(after == nil and {} or {after}, {iterator = 'GT'}) 
 end
 return keys`;
 
-/** For each instance, the acknowledged keys of `log` missing from its space (read in batches through its console). */
-export async function verifyAcknowledged(log: WriteLog, instances: readonly WriteTarget[], o: VerifyOptions = {}): Promise<AckCheck[]> {
-  const wanted = acknowledgedKeys(log);
-  return Promise.all(instances.map((inst) => verifyOne(log.space, wanted, inst, o)));
+/**
+ * For each instance, the acknowledged keys of `logs` missing from its space (read in batches
+ * through its console). Several logs = several writers on one space: every writer's keys are
+ * looked for (a space read once per instance, not once per writer).
+ */
+export async function verifyAcknowledged(logs: WriteLog | readonly WriteLog[], instances: readonly WriteTarget[], o: VerifyOptions = {}): Promise<AckCheck[]> {
+  const all = logsOf(logs);
+  const spaces = [...new Set(all.map((l) => l.space))];
+  if (spaces.length !== 1) throw new Error(`verifyAcknowledged: the logs must write one space, got ${spaces.length === 0 ? 'no log' : spaces.join(', ')}`);
+  const wanted = acknowledgedKeys(all);
+  return Promise.all(instances.map((inst) => verifyOne(spaces[0] ?? '', wanted, inst, o)));
 }
 
 async function verifyOne(space: string, wanted: number[], inst: WriteTarget, o: VerifyOptions): Promise<AckCheck> {

@@ -1,4 +1,5 @@
-// The chaos run: a 3-instance replica set under a logged write load (is_sync space), faults at
+// The chaos run: a 3-instance replica set of the chosen Tarantool (lane) under logged write loads
+// (is_sync space; a paced, an unpaced and a concurrent load: tools/write-mix.ts), faults at
 // seeded moments (schedule.ts), a sampler of every instance's box.info throughout; then the cluster
 // settles and the checker asserts: every acknowledged write on every instance, never two writable
 // instances in one sample, one master and every pod Ready within a bound.
@@ -8,20 +9,24 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiFaultCounts } from '../../localcluster/api-fault-proxy.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
+import { defaultLane, tarantoolImage, versionMatchesLane, type TarantoolLane } from '../../localcluster/tarantool-binaries.js';
 import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
 import { errorMessage } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { createNamespace, deleteNamespace, kubeClients } from '../kube.js';
 import { startObservedLoad } from '../observed-load.js';
-import { deployReplicaSet, localPods, waitForReplicaSet } from '../shoal-cluster.js';
+import { deployReplicaSet, localPods, tarantoolVersions, waitForReplicaSet } from '../shoal-cluster.js';
 import { writeTimelineSvg } from '../timeline-svg.js';
 import { verifyAcknowledged } from '../workload.js';
+import { describeLoads, type LoadSummary } from '../write-mix.js';
 import { injectFault, type FaultOutcome } from './faults.js';
 import { chaosSchedule, describeSchedule, FAULT_KINDS, type FaultKind } from './schedule.js';
 
 export interface ChaosOptions {
   minutes: number;
   seed: number;
+  /** The Tarantool the pods run. Default defaultLane() (3 unless SHOAL_TARANTOOL_LANE says otherwise). */
+  lane?: TarantoolLane;
   /** A running stack to use (its namespace is deleted after); without it one is started and stopped. */
   stack?: ShoalStack;
   /** Time allowed, after the last fault, for one agreed master and every pod Ready. Default 180 s. */
@@ -37,6 +42,8 @@ export interface ChaosOptions {
 export interface ChaosSummary {
   seed: number;
   minutes: number;
+  /** The lane asked for, the pods' image, and box.info.version per pod (agents' /status) once the set first formed. */
+  tarantool: { lane: TarantoolLane; image: string; versions: Record<string, string | null> };
   /** Wall time of the chaos phase and of the whole run, seconds. */
   chaosS: number;
   totalS: number;
@@ -44,7 +51,10 @@ export interface ChaosSummary {
   /** What the API fault proxy injected over the run (null: the pods talked to the API server directly). */
   apiProxy: ApiFaultCounts | null;
   outcomes: FaultOutcome[];
+  /** All writers together; longestGapS is the longest gap of any writer. */
   writes: { attempted: number; acknowledged: number; failed: number; longestGapS: number };
+  /** Per load: writers, writes/s, longest gap, failures. */
+  loads: LoadSummary[];
   lost: number;
   /** Instances whose acknowledged writes could not be read. */
   unread: string[];
@@ -57,10 +67,13 @@ export interface ChaosSummary {
 
 const REPLICAS = 3;
 const RS = 'cs';
+/** The unpaced writers write a few million rows in 30 minutes (about 50 bytes each): a cap, touched only as used. */
+const MEMTX_MEMORY_MB = 512;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const started = Date.now();
   const signal = o.signal ?? new AbortController().signal;
+  const lane = o.lane ?? defaultLane();
   let ownDir: string | undefined;
   let stack = o.stack;
   if (!stack) {
@@ -76,10 +89,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   try {
     namespace = await createNamespace(k.core, 'chaos', signal);
     const ns = namespace;
-    await deployReplicaSet(k, { namespace: ns, cluster: 'chaos', name: RS, replicas: REPLICAS });
+    await deployReplicaSet(k, { namespace: ns, cluster: 'chaos', name: RS, replicas: REPLICAS, lane, memtxMemoryMB: MEMTX_MEMORY_MB });
     const first = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: 240_000, signal });
+    const versions = await tarantoolVersions(k, ns, RS);
     const schedule = chaosSchedule({ seed: o.seed, durationS: o.minutes * 60 });
-    o.log(`replica set ${ns}/${RS} up (master ${first}); seed ${o.seed}, ${o.minutes} min, ${schedule.length} faults:\n${describeSchedule(schedule)}`);
+    o.log(`replica set ${ns}/${RS} up on Tarantool lane ${lane} (${Object.entries(versions).map(([p, v]) => `${p} ${v ?? 'version unknown'}`).join(', ')}; master ${first}); seed ${o.seed}, ${o.minutes} min, ${schedule.length} faults:\n${describeSchedule(schedule)}`);
 
     const obs = startObservedLoad({ stateFile: stack.cluster.stateFile, namespace: ns, replicaset: RS, replicas: REPLICAS, firstKey: 1, signal });
     const outcomes: FaultOutcome[] = [];
@@ -101,6 +115,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const chaosS = (chaosEnd - t0) / 1000;
 
     const violations: string[] = [];
+    const foreign = Object.entries(versions).filter(([, v]) => v !== null && !versionMatchesLane(lane, v));
+    if (foreign.length) violations.push(`not Tarantool ${lane}: ${foreign.map(([p, v]) => `${p} runs ${v ?? '?'}`).join(', ')}`);
     const bound = o.convergeBoundMs ?? 180_000;
     let convergeS: number | null = null;
     try {
@@ -114,7 +130,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     await sleep(3_000, undefined, { signal }); // a few writes on the settled set
     obs.mark('heal', 'checks start');
     const r = await obs.stop();
-    const checks = await verifyAcknowledged(obs.load.log, localPods(stack.cluster.stateFile, ns, RS, REPLICAS).map((p) => ({ name: p.pod, console: p.console })), { settleMs: 30_000, signal });
+    // Every writer's keys, on every instance.
+    const checks = await verifyAcknowledged(obs.mix.logs(), localPods(stack.cluster.stateFile, ns, RS, REPLICAS).map((p) => ({ name: p.pod, console: p.console })), { settleMs: 30_000, signal });
     const lostKeys = new Set(checks.flatMap((c) => c.missing));
     const unread = checks.filter((c) => c.error !== undefined).map((c) => `${c.name}: ${c.error ?? ''}`);
     if (lostKeys.size) violations.push(`${lostKeys.size} acknowledged writes missing (${checks.filter((c) => c.missing.length).map((c) => `${c.name} misses ${c.missing.length}, e.g. ${c.missing.slice(0, 5).join(',')}`).join('; ')})`);
@@ -125,7 +142,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       violations.push(`${r.dualWritable.length} samples with two writable instances: ${ex.join('; ')}`);
     }
     if (o.svg) {
-      await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults (writes per 100 ms)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
+      await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults, Tarantool ${lane} (acknowledged writes per 100 ms, all writers)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
         o.log(`timeline not drawn: ${errorMessage(err)}`),
       );
     }
@@ -135,12 +152,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     return {
       seed: o.seed,
       minutes: o.minutes,
+      tarantool: { lane, image: tarantoolImage(lane), versions },
       chaosS,
       totalS: (Date.now() - started) / 1000,
       faults,
       apiProxy: stack.cluster.apiFaultProxy?.counts() ?? null,
       outcomes,
       writes: { attempted: r.summary.attempted, acknowledged: r.summary.acknowledged, failed: r.summary.failed, longestGapS: r.summary.longestGapMs / 1000 },
+      loads: r.summary.loads,
       lost: lostKeys.size,
       unread,
       samples: r.samples.length,
@@ -168,11 +187,13 @@ export function formatSummary(s: ChaosSummary): string {
     .join('\n');
   return [
     `chaos summary — seed ${s.seed}, ${s.minutes} min of faults (chaos phase ${s.chaosS.toFixed(0)} s, whole run ${s.totalS.toFixed(0)} s)`,
+    `  Tarantool: lane ${s.tarantool.lane} (${s.tarantool.image}); ${Object.entries(s.tarantool.versions).map(([p, v]) => `${p} ${v ?? 'version not reported'}`).join(', ')}`,
     `  faults:\n${faults}`,
     s.apiProxy
       ? `  API fault proxy: ${s.apiProxy.error} × 500, ${s.apiProxy.conflict} × 409, ${s.apiProxy.slow} slow, ${s.apiProxy.forwarded} forwarded as they came`
       : '  API fault proxy: none (the pods talked to the API server directly)',
     `  writes: ${s.writes.attempted} attempted, ${s.writes.acknowledged} acknowledged, ${s.writes.failed} failed (not acknowledged), longest gap ${s.writes.longestGapS.toFixed(1)} s`,
+    ...s.loads.map((l) => `    ${describeLoads([l])}`),
     `  acknowledged writes lost: ${s.lost}`,
     `  samples: ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
     `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
