@@ -113,7 +113,7 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
 /** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
 export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
   await applyObjects(k.kc, agentRbacObjects(s.namespace));
-  const data = s.style === 'native' ? { 'config.yaml': testNativeConfig(s.memtxMemoryMB), 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': testAppLua(s.memtxMemoryMB) };
+  const data: Record<string, string> = s.style === 'native' ? { 'config.yaml': testNativeConfig(s.memtxMemoryMB), 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': testAppLua(s.memtxMemoryMB) };
   const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data };
   const service: V1Service = {
     apiVersion: 'v1',

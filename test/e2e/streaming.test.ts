@@ -111,8 +111,8 @@ async function status(port: number): Promise<AgentStatus> {
 beforeAll(async () => {
   ns = await createNamespace(k.core, 'stream');
   await applyObjects(k.kc, agentRbacObjects(ns));
-  const applied = await kubectl(adminKubeconfig, ['apply', '-n', ns, '-f', path.join(repoRoot(), 'examples')]);
-  if (applied.code !== 0) throw new Error(`kubectl apply examples: ${applied.stderr}`);
+  const applied = await kubectl(adminKubeconfig, ['apply', '-n', ns, '-f', path.join(repoRoot(), 'examples', 'storage.yaml')]);
+  if (applied.code !== 0) throw new Error(`kubectl apply examples/storage.yaml: ${applied.stderr}`);
   tmp = await mkdtemp(path.join(os.tmpdir(), 'shoal-streaming-'));
   kubeconfig = path.join(tmp, 'kubeconfig');
   await writeFile(kubeconfig, await readFile(adminKubeconfig), { mode: 0o600 });
