@@ -113,7 +113,8 @@ describe('list/watch loop (scripted API server)', () => {
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);
-    await until(() => watches.length >= 3, 5_000, 'three watches');
+    // The third watch's request reaching the server is not its event reaching the watcher: wait for both.
+    await until(() => watches.length >= 3 && watcher.current.has('p3'), 5_000, 'three watches, their pods seen');
     stop.abort();
     await done;
     expect(lists).toBe(1);
