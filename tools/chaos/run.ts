@@ -20,6 +20,7 @@ import { writeTimelineSvg } from '../timeline-svg.js';
 import { verifyAcknowledged } from '../workload.js';
 import { describeLoads, type LoadSummary } from '../write-mix.js';
 import { injectFault, type FaultOutcome } from './faults.js';
+import { longestGapCause, type GapCause } from './gap-cause.js';
 import { chaosSchedule, describeSchedule, FAULT_KINDS, type FaultKind } from './schedule.js';
 
 export interface ChaosOptions {
@@ -53,6 +54,8 @@ export interface ChaosSummary {
   outcomes: FaultOutcome[];
   /** All writers together; longestGapS is the longest gap of any writer. */
   writes: { attempted: number; acknowledged: number; failed: number; longestGapS: number };
+  /** The longest stretch without any acknowledged write and the faults that began just before or in it. */
+  longestGap: GapCause | null;
   /** Per load: writers, writes/s, longest gap, failures. */
   loads: LoadSummary[];
   lost: number;
@@ -159,6 +162,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       apiProxy: stack.cluster.apiFaultProxy?.counts() ?? null,
       outcomes,
       writes: { attempted: r.summary.attempted, acknowledged: r.summary.acknowledged, failed: r.summary.failed, longestGapS: r.summary.longestGapMs / 1000 },
+      longestGap: longestGapCause(r.summary.timeline, outcomes, t0),
       loads: r.summary.loads,
       lost: lostKeys.size,
       unread,
@@ -194,6 +198,9 @@ export function formatSummary(s: ChaosSummary): string {
       : '  API fault proxy: none (the pods talked to the API server directly)',
     `  writes: ${s.writes.attempted} attempted, ${s.writes.acknowledged} acknowledged, ${s.writes.failed} failed (not acknowledged), longest gap ${s.writes.longestGapS.toFixed(1)} s`,
     ...s.loads.map((l) => `    ${describeLoads([l])}`),
+    s.longestGap
+      ? `  longest stretch without an acknowledged write: ${s.longestGap.seconds.toFixed(1)} s (load t+${s.longestGap.fromS.toFixed(1)}–${s.longestGap.toS.toFixed(1)} s); faults just before or in it: ${s.longestGap.faults.join('; ') || 'none'}`
+      : '  longest stretch without an acknowledged write: none',
     `  acknowledged writes lost: ${s.lost}`,
     `  samples: ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
     `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
