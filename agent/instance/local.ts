@@ -112,6 +112,8 @@ export class LocalInstance {
   private readonly callTimeoutMs: number;
   /** 3.x native style: the user's config and what the agent has decided, per Tarantool process. */
   private native: { pid: number; user: Record<string, JsonValue>; view: NativeView; follow: MasterRef | null; writable: boolean } | undefined;
+  /** The application's style, as the last status() said: fixed by the pod's spec, so a restart keeps it. */
+  private style: 'lua' | 'native' | undefined;
 
   constructor(opts: LocalInstanceOptions) {
     this.console = opts.console;
@@ -135,6 +137,7 @@ export class LocalInstance {
   async state(o: Bounded = {}): Promise<InstanceState> {
     const raw = await this.console.eval(STATUS, [], { timeoutMs: o.timeoutMs ?? this.callTimeoutMs, signal: o.signal, failFast: true });
     const s = decodeStatus(raw);
+    this.style = s.style ?? 'lua';
     return { ...s, role: roleOf(s), lag: lagOf(s) };
   }
 
@@ -291,11 +294,16 @@ export class LocalInstance {
   }
 
   private renderNative(n: NonNullable<LocalInstance['native']>): Record<string, JsonValue> {
-    const follow = n.follow?.pod ? n.follow : null;
+    const follow = n.follow?.pod;
     const members: Record<string, string> = { [n.view.instance]: this.identity.advertise };
-    if (follow?.pod) members[follow.pod] = follow.address;
-    const leader = n.writable ? n.view.instance : (follow?.pod ?? null);
+    if (follow && n.follow) members[follow] = n.follow.address;
+    const leader = n.writable ? n.view.instance : (follow ?? null);
     return renderNativeConfig(n.user, { ...n.view, members, leader, credentials: this.requireCredentials() });
+  }
+
+  /** Whether the application runs the 3.x native style; asks Tarantool only until a status() said. */
+  private async isNative(d: Deadline): Promise<boolean> {
+    return (this.style ?? (await this.state(this.bounded(d))).style) === 'native';
   }
 
   /** Native style, running: the new view through the config module's reload. */
@@ -313,8 +321,8 @@ export class LocalInstance {
   async reconfigure(o: ReconfigureOptions): Promise<InstanceState> {
     const d = deadline('reconfigure', o, 30_000);
     try {
-      const current = await this.state(this.bounded(d));
-      if (current.style === 'native') {
+      if (await this.isNative(d)) {
+        const current = await this.state(this.bounded(d));
         const notes: Record<string, JsonValue> = {};
         if (o.readOnly !== undefined) notes['fenced'] = false;
         if (o.master !== undefined) notes['master_uuid'] = o.master?.uuid ?? '';
@@ -388,8 +396,8 @@ export class LocalInstance {
     const started = Date.now();
     try {
       const opts: Record<string, JsonValue> = o.synchroQuorum !== undefined ? { replication_synchro_quorum: o.synchroQuorum } : {};
-      const current = await this.state(this.bounded(d));
-      if (current.style === 'native') {
+      if (await this.isNative(d)) {
+        const current = await this.state(this.bounded(d));
         // The config names it leader first: a promote without it leaves the queue's new owner
         // read-only by config (TARANTOOL3.md).
         await this.applyNative(
@@ -543,8 +551,8 @@ export class LocalInstance {
   private async setReadOnly(readOnly: boolean, o: Bounded): Promise<InstanceState> {
     const d = deadline(readOnly ? 'fence' : 'unfence', o, 10_000);
     try {
-      const current = await this.state(this.bounded(d));
-      if (current.style === 'native' && current.phase === 'configured') {
+      const current = (await this.isNative(d)) ? await this.state(this.bounded(d)) : undefined;
+      if (current?.phase === 'configured') {
         await this.applyNative(current, (n) => (n.writable = !readOnly), { fenced: readOnly }, d);
         this.log.info({ readOnly }, readOnly ? 'instance fenced (config: no leader)' : 'instance unfenced (config: leader)');
         return await this.state(this.bounded(d));
