@@ -131,7 +131,7 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
   tarantool.lifecycle ??= {};
   tarantool.lifecycle.preStop ??= shoalPreStop(opts.agentPort);
   if (style.userConfig !== null) {
-    applyNativeStyle(tarantool, style.userConfig);
+    applyNativeStyle(tarantool, { ...style, userConfig: style.userConfig });
     // The config may template {{ replicaset_name }} / {{ group_name }} into its directories.
     ensureEnv(tarantool, { name: 'SHOAL_CLUSTER', value: cluster });
     ensureEnv(tarantool, { name: 'SHOAL_REPLICASET', value: replicaset });

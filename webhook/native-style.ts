@@ -56,6 +56,8 @@ export interface NativeStyle {
   /** The user's config file, or null when the container runs the Lua style (init.lua). */
   userConfig: string | null;
   problems: string[];
+  /** Where the container names its config (what applyNativeStyle rewrites). */
+  found?: Found;
 }
 
 /** Reads the container's style; problems say what to change. */
@@ -69,7 +71,7 @@ export function nativeStyleOf(c: V1Container): NativeStyle {
   if (userConfig === NATIVE_CONFIG) problems.push(`the config file cannot be ${NATIVE_CONFIG}: Shoal writes that one`);
   else if (userConfig === '') problems.push('the config file\'s path is empty');
   problems.push(...nameProblems(c));
-  return { userConfig, problems };
+  return { userConfig, problems, found };
 }
 
 function setEnv(c: V1Container, env: V1EnvVar): void {
@@ -79,10 +81,12 @@ function setEnv(c: V1Container, env: V1EnvVar): void {
   else c.env[i] = env;
 }
 
-/** Points the container at Shoal's config (idempotent: an injected container stays as it is). */
-export function applyNativeStyle(c: V1Container, userConfig: string): void {
-  const problems: string[] = [];
-  const found = configOf(c, problems);
+/**
+ * Points the container at Shoal's config (idempotent: an injected container stays as it is).
+ * `style` is nativeStyleOf(c) on this very container, with a user config and no problems.
+ */
+export function applyNativeStyle(c: V1Container, style: NativeStyle & { userConfig: string }): void {
+  const { found, userConfig } = style;
   if (found?.from === 'args') {
     const items = c[found.list] as string[];
     items[found.index] = found.inline ? `--config=${NATIVE_CONFIG}` : NATIVE_CONFIG;
