@@ -1,6 +1,6 @@
 // A real Kubernetes v1.20.2 control plane on 127.0.0.1: etcd + kube-apiserver +
 // kube-controller-manager + kube-scheduler as child processes, with a PKI made by openssl.
-// Facts behind the flags: ../shared/KUBERNETES.md. Binaries: scripts/provision-kubernetes.sh.
+// Facts behind the flags: docs/KUBERNETES.md. Binaries: scripts/provision-kubernetes.sh.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPair, randomBytes } from 'node:crypto';
 import {

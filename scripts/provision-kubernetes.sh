@@ -2,7 +2,7 @@
 # Builds the local Kubernetes control plane (etcd comes from Debian; kube-apiserver,
 # kube-controller-manager and kube-scheduler v1.20.2 are built offline from Debian's `kubernetes`
 # source package) into ${SHOAL_CACHE_DIR:-~/.cache/shoal}/kubernetes-v1.20.2/bin/.
-# Facts behind every step: ../shared/KUBERNETES.md. Idempotent: once the stamp exists, it only checks.
+# Facts behind every step: docs/KUBERNETES.md. Idempotent: once the stamp exists, it only checks.
 # A cold build takes ~5 min on 2 cores and ~1.5 GB of RAM; the Go build cache is kept for relinks.
 set -euo pipefail
 cd "$(dirname "$0")/.."

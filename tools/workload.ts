@@ -248,7 +248,7 @@ function describe(err: unknown): string {
  * What an unpaced writer (intervalMs 0) counts as unavailability: a write slower than this. Its
  * gaps are its writes' latencies, so "2 × intervalMs" (0) would count every write as an outage.
  * 200 ms: above the slowest healthy synchronous write seen on Tarantool 3.8 (88 ms, raw processes,
- * ../shared/TARANTOOL3.md) with room for a loaded 2-core machine, far below the 5 s stalls of
+ * docs/TARANTOOL3.md) with room for a loaded 2-core machine, far below the 5 s stalls of
  * 2.6.0 and the failover timeout; twice the 100 ms a paced 50 ms writer uses.
  */
 export const UNPACED_GAP_THRESHOLD_MS = 200;
