@@ -28,13 +28,13 @@
 // | SHOAL_SWITCHOVER_TIMEOUT_MS  | 30000                        | bound of POST /switchover (answer 504 after it)      |
 // Coordination needs Kubernetes: in a pod the service account (in-cluster config), elsewhere KUBECONFIG.
 // Self-fencing happens after SHOAL_FAILOVER_TIMEOUT_MS minus a margin derived from the heartbeat
-// timeout (agent/coordinator/timings.ts): with the defaults a cut-off master is read-only after
+// timeout (agent/decide/timings.ts): with the defaults a cut-off master is read-only after
 // 5000 − (1000 heartbeat + 250 fence + 100 tick + 10 % slack) = 3150 ms, before any failover can
 // fire; a failover timeout too small for that margin is refused.
 import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';
 import { ShoalError } from '../shared/errors.js';
-import { DEFAULT_FAILOVER_TIMEOUT_MS } from './coordinator/timings.js';
+import { DEFAULT_FAILOVER_TIMEOUT_MS } from './decide/timings.js';
 
 export interface AgentTimings {
   leaseSeconds: number;
@@ -138,7 +138,7 @@ export function parseConfig(env: Env = process.env): AgentConfig {
     prestopTimeoutMs: int(env, 'SHOAL_PRESTOP_TIMEOUT_MS', 30_000, 0, 3_600_000, problems),
     consoleTimeoutMs: int(env, 'SHOAL_CONSOLE_TIMEOUT_MS', 10_000, 10, 600_000, problems),
     statusTimeoutMs: int(env, 'SHOAL_STATUS_TIMEOUT_MS', 2_000, 10, 600_000, problems),
-    // Unset = the defaults in the table (applied by agent/control/timings.ts).
+    // Unset = the defaults in the table (applied by agent/timings.ts).
     heartbeatTimeoutMs: optionalInt(env, 'SHOAL_HEARTBEAT_TIMEOUT_MS', 100, 60_000, problems),
     coordinatorIntervalMs: optionalInt(env, 'SHOAL_COORDINATOR_INTERVAL_MS', 10, 60_000, problems),
     catchUpTimeoutMs: optionalInt(env, 'SHOAL_CATCHUP_TIMEOUT_MS', 100, 600_000, problems),

@@ -1,5 +1,5 @@
 // shoal-agent entry point: configuration from the environment, then the agent (runtime.ts) with
-// coordination (control/start.ts) until SIGTERM/SIGINT. `shoal-agent install-lua` only writes
+// coordination (start.ts) until SIGTERM/SIGINT. `shoal-agent install-lua` only writes
 // shoal.lua into the run directory and exits (the pod's init container, before Tarantool starts).
 import { createLogger } from '../shared/log.js';
 import { errorMessage, ShoalError } from '../shared/errors.js';

@@ -11,7 +11,7 @@ import { AgentMetrics } from './http/metrics.js';
 import { identityOf } from './instance/identity.js';
 import { LocalInstance } from './instance/local.js';
 import { installShoalLua } from './lua/module.js';
-import { startControl, type Control, type ControlOptions } from './control/start.js';
+import { startControl, type Control, type ControlOptions } from './start.js';
 import { settledWithin } from './util/bounded.js';
 
 export interface Agent {
@@ -84,7 +84,7 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: StartOp
     stop(): Promise<void> {
       stopped ??= (async () => {
         stopping.abort();
-        await control?.stop(); // bounded step by step (agent/control/start.ts)
+        await control?.stop(); // bounded step by step (agent/start.ts)
         if (!(await settledWithin(Promise.allSettled([http.close(), console.close()]), 10_000))) {
           log.error('stopping: closing the HTTP server and the console did not finish in 10 s; going on without it');
         }

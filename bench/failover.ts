@@ -4,7 +4,7 @@
 // one 3-instance replica set, each after the set has settled again (old master back as replica).
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_FAILOVER_TIMEOUT_MS } from '../agent/coordinator/timings.js';
+import { DEFAULT_FAILOVER_TIMEOUT_MS } from '../agent/decide/timings.js';
 import { errorMessage } from '../shared/errors.js';
 import { waitFor } from '../tools/kube.js';
 import { nowMs, startObservedLoad } from '../tools/observed-load.js';

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleClient } from '../agent/console/client.js';
 import { LuaError } from '../agent/console/errors.js';
 import { decodeVclock } from '../agent/instance/state.js';
-import type { Vclock } from '../agent/instance/vclock.js';
+import type { Vclock } from '../agent/tarantool/vclock.js';
 
 export interface SampledInstance {
   name: string;

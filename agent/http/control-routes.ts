@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type Request, type Response } from 'express';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { SwitchoverRequest } from '../coordinator/switchover.js';
+import type { SwitchoverRequest } from '../decide/switchover.js';
 
 export interface ControlRouteHandlers {
   /** The mesh token; null until the agent has read the mesh Secret. */

@@ -3,8 +3,8 @@
 import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../shared/status.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
-import type { Vclock } from '../instance/vclock.js';
-import { unsupportedVersion } from '../instance/version.js';
+import type { Vclock } from '../tarantool/vclock.js';
+import { unsupportedVersion } from '../tarantool/version.js';
 
 // The cluster half's parts are exactly those of shared/status.ts, which the `shoal status` CLI reads.
 export type CoordinatorStatus = AgentStatus['coordinator'];

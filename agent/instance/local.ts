@@ -22,7 +22,7 @@ import {
 } from './state.js';
 import { checkCredentials, replicationUri, type ReplicationCredentials } from './uri.js';
 import { parseUserConfig, renderNativeConfig, type NativeView } from './native-config.js';
-import { covers, formatVclock, type Vclock } from './vclock.js';
+import { covers, formatVclock, type Vclock } from '../tarantool/vclock.js';
 
 export type { Bounded } from './deadline.js';
 

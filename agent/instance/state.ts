@@ -1,7 +1,7 @@
 // The local instance as shoal.lua's status() reports it, decoded into checked types. The console
 // hands back `unknown`; everything the agent decides on passes through here first.
 import { ConsoleProtocolError } from '../console/errors.js';
-import type { Vclock } from './vclock.js';
+import type { Vclock } from '../tarantool/vclock.js';
 
 /** Where shoal.cfg() is: loaded (cfg not called yet) → waiting → configuring → configured; exiting after move_aside_and_exit. */
 export type Phase = 'loaded' | 'waiting' | 'configuring' | 'configured' | 'exiting' | 'failed';

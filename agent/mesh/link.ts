@@ -3,7 +3,7 @@
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { DropReason, MeshMetrics } from './metrics.js';
-import { encodeMessage, parseMessage, type MeshMessage } from './protocol.js';
+import { encodeMessage, parseMessage, type MeshMessage } from '../wire/mesh-protocol.js';
 import type { LogThrottle } from './throttle.js';
 
 export type Direction = 'inbound' | 'outbound';

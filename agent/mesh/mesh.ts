@@ -15,7 +15,7 @@ import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { PeerDialer } from './client.js';
 import { MeshLink, type Direction } from './link.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
-import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type Command, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from './protocol.js';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type Command, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from '../wire/mesh-protocol.js';
 import { ReplayFilter } from './replay.js';
 import { attachMesh, type MeshServer } from './server.js';
 import { TermGuard, type KnownTerm, type TermAuthority } from './terms.js';

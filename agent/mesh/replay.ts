@@ -1,6 +1,6 @@
 // Replayed command ids: a coordinator may resend a command whose ack was lost. The handler runs once
 // per id; a replay while it runs is ignored (the first run acks), a replay after it gets the same ack.
-import type { Ack } from './protocol.js';
+import type { Ack } from '../wire/mesh-protocol.js';
 
 export type ReplayState = { state: 'new' } | { state: 'running' } | { state: 'done'; ack: Ack };
 

@@ -546,7 +546,7 @@ async function meshToken(ns: string, cluster: string): Promise<string> {
   return Buffer.from(secret.data?.[MESH_TOKEN_KEY] ?? '', 'base64').toString('utf8');
 }
 
-/** A valid command payload's common part (agent/control/payload.ts): only the term can stop it. */
+/** A valid command payload's common part (agent/wire/command-payload.ts): only the term can stop it. */
 function commandBase(replicaset: string, pod: string): Record<string, string | number | null> {
   return { replicaset, pod, reason: 'forged by the e2e test', master: null, timeoutMs: 5_000 };
 }

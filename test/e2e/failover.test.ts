@@ -296,7 +296,7 @@ describe('failover', () => {
 
     // The load keeps writing through the heal: the old master, rebootstrapped for the sync write it
     // rolled back, rejoins under sync load, where Tarantool 2.6 can stop its applier with
-    // ER_SYNC_MASTER_MISMATCH; the coordinator's repair (agent/coordinator/repair.ts) handles that.
+    // ER_SYNC_MASTER_MISMATCH; the coordinator's repair (agent/decide/repair.ts) handles that.
     const healedAt = now();
     await heal(ns, old);
     const master = await settled(ns, 'after the partition healed');

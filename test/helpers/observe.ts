@@ -1,6 +1,6 @@
 // The coordinator's observation of a test Tarantool as its agent would report it: a pod that
 // exists, is reachable and Ready, whatever its Tarantool says (`tarantool`).
-import type { ObservedInstance, ObservedTarantool } from '../../agent/coordinator/model.js';
+import type { ObservedInstance, ObservedTarantool } from '../../agent/decide/model.js';
 import type { Node } from './tarantool.js';
 
 export function observedPod(node: Node, ordinal: number, tarantool: ObservedTarantool): ObservedInstance {

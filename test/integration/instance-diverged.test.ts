@@ -5,7 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hasDiverged, aheadComponents } from '../../agent/instance/vclock.js';
+import { hasDiverged, aheadComponents } from '../../agent/tarantool/vclock.js';
 import { readinessOf } from '../../agent/instance/readiness.js';
 import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instanceUuid, replicasetUuid } from '../../shared/identity.js';
 import { LuaError } from '../../agent/console/errors.js';
 import { readinessOf } from '../../agent/instance/readiness.js';
-import { covers } from '../../agent/instance/vclock.js';
+import { covers } from '../../agent/tarantool/vclock.js';
 import { eventually, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type Node } from '../helpers/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';

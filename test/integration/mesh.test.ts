@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Command } from '../../agent/mesh/protocol.js';
+import type { Command } from '../../agent/wire/mesh-protocol.js';
 import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from './mesh-helpers.js';
 
 const nodes: Node[] = [];

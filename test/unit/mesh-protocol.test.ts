@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_MESSAGE_BYTES, parseMessage, type Heartbeat } from '../../agent/mesh/protocol.js';
+import { MAX_MESSAGE_BYTES, parseMessage, type Heartbeat } from '../../agent/wire/mesh-protocol.js';
 
 const REASONS = ['too_large', 'binary', 'not_json', 'not_object', 'bad_version', 'unknown_type', 'bad_field'];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unsupportedVersion, versionSupport } from '../../agent/instance/version.js';
+import { unsupportedVersion, versionSupport } from '../../agent/tarantool/version.js';
 
 describe('versionSupport', () => {
   it.each([

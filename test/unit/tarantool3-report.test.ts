@@ -2,11 +2,11 @@
 // version) through the probe, the mesh heartbeat and /status, and how it refuses a version Shoal
 // does not drive.
 import { describe, expect, it } from 'vitest';
-import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/control/probe.js';
+import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/member/probe.js';
 import { statusDocument, NO_CLUSTER_STATUS } from '../../agent/http/status.js';
 import { identityOf } from '../../agent/instance/identity.js';
 import type { InstanceState } from '../../agent/instance/state.js';
-import { parseMessage } from '../../agent/mesh/protocol.js';
+import { parseMessage } from '../../agent/wire/mesh-protocol.js';
 
 const V38 = '3.8.0-0-gdce7be8a79';
 const identity = identityOf({ namespace: 'ns', cluster: 'c', pod: 's-0', replicaset: 's', bindHost: '127.0.0.1', podIp: '127.0.0.1', listenPort: 3301 });
