@@ -1,6 +1,31 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Architecture rules a machine checks (test/unit/lint-rules.test.ts proves they bite):
+// - the product (agent/, webhook/, cli/, shared/) imports nothing from the harness, nor a
+//   harness-only package;
+// - the decision core (agent/decide/) is pure: it imports only itself, the Tarantool vocabulary
+//   (agent/tarantool/) and shared/errors.ts — no Node built-ins, no I/O, no clock;
+// - the Tarantool vocabulary (agent/tarantool/) is pure too (type imports aside).
+// ESLint does not merge one rule's options across config objects, so the core's rule repeats the
+// product's patterns.
+const HARNESS = {
+  regex: '(^|/)(localcluster|demo|tools|bench|test)/',
+  message: 'the product never imports the harness (localcluster/, demo/, tools/, bench/, test/): move what both need into shared/',
+};
+const HARNESS_PACKAGES = {
+  regex: '^(vega|vega-lite|spdy-transport|tarantool-driver|fast-check|vitest)(/|$)',
+  message: 'a harness-only package (a devDependency): the images do not carry it',
+};
+const EFFECTS = {
+  regex: '^(node:|fs|net|http|https|child_process|pino|prom-client|ws|express|@kubernetes/)|(^|/)(console|instance|kube|mesh|lease|state|http|member|coordinator|wire)/',
+  message: 'pure code: no Node built-ins, no I/O, no adapters (pass observations in, return actions with a reason)',
+};
+const CORE_ONLY = {
+  regex: '^(?!\\./[\\w-]+\\.js$|\\.\\./tarantool/[\\w-]+\\.js$|\\.\\./\\.\\./shared/errors\\.js$)',
+  message: 'the decision core imports only agent/decide/, agent/tarantool/ and shared/errors.ts',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
   js.configs.recommended,
@@ -11,5 +36,17 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-explicit-any': 'error',
     },
+  },
+  {
+    files: ['agent/**/*.ts', 'webhook/**/*.ts', 'cli/**/*.ts', 'shared/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES] }] },
+  },
+  {
+    files: ['agent/tarantool/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES, { ...EFFECTS, allowTypeImports: true }] }] },
+  },
+  {
+    files: ['agent/decide/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES, EFFECTS, CORE_ONLY] }] },
   },
 );
