@@ -1,5 +1,5 @@
 // AdmissionReview (admission.k8s.io/v1) in, AdmissionReview out. Pure: the server only moves bytes.
-import { createPatch } from 'rfc6902';
+import { jsonPatch } from './patch.js';
 import { errorMessage } from '../shared/errors.js';
 import { isRecord, type JsonRecord } from './json.js';
 import { mutatePod, mutateStatefulSet, type InjectOptions, type Mutation } from './inject.js';
@@ -75,7 +75,7 @@ export function admissionResponse(uid: string, before: unknown, m: Mutation): { 
   const response: JsonRecord = { uid, allowed: m.allowed };
   let ops = 0;
   if (m.allowed) {
-    const patch = m.object === before ? [] : createPatch(before, m.object);
+    const patch = m.object === before ? [] : jsonPatch(before, m.object);
     ops = patch.length;
     if (ops > 0) {
       response.patchType = 'JSONPatch';

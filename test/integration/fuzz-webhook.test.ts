@@ -1,6 +1,7 @@
 // Input hardening of the webhook: seeded random bodies and mutated AdmissionReviews over real HTTPS
 // to a started webhook. Every answer must be a valid AdmissionReview (same uid) or a 400/413 JSON
-// error; the server must stay up. Reports how many inputs were tried.
+// error; every patch must apply to the object it was computed for, and the patched object, sent
+// again, must need no further patch; the server must stay up. Reports how many inputs were tried.
 import { request } from 'node:https';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { createLogger } from '../../shared/log.js';
-import { review, statefulSet, stsPod } from '../unit/webhook-fixtures.js';
+import { applied, review, statefulSet, stsPod, type ReviewResponse } from '../unit/webhook-fixtures.js';
 
 const SEED = 4242;
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });
@@ -61,8 +62,13 @@ describe('fuzz: webhook endpoints', () => {
 
   it('answers random and mutated AdmissionReviews with a valid review or a 400/413 JSON error', async () => {
     const bases = [review('Pod', stsPod()), review('StatefulSet', statefulSet()), review('Pod', stsPod(), 'UPDATE', stsPod()), review('StatefulSet', statefulSet(), 'UPDATE', statefulSet())];
-    const mutated = fc.sample(fc.tuple(fc.nat(bases.length - 1), fc.array(fc.nat(50), { minLength: 1, maxLength: 6 }), fc.oneof(fc.constant(undefined), fc.jsonValue())), { seed: SEED, numRuns: 300 });
+    const mutated = fc.sample(fc.tuple(fc.nat(bases.length - 1), fc.array(fc.nat(50), { minLength: 1, maxLength: 6 }), fc.oneof(fc.constant(undefined), fc.jsonValue())), { seed: SEED, numRuns: 1_500 });
+    // Well-formed reviews whose object (a pod or a StatefulSet) is mutated: what reaches the injection.
+    const objects = fc.sample(fc.tuple(fc.boolean(), fc.array(fc.nat(50), { minLength: 1, maxLength: 8 }), fc.oneof(fc.constant(undefined), fc.jsonValue())), { seed: SEED + 1, numRuns: 700 });
     const inputs: Array<[string, string | Buffer]> = [
+      ...objects.map(([pod, picks, v]): [string, string] =>
+        pod ? ['/mutate/pods', JSON.stringify(review('Pod', mutate(stsPod(), picks, v)))] : ['/mutate/statefulsets', JSON.stringify(review('StatefulSet', mutate(statefulSet(), picks, v)))],
+      ),
       ...mutated.map(([b, picks, v], i): [string, string] => [i % 2 ? '/mutate/pods' : '/mutate/statefulsets', JSON.stringify(mutate(bases[b], picks, v))]),
       ...fc.sample(fc.jsonValue(), { seed: SEED, numRuns: 100 }).map((v, i): [string, string] => [i % 2 ? '/mutate/pods' : '/mutate/statefulsets', JSON.stringify(v) ?? 'null']),
       ...fc.sample(fc.string({ maxLength: 300 }), { seed: SEED, numRuns: 100 }).map((s): [string, string] => ['/mutate/pods', s]),
@@ -72,15 +78,24 @@ describe('fuzz: webhook endpoints', () => {
     const outcomes = { review: 0, allowed: 0, patched: 0, denied: 0, 400: 0, 413: 0 };
     for (const [path, body] of inputs) {
       const r = await post(wh.url, ca, path, body);
-      const parsed = JSON.parse(r.body) as { kind?: string; apiVersion?: string; response?: { uid?: unknown; allowed?: unknown; patch?: unknown }; message?: unknown };
+      const parsed = JSON.parse(r.body) as { kind?: string; apiVersion?: string; response?: ReviewResponse; message?: unknown };
       if (r.status === 200) {
         expect(parsed).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' });
-        expect(typeof parsed.response?.uid).toBe('string');
+        const sent = JSON.parse(body.toString()) as { request: { uid: string; kind: { kind: string }; operation: string; object: unknown } };
+        expect(parsed.response?.uid).toBe(sent.request.uid);
         expect(typeof parsed.response?.allowed).toBe('boolean');
         outcomes.review++;
         if (parsed.response?.allowed) outcomes.allowed++;
         else outcomes.denied++;
-        if (parsed.response?.patch !== undefined) outcomes.patched++;
+        if (parsed.response?.patch !== undefined) {
+          outcomes.patched++;
+          // The patch applies to what was sent, and the result needs nothing more.
+          const out = applied(sent.request.object, parsed.response);
+          const again = await post(wh.url, ca, path, JSON.stringify(review(sent.request.kind.kind as 'Pod' | 'StatefulSet', out, sent.request.operation)));
+          const answer = (JSON.parse(again.body) as { response?: ReviewResponse }).response;
+          expect(answer?.allowed, again.body.slice(0, 300)).toBe(true);
+          expect(answer?.patch, again.body.slice(0, 300)).toBeUndefined();
+        }
       } else {
         expect([400, 413], `${r.status} ${r.body.slice(0, 200)}`).toContain(r.status);
         expect(typeof parsed.message).toBe('string');
@@ -91,6 +106,7 @@ describe('fuzz: webhook endpoints', () => {
     const ok = await post(wh.url, ca, '/mutate/pods', JSON.stringify(review('Pod', stsPod())));
     expect(ok.status).toBe(200);
     expect(outcomes[413]).toBe(1);
+    expect(outcomes.patched).toBeGreaterThan(300);
     console.log(`fuzz webhook: ${inputs.length} inputs: ${JSON.stringify(outcomes)}`);
   });
 });
