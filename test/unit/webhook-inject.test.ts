@@ -41,7 +41,17 @@ describe('mutatePod', () => {
     expect(env(agent, 'SHOAL_REPLICASET')?.value).toBe('storage');
     expect(agent!.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 8080 });
     expect(agent!.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 8080 });
+    // Shoal's containers: non-root, read-only root, no capability; a memory request and limit, no CPU limit.
+    for (const c of [agent!, install]) {
+      expect(c.securityContext).toEqual({ runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(c.resources?.requests?.memory).toMatch(/Mi$/);
+      expect(c.resources?.limits?.memory).toMatch(/Mi$/);
+      expect(c.resources?.limits?.cpu).toBeUndefined();
+    }
     const t = spec.containers[0]!;
+    // The user's container is the user's: Shoal adds no security context or resources to it.
+    expect(t.securityContext).toBeUndefined();
+    expect(t.resources).toBeUndefined();
     expect(env(t, 'SHOAL_CONSOLE_SOCKET')?.value).toBe('/var/run/shoal/console.sock');
     expect(env(t, 'LUA_PATH')?.value).toBe('/var/run/shoal/?.lua;;');
     expect(t.lifecycle?.preStop?.httpGet).toMatchObject({ path: '/prestop', port: 8080 });
