@@ -5,7 +5,7 @@ import { errorMessage, ShoalError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import { DEFAULT_AGENT_PORT } from '../shared/names.js';
 import { startWebhook, type StartedWebhook } from '../webhook/start.js';
-import { agentRbacObjects, applyObjects, installLocalWebhook } from '../webhook/local-install.js';
+import { agentRbacObjects, applyObjects, installLocalWebhook } from '../demo/local-install.js';
 import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './cluster.js';
 
 // Shoal installed on the local cluster the way manifests/ installs it on a real one, except where

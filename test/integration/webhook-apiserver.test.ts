@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
-import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../webhook/local-install.js';
+import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
 import { createLogger } from '../../shared/log.js';
 import { apiStatus } from '../../webhook/cluster.js';
 
