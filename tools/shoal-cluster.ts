@@ -1,5 +1,5 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
-import { defaultLane, tarantoolImage, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import { defaultLane, tarantoolImage, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { CLUSTER_LABEL } from '../shared/names.js';
 import type { AgentStatus } from '../shared/status.js';
 import { agentRbacObjects, applyObjects } from '../demo/local-install.js';

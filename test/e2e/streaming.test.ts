@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { repoRoot } from '../../localcluster/cluster.js';
+import { repoRoot } from '../../demo/repo-root.js';
 import { debianKubectlPath } from '../../localcluster/controlplane.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
