@@ -11,7 +11,7 @@ import { createLogger } from '../../shared/log.js';
 import { createNamespace, kubeClients, waitFor } from '../../tools/kube.js';
 import { agentStatus, consoleOf, deployReplicaSet, instancesOf, waitForReplicaSet, type LiveInstance } from '../../tools/shoal-cluster.js';
 import { startWriteLoad } from '../../tools/workload.js';
-import { evalOn, factsOf, persisted, scale } from './instance-facts.js';
+import { evalOn, factsOf, persisted, scale } from '../support/instance-facts.js';
 
 // Issue 5: with the API server stopped for a minute, masters keep accepting writes (no demotion
 // because the API blinked) and coordination resumes when it returns. On a Shoal stack of its own

@@ -16,7 +16,7 @@ import { createKubeClients, loadKubeConfig, type KubeClients } from '../../agent
 import { startAgent, type Agent } from '../../agent/runtime.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import type { AgentStatus } from '../../shared/status.js';
-import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../helpers/tarantool.js';
+import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
 
 const NS = 'control';
 const CLUSTER = 'ctl';

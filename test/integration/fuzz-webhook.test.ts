@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { createLogger } from '../../shared/log.js';
-import { review, statefulSet, stsPod } from '../unit/webhook-fixtures.js';
+import { review, statefulSet, stsPod } from '../support/webhook-fixtures.js';
 
 const SEED = 4242;
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });

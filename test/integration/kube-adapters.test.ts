@@ -19,7 +19,7 @@ import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/sta
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
 import { leaseName, stateConfigMapName } from '../../shared/names.js';
-import { connectAll, startNode } from './mesh-helpers.js';
+import { connectAll, startNode } from '../support/mesh.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'adapters';
