@@ -12,4 +12,19 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
     },
   },
+  {
+    // Product code ships in the images: it imports nothing from the harness, nor its dev-only packages.
+    files: ['agent/**', 'webhook/**', 'cli/**', 'shared/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/localcluster/**', '**/demo/**', '**/tools/**', '**/bench/**', '**/test/**'], message: 'product code must not import the harness' },
+            { group: ['vega', 'vega-lite', 'spdy-transport'], message: 'a devDependency: absent from the images' },
+          ],
+        },
+      ],
+    },
+  },
 );
