@@ -5,7 +5,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
 import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
-import { startControlPlane, type ControlPlane } from './controlplane.js';
+import { startControlPlane, type ControlPlane } from './controlplane/index.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
 import { sleep } from './kubelet/sleep.js';

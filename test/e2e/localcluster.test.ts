@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { hostImages } from '../../localcluster/cluster.js';
-import { APISERVER_KUBELET_CLIENT } from '../../localcluster/controlplane.js';
+import { APISERVER_KUBELET_CLIENT } from '../../localcluster/controlplane/index.js';
 import { startKubelet } from '../../localcluster/kubelet/index.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
