@@ -8,7 +8,7 @@ const OWN_CLUSTER_FILES = ['test/e2e/api-outage.test.ts', 'test/e2e/chaos.test.t
 
 export default defineConfig({
   test: {
-    reporters: ['default', './test/helpers/summary-reporter.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
       {

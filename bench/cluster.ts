@@ -5,10 +5,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import type { TarantoolLane } from '../demo/tarantool-binaries.js';
 import { createLogger } from '../shared/log.js';
 import { freeIpBase } from '../localcluster/kubelet/ipbase-lock.js';
-import { startShoalStack, type ShoalStack } from '../localcluster/shoal-stack.js';
+import { startShoalStack, type ShoalStack } from '../demo/shoal-stack.js';
 import { createNamespace, kubeClients, type KubeClients } from '../tools/kube.js';
 import { deployReplicaSet, waitForReplicaSet, consoleOf, instancesOf, tarantoolVersions, type ReplicaSetSpec } from '../tools/shoal-cluster.js';
 import { acknowledgedKeys, verifyAcknowledged, type WriteLog, type WriteTarget } from '../tools/workload.js';

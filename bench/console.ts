@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleClient } from '../agent/console/client.js';
 import { installShoalLua, luaPathFor } from '../agent/lua/module.js';
-import { defaultLane, tarantoolBinary, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import { defaultLane, tarantoolBinary, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { seenVersions } from './cluster.js';
 import { stats } from './stats.js';
 import type { Benchmark, Figure, FigureSpec, MeasuredFigure } from './types.js';

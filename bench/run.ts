@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../shared/errors.js';
-import { parseLane, tarantoolBinary, tarantoolImage, versionMatchesLane, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import { parseLane, tarantoolBinary, tarantoolImage, versionMatchesLane, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { VERSION } from '../shared/version.js';
 import { BENCHMARKS } from './benchmarks.js';
 import { seenVersions, stopBenchCluster } from './cluster.js';

@@ -1,6 +1,6 @@
 // What a benchmark module is and what it reports. One file per benchmark exports a Benchmark;
 // benchmarks.ts lists them; run.ts runs them, prints the table and writes bench/results.json.
-import type { TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import type { TarantoolLane } from '../demo/tarantool-binaries.js';
 import type { Stats } from './stats.js';
 
 /** A figure a benchmark reports: declared up front so a failed or skipped run can still name it. */

@@ -1,16 +1,13 @@
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
 import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
-import { startControlPlane, type ControlPlane } from './controlplane.js';
-import { startKubelet, type ImageSpec, type ImageTable, type Kubelet, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
+import { startControlPlane, type ControlPlane } from './controlplane/index.js';
+import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
-import { runtimeEnv } from './kubelet/launch.js';
-import { tarantoolBinary, type TarantoolLane } from './tarantool-binaries.js';
 import { sleep } from './kubelet/sleep.js';
 import { createNetFault, type NetFault } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
@@ -26,8 +23,10 @@ export interface LocalClusterOptions {
   name?: string;
   /** Pods get `<ipBase>.2`, `.3`, …; give two clusters on one machine different bases. Default `127.0.1`. */
   ipBase?: string;
-  /** Added to (and overriding) the default image table. */
+  /** Added to (and overriding) the host images (`hostImages`): what each image runs. */
   images?: ImageTable;
+  /** Extra environment for every container (the kubelet's `extraEnv`). */
+  extraEnv?: KubeletOptions['extraEnv'];
   /** One logger for every part; without it each part logs JSON with its own component name… */
   logger?: Logger;
   /** …to this file instead of stdout. */
@@ -70,61 +69,9 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-/** The repository root (this file runs from the source tree under vitest/tsx and from dist/). */
-export function repoRoot(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const rel of ['..', '../..']) {
-    const dir = path.resolve(here, rel);
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === 'shoal') return dir;
-    } catch {
-      // next
-    }
-  }
-  throw new ShoalError(`cannot find the Shoal repository above ${here}`);
-}
-
-/**
- * A Tarantool image of `lane`: the lane's binary shown at /opt/shoal-image/tarantool-<lane>/bin and
- * first on PATH, as the image's own /usr/bin would be (the 3.8 build sits under root's cache, which
- * pod uids cannot traverse). Missing binary: no entry, so the pod fails with ErrImagePull naming the table.
- */
-function tarantoolImageSpec(lane: TarantoolLane): ImageSpec | undefined {
-  let binary: string;
-  try {
-    binary = tarantoolBinary(lane);
-  } catch {
-    return undefined;
-  }
-  const bin = `/opt/shoal-image/tarantool-${lane}/bin`;
+/** The host's own node and shell as images, for small workloads; callers add theirs (`images`). */
+export function hostImages(): ImageTable {
   return {
-    entrypoint: ['tarantool'],
-    env: { PATH: `${bin}:${runtimeEnv('').PATH ?? ''}` },
-    files: [{ source: realpathSync(binary.includes('/') ? binary : which(binary)), target: `${bin}/tarantool` }],
-  };
-}
-
-/** A command's path on this process's PATH. */
-function which(command: string): string {
-  for (const dir of (process.env['PATH'] ?? '').split(':')) {
-    const candidate = path.join(dir, command);
-    if (dir && existsSync(candidate)) return candidate;
-  }
-  throw new ShoalError(`${command} is not on PATH`);
-}
-
-export function defaultImages(root = repoRoot()): ImageTable {
-  // Tags choose the version, as on a real cluster: :3* (and no tag, i.e. latest) → Tarantool 3,
-  // :2* → Debian's 2.6.0.
-  const t3 = tarantoolImageSpec('3');
-  const t26 = tarantoolImageSpec('2.6');
-  return {
-    // The agent runs from the build: `npm run build` first.
-    'shoal/agent': { entrypoint: [process.execPath, path.join(root, 'dist', 'agent', 'main.js')] },
-    ...(t3 ? { 'tarantool/tarantool': t3, 'tarantool/tarantool:3': t3 } : {}),
-    ...(t26 ? { 'tarantool/tarantool:2': t26 } : {}),
-    // Small workloads for tests: the host's node and shell tools.
     node: { entrypoint: [process.execPath] },
     busybox: { entrypoint: [], cmd: ['sh'] },
   };
@@ -220,8 +167,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       nodeName,
       runDir: path.join(runDir, 'kubelet'),
       ipBase,
-      images: { ...defaultImages(), ...opts.images },
-      extraEnv: (_pod, podIP) => ({ SHOAL_BIND_HOST: podIP }),
+      images: { ...hostImages(), ...opts.images },
+      ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
       apiServer: { host: api.hostname, port: Number(api.port) },
       serverAuth: { clientCa: await readFile(controlPlane.caCertPath), users: [controlPlane.kubeletClientUser] },
       logger: logOf('kubelet'),

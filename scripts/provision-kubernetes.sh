@@ -36,7 +36,7 @@ if ! command -v kubectl >/dev/null 2>&1; then apt_install kubernetes-client; fi
 
 # Debian's kubectl of the control plane's version, unpacked beside the binaries whatever kubectl is
 # on PATH (a newer one may be, e.g. Google Cloud SDK's): the e2e tests run kubectl exec and
-# port-forward with both. Path: debianKubectlPath() in localcluster/controlplane.ts.
+# port-forward with both. Path: debianKubectlPath() in localcluster/controlplane/binaries.ts.
 KUBECTL_DIR=$CACHE_DIR/kubectl-$K8S_VERSION
 if [[ ! -x $KUBECTL_DIR/usr/bin/kubectl ]]; then
   log "unpacking Debian's kubernetes-client (kubectl $K8S_VERSION) into $KUBECTL_DIR"

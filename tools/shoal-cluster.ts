@@ -1,8 +1,8 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
-import { defaultLane, tarantoolImage, type TarantoolLane } from '../localcluster/tarantool-binaries.js';
+import { defaultLane, tarantoolImage, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { CLUSTER_LABEL } from '../shared/names.js';
 import type { AgentStatus } from '../shared/status.js';
-import { agentRbacObjects, applyObjects } from '../webhook/local-install.js';
+import { agentRbacObjects, applyObjects } from '../demo/local-install.js';
 import { condition, podRuntime, waitFor, type KubeClients, type WaitOptions } from './kube.js';
 import type { WriteTarget } from './workload.js';
 

@@ -1,14 +1,13 @@
-import { chownSync, existsSync, mkdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { CoreV1Api, V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Container, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
-import { deletePodNow, httpStatusOf, isUnreachable, patchPodStatus } from './api.js';
 import { retryDelayMs, type BackoffOptions } from './backoff.js';
-import type { ObjectData, PodFacts } from './env.js';
-import type { EventRecorder } from './events.js';
+import { startContainerProcess } from './container-start.js';
+import type { PodFacts } from './env.js';
+import type { EventRecorder, PodRef } from './events.js';
 import { unixUidForIp, type IpAllocator } from './ipam.js';
 import { planLaunch } from './launch.js';
 import {
@@ -21,17 +20,21 @@ import {
   type ExitInfo,
   type RestartPolicy,
 } from './lifecycle.js';
-import { initialTracker, observe, probeTiming, type ProbeKind, type ProbeTracker } from './probe-state.js';
-import { killUids, spawnContainer, type ContainerProcess, type ContainerTarget } from './process.js';
-import { referencedObjects } from './refs.js';
-import { sleep, waitAtMost } from './sleep.js';
+import { claimPath, fetchObjects, objectStrings, serviceAccountToken } from './pod-objects.js';
+import { PodStatusPoster } from './pod-status-poster.js';
+import { initialTracker, observe, type ProbeKind, type ProbeTiming, type ProbeTracker } from './probe-state.js';
+import { probeEffect, probeLoop } from './probes.js';
+import { killUids, type ContainerProcess, type ContainerTarget } from './process.js';
 import { computePodStatus, type PodStatusJson } from './status.js';
+import { deletePodFinally, MIN_TERM_GRACE_MS, terminateProcess } from './termination.js';
 import type { ImageTable, PodRuntimeInfo } from './types.js';
 import { materializeVolumes, VolumeError, type FetchedObjects } from './volumes.js';
 
 // One pod's life on this node: prepare (IP, directories, volumes), start containers as the pure
 // plan says, probe them, post status, and on deletion run preStop, SIGTERM, SIGKILL, then finish
-// the deletion in the API. Every decision is made by lifecycle.ts / status.ts; this class does I/O.
+// the deletion in the API. Every decision is made by lifecycle.ts / status.ts; this class keeps the
+// phases in order, each phase's I/O in its own file: pod-objects.ts (what volumes and env need from
+// the API), container-start.ts, probes.ts, termination.ts, pod-status-poster.ts.
 
 export interface PodWorkerDeps {
   core: CoreV1Api;
@@ -52,29 +55,12 @@ export interface PodWorkerDeps {
   onDone: (worker: PodWorker) => void;
 }
 
-/** The kubelet's minimum wait between SIGTERM and SIGKILL after a preStop hook used up the grace period. */
-const MIN_TERM_GRACE_MS = 2_000;
-
 interface Live {
   proc: ContainerProcess;
   env: Record<string, string>;
   workingDir: string;
   probes: AbortController;
   trackers: Partial<Record<ProbeKind, ProbeTracker>>;
-}
-
-function decodeData(data: Record<string, string> | undefined, base64: boolean): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(data ?? {})) out[k] = Buffer.from(v, base64 ? 'base64' : 'utf8');
-  return out;
-}
-
-function asStrings(m: Map<string, Record<string, Buffer> | null>): Map<string, Record<string, string> | null> {
-  const out = new Map<string, Record<string, string> | null>();
-  for (const [name, data] of m) {
-    out.set(name, data && Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.toString('utf8')])));
-  }
-  return out;
 }
 
 export class PodWorker {
@@ -101,10 +87,7 @@ export class PodWorker {
   private termDeadlineMs = Infinity;
   private finished = false;
   private goneFromApi = false;
-  private statusTimer: NodeJS.Timeout | undefined;
-  private posting = false;
-  private lastPosted: string | null = null;
-  private lastConditions: PodStatusJson['conditions'] = [];
+  private readonly status: PodStatusPoster;
 
   constructor(
     pod: V1Pod,
@@ -115,6 +98,14 @@ export class PodWorker {
     this.namespace = pod.metadata?.namespace ?? '';
     this.name = pod.metadata?.name ?? '';
     this.log = deps.logger.child({ pod: this.name, namespace: this.namespace });
+    this.status = new PodStatusPoster({
+      core: deps.core,
+      pod: this.ref,
+      log: this.log,
+      compute: () => this.computeStatus(),
+      canPost: () => !this.goneFromApi && !!this.ip,
+      gone: () => this.goneFromApi,
+    });
     // Short on purpose: Unix socket paths (the console socket lives in a volume here) are limited to
     // 108 bytes, and outside tools connect through this host path. The uid prefix keeps a recreated
     // pod, or a namesake in another namespace, apart.
@@ -129,6 +120,10 @@ export class PodWorker {
     for (const c of pod.spec?.containers ?? []) this.runs.set(c.name, newRun(c.name, 'app', c.image ?? '', carried(c)));
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') this.finished = true; // never run a finished pod again
+  }
+
+  private get ref(): PodRef {
+    return { namespace: this.namespace, name: this.name, uid: this.uid };
   }
 
   get done(): boolean {
@@ -203,8 +198,7 @@ export class PodWorker {
 
   /** Re-post the status even when unchanged (after an API outage). */
   repostStatus(): void {
-    this.lastPosted = null;
-    this.postStatusSoon();
+    this.status.repost();
   }
 
   info(): PodRuntimeInfo {
@@ -236,7 +230,7 @@ export class PodWorker {
 
   private event(type: 'Normal' | 'Warning', reason: string, message: string, container?: string): void {
     if (this.goneFromApi) return;
-    this.deps.record({ namespace: this.namespace, name: this.name, uid: this.uid }, type, reason, message, container);
+    this.deps.record(this.ref, type, reason, message, container);
   }
 
   private logPath(container: string): string {
@@ -313,49 +307,8 @@ export class PodWorker {
   }
 
   private async fetchObjects(): Promise<void> {
-    const refs = referencedObjects(this.pod);
-    const objects: FetchedObjects = { secrets: new Map(), configMaps: new Map() };
-    const absent = (err: unknown): null => {
-      if (httpStatusOf(err) === 404) return null;
-      throw err;
-    };
-    for (const name of refs.secrets) {
-      const s = await this.deps.core.readNamespacedSecret({ name, namespace: this.namespace }).catch(absent);
-      objects.secrets.set(name, s ? decodeData(s.data, true) : null);
-    }
-    for (const name of refs.configMaps) {
-      const m = await this.deps.core.readNamespacedConfigMap({ name, namespace: this.namespace }).catch(absent);
-      objects.configMaps.set(name, m ? { ...decodeData(m.data, false), ...decodeData(m.binaryData, true) } : null);
-    }
-    this.objects = objects;
+    this.objects = await fetchObjects(this.deps.core, this.pod, this.namespace);
     this.objectsStale = false;
-  }
-
-  private async claimPath(claimName: string): Promise<string> {
-    const pvc = await this.deps.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: this.namespace });
-    const pvName = pvc.spec?.volumeName;
-    if (!pvName || pvc.status?.phase !== 'Bound') throw new VolumeError(`persistentvolumeclaim "${claimName}" is not bound yet`);
-    const pv = await this.deps.core.readPersistentVolume({ name: pvName });
-    const p = pv.spec?.local?.path ?? pv.spec?.hostPath?.path;
-    if (!p) throw new VolumeError(`persistentvolume "${pvName}" has neither local.path nor hostPath.path`);
-    await mkdir(p, { recursive: true });
-    return p;
-  }
-
-  private async serviceAccountToken(audience: string | undefined, expirationSeconds: number | undefined): Promise<string> {
-    const sa = this.pod.spec?.serviceAccountName ?? 'default';
-    const tr = await this.deps.core.createNamespacedServiceAccountToken({
-      name: sa,
-      namespace: this.namespace,
-      body: {
-        spec: {
-          audiences: audience ? [audience] : [],
-          expirationSeconds: expirationSeconds ?? 3600,
-          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: this.name, uid: this.uid },
-        },
-      },
-    });
-    return tr.status?.token ?? '';
   }
 
   /** IP, directories, objects, volumes. False (with waiting reasons set) while something is not ready. */
@@ -378,8 +331,8 @@ export class PodWorker {
         podDir: this.dir,
         unixUid: this.unixUid as number,
         objects: this.objects as FetchedObjects,
-        claimPath: (c) => this.claimPath(c),
-        serviceAccountToken: (a, e) => this.serviceAccountToken(a, e),
+        claimPath: (c) => claimPath(this.deps.core, this.namespace, c),
+        serviceAccountToken: (a, e) => serviceAccountToken(this.deps.core, this.ref, this.pod.spec?.serviceAccountName, a, e),
       });
       this.deps.onChange();
       return true;
@@ -400,7 +353,7 @@ export class PodWorker {
     const run = this.runs.get(name);
     if (!container || !run || !this.volumes || !this.objects || !this.ip || this.unixUid === null) return;
     const facts = this.facts();
-    const objects: ObjectData = { secrets: asStrings(this.objects.secrets), configMaps: asStrings(this.objects.configMaps) };
+    const objects = objectStrings(this.objects);
     const hostname = this.pod.spec?.hostname ?? this.name;
     const baseEnv = { ...this.deps.serviceEnv, ...(this.deps.extraEnv?.(this.pod, this.ip) ?? {}) };
     const planned = planLaunch({ container, facts, objects, volumes: this.volumes, images: this.deps.images, baseEnv, hostname });
@@ -413,24 +366,7 @@ export class PodWorker {
       return;
     }
     const launch = planned.launch;
-    const uid = this.unixUid;
-    for (const dir of launch.subPathDirs) {
-      // subPath directories are created (owned by the pod) when missing, as the kubelet does.
-      if (!existsSync(dir)) {
-        mkdirSync(dir, { recursive: true });
-        chownSync(dir, uid, uid);
-      }
-    }
-    const proc = spawnContainer({
-      argv: launch.argv,
-      env: launch.env,
-      workingDir: launch.workingDir,
-      mounts: launch.mounts,
-      uid,
-      gid: uid,
-      logPath: this.logPath(name),
-      hostname,
-    });
+    const proc = startContainerProcess({ launch, uid: this.unixUid, logPath: this.logPath(name), hostname });
     const now = Date.now();
     const started = recordStart(run, proc.pid, now);
     const probes = new AbortController();
@@ -447,7 +383,11 @@ export class PodWorker {
         const probe = container[`${kind}Probe`];
         if (probe) {
           live.trackers[kind] = initialTracker(kind);
-          void this.probeLoop(name, kind, probe, probes.signal);
+          void probeLoop(kind, probe, probes.signal, {
+            run: () => this.runs.get(name),
+            target: () => this.handlerTarget(name),
+            onResult: (outcome, message, timing) => this.onProbe(name, kind, outcome, message, timing),
+          });
         }
       }
     }
@@ -498,23 +438,7 @@ export class PodWorker {
 
   // ---- probes --------------------------------------------------------------------------------
 
-  private async probeLoop(name: string, kind: ProbeKind, probe: V1Probe, signal: AbortSignal): Promise<void> {
-    const timing = probeTiming(probe);
-    await sleep(timing.initialDelayMs, signal);
-    while (!signal.aborted) {
-      const run = this.runs.get(name);
-      const waitForStartup = kind !== 'startup' && run !== undefined && !run.started;
-      if (!waitForStartup) {
-        const outcome = await runHandler(probe as Handler, this.handlerTarget(name), timing.timeoutMs);
-        if (signal.aborted) return;
-        this.onProbe(name, kind, outcome.ok ? 'success' : 'failure', outcome.message, timing);
-        if (kind === 'startup' && this.runs.get(name)?.started) return;
-      }
-      await sleep(timing.periodMs, signal);
-    }
-  }
-
-  private onProbe(name: string, kind: ProbeKind, outcome: 'success' | 'failure', message: string, timing: ReturnType<typeof probeTiming>): void {
+  private onProbe(name: string, kind: ProbeKind, outcome: 'success' | 'failure', message: string, timing: ProbeTiming): void {
     const live = this.live.get(name);
     const run = this.runs.get(name);
     const before = live?.trackers[kind];
@@ -524,14 +448,9 @@ export class PodWorker {
     if (after.result === before.result) return;
     this.log.info({ container: name, probe: kind, result: after.result, detail: message }, 'probe result changed');
     if (after.result === 'failure') this.event('Warning', 'Unhealthy', `${kind[0]?.toUpperCase()}${kind.slice(1)} probe failed: ${message}`, name);
-    if (kind === 'readiness') {
-      this.runs.set(name, { ...run, ready: after.result === 'success' });
-    } else if (kind === 'startup' && after.result === 'success') {
-      const hasReadiness = this.containerSpec(name)?.readinessProbe !== undefined;
-      this.runs.set(name, { ...run, started: true, ready: hasReadiness ? run.ready : true });
-    } else if (after.result === 'failure') {
-      void this.killContainer(name, this.terminationGraceMs(), `${kind} probe failed: ${message}`);
-    }
+    const effect = probeEffect(kind, after.result, run, this.containerSpec(name)?.readinessProbe !== undefined);
+    if (effect.run) this.runs.set(name, effect.run);
+    if (effect.kill) void this.killContainer(name, this.terminationGraceMs(), `${kind} probe failed: ${message}`);
     this.postStatusSoon();
   }
 
@@ -547,18 +466,7 @@ export class PodWorker {
     const run = this.runs.get(name);
     if (run) this.runs.set(name, { ...run, ready: false });
     this.postStatusSoon();
-    live.proc.signal('SIGTERM');
-    const killAt = Date.now() + graceMs;
-    let exited = false;
-    void live.proc.exited.then(() => (exited = true));
-    while (!exited && Date.now() < Math.min(killAt, this.termDeadlineMs)) {
-      await waitAtMost(live.proc.exited, 100);
-    }
-    if (!exited) {
-      this.log.warn({ container: name, pid: live.proc.pid }, 'container did not stop in its grace period: SIGKILL');
-      live.proc.signal('SIGKILL');
-      await live.proc.exited;
-    }
+    await terminateProcess(live.proc, graceMs, () => this.termDeadlineMs, this.log, name);
   }
 
   /** Graceful deletion as the kubelet does it, then the final DELETE with the uid precondition. */
@@ -571,18 +479,7 @@ export class PodWorker {
     this.log.info({ graceS }, 'pod is being deleted: stopping its containers');
     await this.stopAll(true);
     await this.flushStatus();
-    while (!this.goneFromApi && !this.abort.signal.aborted) {
-      try {
-        await deletePodNow(this.deps.core, this.namespace, this.name, this.uid);
-        this.log.info('pod deleted');
-        break;
-      } catch (err) {
-        const code = httpStatusOf(err);
-        if (code === 404 || code === 409) break; // gone, or a new pod of the same name: not ours to delete
-        this.log.warn({ err: errorMessage(err) }, 'final pod delete failed; retrying');
-        await sleep(1_000, this.abort.signal);
-      }
-    }
+    await deletePodFinally(this.deps.core, this.ref, () => this.goneFromApi || this.abort.signal.aborted, this.abort.signal, this.log);
     await this.cleanup();
   }
 
@@ -613,7 +510,7 @@ export class PodWorker {
     this.abort.abort();
     this.finished = true;
     clearTimeout(this.wakeTimer);
-    clearTimeout(this.statusTimer);
+    this.status.cancel();
     if (this.unixUid !== null) {
       // Anything that escaped its process group (a daemon that called setsid) still runs as the pod's uid.
       const n = killUids(this.unixUid, this.unixUid);
@@ -629,7 +526,8 @@ export class PodWorker {
 
   private computeStatus(): PodStatusJson {
     const all = [...this.runs.values()];
-    const ownTypes = new Set(this.lastConditions.map((c) => c.type));
+    const own = this.status.ownConditions;
+    const ownTypes = new Set(own.map((c) => c.type));
     return computePodStatus({
       podName: this.name,
       policy: this.policy,
@@ -643,48 +541,16 @@ export class PodWorker {
       terminating: this.terminating,
       readinessGates: (this.pod.spec?.readinessGates ?? []).map((g) => g.conditionType),
       // Our own conditions as we last posted them (the watch may lag), everyone else's from the API.
-      previousConditions: [...this.lastConditions, ...(this.pod.status?.conditions ?? []).filter((c) => !ownTypes.has(c.type))],
+      previousConditions: [...own, ...(this.pod.status?.conditions ?? []).filter((c) => !ownTypes.has(c.type))],
       nowMs: Date.now(),
     });
   }
 
   private postStatusSoon(): void {
-    if (this.goneFromApi || this.statusTimer) return;
-    this.statusTimer = setTimeout(() => {
-      this.statusTimer = undefined;
-      void this.flushStatus();
-    }, 20);
+    this.status.soon();
   }
 
-  private async flushStatus(): Promise<void> {
-    if (this.goneFromApi || !this.ip) return;
-    if (this.posting) {
-      this.postStatusSoon();
-      return;
-    }
-    const status = this.computeStatus();
-    const body = JSON.stringify(status);
-    if (body === this.lastPosted) return;
-    this.posting = true;
-    try {
-      await patchPodStatus(this.deps.core, this.namespace, this.name, this.uid, status);
-      this.lastPosted = body;
-      this.lastConditions = status.conditions.filter((c) => ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].includes(c.type));
-    } catch (err) {
-      const code = httpStatusOf(err);
-      const transient = isUnreachable(err) || code === 429 || (code !== undefined && code >= 500);
-      if (!transient) {
-        // 404: deleted (the watch will say so); 409/422: a recreated pod of the same name or a bug.
-        if (code !== 404) this.log.warn({ err: errorMessage(err), code }, 'status update rejected');
-        return;
-      }
-      clearTimeout(this.statusTimer);
-      this.statusTimer = setTimeout(() => {
-        this.statusTimer = undefined;
-        void this.flushStatus();
-      }, 1_000);
-    } finally {
-      this.posting = false;
-    }
+  private flushStatus(): Promise<void> {
+    return this.status.flush();
   }
 }

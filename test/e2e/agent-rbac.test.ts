@@ -2,7 +2,7 @@
 // agents' ServiceAccount may do in its namespace is exactly what the agent calls (the rules of
 // manifests/agent-rbac.yaml), and nothing that lets it read users' Secrets or change workloads.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { agentRbacObjects, applyObjects } from '../../webhook/local-install.js';
+import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl } from '../../tools/kube.js';
 
 const kubeconfig = inject('kubeconfig');

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
-import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
+import { startShoalStack, type ShoalStack } from '../../demo/shoal-stack.js';
 import { createLogger } from '../../shared/log.js';
 import { createNamespace, kubeClients, waitFor } from '../../tools/kube.js';
 import { agentStatus, consoleOf, deployReplicaSet, instancesOf, waitForReplicaSet, type LiveInstance } from '../../tools/shoal-cluster.js';
 import { startWriteLoad } from '../../tools/workload.js';
-import { evalOn, factsOf, persisted, scale } from './instance-facts.js';
+import { evalOn, factsOf, persisted, scale } from '../support/instance-facts.js';
 
 // Issue 5: with the API server stopped for a minute, masters keep accepting writes (no demotion
 // because the API blinked) and coordination resumes when it returns. On a Shoal stack of its own

@@ -5,10 +5,10 @@ import WebSocket from 'ws';
 import { CoordinationV1Api, type V1ConfigMap, type V1Service } from '@kubernetes/client-node';
 import { leaseName, meshSecretName, MESH_TOKEN_KEY } from '../../shared/names.js';
 import type { AgentStatus } from '../../shared/status.js';
-import { agentRbacObjects, applyObjects } from '../../webhook/local-install.js';
+import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { agentStatus, deployReplicaSet, instancesOf, statefulSet, waitForReplicaSet, type LiveInstance } from '../../tools/shoal-cluster.js';
-import { evalOn, factsOf, persisted, scale } from './instance-facts.js';
+import { evalOn, factsOf, persisted, scale } from '../support/instance-facts.js';
 
 // Issue 5's "done when", end to end on the local cluster with real Tarantool: a labelled
 // StatefulSet forms a replica set; two StatefulSets form one cluster whose on_topology hook sees

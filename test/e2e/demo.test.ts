@@ -4,8 +4,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../localcluster/cluster.js';
-import type { DemoState } from '../../localcluster/demo-state.js';
+import { repoRoot } from '../../demo/repo-root.js';
+import type { DemoState } from '../../demo/state-file.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
@@ -48,7 +48,7 @@ describe('npm run demo', () => {
     const stateFile = path.join(runDir, 'state.json');
     const ipBase = freeIpBase(30, 39);
     let output = '';
-    demo = spawn(process.execPath, [path.join(repoRoot(), 'dist/localcluster/demo.js'), '--state-file', stateFile, '--run-dir', path.join(runDir, 'cluster'), '--ip-base', ipBase], {
+    demo = spawn(process.execPath, [path.join(repoRoot(), 'dist/demo/main.js'), '--state-file', stateFile, '--run-dir', path.join(runDir, 'cluster'), '--ip-base', ipBase], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     demo.stdout?.on('data', (b: Buffer) => (output += b.toString()));

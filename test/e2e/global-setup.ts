@@ -7,7 +7,7 @@ import { createLogger } from '../../shared/log.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
-import { startShoalStack, type ShoalStack } from '../../localcluster/shoal-stack.js';
+import { startShoalStack, type ShoalStack } from '../../demo/shoal-stack.js';
 import { buildIfStale } from './build-setup.js';
 
 // One local cluster (real control plane + process kubelet + provisioner) with Shoal's webhook

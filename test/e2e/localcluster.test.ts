@@ -2,8 +2,8 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { defaultImages } from '../../localcluster/cluster.js';
-import { APISERVER_KUBELET_CLIENT } from '../../localcluster/controlplane.js';
+import { hostImages } from '../../localcluster/cluster.js';
+import { APISERVER_KUBELET_CLIENT } from '../../localcluster/controlplane/index.js';
 import { startKubelet } from '../../localcluster/kubelet/index.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
@@ -471,7 +471,7 @@ describe('kubelet stop', () => {
       nodeName: extraNode,
       runDir: path.join(runDir, 'extra-kubelet'),
       ipBase,
-      images: defaultImages(),
+      images: hostImages(),
       apiServer: { host: api.hostname, port: Number(api.port) },
       serverAuth: { clientCa: clusterCa(kubeconfig), users: [APISERVER_KUBELET_CLIENT] },
       logger: createLogger({ component: 'kubelet' }, undefined, inject('logFile')),

@@ -7,10 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { repoRoot } from '../../localcluster/cluster.js';
-import { debianKubectlPath } from '../../localcluster/controlplane.js';
+import { repoRoot } from '../../demo/repo-root.js';
+import { debianKubectlPath } from '../../localcluster/controlplane/index.js';
 import type { AgentStatus } from '../../shared/status.js';
-import { agentRbacObjects, applyObjects } from '../../webhook/local-install.js';
+import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { clusterCa, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { waitForReplicaSet } from '../../tools/shoal-cluster.js';
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConsoleClient } from '../../agent/console/client.js';
 import { ConsoleClosedError, ConsoleTimeoutError, LuaError, TarantoolGoneError } from '../../agent/console/errors.js';
-import { TarantoolFleet, type TarantoolInstance } from '../helpers/tarantool.js';
+import { TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

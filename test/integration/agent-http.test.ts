@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
 import { createLogger } from '../../shared/log.js';
-import { eventually, freePort, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type TarantoolInstance } from '../helpers/tarantool.js';
+import { eventually, freePort, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type TarantoolInstance } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

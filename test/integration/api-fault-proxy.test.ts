@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeApiError, kubeCall } from '../../agent/kube/client.js';
 import type { FaultDecision } from '../../localcluster/api-fault-plan.js';
 import { startApiFaultProxy, type ApiFaultProxy } from '../../localcluster/api-fault-proxy.js';
-import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { prng } from '../../tools/chaos/schedule.js';
 import { createNamespace, waitFor } from '../../tools/kube.js';
 

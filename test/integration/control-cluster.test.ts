@@ -14,9 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { createKubeClients, loadKubeConfig, type KubeClients } from '../../agent/kube/client.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
-import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import type { AgentStatus } from '../../shared/status.js';
-import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../helpers/tarantool.js';
+import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
 
 const NS = 'control';
 const CLUSTER = 'ctl';

@@ -23,7 +23,7 @@ import {
   startControlPlane,
   type ComponentName,
   type ControlPlane,
-} from '../../localcluster/controlplane.js';
+} from '../../localcluster/controlplane/index.js';
 import { ShoalError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 

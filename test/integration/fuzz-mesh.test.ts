@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import fc from 'fast-check';
-import { CLUSTER, TOKEN, counterValue, startNode, until, upgradeStatus, type Node } from './mesh-helpers.js';
+import { CLUSTER, TOKEN, counterValue, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
 
 const SEED = 8008;
 const nodes: Node[] = [];

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { createLogger } from '../../shared/log.js';
-import { applied, review, statefulSet, stsPod, type ReviewResponse } from '../unit/webhook-fixtures.js';
+import { applied, review, statefulSet, stsPod, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const SEED = 4242;
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasDiverged, aheadComponents } from '../../agent/tarantool/vclock.js';
 import { readinessOf } from '../../agent/instance/readiness.js';
-import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
+import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

@@ -18,10 +18,10 @@ import { emptyReplicaSet } from '../../agent/decide/members.js';
 import type { Action, ObservedCluster, ObservedInstance, ObservedReplicaSet, PersistedState } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/decide/timings.js';
-import type { TarantoolLane } from '../../localcluster/tarantool-binaries.js';
+import type { TarantoolLane } from '../../demo/tarantool-binaries.js';
 import type { StatusReplicaSet } from '../../shared/status.js';
-import { observedPod } from '../helpers/observe.js';
-import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
+import { observedPod } from '../support/observe.js';
+import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

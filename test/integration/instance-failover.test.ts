@@ -5,8 +5,8 @@
 // (box.ctl.clear_synchro_queue clears them).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LuaError } from '../../agent/console/errors.js';
-import { TARANTOOL_LANES } from '../../localcluster/tarantool-binaries.js';
-import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
+import { TARANTOOL_LANES } from '../../demo/tarantool-binaries.js';
+import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

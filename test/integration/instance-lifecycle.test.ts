@@ -5,7 +5,7 @@ import { instanceUuid, replicasetUuid } from '../../shared/identity.js';
 import { LuaError } from '../../agent/console/errors.js';
 import { readinessOf } from '../../agent/instance/readiness.js';
 import { covers } from '../../agent/tarantool/vclock.js';
-import { eventually, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type Node } from '../helpers/tarantool.js';
+import { eventually, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type Node } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { LuaError } from '../../agent/console/errors.js';
-import { TarantoolFleet, TEST_CLUSTER, TEST_REPLICASET, type Node } from '../helpers/tarantool.js';
+import { TarantoolFleet, TEST_CLUSTER, TEST_REPLICASET, type Node } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 

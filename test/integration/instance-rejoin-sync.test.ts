@@ -22,9 +22,9 @@ import type { Command, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet
 import { emptyReplicaSet } from '../../agent/decide/members.js';
 import { MAX_REPAIR_REBOOTSTRAPS, planReplicationRepair, stoppedUpstream } from '../../agent/decide/repair.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/decide/timings.js';
-import { observedPod } from '../helpers/observe.js';
-import { SYNC_LOAD } from '../helpers/sync-load.js';
-import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
+import { observedPod } from '../support/observe.js';
+import { SYNC_LOAD } from '../support/sync-load.js';
+import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 
 // Tarantool 2.6.0's own defects: this file reproduces them on Debian's 2.6.0 whatever the default lane.
 const LANE_26 = { lane: '2.6' } as const;

@@ -17,9 +17,9 @@ import { StatefulSetWatcher } from '../../agent/kube/statefulsets.js';
 import { sleep } from '../../agent/mesh/backoff.js';
 import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/state/envelope.js';
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
-import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { leaseName, stateConfigMapName } from '../../shared/names.js';
-import { connectAll, startNode } from './mesh-helpers.js';
+import { connectAll, startNode } from '../support/mesh.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'adapters';

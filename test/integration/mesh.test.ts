@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Command } from '../../agent/wire/mesh-protocol.js';
-import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from './mesh-helpers.js';
+import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
 
 const nodes: Node[] = [];
 const sockets: WebSocket[] = [];

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
-import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../webhook/local-install.js';
+import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
 import { createLogger } from '../../shared/log.js';
 import { apiStatus } from '../../webhook/cluster.js';
 

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { applied, review, stsPod, type ReviewResponse } from '../unit/webhook-fixtures.js';
+import { applied, review, stsPod, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 

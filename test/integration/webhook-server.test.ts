@@ -12,7 +12,7 @@ import type { WebhookConfig } from '../../webhook/cli.js';
 import type { ClusterAccess, StoredSecret } from '../../webhook/cluster.js';
 import { generateBundle, servingNames, writeCertDir } from '../../webhook/tls.js';
 import { createLogger } from '../../shared/log.js';
-import { applied, review, stsPod, type ReviewResponse } from '../unit/webhook-fixtures.js';
+import { applied, review, stsPod, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });
 

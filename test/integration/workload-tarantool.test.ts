@@ -4,7 +4,7 @@
 // master acknowledged is in the replica's WAL, so promoting the replica (clear_synchro_queue with
 // quorum 1 confirms everything it holds) loses no acknowledged write.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, TarantoolFleet, type Node } from '../helpers/tarantool.js';
+import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 import { acknowledgedKeys, firstAcknowledgedAfter, startWriteLoad, summarize, verifyAcknowledged, type WriteTarget } from '../../tools/workload.js';
 import { startSampler, type Sample, type Sampler } from '../../tools/sampler.js';
 

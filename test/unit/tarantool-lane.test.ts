@@ -1,7 +1,7 @@
 // The Tarantool version a person names for the local world (`npm run bench -- --tarantool 2.6`,
 // SHOAL_TARANTOOL_LANE) and whether a reported version belongs to it. Pure: no binary is run.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { defaultLane, parseLane, tarantoolImage, versionMatchesLane } from '../../localcluster/tarantool-binaries.js';
+import { defaultLane, parseLane, tarantoolImage, versionMatchesLane } from '../../demo/tarantool-binaries.js';
 import { ShoalError } from '../../shared/errors.js';
 
 describe('parseLane', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { mutatePod, mutateStatefulSet, type Mutation } from '../../webhook/inject.js';
-import { OPTS, statefulSet, stsPod, tarantoolContainer } from './webhook-fixtures.js';
+import { OPTS, statefulSet, stsPod, tarantoolContainer } from '../support/webhook-fixtures.js';
 
 function ok<T>(m: Mutation): T {
   if (!m.allowed) throw new Error(`refused: ${m.message}`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { KubernetesObject, V1ClusterRole, V1Deployment, V1MutatingWebhookConfiguration, V1Role } from '@kubernetes/client-node';
-import { agentRbacObjects, loadManifest, localWebhookConfiguration } from '../../webhook/local-install.js';
+import { agentRbacObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
 import { certSecretName } from '../../webhook/cert-sync.js';
 import { CLUSTER_LABEL } from '../../shared/names.js';
 

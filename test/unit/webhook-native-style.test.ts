@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { mutatePod, type Mutation } from '../../webhook/inject.js';
 import { NATIVE_CONFIG, NATIVE_PRELOAD, nativeStyleOf } from '../../webhook/native-style.js';
-import { OPTS, stsPod, tarantoolContainer } from './webhook-fixtures.js';
+import { OPTS, stsPod, tarantoolContainer } from '../support/webhook-fixtures.js';
 
 const ok = (m: Mutation): V1Pod => {
   if (!m.allowed) throw new Error(`refused: ${m.message}`);

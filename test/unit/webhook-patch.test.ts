@@ -5,7 +5,7 @@ import { applyPatch } from 'rfc6902';
 import { describe, expect, it } from 'vitest';
 import { handleReview } from '../../webhook/review.js';
 import { jsonPatch } from '../../webhook/patch.js';
-import { applied, OPTS, review, stsPod, tarantoolContainer, type ReviewResponse } from './webhook-fixtures.js';
+import { applied, OPTS, review, stsPod, tarantoolContainer, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 function apply(before: unknown, after: unknown): unknown {
   const doc = { root: structuredClone(before) };

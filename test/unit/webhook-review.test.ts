@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { V1Pod } from '@kubernetes/client-node';
 import { handleReview, parseAdmissionReview } from '../../webhook/review.js';
-import { applied, OPTS, review, statefulSet, stsPod, type ReviewResponse } from './webhook-fixtures.js';
+import { applied, OPTS, review, statefulSet, stsPod, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const response = (body: Record<string, unknown>) => body.response as ReviewResponse;
 

@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseLane, tarantoolBinary, type TarantoolLane } from '../../localcluster/tarantool-binaries.js';
+import { parseLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
 import { errorMessage } from '../../shared/errors.js';
 import { formatSummary, runChaos } from './run.js';
 

@@ -1,7 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATIONS, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT, AGENT_CONTAINER, RUN_VOLUME } from '../shared/names.js';
-import type { PodRuntimeInfo } from './kubelet/types.js';
+import type { PodRuntimeInfo } from '../localcluster/kubelet/types.js';
 
 // The demo's --state-file (SPEC §6): where outside tools find and disturb the pieces. Pure mapping
 // from the API server's pods and the kubelet's runtime view, plus an atomic write.

@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { ShoalError } from '../shared/errors.js';
-import { apiStatus } from './cluster.js';
+import { apiStatus } from '../webhook/cluster.js';
 
-/** The objects of a file in manifests/ (works from webhook/ and from dist/webhook/). */
+/** The objects of a file in manifests/ (works from demo/ and from dist/demo/). */
 export function loadManifest(file: string): KubernetesObject[] {
   for (const rel of [`../manifests/${file}`, `../../manifests/${file}`]) {
     let text: string;
@@ -18,7 +18,7 @@ export function loadManifest(file: string): KubernetesObject[] {
     }
     return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
   }
-  throw new ShoalError(`manifests/${file} not found next to the webhook code`, 'run from a checkout of the Shoal repository');
+  throw new ShoalError(`manifests/${file} not found next to the demo code`, 'run from a checkout of the Shoal repository');
 }
 
 export interface LocalWebhookOptions {

@@ -5,8 +5,9 @@ import { errorMessage, ShoalError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import { DEFAULT_AGENT_PORT } from '../shared/names.js';
 import { startWebhook, type StartedWebhook } from '../webhook/start.js';
-import { agentRbacObjects, applyObjects, installLocalWebhook } from '../webhook/local-install.js';
-import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from './cluster.js';
+import { agentRbacObjects, applyObjects, installLocalWebhook } from './local-install.js';
+import type { LocalCluster, LocalClusterOptions } from '../localcluster/cluster.js';
+import { startShoalLocalCluster } from './local-cluster.js';
 
 // Shoal installed on the local cluster the way manifests/ installs it on a real one, except where
 // loopback needs otherwise (KUBERNETES.md): the webhook runs as a process of ours, registered by URL
@@ -23,7 +24,7 @@ export interface ShoalStack {
 }
 
 export async function startShoalStack(opts: LocalClusterOptions & { logger: Logger }): Promise<ShoalStack> {
-  const cluster = await startLocalCluster(opts);
+  const cluster = await startShoalLocalCluster(opts);
   let webhook: StartedWebhook | undefined;
   try {
     webhook = await startWebhook(

@@ -13,7 +13,7 @@ import { identityOf } from '../../agent/instance/identity.js';
 import { LocalInstance } from '../../agent/instance/local.js';
 import type { ReplicationCredentials } from '../../agent/instance/uri.js';
 import { createLogger } from '../../shared/log.js';
-import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../localcluster/tarantool-binaries.js';
+import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
 
 export interface TarantoolStartOptions {
   /** Lua run after require('shoal').cfg{…} returns (the application's own code). */

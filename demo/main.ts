@@ -9,9 +9,9 @@ import { createLogger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { CLUSTER_LABEL } from '../shared/names.js';
 import type { AgentStatus } from '../shared/status.js';
-import { repoRoot } from './cluster.js';
-import { demoState, writeStateFile } from './demo-state.js';
-import { sleep } from './kubelet/sleep.js';
+import { repoRoot } from './repo-root.js';
+import { demoState, writeStateFile } from './state-file.js';
+import { sleep } from '../localcluster/kubelet/sleep.js';
 import { startShoalStack, type ShoalStack } from './shoal-stack.js';
 
 // `npm run demo`: the local cluster, the webhook, and an example from examples/ (by default
