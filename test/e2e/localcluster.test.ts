@@ -358,6 +358,8 @@ describe('graceful deletion', () => {
       },
       { timeoutMs: 30_000 },
     );
+    // Running is not yet trapping: a delete before the shell ran `trap` would end it at SIGTERM.
+    await waitFor('stubborn trapping SIGTERM', async () => (await core.readNamespacedPodLog({ name: 'stubborn', namespace: ns })).includes('up'), { timeoutMs: 30_000 });
     const { pids, unixUid } = runtime('stubborn');
     const t0 = Date.now();
     await core.deleteNamespacedPod({ name: 'stubborn', namespace: ns });
