@@ -78,7 +78,7 @@ export class Coordinator {
   private lastPublished = '';
   private lastPublishAt = 0;
   private running = false;
-  /** Each replica set's rollout phase as this coordinator last planned it. */
+  /** Each replica set's rollout phase as this coordinator last planned it (the core's memory of phases). */
   private readonly phases = new Map<string, RolloutPhase>();
   private readonly queue: PendingSwitchover[] = [];
   private readonly watches: Watch[] = [];
@@ -179,7 +179,7 @@ export class Coordinator {
         if (stop !== null) return stop;
       }
       const observed = this.o.observer.observe(this.persisted, this.clock());
-      const result = reconcile(observed, this.persisted, this.o.timings);
+      const result = reconcile(observed, this.persisted, this.o.timings, Object.fromEntries(this.phases));
       // Logged when it changes, not when only a running duration in it does ("silent for 1.2 s").
       const gist = result.reason.replace(/\d+(\.\d+)? s\b/g, '# s');
       if (gist !== this.lastReason) {
@@ -210,37 +210,7 @@ export class Coordinator {
     this.persisted = outcome.persisted;
     if (outcome.records.some((r) => !r.ok && r.action.kind === 'persist')) this.dirty = true;
     this.countPromotions(before, outcome);
-    if (!outcome.stale) await this.settleOldMasters(outcome, observed, signal);
     return outcome;
-  }
-
-  /**
-   * After a completed hand-over the old master is a healthy replica in the core's eyes, but its agent
-   * still marks it fenced (not ready, role "fenced"): tell it, under the same term, to follow the new
-   * master. Only when it was fenced and caught up to within this very batch — a failover's old master
-   * stays quarantined for the core's admission check instead.
-   */
-  private async settleOldMasters(outcome: BatchOutcome, observed: ObservedCluster, signal: AbortSignal): Promise<void> {
-    const ok = outcome.records.filter((r) => r.ok).map((r) => r.action);
-    for (const p of ok) {
-      if (p.kind !== 'promote') continue;
-      const wait = ok.find((a) => a.kind === 'waitCatchUp' && a.pod === p.pod && a.replicaset === p.replicaset);
-      if (!wait || wait.kind !== 'waitCatchUp') continue;
-      const from = wait.source;
-      const state = this.persisted?.replicasets[p.replicaset];
-      if (state?.master !== p.pod || !state.members.some((m) => m.pod === from) || state.quarantined.some((q) => q.pod === from)) continue;
-      const rejoin = {
-        kind: 'rejoinAsReplica' as const,
-        term: this.term,
-        replicaset: p.replicaset,
-        pod: from,
-        replication: p.replication,
-        synchroQuorum: p.synchroQuorum,
-        reason: `switchover done: ${from} follows ${p.pod} as a replica`,
-      };
-      const after = await runBatch([rejoin], this.persisted as PersistedState, observed, { ...this.o.actions, termChanged: (t) => this.setTerm(t) }, signal);
-      this.persisted = after.persisted;
-    }
   }
 
   // A completed promotion that changed the master: a switchover when a catch-up preceded it.
@@ -292,21 +262,14 @@ export class Coordinator {
     }
   }
 
-  /**
-   * The phase gauge, and an Event when a rollout pauses or completes (its deletions and hand-over
-   * have their own). A coordinator that takes over mid-rollout reports what it sees from then on.
-   */
+  /** The phase gauge, and the phases the next round's Events are decided against (rollout.ts). */
   private trackRollouts(result: ReconcileResult): void {
-    const working: readonly RolloutPhase[] = ['restarting-replicas', 'switching-master', 'restarting-old-master'];
     for (const [rs, { rollout }] of Object.entries(result.replicasets)) {
       const prev = this.phases.get(rs);
       if (prev === rollout.phase) continue;
       if (prev !== undefined) this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: prev }, 0);
       this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: rollout.phase }, 1);
       this.phases.set(rs, rollout.phase);
-      if (prev === undefined) continue;
-      if (rollout.phase === 'paused') this.o.actions.event(rs, 'Normal', 'RolloutPaused', rollout.reason);
-      else if (rollout.phase === 'idle' && working.includes(prev)) this.o.actions.event(rs, 'Normal', 'RolloutComplete', rollout.reason);
     }
   }
 

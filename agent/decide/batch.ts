@@ -20,10 +20,11 @@ export const stamp = (command: Command, term: number): Action => ({ ...command, 
 
 /**
  * Actions whose failure must stop the rest of the batch: a lost CAS (someone else decided), a fence
- * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes).
+ * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes),
+ * and a reconfigure or promotion that later actions build on (marked `gate`).
  */
 export function isGate(action: Action): boolean {
-  if (action.kind === 'reconfigure') return action.gate === true;
+  if (action.kind === 'reconfigure' || action.kind === 'promote') return action.gate === true;
   return action.kind === 'persist' || action.kind === 'fence' || action.kind === 'waitCatchUp';
 }
 

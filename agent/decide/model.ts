@@ -278,15 +278,18 @@ export type Action =
   | (InstanceAction & { kind: 'expel'; expelledPod: string; expelledUuid: string })
   /** box.cfg{read_only = true}; acknowledged only once applied. */
   | (InstanceAction & { kind: 'fence' })
-  /** box.cfg{replication, read_only = false} then box.ctl.clear_synchro_queue(). */
-  | (InstanceAction & ReplicationConfig & { kind: 'promote' })
+  /**
+   * box.cfg{replication, read_only = false} then box.ctl.clear_synchro_queue(). `gate`: later
+   * actions depend on it (a switchover's old master rejoins only under a new master).
+   */
+  | (InstanceAction & ReplicationConfig & { kind: 'promote'; gate?: boolean })
   /** Block until `pod`'s vclock covers `source`'s vclock as it is after the preceding fence. */
   | (InstanceAction & { kind: 'waitCatchUp'; source: string; timeoutMs: number })
   /** Stop, move the data dir aside (kept), start empty with the same instance_uuid, join as a replica. */
   | (InstanceAction & ReplicationConfig & { kind: 'rebootstrap' })
   /** A replica's stopped replication is started again: replication emptied, then set back (read-only kept). */
   | (InstanceAction & ReplicationConfig & { kind: 'restartReplication' })
-  /** A checked, read-only old master re-enters replication as a replica. */
+  /** A checked (or switched-over, fenced) read-only old master re-enters replication as a replica. */
   | (InstanceAction & ReplicationConfig & { kind: 'rejoinAsReplica' })
   /** Rollout: delete the pod (precondition: this uid) so the StatefulSet recreates it. */
   | (InstanceAction & { kind: 'deletePod'; uid: string | null })

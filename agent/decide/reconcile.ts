@@ -1,5 +1,5 @@
 import { planAdmissions } from './admission.js';
-import { assembleBatch } from './batch.js';
+import { assembleBatch, stamp } from './batch.js';
 import { planBootstrap } from './bootstrap.js';
 import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
 import { inMajority } from './fencing.js';
@@ -7,7 +7,7 @@ import { emptyReplicaSet } from './members.js';
 import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
 import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
 import { planReplicationRepair } from './repair.js';
-import { planRollout, type RolloutPlan } from './rollout.js';
+import { planRollout, rolloutPhaseEvent, type RolloutPhase, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
 import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
 import { validateTimings } from './timings.js';
@@ -114,8 +114,16 @@ function reconcileReplicaSet(
   return { step: mergeSteps(persisted, parts), rollout };
 }
 
-/** One round of the coordinator for the whole cluster. Pure: time comes from `observed.now`. */
-export function reconcile(observed: ObservedCluster, persisted: PersistedState, timings: Timings): ReconcileResult {
+/**
+ * One round of the coordinator for the whole cluster. Pure: time comes from `observed.now`, and
+ * `previousPhases` is each replica set's rollout phase as the caller's last round reported it.
+ */
+export function reconcile(
+  observed: ObservedCluster,
+  persisted: PersistedState,
+  timings: Timings,
+  previousPhases: Readonly<Record<string, RolloutPhase>> = {},
+): ReconcileResult {
   validateTimings(timings);
   const { size, reachableFromCoordinator } = observed.mesh;
   if (!inMajority(reachableFromCoordinator - 1, size)) {
@@ -130,8 +138,13 @@ export function reconcile(observed: ObservedCluster, persisted: PersistedState, 
     replicasets[rs.name] = { reason: step.reason, rollout: { phase: rollout.phase, next: rollout.next, reason: rollout.reason } };
   }
   const batch = assembleBatch(persisted, steps);
+  // Phase Events lead the batch: they report the plan, whether or not a gate stops the rest.
+  const phaseEvents = Object.entries(replicasets).flatMap(([name, r]) => {
+    const e = rolloutPhaseEvent(name, previousPhases[name], r.rollout);
+    return e === null ? [] : [stamp(e, batch.nextPersisted.term)];
+  });
   const reason = Object.entries(replicasets)
     .map(([name, r]) => `${name}: ${r.reason}`)
     .join('; ');
-  return { ...batch, reason: reason || 'no replica sets', replicasets };
+  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets };
 }

@@ -110,19 +110,18 @@ export function switchoverStep(
       reason: `switchover: ${to} must have every row ${from} has before it takes writes`,
     },
   ];
-  const promote: Command = {
-    kind: 'promote',
-    replicaset: rs.name,
-    pod: to,
-    reason: `switchover: ${to} caught up with ${from} and becomes master`,
-    ...config,
-  };
+  // The old master is a healthy replica once `to` took over, but its agent still marks it fenced
+  // (not ready): it is told to follow the new master. Only after a successful promotion (a gate).
+  const handover: Command[] = [
+    { kind: 'promote', replicaset: rs.name, pod: to, reason: `switchover: ${to} caught up with ${from} and becomes master`, gate: true, ...config },
+    { kind: 'rejoinAsReplica', replicaset: rs.name, pod: from, reason: `switchover done: ${from} follows ${to} as a replica`, ...config },
+  ];
   return {
     state: recorded,
     commands,
     bumpTerm: !resume,
     reason,
-    handover: { state: handedOver, commands: [promote] },
+    handover: { state: handedOver, commands: handover },
     final: true,
   };
 }
