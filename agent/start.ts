@@ -255,7 +255,6 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
         acknowledged: (pod, t, at) => observer.acknowledged(pod, t, at),
         metrics,
         logger: log.child({ module: 'coordinator' }),
-        timings: timings.core,
       },
       onTerm: (term) => metrics.term.set(term),
     });

@@ -3,7 +3,7 @@
 // agent/config.ts.
 import type { AgentTimings } from './config.js';
 import type { Timings } from './decide/model.js';
-import { DEFAULT_TIMINGS, validateTimings } from './decide/timings.js';
+import { deriveTimings } from './decide/timings.js';
 import type { ElectionTimings } from './lease/timing.js';
 
 export const CONTROL_DEFAULTS = {
@@ -26,12 +26,7 @@ export interface ControlTimings {
 /** Throws a ShoalError naming the variable to change when the relations cannot hold. */
 export function controlTimings(t: AgentTimings): ControlTimings {
   const heartbeatTimeoutMs = t.heartbeatTimeoutMs ?? CONTROL_DEFAULTS.heartbeatTimeoutMs;
-  const core = validateTimings({
-    ...DEFAULT_TIMINGS,
-    failoverTimeoutMs: t.failoverTimeoutMs,
-    heartbeatTimeoutMs,
-    catchUpTimeoutMs: t.catchUpTimeoutMs ?? CONTROL_DEFAULTS.catchUpTimeoutMs,
-  });
+  const core = deriveTimings(t);
   const leaseDurationMs = t.leaseSeconds * 1000;
   return {
     core,

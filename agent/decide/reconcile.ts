@@ -5,7 +5,7 @@ import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
 import { inMajority } from './fencing.js';
 import { emptyReplicaSet } from './members.js';
 import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
-import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import type { Action, PlannedAction, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
 import { planReplicationRepair } from './repair.js';
 import { planRollout, rolloutPhaseEvent, type RolloutPhase, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
@@ -39,14 +39,14 @@ export function beginTerm(persisted: PersistedState, coordinatorPod: string): Pe
   return { ...persisted, term: persisted.term + 1, coordinator: coordinatorPod };
 }
 
-const targets = (commands: readonly Command[]): Set<string> =>
+const targets = (commands: readonly PlannedAction[]): Set<string> =>
   new Set(commands.flatMap((c) => ('pod' in c && c.kind !== 'expel' ? [c.pod] : [])));
 
 function rolloutStep(rs: ObservedReplicaSet, state: PersistedReplicaSet, plan: RolloutPlan, now: number, timings: Timings): Step {
   const next: PersistedReplicaSet = { ...state, rollout: plan.progress };
   const { step } = plan;
   if (step.kind === 'deleteReplica' || step.kind === 'deleteOldMaster') {
-    const commands: Command[] = [
+    const commands: PlannedAction[] = [
       { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'RolloutRestart', reason: plan.reason },
       { kind: 'deletePod', replicaset: rs.name, pod: step.pod, uid: step.uid, reason: plan.reason },
     ];
@@ -89,7 +89,7 @@ function reconcileReplicaSet(
     state = step.state;
     done = step.final;
   };
-  const planned = (): Command[] => parts.flatMap((p) => p.commands);
+  const planned = (): PlannedAction[] => parts.flatMap((p) => p.commands);
   const busy = (): Set<string> => targets(planned());
 
   run((s) => planBootstrap(rs, s));
@@ -137,11 +137,11 @@ export function reconcile(
     steps[rs.name] = step;
     replicasets[rs.name] = { reason: step.reason, rollout: { phase: rollout.phase, next: rollout.next, reason: rollout.reason } };
   }
-  const batch = assembleBatch(persisted, steps);
+  const batch = assembleBatch(persisted, steps, timings);
   // Phase Events lead the batch: they report the plan, whether or not a gate stops the rest.
   const phaseEvents = Object.entries(replicasets).flatMap(([name, r]) => {
     const e = rolloutPhaseEvent(name, previousPhases[name], r.rollout);
-    return e === null ? [] : [stamp(e, batch.nextPersisted.term)];
+    return e === null ? [] : [stamp(e, batch.nextPersisted.term, timings)];
   });
   const reason = Object.entries(replicasets)
     .map(([name, r]) => `${name}: ${r.reason}`)

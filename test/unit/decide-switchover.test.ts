@@ -20,7 +20,7 @@ describe('planSwitchover', () => {
     const [intent, done] = only(p.actions, 'persist');
     expect(intent?.state.replicasets.s).toMatchObject({ master: 's-0', switchover: { from: 's-0', to: 's-2' } });
     expect(done?.state.replicasets.s).toMatchObject({ master: 's-2', switchover: null });
-    expect(only(p.actions, 'waitCatchUp')[0]).toMatchObject({ source: 's-0', timeoutMs: T.catchUpTimeoutMs });
+    expect(only(p.actions, 'waitCatchUp')[0]).toMatchObject({ source: 's-0', budgetMs: T.catchUpTimeoutMs });
     expect(p.nextPersisted.replicasets.s?.master).toBe('s-2');
     expect(p.reason).toMatch(/switching over from s-0 to s-2 \(requested by POST \/switchover\)/);
   });
