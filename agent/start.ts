@@ -9,7 +9,7 @@ import { errorMessage } from '../shared/errors.js';
 import { leaseName } from '../shared/names.js';
 import type { AgentConfig } from './config.js';
 import { emptyState } from './decide/reconcile.js';
-import { fenceDeadline } from './decide/timings.js';
+import { deriveTimings, fenceDeadline } from './decide/timings.js';
 import type { PersistedState } from './decide/model.js';
 import type { AgentMetrics } from './http/metrics.js';
 import { mountControlRoutes } from './http/control-routes.js';
@@ -23,6 +23,7 @@ import { getOrCreateMeshSecret, replicationPassword } from './kube/secret.js';
 import { StatefulSetWatcher } from './kube/statefulsets.js';
 import { LeaderElector } from './lease/election.js';
 import { kubeLeaseApi } from './lease/lease-api.js';
+import { electionTimings } from './lease/timing.js';
 import { sleep } from './mesh/backoff.js';
 import { Mesh } from './mesh/mesh.js';
 import { StateStore } from './state/store.js';
@@ -36,7 +37,6 @@ import { settledWithin } from './util/bounded.js';
 import { LocalProbe, toWireInstance, type LocalSnapshot } from './member/probe.js';
 import { SelfFencer } from './member/self-fence.js';
 import { decodePersistedState, persistedLens } from './wire/state-codec.js';
-import { controlTimings } from './timings.js';
 import { TopologyReceiver } from './member/topology.js';
 
 /** The parts of a started agent (runtime.ts) that coordination plugs into. */
@@ -68,7 +68,7 @@ const STOP_STEP_MS = 10_000;
 
 export function startControl(agent: AgentParts, log: Logger, opts: ControlOptions = {}): Control {
   const { config, instance, http } = agent;
-  const timings = controlTimings(config.timings); // throws with the fix when the relations cannot hold
+  const timings = deriveTimings(config.timings); // throws with the fix when the relations cannot hold
   const kube = createKubeClients(loadKubeConfig(opts.env ?? process.env), config.namespace);
   const stopping = new AbortController();
   const signal = stopping.signal;
@@ -98,10 +98,10 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     if (pid === null || pid === armedPid || arming) return;
     arming = true;
     instance
-      .armWatchdog(fenceDeadline(timings.core) / 1000, { timeoutMs: config.timings.statusTimeoutMs })
+      .armWatchdog(fenceDeadline(timings) / 1000, { timeoutMs: config.timings.statusTimeoutMs })
       .then(() => {
         armedPid = pid;
-        log.info({ pid, seconds: fenceDeadline(timings.core) / 1000 }, 'armed the Tarantool watchdog (read-only if this agent goes silent)');
+        log.info({ pid, seconds: fenceDeadline(timings) / 1000 }, 'armed the Tarantool watchdog (read-only if this agent goes silent)');
       })
       .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'could not arm the Tarantool watchdog; retrying'))
       .finally(() => {
@@ -189,7 +189,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       registry: agent.metrics.registry,
       termAuthority: (s) => store.currentTerm(s),
       heartbeatIntervalMs: timings.heartbeatIntervalMs,
-      staleAfterMs: timings.core.heartbeatTimeoutMs,
+      staleAfterMs: timings.heartbeatTimeoutMs,
     });
     mesh = m;
     m.attach(http.server);
@@ -202,7 +202,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       statefulSets: () => sets.current,
       sees: () => m.reachability().sees,
       local: () => probe.latest(),
-      heartbeatTimeoutMs: timings.core.heartbeatTimeoutMs,
+      heartbeatTimeoutMs: timings.heartbeatTimeoutMs,
     });
     m.onHeartbeat((hb) => observer.heartbeat(hb));
     const executor = new CommandExecutor({
@@ -225,10 +225,10 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       reachability: () => m.reachability(),
       local: () => probe.latest(),
       fence: async () => {
-        await instance.fence({ timeoutMs: 2_000 });
+        await instance.fence({ timeoutMs: timings.fenceBudgetMs });
         await probe.refresh();
       },
-      timings: timings.core,
+      timings: timings,
       logger: log.child({ module: 'self-fence' }),
       onFenced: (reason) => {
         metrics.selfFences.inc();
@@ -243,7 +243,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       store,
       observer,
       mesh: m,
-      timings: timings.core,
+      timings: timings,
       intervalMs: timings.coordinatorIntervalMs,
       metrics,
       logger: log.child({ module: 'coordinator' }),
@@ -272,7 +272,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
       api: kubeLeaseApi(kube, leaseName(config.cluster), config.cluster),
       identity: config.pod,
       uid: config.podUid ?? '',
-      timings: timings.lease,
+      timings: electionTimings(config.timings.leaseSeconds),
       logger: log.child({ module: 'lease' }),
       releaseOnCancel: opts.releaseLease ?? true,
       onStartedLeading: (s) => void lead(c, s, log),
