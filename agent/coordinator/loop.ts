@@ -45,7 +45,7 @@ export interface CoordinatorOptions {
   republishMs?: number;
   metrics: ControlMetrics;
   logger: Logger;
-  /** Wall clock: persisted timestamps are compared across coordinators. */
+  /** Wall clock (default Date.now): persisted timestamps are compared across coordinators. */
   clock?: () => number;
   /** Called with every term this coordinator takes or moves to. */
   onTerm?: (term: number) => void;
@@ -101,35 +101,45 @@ export class Coordinator {
    * it stopped; never rejects.
    */
   async run(signal: AbortSignal): Promise<string> {
-    const log = this.o.logger;
     try {
-      const snap = await this.takeTerm(signal);
-      if (!snap) return 'stopped before a term was taken';
-      this.running = true;
-      this.persisted = snap.state;
-      this.dirty = false;
-      const inherited = this.o.observer.beginTerm(this.clock());
-      this.setTerm(snap.term);
-      this.o.metrics.leader.set(1);
-      log.info({ term: snap.term, inherited }, `coordinating the cluster as term ${snap.term}`);
-      this.o.actions.event('', 'Normal', 'Coordinator', `${this.o.self} coordinates cluster ${this.o.cluster} as term ${snap.term}`);
+      if (!(await this.begin(signal))) return 'stopped before a term was taken';
       while (!signal.aborted) {
         const started = this.clock();
-        const stop = await this.round(signal);
+        const stop = await this.runRound(signal);
         if (stop !== null) return stop;
         const wait = this.o.intervalMs - (this.clock() - started);
         await sleep(Math.max(10, wait), signal).catch(() => undefined);
       }
       return 'leadership ended';
     } finally {
-      this.running = false;
-      this.o.metrics.leader.set(0);
-      this.phases.clear();
-      this.o.metrics.rolloutPhase.reset(); // only the coordinator plans rollouts
-      const why = 'this agent stopped coordinating; ask again (the new coordinator answers)';
-      for (const p of this.queue.splice(0)) p.resolve({ ok: false, retry: true, reason: why });
-      for (const w of this.watches.splice(0)) w.resolve({ ok: false, retry: true, reason: why });
+      this.end();
     }
+  }
+
+  /** Takes a new term (CAS); false when `signal` aborted first. run() does this, then rounds. */
+  async begin(signal: AbortSignal): Promise<boolean> {
+    const snap = await this.takeTerm(signal);
+    if (!snap) return false;
+    this.running = true;
+    this.persisted = snap.state;
+    this.dirty = false;
+    const inherited = this.o.observer.beginTerm(this.clock());
+    this.setTerm(snap.term);
+    this.o.metrics.leader.set(1);
+    this.o.logger.info({ term: snap.term, inherited }, `coordinating the cluster as term ${snap.term}`);
+    this.o.actions.event('', 'Normal', 'Coordinator', `${this.o.self} coordinates cluster ${this.o.cluster} as term ${snap.term}`);
+    return true;
+  }
+
+  /** Stops coordinating: what was asked of this coordinator is answered "ask again". */
+  end(): void {
+    this.running = false;
+    this.o.metrics.leader.set(0);
+    this.phases.clear();
+    this.o.metrics.rolloutPhase.reset(); // only the coordinator plans rollouts
+    const why = 'this agent stopped coordinating; ask again (the new coordinator answers)';
+    for (const p of this.queue.splice(0)) p.resolve({ ok: false, retry: true, reason: why });
+    for (const w of this.watches.splice(0)) w.resolve({ ok: false, retry: true, reason: why });
   }
 
   /** Queues a switchover for the next round; resolves when it is done, refused or abandoned. */
@@ -163,8 +173,8 @@ export class Coordinator {
     this.o.onTerm?.(term);
   }
 
-  /** One round; returns why to stop, or null to go on. */
-  private async round(signal: AbortSignal): Promise<string | null> {
+  /** One round (after begin()): returns why to stop, or null to go on. Never rejects. */
+  async runRound(signal: AbortSignal): Promise<string | null> {
     const timer = this.o.metrics.roundSeconds.startTimer();
     try {
       if (this.dirty || this.persisted === null) {
