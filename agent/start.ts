@@ -365,7 +365,6 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
     observer,
     mesh,
     timings,
-    intervalMs: timings.coordinatorIntervalMs,
     metrics,
     logger: log.child({ module: 'coordinator' }),
     actions: {

@@ -39,8 +39,8 @@ export interface CoordinatorOptions {
     highestTerm(): { term: number };
     pushTopology(topology: JsonObject, term: number): void;
   };
+  /** The core's timings; rounds are timings.coordinatorIntervalMs apart. */
   timings: Timings;
-  intervalMs: number;
   /** Re-publish an unchanged view this often (agents that just connected get it). */
   republishMs?: number;
   metrics: ControlMetrics;
@@ -107,7 +107,7 @@ export class Coordinator {
         const started = this.clock();
         const stop = await this.runRound(signal);
         if (stop !== null) return stop;
-        const wait = this.o.intervalMs - (this.clock() - started);
+        const wait = this.o.timings.coordinatorIntervalMs - (this.clock() - started);
         await sleep(Math.max(10, wait), signal).catch(() => undefined);
       }
       return 'leadership ended';

@@ -501,7 +501,6 @@ export class Sim {
       },
       mesh: { observeTerm: () => undefined, highestTerm: () => ({ term: this.state.term }), pushTopology: () => undefined },
       timings: this.timings,
-      intervalMs: 0,
       metrics,
       logger,
       clock: () => this.now,
