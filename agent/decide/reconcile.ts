@@ -23,7 +23,7 @@ export interface ReplicaSetReport {
 }
 
 export interface ReconcileResult {
-  /** In order; a failed gate (persist, fence, waitCatchUp — batch.ts isGate) stops the rest. */
+  /** In order; a failed gate (persist, fence, waitCatchUp, a marked reconfigure or promote — batch.ts isGate) stops the rest. */
   actions: Action[];
   nextPersisted: PersistedState;
   reason: string;
