@@ -138,7 +138,7 @@ export function parseConfig(env: Env = process.env): AgentConfig {
     prestopTimeoutMs: int(env, 'SHOAL_PRESTOP_TIMEOUT_MS', 30_000, 0, 3_600_000, problems),
     consoleTimeoutMs: int(env, 'SHOAL_CONSOLE_TIMEOUT_MS', 10_000, 10, 600_000, problems),
     statusTimeoutMs: int(env, 'SHOAL_STATUS_TIMEOUT_MS', 2_000, 10, 600_000, problems),
-    // Unset = the defaults in the table (applied by agent/timings.ts).
+    // Unset = the defaults in the table (applied by deriveTimings in agent/decide/timings.ts).
     heartbeatTimeoutMs: optionalInt(env, 'SHOAL_HEARTBEAT_TIMEOUT_MS', 100, 60_000, problems),
     coordinatorIntervalMs: optionalInt(env, 'SHOAL_COORDINATOR_INTERVAL_MS', 10, 60_000, problems),
     catchUpTimeoutMs: optionalInt(env, 'SHOAL_CATCHUP_TIMEOUT_MS', 100, 600_000, problems),

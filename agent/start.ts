@@ -9,8 +9,8 @@ import { errorMessage } from '../shared/errors.js';
 import { leaseName } from '../shared/names.js';
 import type { AgentConfig } from './config.js';
 import { emptyState } from './decide/reconcile.js';
-import { fenceDeadline } from './decide/timings.js';
-import type { PersistedState } from './decide/model.js';
+import { deriveTimings, fenceDeadline } from './decide/timings.js';
+import type { PersistedState, Timings } from './decide/model.js';
 import type { AgentMetrics } from './http/metrics.js';
 import { mountControlRoutes } from './http/control-routes.js';
 import type { AgentServer } from './http/server.js';
@@ -23,6 +23,7 @@ import { getOrCreateMeshSecret, replicationPassword } from './kube/secret.js';
 import { StatefulSetWatcher } from './kube/statefulsets.js';
 import { LeaderElector } from './lease/election.js';
 import { kubeLeaseApi } from './lease/lease-api.js';
+import { electionTimings } from './lease/timing.js';
 import { sleep } from './mesh/backoff.js';
 import { Mesh } from './mesh/mesh.js';
 import { StateStore } from './state/store.js';
@@ -36,7 +37,6 @@ import { settledWithin } from './util/bounded.js';
 import { LocalProbe, toWireInstance, type LocalSnapshot } from './member/probe.js';
 import { SelfFencer } from './member/self-fence.js';
 import { decodePersistedState, persistedLens } from './wire/state-codec.js';
-import { controlTimings } from './timings.js';
 import { TopologyReceiver } from './member/topology.js';
 
 /** The parts of a started agent (runtime.ts) that coordination plugs into. */
@@ -66,98 +66,55 @@ export interface Control {
 /** Bound of each shutdown step after the hand-over (each is bounded itself; this catches a hang). */
 const STOP_STEP_MS = 10_000;
 
+/** Records a Kubernetes Event on a replica set's StatefulSet. */
+type RecordEvent = (replicaset: string, type: 'Normal' | 'Warning', reason: string, message: string) => void;
+
+/** What runs once the mesh Secret is read: the mesh, the coordinator and the Lease election. */
+interface Coordination {
+  token: string;
+  mesh: Mesh;
+  coordinator: Coordinator;
+  elector: LeaderElector;
+  /** The election's run (it releases the Lease when it ends, if configured to). */
+  electing: Promise<void>;
+}
+
+/**
+ * The coordination that exists only after the Secret is read, for the parts started before it
+ * (they answer "not yet" until then). Set once.
+ */
+class Pending<T> {
+  private value: T | null = null;
+  set(v: T): void {
+    if (this.value !== null) throw new Error('set twice');
+    this.value = v;
+  }
+  get(): T | null {
+    return this.value;
+  }
+}
+
 export function startControl(agent: AgentParts, log: Logger, opts: ControlOptions = {}): Control {
   const { config, instance, http } = agent;
-  const timings = controlTimings(config.timings); // throws with the fix when the relations cannot hold
+  const timings = deriveTimings(config.timings); // throws with the fix when the relations cannot hold
   const kube = createKubeClients(loadKubeConfig(opts.env ?? process.env), config.namespace);
   const stopping = new AbortController();
   const signal = stopping.signal;
   const metrics = new ControlMetrics(agent.metrics.registry);
   const events = new EventRecorder({ kube, host: config.pod, logger: log.child({ module: 'events' }) });
-
-  let mesh: Mesh | undefined;
-  let token: string | null = null;
-  let elector: LeaderElector | undefined;
-  let coordinator: Coordinator | undefined;
-  let electing: Promise<void> = Promise.resolve();
   const peers = new PeerWatcher(kube, config.cluster, { logger: log.child({ module: 'pods' }) });
   const sets = new StatefulSetWatcher(kube, config.cluster, { logger: log.child({ module: 'statefulsets' }) });
+  const record = statefulSetEvents(config, events, sets);
+  const coordination = new Pending<Coordination>();
 
-  const record = (replicaset: string, type: 'Normal' | 'Warning', reason: string, message: string): void => {
-    const name = replicaset || config.replicaset;
-    const uid = sets.current.get(name)?.uid;
-    events.record({ kind: 'StatefulSet', name, ...(uid ? { uid } : {}) }, { type, reason, message });
-  };
-
-  // Each Tarantool process gets the dead-agent switch armed once, at the self-fence deadline: if
-  // this agent dies, its master still goes read-only before a failover can promote another.
-  let armedPid: number | null = null;
-  let arming = false;
-  const armWatchdog = (s: LocalSnapshot): void => {
-    const pid = s.state?.pid ?? null;
-    if (pid === null || pid === armedPid || arming) return;
-    arming = true;
-    instance
-      .armWatchdog(fenceDeadline(timings.core) / 1000, { timeoutMs: config.timings.statusTimeoutMs })
-      .then(() => {
-        armedPid = pid;
-        log.info({ pid, seconds: fenceDeadline(timings.core) / 1000 }, 'armed the Tarantool watchdog (read-only if this agent goes silent)');
-      })
-      .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'could not arm the Tarantool watchdog; retrying'))
-      .finally(() => {
-        arming = false;
-      });
-  };
-
-  // A Tarantool version Shoal does not drive: said once per process, in the log and as a Warning
-  // Event; the probe reports it 'unsupported', so the coordinator never configures it.
-  let refusedPid: number | null = null;
-  const refuseUnsupported = (s: LocalSnapshot): void => {
-    const reason = unsupportedVersion(s.state?.version);
-    if (reason === null || s.state === null || s.state.pid === refusedPid) return;
-    refusedPid = s.state.pid;
-    log.error({ version: s.state.version, pid: s.state.pid }, reason);
-    record(config.replicaset, 'Warning', 'UnsupportedTarantool', `${config.pod}: ${reason}`);
-  };
-
-  const receiver = new TopologyReceiver({
-    deliver: (t, o) => instance.topology(t, o),
-    logger: log.child({ module: 'topology' }),
-    replicaset: config.replicaset,
-    peers: () => mesh?.peers() ?? [],
-    knownTerm: () => mesh?.highestTerm().term ?? 0,
-    leader: () => ({ pod: elector?.leader() ?? '', self: elector?.isLeader() ?? false }),
-  });
-  const probe = new LocalProbe({
-    instance,
-    logger: log.child({ module: 'probe' }),
-    intervalMs: timings.heartbeatIntervalMs,
-    timeoutMs: config.timings.statusTimeoutMs,
-    onSnapshot: (s) => {
-      receiver.local(s);
-      armWatchdog(s);
-      refuseUnsupported(s);
-    },
-  });
+  // At once, without the API server: the local probe, /status's cluster part, /switchover and /prestop.
+  const receiver = topologyReceiver(agent, log, coordination);
+  const probe = localProbe(agent, timings, log, receiver, record);
   probe.start(signal);
   http.setClusterStatusProvider({ clusterStatus: () => receiver.clusterStatus() });
-
-  const handover = new Handover({
-    self: config.pod,
-    replicaset: config.replicaset,
-    localCoordinator: () => (coordinator?.active && elector?.isLeader() ? coordinator : null),
-    leader: () => elector?.leader() ?? '',
-    agentAddress: (pod) => {
-      const ip = peers.current.get(pod)?.ip;
-      return ip ? `${ip.includes(':') ? `[${ip}]` : ip}:${config.port}` : null;
-    },
-    token: () => token,
-    writable: async (s) => (await instance.state({ signal: s, timeoutMs: config.timings.statusTimeoutMs })).ro === false,
-    publishedMaster: () => receiver.masterOf(config.replicaset),
-    logger: log.child({ module: 'handover' }),
-  });
+  const handover = handoverFor(agent, log, coordination, peers, receiver);
   mountControlRoutes(http.app, {
-    token: () => token,
+    token: () => coordination.get()?.token ?? null,
     switchover: (req, forwardedBy, s) => handover.switchover(req, forwardedBy, s),
     prestop: (s) => handover.prestop(config.timings.prestopTimeoutMs, s),
     switchoverTimeoutMs: timings.switchoverTimeoutMs,
@@ -166,146 +123,281 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     logger: log.child({ module: 'http' }),
   });
 
+  // In the background, retried until it works: the Secret, then everything that needs it.
   const started = (async (): Promise<void> => {
     const secret = await retry('read the mesh Secret', () => getOrCreateMeshSecret(kube, config.cluster, log, signal), signal, log);
     if (!secret) return;
-    token = secret.token;
     instance.setCredentials({ user: config.replicationUser, password: config.replicationPassword ?? replicationPassword(secret.token) });
-
-    const store = new StateStore<PersistedState>({
-      kube,
-      cluster: config.cluster,
-      decode: decodePersistedState,
-      initial: emptyState,
-      lens: persistedLens,
-      logger: log.child({ module: 'state' }),
-      requestTimeoutMs: 5_000,
-    });
-    const m = new Mesh({
-      self: config.pod,
-      cluster: config.cluster,
-      token: secret.token,
-      logger: log,
-      registry: agent.metrics.registry,
-      termAuthority: (s) => store.currentTerm(s),
-      heartbeatIntervalMs: timings.heartbeatIntervalMs,
-      staleAfterMs: timings.core.heartbeatTimeoutMs,
-    });
-    mesh = m;
-    m.attach(http.server);
-    const observer = new Observer({
-      namespace: config.namespace,
-      cluster: config.cluster,
-      self: config.pod,
-      listenPort: config.listenPort,
-      pods: () => peers.current,
-      statefulSets: () => sets.current,
-      sees: () => m.reachability().sees,
-      local: () => probe.latest(),
-      heartbeatTimeoutMs: timings.core.heartbeatTimeoutMs,
-    });
-    m.onHeartbeat((hb) => observer.heartbeat(hb));
-    const executor = new CommandExecutor({
-      instance,
-      self: config.pod,
-      logger: log.child({ module: 'commands' }),
-      knownTerm: () => m.highestTerm().term,
-      refresh: () => probe.refresh(),
-    });
-    m.onCommand((cmd, ctx) => executor.handle(cmd, ctx));
-    m.onTopology((push) => receiver.receive(push));
-    // Peers are dialled at their pod IP on the agent port (SPEC §4); the watch cache survives API outages.
-    const retarget = (): void =>
-      m.setPeers([...peers.current.values()].filter((p) => p.ip !== null).map((p) => ({ pod: p.pod, address: `${p.ip?.includes(':') ? `[${p.ip}]` : p.ip}:${config.port}` })));
-    peers.onChange(retarget);
-    void peers.run(signal);
-    void sets.run(signal);
-    m.startHeartbeats(() => toWireInstance(probe.latest()));
-    new SelfFencer({
-      reachability: () => m.reachability(),
-      local: () => probe.latest(),
-      fence: async () => {
-        await instance.fence({ timeoutMs: 2_000 });
-        await probe.refresh();
-      },
-      timings: timings.core,
-      logger: log.child({ module: 'self-fence' }),
-      onFenced: (reason) => {
-        metrics.selfFences.inc();
-        record(config.replicaset, 'Warning', 'SelfFence', `${config.pod}: ${reason}`);
-      },
-    }).start(signal);
-
-    coordinator = new Coordinator({
-      self: config.pod,
-      namespace: config.namespace,
-      cluster: config.cluster,
-      store,
-      observer,
-      mesh: m,
-      timings: timings.core,
-      intervalMs: timings.coordinatorIntervalMs,
-      metrics,
-      logger: log.child({ module: 'coordinator' }),
-      actions: {
-        store,
-        send: (pod, req, timeoutMs, s) => m.sendCommand(pod, req, timeoutMs, s),
-        deletePod: (pod, uid, s) => deletePod(kube, pod, uid, s),
-        event: record,
-        acknowledged: (pod, t, at) => observer.acknowledged(pod, t, at),
-        metrics,
-        logger: log.child({ module: 'coordinator' }),
-        timings: timings.core,
-      },
-      onTerm: (term) => metrics.term.set(term),
-    });
-    const c = coordinator;
-    followSymptoms(
-      {
-        observe: (members, now) => observer.follow(members, now),
-        coordinating: () => c.active,
-        members: () => receiver.knownMembers(),
-        intervalMs: timings.coordinatorIntervalMs,
-      },
-      signal,
-    );
-    elector = new LeaderElector({
-      api: kubeLeaseApi(kube, leaseName(config.cluster), config.cluster),
-      identity: config.pod,
-      uid: config.podUid ?? '',
-      timings: timings.lease,
-      logger: log.child({ module: 'lease' }),
-      releaseOnCancel: opts.releaseLease ?? true,
-      onStartedLeading: (s) => void lead(c, s, log),
-      onStoppedLeading: (reason) => log.warn({ reason }, 'no longer the coordinator'),
-    });
-    electing = elector.run(signal);
+    coordination.set(startCoordination({ agent, log, opts, kube, timings, metrics, record, peers, sets, probe, receiver, token: secret.token }, signal));
     log.info({ peersKnown: peers.current.size }, 'coordination started (mesh, watches, election)');
   })().catch((err: unknown) => {
     if (!signal.aborted) log.error({ err: errorMessage(err) }, 'coordination failed to start; this agent only serves its local endpoints');
   });
 
-  let stopped: Promise<void> | undefined;
+  const stop = memo(async (): Promise<void> => {
+    // Every step is bounded on its own; one that still hangs is named and left behind, so that
+    // stopping always ends (a test tear-down once waited minutes here under heavy load).
+    const step = async (what: string, p: Promise<unknown>, ms: number): Promise<void> => {
+      if (!(await settledWithin(p, ms))) log.error({ step: what, ms }, `stopping: ${what} did not finish in time; going on without it`);
+    };
+    await step('the hand-over', handover.beforeStop(config.timings.prestopTimeoutMs), config.timings.prestopTimeoutMs + STOP_STEP_MS);
+    stopping.abort();
+    await step('the start-up', started, STOP_STEP_MS);
+    await step('the Lease release', coordination.get()?.electing ?? Promise.resolve(), STOP_STEP_MS); // releases the Lease when configured to
+    await step('closing the mesh and the event recorder', Promise.allSettled([coordination.get()?.mesh.close(), events.close()]), STOP_STEP_MS);
+  });
   return {
     started,
-    isLeader: () => elector?.isLeader() ?? false,
-    term: () => mesh?.highestTerm().term,
-    stop(): Promise<void> {
-      stopped ??= (async () => {
-        // Every step is bounded on its own; one that still hangs is named and left behind, so that
-        // stopping always ends (a test tear-down once waited minutes here under heavy load).
-        const step = async (what: string, p: Promise<unknown>, ms: number): Promise<void> => {
-          if (!(await settledWithin(p, ms))) log.error({ step: what, ms }, `stopping: ${what} did not finish in time; going on without it`);
-        };
-        await step('the hand-over', handover.beforeStop(config.timings.prestopTimeoutMs), config.timings.prestopTimeoutMs + STOP_STEP_MS);
-        stopping.abort();
-        await step('the start-up', started, STOP_STEP_MS);
-        await step('the Lease release', electing, STOP_STEP_MS); // releases the Lease when configured to
-        await step('closing the mesh and the event recorder', Promise.allSettled([mesh?.close(), events.close()]), STOP_STEP_MS);
-      })();
-      return stopped;
-    },
+    isLeader: () => coordination.get()?.elector.isLeader() ?? false,
+    term: () => coordination.get()?.mesh.highestTerm().term,
+    stop,
   };
+}
+
+/** `f` run on the first call only; later calls get the same promise (stop() is idempotent). */
+function memo<T>(f: () => Promise<T>): () => Promise<T> {
+  const first: Array<Promise<T>> = [];
+  return () => (first[0] ??= f());
+}
+
+/** Events on the replica set's StatefulSet ('' = this agent's own). */
+function statefulSetEvents(config: AgentConfig, events: EventRecorder, sets: StatefulSetWatcher): RecordEvent {
+  return (replicaset, type, reason, message) => {
+    const name = replicaset || config.replicaset;
+    const uid = sets.current.get(name)?.uid;
+    events.record({ kind: 'StatefulSet', name, ...(uid ? { uid } : {}) }, { type, reason, message });
+  };
+}
+
+function topologyReceiver(agent: AgentParts, log: Logger, coordination: Pending<Coordination>): TopologyReceiver {
+  return new TopologyReceiver({
+    deliver: (t, o) => agent.instance.topology(t, o),
+    logger: log.child({ module: 'topology' }),
+    replicaset: agent.config.replicaset,
+    peers: () => coordination.get()?.mesh.peers() ?? [],
+    knownTerm: () => coordination.get()?.mesh.highestTerm().term ?? 0,
+    leader: () => {
+      const elector = coordination.get()?.elector;
+      return { pod: elector?.leader() ?? '', self: elector?.isLeader() ?? false };
+    },
+  });
+}
+
+function localProbe(agent: AgentParts, timings: Timings, log: Logger, receiver: TopologyReceiver, record: RecordEvent): LocalProbe {
+  const { config, instance } = agent;
+  const watchdog = new WatchdogArming(instance, fenceDeadline(timings), config.timings.statusTimeoutMs, log);
+  const unsupported = new UnsupportedVersion(config, log, record);
+  return new LocalProbe({
+    instance,
+    logger: log.child({ module: 'probe' }),
+    intervalMs: timings.heartbeatIntervalMs,
+    timeoutMs: config.timings.statusTimeoutMs,
+    onSnapshot: (s) => {
+      receiver.local(s);
+      watchdog.arm(s);
+      unsupported.refuse(s);
+    },
+  });
+}
+
+/**
+ * Each Tarantool process gets the dead-agent switch armed once, at the self-fence deadline: if this
+ * agent dies, its master still goes read-only before a failover can promote another.
+ */
+class WatchdogArming {
+  private armedPid: number | null = null;
+  private arming = false;
+  constructor(
+    private readonly instance: LocalInstance,
+    private readonly deadlineMs: number,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  arm(s: LocalSnapshot): void {
+    const pid = s.state?.pid ?? null;
+    if (pid === null || pid === this.armedPid || this.arming) return;
+    this.arming = true;
+    this.instance
+      .armWatchdog(this.deadlineMs / 1000, { timeoutMs: this.timeoutMs })
+      .then(() => {
+        this.armedPid = pid;
+        this.log.info({ pid, seconds: this.deadlineMs / 1000 }, 'armed the Tarantool watchdog (read-only if this agent goes silent)');
+      })
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not arm the Tarantool watchdog; retrying'))
+      .finally(() => {
+        this.arming = false;
+      });
+  }
+}
+
+/**
+ * A Tarantool version Shoal does not drive: said once per process, in the log and as a Warning
+ * Event; the probe reports it 'unsupported', so the coordinator never configures it.
+ */
+class UnsupportedVersion {
+  private refusedPid: number | null = null;
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly record: RecordEvent,
+  ) {}
+
+  refuse(s: LocalSnapshot): void {
+    const reason = unsupportedVersion(s.state?.version);
+    if (reason === null || s.state === null || s.state.pid === this.refusedPid) return;
+    this.refusedPid = s.state.pid;
+    this.log.error({ version: s.state.version, pid: s.state.pid }, reason);
+    this.record(this.config.replicaset, 'Warning', 'UnsupportedTarantool', `${this.config.pod}: ${reason}`);
+  }
+}
+
+function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coordination>, peers: PeerWatcher, receiver: TopologyReceiver): Handover {
+  const { config, instance } = agent;
+  return new Handover({
+    self: config.pod,
+    replicaset: config.replicaset,
+    localCoordinator: () => {
+      const c = coordination.get();
+      return c?.coordinator.active && c.elector.isLeader() ? c.coordinator : null;
+    },
+    leader: () => coordination.get()?.elector.leader() ?? '',
+    agentAddress: (pod) => agentAddress(peers.current.get(pod)?.ip ?? null, config.port),
+    token: () => coordination.get()?.token ?? null,
+    writable: async (s) => (await instance.state({ signal: s, timeoutMs: config.timings.statusTimeoutMs })).ro === false,
+    publishedMaster: () => receiver.masterOf(config.replicaset),
+    logger: log.child({ module: 'handover' }),
+  });
+}
+
+/** Peers are dialled at their pod IP on the agent port (SPEC §4). */
+function agentAddress(ip: string | null, port: number): string | null {
+  return ip ? `${ip.includes(':') ? `[${ip}]` : ip}:${port}` : null;
+}
+
+interface CoordinationDeps {
+  agent: AgentParts;
+  log: Logger;
+  opts: ControlOptions;
+  kube: KubeClients;
+  timings: Timings;
+  metrics: ControlMetrics;
+  record: RecordEvent;
+  peers: PeerWatcher;
+  sets: StatefulSetWatcher;
+  probe: LocalProbe;
+  receiver: TopologyReceiver;
+  token: string;
+}
+
+/** In this order: the state store, the mesh and what feeds it, self-fencing, the coordinator, the election. */
+function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordination {
+  const { agent, log, kube, timings, metrics, peers, sets, probe } = d;
+  const { config, instance, http } = agent;
+  const store = new StateStore<PersistedState>({
+    kube,
+    cluster: config.cluster,
+    decode: decodePersistedState,
+    initial: emptyState,
+    lens: persistedLens,
+    logger: log.child({ module: 'state' }),
+    requestTimeoutMs: 5_000,
+  });
+  const mesh = new Mesh({
+    self: config.pod,
+    cluster: config.cluster,
+    token: d.token,
+    logger: log,
+    registry: agent.metrics.registry,
+    termAuthority: (s) => store.currentTerm(s),
+    heartbeatIntervalMs: timings.heartbeatIntervalMs,
+    staleAfterMs: timings.heartbeatTimeoutMs,
+  });
+  mesh.attach(http.server);
+  const observer = new Observer({
+    namespace: config.namespace,
+    cluster: config.cluster,
+    self: config.pod,
+    listenPort: config.listenPort,
+    pods: () => peers.current,
+    statefulSets: () => sets.current,
+    sees: () => mesh.reachability().sees,
+    local: () => probe.latest(),
+    heartbeatTimeoutMs: timings.heartbeatTimeoutMs,
+  });
+  mesh.onHeartbeat((hb) => observer.heartbeat(hb));
+  const executor = new CommandExecutor({
+    instance,
+    self: config.pod,
+    logger: log.child({ module: 'commands' }),
+    knownTerm: () => mesh.highestTerm().term,
+    refresh: () => probe.refresh(),
+  });
+  mesh.onCommand((cmd, ctx) => executor.handle(cmd, ctx));
+  mesh.onTopology((push) => d.receiver.receive(push));
+  // The watch cache survives API outages: the mesh keeps its peers.
+  const retarget = (): void =>
+    mesh.setPeers([...peers.current.values()].filter((p) => p.ip !== null).map((p) => ({ pod: p.pod, address: `${p.ip?.includes(':') ? `[${p.ip}]` : p.ip}:${config.port}` })));
+  peers.onChange(retarget);
+  void peers.run(signal);
+  void sets.run(signal);
+  mesh.startHeartbeats(() => toWireInstance(probe.latest()));
+  new SelfFencer({
+    reachability: () => mesh.reachability(),
+    local: () => probe.latest(),
+    fence: async () => {
+      await instance.fence({ timeoutMs: timings.fenceBudgetMs });
+      await probe.refresh();
+    },
+    timings,
+    logger: log.child({ module: 'self-fence' }),
+    onFenced: (reason) => {
+      metrics.selfFences.inc();
+      d.record(config.replicaset, 'Warning', 'SelfFence', `${config.pod}: ${reason}`);
+    },
+  }).start(signal);
+
+  const coordinator = new Coordinator({
+    self: config.pod,
+    namespace: config.namespace,
+    cluster: config.cluster,
+    store,
+    observer,
+    mesh,
+    timings,
+    metrics,
+    logger: log.child({ module: 'coordinator' }),
+    actions: {
+      store,
+      send: (pod, req, timeoutMs, s) => mesh.sendCommand(pod, req, timeoutMs, s),
+      deletePod: (pod, uid, s) => deletePod(kube, pod, uid, s),
+      event: d.record,
+      acknowledged: (pod, t, at) => observer.acknowledged(pod, t, at),
+      metrics,
+      logger: log.child({ module: 'coordinator' }),
+    },
+    onTerm: (term) => metrics.term.set(term),
+  });
+  followSymptoms(
+    {
+      observe: (members, now) => observer.follow(members, now),
+      coordinating: () => coordinator.active,
+      members: () => d.receiver.knownMembers(),
+      intervalMs: timings.coordinatorIntervalMs,
+    },
+    signal,
+  );
+  const elector = new LeaderElector({
+    api: kubeLeaseApi(kube, leaseName(config.cluster), config.cluster),
+    identity: config.pod,
+    uid: config.podUid ?? '',
+    timings: electionTimings(config.timings.leaseSeconds),
+    logger: log.child({ module: 'lease' }),
+    releaseOnCancel: d.opts.releaseLease ?? true,
+    onStartedLeading: (s) => void lead(coordinator, s, log),
+    onStoppedLeading: (reason) => log.warn({ reason }, 'no longer the coordinator'),
+  });
+  return { token: d.token, mesh, coordinator, elector, electing: elector.run(signal) };
 }
 
 // The loop of a leader: a coordinator that stops early (a newer term appeared) is restarted with a

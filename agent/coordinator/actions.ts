@@ -6,7 +6,7 @@ import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { isGate } from '../decide/batch.js';
 import { instanceOf, liveVclock } from '../decide/members.js';
-import type { Action, ObservedCluster, ObservedTarantool, PersistedState, Timings, Vclock } from '../decide/model.js';
+import type { Action, ObservedCluster, ObservedTarantool, PersistedState, Vclock } from '../decide/model.js';
 import type { CommandRequest } from '../mesh/mesh.js';
 import { parseTarantoolReport, type Ack } from '../wire/mesh-protocol.js';
 import type { Snapshot, UpdateOptions } from '../state/store.js';
@@ -26,7 +26,6 @@ export interface ActionDeps {
   termChanged: (term: number) => void;
   metrics: ControlMetrics;
   logger: Logger;
-  timings: Timings;
 }
 
 export interface ActionRecord {
@@ -46,25 +45,7 @@ export interface BatchOutcome {
   stale: StaleTermError | null;
 }
 
-/** How long the agent may work on an instance action (the ack is awaited 2 s longer). */
-export function commandBudgetMs(action: Action, timings: Timings): number {
-  switch (action.kind) {
-    case 'fence':
-      return Math.max(2_000, 8 * timings.fenceApplyMs);
-    case 'waitCatchUp':
-      return action.timeoutMs;
-    case 'promote':
-      return 30_000;
-    case 'bootstrapMaster':
-    case 'joinReplica':
-      return 90_000;
-    case 'rebootstrap':
-      return 120_000;
-    default:
-      return 15_000;
-  }
-}
-
+/** The agent may work action.budgetMs (decided by the core); its ack is awaited this much longer. */
 const ACK_SLACK_MS = 2_000;
 
 /** The replica set's persisted master as a command names it, or null when unknown. */
@@ -85,7 +66,6 @@ export function toInstanceCommand(
   persisted: PersistedState,
   observed: ObservedCluster,
   fenced: ReadonlyMap<string, Vclock>,
-  timings: Timings,
 ): InstanceCommand {
   if (action.kind === 'persist' || action.kind === 'event' || action.kind === 'deletePod') {
     throw new Error(`${action.kind} is not an instance command`);
@@ -95,7 +75,7 @@ export function toInstanceCommand(
     pod: action.pod,
     reason: action.reason,
     master: masterRef(persisted, observed, action.replicaset),
-    timeoutMs: commandBudgetMs(action, timings),
+    timeoutMs: action.budgetMs,
   };
   switch (action.kind) {
     case 'fence':
@@ -159,9 +139,8 @@ export async function runBatch(
           break;
         }
         default: {
-          const cmd = encodeInstanceCommand(toInstanceCommand(action, persisted, observed, fenced, deps.timings));
-          const budget = commandBudgetMs(action, deps.timings);
-          const ack = await deps.send(action.pod, { kind: cmd.kind, payload: cmd.payload, term: action.term }, budget + ACK_SLACK_MS, signal);
+          const cmd = encodeInstanceCommand(toInstanceCommand(action, persisted, observed, fenced));
+          const ack = await deps.send(action.pod, { kind: cmd.kind, payload: cmd.payload, term: action.term }, action.budgetMs + ACK_SLACK_MS, signal);
           if (!ack.ok) throw new Error(ack.error ?? 'refused without a reason');
           const result = ack.result as { at?: unknown; tarantool?: unknown } | undefined;
           const report = parseTarantoolReport(result?.tarantool);

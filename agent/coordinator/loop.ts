@@ -39,13 +39,13 @@ export interface CoordinatorOptions {
     highestTerm(): { term: number };
     pushTopology(topology: JsonObject, term: number): void;
   };
+  /** The core's timings; rounds are timings.coordinatorIntervalMs apart. */
   timings: Timings;
-  intervalMs: number;
   /** Re-publish an unchanged view this often (agents that just connected get it). */
   republishMs?: number;
   metrics: ControlMetrics;
   logger: Logger;
-  /** Wall clock: persisted timestamps are compared across coordinators. */
+  /** Wall clock (default Date.now): persisted timestamps are compared across coordinators. */
   clock?: () => number;
   /** Called with every term this coordinator takes or moves to. */
   onTerm?: (term: number) => void;
@@ -78,7 +78,7 @@ export class Coordinator {
   private lastPublished = '';
   private lastPublishAt = 0;
   private running = false;
-  /** Each replica set's rollout phase as this coordinator last planned it. */
+  /** Each replica set's rollout phase as this coordinator last planned it (the core's memory of phases). */
   private readonly phases = new Map<string, RolloutPhase>();
   private readonly queue: PendingSwitchover[] = [];
   private readonly watches: Watch[] = [];
@@ -101,35 +101,45 @@ export class Coordinator {
    * it stopped; never rejects.
    */
   async run(signal: AbortSignal): Promise<string> {
-    const log = this.o.logger;
     try {
-      const snap = await this.takeTerm(signal);
-      if (!snap) return 'stopped before a term was taken';
-      this.running = true;
-      this.persisted = snap.state;
-      this.dirty = false;
-      const inherited = this.o.observer.beginTerm(this.clock());
-      this.setTerm(snap.term);
-      this.o.metrics.leader.set(1);
-      log.info({ term: snap.term, inherited }, `coordinating the cluster as term ${snap.term}`);
-      this.o.actions.event('', 'Normal', 'Coordinator', `${this.o.self} coordinates cluster ${this.o.cluster} as term ${snap.term}`);
+      if (!(await this.begin(signal))) return 'stopped before a term was taken';
       while (!signal.aborted) {
         const started = this.clock();
-        const stop = await this.round(signal);
+        const stop = await this.runRound(signal);
         if (stop !== null) return stop;
-        const wait = this.o.intervalMs - (this.clock() - started);
+        const wait = this.o.timings.coordinatorIntervalMs - (this.clock() - started);
         await sleep(Math.max(10, wait), signal).catch(() => undefined);
       }
       return 'leadership ended';
     } finally {
-      this.running = false;
-      this.o.metrics.leader.set(0);
-      this.phases.clear();
-      this.o.metrics.rolloutPhase.reset(); // only the coordinator plans rollouts
-      const why = 'this agent stopped coordinating; ask again (the new coordinator answers)';
-      for (const p of this.queue.splice(0)) p.resolve({ ok: false, retry: true, reason: why });
-      for (const w of this.watches.splice(0)) w.resolve({ ok: false, retry: true, reason: why });
+      this.end();
     }
+  }
+
+  /** Takes a new term (CAS); false when `signal` aborted first. run() does this, then rounds. */
+  async begin(signal: AbortSignal): Promise<boolean> {
+    const snap = await this.takeTerm(signal);
+    if (!snap) return false;
+    this.running = true;
+    this.persisted = snap.state;
+    this.dirty = false;
+    const inherited = this.o.observer.beginTerm(this.clock());
+    this.setTerm(snap.term);
+    this.o.metrics.leader.set(1);
+    this.o.logger.info({ term: snap.term, inherited }, `coordinating the cluster as term ${snap.term}`);
+    this.o.actions.event('', 'Normal', 'Coordinator', `${this.o.self} coordinates cluster ${this.o.cluster} as term ${snap.term}`);
+    return true;
+  }
+
+  /** Stops coordinating: what was asked of this coordinator is answered "ask again". */
+  end(): void {
+    this.running = false;
+    this.o.metrics.leader.set(0);
+    this.phases.clear();
+    this.o.metrics.rolloutPhase.reset(); // only the coordinator plans rollouts
+    const why = 'this agent stopped coordinating; ask again (the new coordinator answers)';
+    for (const p of this.queue.splice(0)) p.resolve({ ok: false, retry: true, reason: why });
+    for (const w of this.watches.splice(0)) w.resolve({ ok: false, retry: true, reason: why });
   }
 
   /** Queues a switchover for the next round; resolves when it is done, refused or abandoned. */
@@ -163,8 +173,8 @@ export class Coordinator {
     this.o.onTerm?.(term);
   }
 
-  /** One round; returns why to stop, or null to go on. */
-  private async round(signal: AbortSignal): Promise<string | null> {
+  /** One round (after begin()): returns why to stop, or null to go on. Never rejects. */
+  async runRound(signal: AbortSignal): Promise<string | null> {
     const timer = this.o.metrics.roundSeconds.startTimer();
     try {
       if (this.dirty || this.persisted === null) {
@@ -179,7 +189,7 @@ export class Coordinator {
         if (stop !== null) return stop;
       }
       const observed = this.o.observer.observe(this.persisted, this.clock());
-      const result = reconcile(observed, this.persisted, this.o.timings);
+      const result = reconcile(observed, this.persisted, this.o.timings, Object.fromEntries(this.phases));
       // Logged when it changes, not when only a running duration in it does ("silent for 1.2 s").
       const gist = result.reason.replace(/\d+(\.\d+)? s\b/g, '# s');
       if (gist !== this.lastReason) {
@@ -210,37 +220,7 @@ export class Coordinator {
     this.persisted = outcome.persisted;
     if (outcome.records.some((r) => !r.ok && r.action.kind === 'persist')) this.dirty = true;
     this.countPromotions(before, outcome);
-    if (!outcome.stale) await this.settleOldMasters(outcome, observed, signal);
     return outcome;
-  }
-
-  /**
-   * After a completed hand-over the old master is a healthy replica in the core's eyes, but its agent
-   * still marks it fenced (not ready, role "fenced"): tell it, under the same term, to follow the new
-   * master. Only when it was fenced and caught up to within this very batch — a failover's old master
-   * stays quarantined for the core's admission check instead.
-   */
-  private async settleOldMasters(outcome: BatchOutcome, observed: ObservedCluster, signal: AbortSignal): Promise<void> {
-    const ok = outcome.records.filter((r) => r.ok).map((r) => r.action);
-    for (const p of ok) {
-      if (p.kind !== 'promote') continue;
-      const wait = ok.find((a) => a.kind === 'waitCatchUp' && a.pod === p.pod && a.replicaset === p.replicaset);
-      if (!wait || wait.kind !== 'waitCatchUp') continue;
-      const from = wait.source;
-      const state = this.persisted?.replicasets[p.replicaset];
-      if (state?.master !== p.pod || !state.members.some((m) => m.pod === from) || state.quarantined.some((q) => q.pod === from)) continue;
-      const rejoin = {
-        kind: 'rejoinAsReplica' as const,
-        term: this.term,
-        replicaset: p.replicaset,
-        pod: from,
-        replication: p.replication,
-        synchroQuorum: p.synchroQuorum,
-        reason: `switchover done: ${from} follows ${p.pod} as a replica`,
-      };
-      const after = await runBatch([rejoin], this.persisted as PersistedState, observed, { ...this.o.actions, termChanged: (t) => this.setTerm(t) }, signal);
-      this.persisted = after.persisted;
-    }
   }
 
   // A completed promotion that changed the master: a switchover when a catch-up preceded it.
@@ -292,21 +272,14 @@ export class Coordinator {
     }
   }
 
-  /**
-   * The phase gauge, and an Event when a rollout pauses or completes (its deletions and hand-over
-   * have their own). A coordinator that takes over mid-rollout reports what it sees from then on.
-   */
+  /** The phase gauge, and the phases the next round's Events are decided against (rollout.ts). */
   private trackRollouts(result: ReconcileResult): void {
-    const working: readonly RolloutPhase[] = ['restarting-replicas', 'switching-master', 'restarting-old-master'];
     for (const [rs, { rollout }] of Object.entries(result.replicasets)) {
       const prev = this.phases.get(rs);
       if (prev === rollout.phase) continue;
       if (prev !== undefined) this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: prev }, 0);
       this.o.metrics.rolloutPhase.set({ replicaset: rs, phase: rollout.phase }, 1);
       this.phases.set(rs, rollout.phase);
-      if (prev === undefined) continue;
-      if (rollout.phase === 'paused') this.o.actions.event(rs, 'Normal', 'RolloutPaused', rollout.reason);
-      else if (rollout.phase === 'idle' && working.includes(prev)) this.o.actions.event(rs, 'Normal', 'RolloutComplete', rollout.reason);
     }
   }
 

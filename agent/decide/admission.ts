@@ -1,6 +1,6 @@
 import { mayBeReceiving } from './divergence.js';
 import { desiredReplication, instanceOf, isWritable, liveVclock } from './members.js';
-import type { Command, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings } from './model.js';
+import type { PlannedAction, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings } from './model.js';
 import { seconds } from './format.js';
 import { rebootstrapBlocker } from './rebootstraps.js';
 import { note, type Step } from './step.js';
@@ -77,7 +77,7 @@ function admitOne(
   master: ObservedInstance,
   now: number,
   timings: Timings,
-  planned: readonly Command[],
+  planned: readonly PlannedAction[],
 ): Step {
   const inst = instanceOf(rs, entry.pod);
   if (!inst || !inst.podExists) return note(state, `${entry.pod} (quarantined: ${entry.why}) is gone`);
@@ -86,7 +86,7 @@ function admitOne(
   if (verdict.verdict === 'rejoin') {
     const next = { ...state, quarantined: state.quarantined.filter((q) => q.pod !== entry.pod) };
     const kind = inst.tarantool?.configured ? 'rejoinAsReplica' : 'joinReplica';
-    const commands: Command[] = [
+    const commands: PlannedAction[] = [
       { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Rejoin', reason: verdict.reason },
       { kind, replicaset: rs.name, pod: entry.pod, reason: verdict.reason, ...desiredReplication(rs, next) },
     ];
@@ -102,7 +102,7 @@ function admitOne(
     ...state,
     quarantined: state.quarantined.map((q) => (q.pod === entry.pod ? { ...q, rebootstrapRequestedAtMs: now } : q)),
   };
-  const commands: Command[] = [
+  const commands: PlannedAction[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Rebootstrap', reason: verdict.reason },
     { kind: 'rebootstrap', replicaset: rs.name, pod: entry.pod, reason: verdict.reason, ...replicationIncluding(rs, state, inst) },
   ];
@@ -110,12 +110,12 @@ function admitOne(
 }
 
 /** Decide for every quarantined member that can be judged now. */
-export function planAdmissions(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings, planned: readonly Command[] = []): Step | null {
+export function planAdmissions(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: number, timings: Timings, planned: readonly PlannedAction[] = []): Step | null {
   if (state.quarantined.length === 0) return null;
   const master = instanceOf(rs, state.master);
   if (!master || !isWritable(master)) return note(state, `quarantined ${state.quarantined.map((q) => q.pod).join(', ')}: waiting for a writable master`);
   let current = state;
-  const commands: Command[] = [];
+  const commands: PlannedAction[] = [];
   const reasons: string[] = [];
   for (const entry of state.quarantined) {
     const step = admitOne(rs, current, entry, master, now, timings, [...planned, ...commands]);

@@ -1,10 +1,11 @@
 import { emptyReplicaSet } from './members.js';
-import type { Action, Command, PersistedReplicaSet, PersistedState } from './model.js';
+import type { Action, PlannedAction, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import { budgetMs } from './timings.js';
 import type { Step } from './step.js';
 
 // Turns the round's per-replica-set steps into one ordered batch:
 //   persist(state)  → commands …  [→ persist(state after hand-over) → hand-over commands …]
-// every action stamped with the round's term. The shell sends them in order and stops at the first
+// every action stamped with the round's term (and an agent's action with its time budget). The shell sends them in order and stops at the first
 // failed gate (see isGate), then re-observes.
 
 /** JSON with sorted keys: state equality that does not depend on key order. */
@@ -16,14 +17,19 @@ export function stableJson(value: unknown): string {
   );
 }
 
-export const stamp = (command: Command, term: number): Action => ({ ...command, term }) as Action;
+/** The round's term on a planned action, and the budget of the agent that carries it out. */
+export function stamp(planned: PlannedAction, term: number, timings: Timings): Action {
+  const budget = budgetMs(planned, timings);
+  return (budget === null ? { ...planned, term } : { ...planned, term, budgetMs: budget }) as Action;
+}
 
 /**
  * Actions whose failure must stop the rest of the batch: a lost CAS (someone else decided), a fence
- * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes).
+ * not acknowledged (a second writer may exist), a catch-up that timed out (promoting would lose writes),
+ * and a reconfigure or promotion that later actions build on (marked `gate`).
  */
 export function isGate(action: Action): boolean {
-  if (action.kind === 'reconfigure') return action.gate === true;
+  if (action.kind === 'reconfigure' || action.kind === 'promote') return action.gate === true;
   return action.kind === 'persist' || action.kind === 'fence' || action.kind === 'waitCatchUp';
 }
 
@@ -36,7 +42,7 @@ function withReplicaSets(state: PersistedState, term: number, sets: Record<strin
   return { ...state, term, replicasets: { ...state.replicasets, ...sets } };
 }
 
-export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<string, Step>>): Batch {
+export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<string, Step>>, timings: Timings): Batch {
   const changed = (name: string, s: Step) =>
     stableJson(persisted.replicasets[name] ?? emptyReplicaSet()) !== stableJson(s.state);
   // A replica set never recorded and still without state is not written (no empty entries).
@@ -60,11 +66,11 @@ export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<
   if (stableJson(firstStage) !== stableJson(persisted)) {
     actions.push({ kind: 'persist', term, state: firstStage, reason: `recording term ${term}${why ? ` — ${why}` : ''}` });
   }
-  for (const [, s] of entries) actions.push(...s.commands.map((c) => stamp(c, term)));
+  for (const [, s] of entries) actions.push(...s.commands.map((c) => stamp(c, term, timings)));
   if (handovers.length > 0) {
     const names = handovers.map(([name]) => name).join(', ');
     actions.push({ kind: 'persist', term, state: finalState, reason: `recording the new master of ${names} before promoting it` });
-    for (const [, s] of handovers) actions.push(...(s.handover?.commands ?? []).map((c) => stamp(c, term)));
+    for (const [, s] of handovers) actions.push(...(s.handover?.commands ?? []).map((c) => stamp(c, term, timings)));
   }
   return { actions, nextPersisted: finalState };
 }

@@ -7,7 +7,7 @@ import {
   isWritable,
   liveVclock,
 } from './members.js';
-import type { Command, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings, Vclock } from './model.js';
+import type { PlannedAction, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings, Vclock } from './model.js';
 import { note, type Step } from './step.js';
 import { byGreatestVclock, covers, dominates, formatVclock } from '../tarantool/vclock.js';
 
@@ -111,7 +111,7 @@ export function chooseCandidate(
 }
 
 /** Fence every writable instance except `keep` (before anything is promoted: no two writers). */
-export function fenceOthers(rs: ObservedReplicaSet, keep: string | null, why: string): Command[] {
+export function fenceOthers(rs: ObservedReplicaSet, keep: string | null, why: string): PlannedAction[] {
   return rs.instances
     .filter((i) => i.pod !== keep && isWritable(i))
     .map((i) => ({ kind: 'fence', replicaset: rs.name, pod: i.pod, reason: `fencing ${i.pod}: ${why}` }) as const);
@@ -149,7 +149,7 @@ export function promotion(
   const config = desiredReplication(rs, { ...state, quarantined });
   const next: PersistedReplicaSet = { ...state, master: to, switchover: null, quarantined, masterQuorum: config.synchroQuorum };
   // The replicas stop pulling from the quarantined first, or they could relay its rows to `to`.
-  const reconfigure: Command[] = next.members
+  const reconfigure: PlannedAction[] = next.members
     .filter((m) => m.pod !== to && !isQuarantined(next, m.pod) && liveVclock(instanceOf(rs, m.pod)) !== null)
     .map((m) => ({
       kind: 'reconfigure',
@@ -158,7 +158,7 @@ export function promotion(
       reason: `${m.pod} stops replicating from quarantined ${quarantined.map((q) => q.pod).join(', ') || 'nobody'} before ${to} is promoted`,
       ...config,
     }));
-  const commands: Command[] = [
+  const commands: PlannedAction[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Promote', reason },
     ...fenceOthers(rs, to, `${to} becomes master`),
     ...reconfigure,
@@ -248,7 +248,7 @@ export function planMasterRecovery(
     .find((v) => v.vclock !== null && dominates(v.vclock, vclock));
   if (!ahead) {
     const reason = `master ${master} is alive but read-only and no member is ahead of it ${formatVclock(vclock)}${fallback}: making it writable`;
-    const commands: Command[] = [
+    const commands: PlannedAction[] = [
       ...fenceOthers(rs, master, `${master} is the master`),
       { kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, state) },
     ];

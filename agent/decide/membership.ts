@@ -10,7 +10,7 @@ import {
   majority,
   sameReplication,
 } from './members.js';
-import type { Command, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, Timings } from './model.js';
+import type { PlannedAction, Member, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, Timings } from './model.js';
 import { rebootstrapBlocker } from './rebootstraps.js';
 import type { Step } from './step.js';
 import { hasRows } from '../tarantool/vclock.js';
@@ -25,7 +25,7 @@ export function ordinalOf(rs: ObservedReplicaSet, pod: string): number {
   return Number.isInteger(n) ? n : Number.POSITIVE_INFINITY;
 }
 
-const step = (state: PersistedReplicaSet, commands: Command[], reasons: string[], before?: PersistedReplicaSet): Step | null =>
+const step = (state: PersistedReplicaSet, commands: PlannedAction[], reasons: string[], before?: PersistedReplicaSet): Step | null =>
   commands.length === 0 && reasons.length === 0 && (before === undefined || before === state)
     ? null
     : { state, commands, bumpTerm: false, reason: reasons.join('; '), final: false };
@@ -92,7 +92,7 @@ export function planExpelCleanup(rs: ObservedReplicaSet, state: PersistedReplica
   const cluster = master?.tarantool?.clusterUuids ?? null;
   if (state.expelled.length === 0 || !master || !isWritable(master) || cluster === null) return null;
   const pending = state.expelled.filter((e) => cluster.includes(e.uuid));
-  const commands: Command[] = pending.map((e) => ({
+  const commands: PlannedAction[] = pending.map((e) => ({
     kind: 'expel',
     replicaset: rs.name,
     pod: master.pod,
@@ -145,7 +145,7 @@ export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now
   const config = desiredReplication(rs, next);
   const quorum = `synchro quorum ${config.synchroQuorum} of ${next.members.length}`;
   // The master acknowledges with the new quorum before the new member can be counted as a voter.
-  const raiseQuorum: Command = {
+  const raiseQuorum: PlannedAction = {
     kind: 'reconfigure',
     replicaset: rs.name,
     pod: master.pod,
@@ -174,7 +174,7 @@ export function planJoin(rs: ObservedReplicaSet, state: PersistedReplicaSet, now
  * again from scratch, its files kept aside, from `from`, a writable master with the full quorum. The
  * recorded master waits for a failover instead (planMasterRecovery).
  */
-function restartFromScratch(rs: ObservedReplicaSet, state: PersistedReplicaSet, pod: string, why: string, from: ObservedInstance | undefined): { commands: Command[]; reason: string } {
+function restartFromScratch(rs: ObservedReplicaSet, state: PersistedReplicaSet, pod: string, why: string, from: ObservedInstance | undefined): { commands: PlannedAction[]; reason: string } {
   if (pod === state.master) return { commands: [], reason: `not configuring master ${pod}: ${why}` };
   if (!from) return { commands: [], reason: `${pod} cannot start on its data (${why}): waiting for a writable master with the full synchro quorum to rebootstrap it from` };
   const reason = `${pod} cannot start on its data (${why}): rebootstrapping it from ${from.pod}, old data kept aside`;
@@ -188,13 +188,13 @@ function restartFromScratch(rs: ObservedReplicaSet, state: PersistedReplicaSet, 
 }
 
 /** Members whose Tarantool waits for its box.cfg (restarted pods; a lost bootstrap). */
-export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>, round: { now: number; timings: Timings; planned: readonly Command[] } | null = null): Step | null {
+export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>, round: { now: number; timings: Timings; planned: readonly PlannedAction[] } | null = null): Step | null {
   const master = instanceOf(rs, state.master);
   const config = desiredReplication(rs, state);
   // An empty member joins from a writable master that already acknowledges with the full quorum.
   const masterQuorum = master?.tarantool?.synchroQuorum ?? 0;
   const joinFrom = master !== undefined && isWritable(master) && masterQuorum >= config.synchroQuorum;
-  const commands: Command[] = [];
+  const commands: PlannedAction[] = [];
   const reasons: string[] = [];
   for (const m of state.members) {
     const i = instanceOf(rs, m.pod);
@@ -231,7 +231,7 @@ export function planConfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet
 /** Bring every running member's replication and synchro quorum to what the membership says. */
 export function planReconfigure(rs: ObservedReplicaSet, state: PersistedReplicaSet, busy: ReadonlySet<string>): Step | null {
   const config = desiredReplication(rs, state);
-  const commands: Command[] = [];
+  const commands: PlannedAction[] = [];
   for (const m of state.members) {
     const i = instanceOf(rs, m.pod);
     const t = i?.tarantool;

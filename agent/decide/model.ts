@@ -224,7 +224,10 @@ export interface PersistedState {
   replicasets: Readonly<Record<string, PersistedReplicaSet>>;
 }
 
-/** Timing knobs, all in milliseconds. See timings.ts for defaults and the relations enforced. */
+/**
+ * Every timing of coordination, in milliseconds: the core's own, the shell's loop periods and the
+ * agents' command budgets. timings.ts derives them from what is configured and checks their relations.
+ */
 export interface Timings {
   /** A master unreachable from the mesh majority, or whose Tarantool is silent, this long is replaced. */
   failoverTimeoutMs: number;
@@ -234,7 +237,7 @@ export interface Timings {
   fenceApplyMs: number;
   /** How often the agent evaluates shouldSelfFence. */
   agentTickMs: number;
-  /** Switchover: how long the candidate may take to reach the old master's vclock. */
+  /** Switchover: how long the candidate may take to reach the old master's vclock (its waitCatchUp's budget). */
   catchUpTimeoutMs: number;
   /** A replica lagging more than this is not healthy (switchover candidate, rollout gate). */
   maxHealthyLagMs: number;
@@ -242,6 +245,22 @@ export interface Timings {
   rebootstrapRetryMs: number;
   /** Rollout: a restarted pod not back, ready and caught up after this long blocks the rollout (visibly). */
   podRestartTimeoutMs: number;
+  /** How often heartbeats go out and the local probe polls Tarantool (several per heartbeat timeout). */
+  heartbeatIntervalMs: number;
+  /** Pause between two coordinator rounds. */
+  coordinatorIntervalMs: number;
+  /** Bound of POST /switchover (answered 504 after it). */
+  switchoverTimeoutMs: number;
+  /** How long an agent may work on a fence (also the self-fence's bound). */
+  fenceBudgetMs: number;
+  /** … on a promotion (box.cfg, then clearing the synchronous queue). */
+  promoteBudgetMs: number;
+  /** … on bootstrapMaster or joinReplica (a first join copies the data). */
+  joinBudgetMs: number;
+  /** … on a rebootstrap (stop, move the data aside, join from scratch). */
+  rebootstrapBudgetMs: number;
+  /** … on any other instance command. */
+  commandBudgetMs: number;
 }
 
 interface ActionBase {
@@ -256,6 +275,12 @@ interface InstanceAction extends ActionBase {
   pod: string;
 }
 
+/** An instance action its pod's agent carries out. */
+interface AgentAction extends InstanceAction {
+  /** How long the agent may work on it (decided with the term: batch.ts stamp). */
+  budgetMs: number;
+}
+
 /** What an instance is told to replicate from (URIs without credentials) and its synchronous quorum. */
 export interface ReplicationConfig {
   replication: readonly string[];
@@ -266,28 +291,31 @@ export type Action =
   /** CAS-write the state. It must succeed before any later action of the batch is sent. */
   | (ActionBase & { kind: 'persist'; state: PersistedState })
   /** First box.cfg of a new replica set's first instance, writable. */
-  | (InstanceAction & ReplicationConfig & { kind: 'bootstrapMaster' })
+  | (AgentAction & ReplicationConfig & { kind: 'bootstrapMaster' })
   /** box.cfg as a read-only replica (first join, or after a restart). */
-  | (InstanceAction & ReplicationConfig & { kind: 'joinReplica' })
+  | (AgentAction & ReplicationConfig & { kind: 'joinReplica' })
   /**
    * Change replication / synchro quorum of a running instance; never its read_only. `gate`: later
    * actions depend on it (the master's quorum is raised before a new voter joins).
    */
-  | (InstanceAction & ReplicationConfig & { kind: 'reconfigure'; gate?: boolean })
+  | (AgentAction & ReplicationConfig & { kind: 'reconfigure'; gate?: boolean })
   /** On the master `pod`: delete `expelledUuid` from box.space._cluster. */
-  | (InstanceAction & { kind: 'expel'; expelledPod: string; expelledUuid: string })
+  | (AgentAction & { kind: 'expel'; expelledPod: string; expelledUuid: string })
   /** box.cfg{read_only = true}; acknowledged only once applied. */
-  | (InstanceAction & { kind: 'fence' })
-  /** box.cfg{replication, read_only = false} then box.ctl.clear_synchro_queue(). */
-  | (InstanceAction & ReplicationConfig & { kind: 'promote' })
+  | (AgentAction & { kind: 'fence' })
+  /**
+   * box.cfg{replication, read_only = false} then box.ctl.clear_synchro_queue(). `gate`: later
+   * actions depend on it (a switchover's old master rejoins only under a new master).
+   */
+  | (AgentAction & ReplicationConfig & { kind: 'promote'; gate?: boolean })
   /** Block until `pod`'s vclock covers `source`'s vclock as it is after the preceding fence. */
-  | (InstanceAction & { kind: 'waitCatchUp'; source: string; timeoutMs: number })
+  | (AgentAction & { kind: 'waitCatchUp'; source: string })
   /** Stop, move the data dir aside (kept), start empty with the same instance_uuid, join as a replica. */
-  | (InstanceAction & ReplicationConfig & { kind: 'rebootstrap' })
+  | (AgentAction & ReplicationConfig & { kind: 'rebootstrap' })
   /** A replica's stopped replication is started again: replication emptied, then set back (read-only kept). */
-  | (InstanceAction & ReplicationConfig & { kind: 'restartReplication' })
-  /** A checked, read-only old master re-enters replication as a replica. */
-  | (InstanceAction & ReplicationConfig & { kind: 'rejoinAsReplica' })
+  | (AgentAction & ReplicationConfig & { kind: 'restartReplication' })
+  /** A checked (or switched-over, fenced) read-only old master re-enters replication as a replica. */
+  | (AgentAction & ReplicationConfig & { kind: 'rejoinAsReplica' })
   /** Rollout: delete the pod (precondition: this uid) so the StatefulSet recreates it. */
   | (InstanceAction & { kind: 'deletePod'; uid: string | null })
   /** A Kubernetes Event on the StatefulSet; `reason` is its message. */
@@ -295,6 +323,6 @@ export type Action =
 
 export type ActionKind = Action['kind'];
 
-type WithoutTerm<A> = A extends unknown ? Omit<A, 'term'> : never;
-/** An action before the round's term is known. */
-export type Command = WithoutTerm<Action>;
+type Unstamped<A> = A extends unknown ? Omit<A, 'term' | 'budgetMs'> : never;
+/** What a planner decides: an action before the round stamps it with its term and budget (batch.ts). */
+export type PlannedAction = Unstamped<Action>;

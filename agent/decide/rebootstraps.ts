@@ -1,5 +1,5 @@
 import { seconds } from './format.js';
-import type { Command, PersistedReplicaSet, Timings } from './model.js';
+import type { PlannedAction, PersistedReplicaSet, Timings } from './model.js';
 
 // One rebootstrap at a time per replica set. A rebootstrap takes a member out (its data moved aside,
 // it restarts empty and copies everything from the master): two at once can take the synchro quorum
@@ -15,11 +15,11 @@ import type { Command, PersistedReplicaSet, Timings } from './model.js';
 export function rebootstrapBlocker(
   state: PersistedReplicaSet,
   pod: string,
-  planned: readonly Command[],
+  planned: readonly PlannedAction[],
   now: number,
   timings: Timings,
 ): string | null {
-  const inRound = planned.find((c): c is Extract<Command, { kind: 'rebootstrap' }> => c.kind === 'rebootstrap' && c.pod !== pod);
+  const inRound = planned.find((c): c is Extract<PlannedAction, { kind: 'rebootstrap' }> => c.kind === 'rebootstrap' && c.pod !== pod);
   if (inRound) return `${inRound.pod} is being rebootstrapped (one member at a time)`;
   const repair = state.repairs.find((r) => r.pod !== pod && (r.step === 'rebootstrapping' || r.step === 'rejoining'));
   if (repair) {

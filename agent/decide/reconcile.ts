@@ -1,13 +1,13 @@
 import { planAdmissions } from './admission.js';
-import { assembleBatch } from './batch.js';
+import { assembleBatch, stamp } from './batch.js';
 import { planBootstrap } from './bootstrap.js';
 import { fenceOthers, planFailover, planMasterRecovery } from './failover.js';
 import { inMajority } from './fencing.js';
 import { emptyReplicaSet } from './members.js';
 import { planConfigure, planExpelCleanup, planExpels, planJoin, planReconfigure, recordObserved } from './membership.js';
-import type { Action, Command, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import type { Action, PlannedAction, ObservedCluster, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from './model.js';
 import { planReplicationRepair } from './repair.js';
-import { planRollout, type RolloutPlan } from './rollout.js';
+import { planRollout, rolloutPhaseEvent, type RolloutPhase, type RolloutPlan } from './rollout.js';
 import { note, type Step } from './step.js';
 import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
 import { validateTimings } from './timings.js';
@@ -23,7 +23,7 @@ export interface ReplicaSetReport {
 }
 
 export interface ReconcileResult {
-  /** In order; a failed gate (persist, fence, waitCatchUp — batch.ts isGate) stops the rest. */
+  /** In order; a failed gate (persist, fence, waitCatchUp, a marked reconfigure or promote — batch.ts isGate) stops the rest. */
   actions: Action[];
   nextPersisted: PersistedState;
   reason: string;
@@ -39,14 +39,14 @@ export function beginTerm(persisted: PersistedState, coordinatorPod: string): Pe
   return { ...persisted, term: persisted.term + 1, coordinator: coordinatorPod };
 }
 
-const targets = (commands: readonly Command[]): Set<string> =>
+const targets = (commands: readonly PlannedAction[]): Set<string> =>
   new Set(commands.flatMap((c) => ('pod' in c && c.kind !== 'expel' ? [c.pod] : [])));
 
 function rolloutStep(rs: ObservedReplicaSet, state: PersistedReplicaSet, plan: RolloutPlan, now: number, timings: Timings): Step {
   const next: PersistedReplicaSet = { ...state, rollout: plan.progress };
   const { step } = plan;
   if (step.kind === 'deleteReplica' || step.kind === 'deleteOldMaster') {
-    const commands: Command[] = [
+    const commands: PlannedAction[] = [
       { kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'RolloutRestart', reason: plan.reason },
       { kind: 'deletePod', replicaset: rs.name, pod: step.pod, uid: step.uid, reason: plan.reason },
     ];
@@ -89,7 +89,7 @@ function reconcileReplicaSet(
     state = step.state;
     done = step.final;
   };
-  const planned = (): Command[] => parts.flatMap((p) => p.commands);
+  const planned = (): PlannedAction[] => parts.flatMap((p) => p.commands);
   const busy = (): Set<string> => targets(planned());
 
   run((s) => planBootstrap(rs, s));
@@ -114,8 +114,16 @@ function reconcileReplicaSet(
   return { step: mergeSteps(persisted, parts), rollout };
 }
 
-/** One round of the coordinator for the whole cluster. Pure: time comes from `observed.now`. */
-export function reconcile(observed: ObservedCluster, persisted: PersistedState, timings: Timings): ReconcileResult {
+/**
+ * One round of the coordinator for the whole cluster. Pure: time comes from `observed.now`, and
+ * `previousPhases` is each replica set's rollout phase as the caller's last round reported it.
+ */
+export function reconcile(
+  observed: ObservedCluster,
+  persisted: PersistedState,
+  timings: Timings,
+  previousPhases: Readonly<Record<string, RolloutPhase>> = {},
+): ReconcileResult {
   validateTimings(timings);
   const { size, reachableFromCoordinator } = observed.mesh;
   if (!inMajority(reachableFromCoordinator - 1, size)) {
@@ -129,9 +137,14 @@ export function reconcile(observed: ObservedCluster, persisted: PersistedState, 
     steps[rs.name] = step;
     replicasets[rs.name] = { reason: step.reason, rollout: { phase: rollout.phase, next: rollout.next, reason: rollout.reason } };
   }
-  const batch = assembleBatch(persisted, steps);
+  const batch = assembleBatch(persisted, steps, timings);
+  // Phase Events lead the batch: they report the plan, whether or not a gate stops the rest.
+  const phaseEvents = Object.entries(replicasets).flatMap(([name, r]) => {
+    const e = rolloutPhaseEvent(name, previousPhases[name], r.rollout);
+    return e === null ? [] : [stamp(e, batch.nextPersisted.term, timings)];
+  });
   const reason = Object.entries(replicasets)
     .map(([name, r]) => `${name}: ${r.reason}`)
     .join('; ');
-  return { ...batch, reason: reason || 'no replica sets', replicasets };
+  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets };
 }

@@ -4,7 +4,7 @@ import { detectMasterFailure } from './failover.js';
 import { seconds } from './format.js';
 import { desiredReplication, instanceOf, isMember, isQuarantined, isWritable, liveVclock } from './members.js';
 import type {
-  Command,
+  PlannedAction,
   ObservedInstance,
   ObservedReplicaSet,
   ObservedUpstream,
@@ -72,7 +72,7 @@ function holdReason(rs: ObservedReplicaSet, state: PersistedReplicaSet, now: num
 interface Outcome {
   /** The pod's entry after this round; null = no repair (any more). */
   entry: ReplicationRepair | null;
-  commands: Command[];
+  commands: PlannedAction[];
   reason: string;
 }
 
@@ -89,7 +89,7 @@ function restart(
 ): Outcome {
   const reason = `${inst.pod} ${stopped(up)} (upstream from ${master}): restarting its replication`;
   const next = begin(inst.pod, up, entry, now);
-  const commands: Command[] = [
+  const commands: PlannedAction[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'ReplicationRestart', reason },
     { kind: 'restartReplication', replicaset: rs.name, pod: inst.pod, reason, ...desiredReplication(rs, state) },
   ];
@@ -99,7 +99,7 @@ function restart(
 /** Rebootstrap `inst` (a new one counts; asking again for one not yet seen happen does not). */
 function rebootstrapNow(rs: ObservedReplicaSet, state: PersistedReplicaSet, inst: ObservedInstance, entry: ReplicationRepair, now: number, reason: string): Outcome {
   const rebootstraps = entry.step === 'rebootstrapping' ? entry.rebootstraps : entry.rebootstraps + 1;
-  const commands: Command[] = [
+  const commands: PlannedAction[] = [
     { kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Rebootstrap', reason },
     { kind: 'rebootstrap', replicaset: rs.name, pod: inst.pod, reason, ...desiredReplication(rs, state) },
   ];
@@ -122,7 +122,7 @@ interface Round {
   /** Pods other commands of this round target. */
   busy: ReadonlySet<string>;
   /** Commands planned so far in this round (a rebootstrap among them takes the one slot). */
-  planned: readonly Command[];
+  planned: readonly PlannedAction[];
 }
 
 /**
@@ -151,7 +151,7 @@ function repairDiverged(
   const fresh = entry?.diverged !== true || entry.step === 'rejoining';
   const requested = entry?.step === 'rebootstrapping';
   const reported: ReplicationRepair = !fresh && entry ? entry : requested && entry ? { ...entry, diverged: true } : { ...begin(pod, up, entry, now), diverged: true };
-  const report: Command[] = fresh ? [{ kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Diverged', reason: `${found}; ${record}` }] : [];
+  const report: PlannedAction[] = fresh ? [{ kind: 'event', replicaset: rs.name, eventType: 'Warning', eventReason: 'Diverged', reason: `${found}; ${record}` }] : [];
   const waiting = (why: string): Outcome => ({ entry: reported, commands: report, reason: `${found}; ${record}; not rebootstrapped yet: ${why}` });
   const asked = now - reported.stepAtMs;
   if (reported.step === 'rebootstrapping' && asked < timings.rebootstrapRetryMs) {
@@ -232,7 +232,7 @@ export function planReplicationRepair(
   now: number,
   timings: Timings,
   busy: ReadonlySet<string>,
-  planned: readonly Command[] = [],
+  planned: readonly PlannedAction[] = [],
 ): Step | null {
   const master = instanceOf(rs, state.master);
   const tracked = new Set(state.repairs.map((r) => r.pod));

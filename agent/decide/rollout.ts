@@ -1,6 +1,6 @@
 import { seconds } from './format.js';
 import { healthProblem, instanceOf, isMember, isQuarantined, liveVclock } from './members.js';
-import type { ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, RolloutProgress, Timings } from './model.js';
+import type { PlannedAction, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, RolloutProgress, Timings } from './model.js';
 import { byGreatestVclock } from '../tarantool/vclock.js';
 
 // Master-last rolling restart (SPEC §5, issue 7): one step at a time, re-planned from the current
@@ -152,4 +152,19 @@ export function planRollout(rs: ObservedReplicaSet, state: PersistedReplicaSet, 
     masterPod,
     `rollout: handing master ${masterPod} over to up-to-date ${successor.pod} before restarting it`,
   );
+}
+
+const WORKING: readonly RolloutPhase[] = ['restarting-replicas', 'switching-master', 'restarting-old-master'];
+
+/**
+ * The Event a change of rollout phase is worth: paused, or complete after working (its deletions
+ * and hand-over have their own). `previous` is the phase this coordinator planned last round;
+ * undefined (it has just taken over) reports from then on rather than guess what it missed.
+ */
+export function rolloutPhaseEvent(replicaset: string, previous: RolloutPhase | undefined, plan: Pick<RolloutPlan, 'phase' | 'reason'>): PlannedAction | null {
+  if (previous === undefined || previous === plan.phase) return null;
+  const event = (eventReason: string): PlannedAction => ({ kind: 'event', replicaset, eventType: 'Normal', eventReason, reason: plan.reason });
+  if (plan.phase === 'paused') return event('RolloutPaused');
+  if (plan.phase === 'idle' && WORKING.includes(previous)) return event('RolloutComplete');
+  return null;
 }

@@ -1,4 +1,4 @@
-import type { Command, PersistedReplicaSet } from './model.js';
+import type { PlannedAction, PersistedReplicaSet } from './model.js';
 
 /**
  * What one planner decided for one replica set in one round. The reconcile loop threads `state`
@@ -7,7 +7,7 @@ import type { Command, PersistedReplicaSet } from './model.js';
 export interface Step {
   state: PersistedReplicaSet;
   /** Sent after the round's persist, in this order. */
-  commands: readonly Command[];
+  commands: readonly PlannedAction[];
   /** The master changes: the round's term grows. */
   bumpTerm: boolean;
   reason: string;
@@ -15,7 +15,7 @@ export interface Step {
    * A switchover's second half: `state` is persisted (a second CAS) only after every command above
    * succeeded (fence, catch-up), then `commands` (the promotion) are sent.
    */
-  handover?: { state: PersistedReplicaSet; commands: readonly Command[] };
+  handover?: { state: PersistedReplicaSet; commands: readonly PlannedAction[] };
   /** Later planners must not act on this replica set in this round. */
   final: boolean;
 }

@@ -4,7 +4,7 @@ import { seconds } from './format.js';
 import { desiredReplication, healthProblem, instanceOf, isMember, isQuarantined, isWritable, liveVclock } from './members.js';
 import type {
   Action,
-  Command,
+  PlannedAction,
   ObservedCluster,
   ObservedReplicaSet,
   PersistedReplicaSet,
@@ -98,7 +98,7 @@ export function switchoverStep(
   const recorded: PersistedReplicaSet = { ...state, switchover: record };
   const config = desiredReplication(rs, recorded);
   const handedOver: PersistedReplicaSet = { ...recorded, master: to, switchover: null, masterQuorum: config.synchroQuorum };
-  const commands: Command[] = [
+  const commands: PlannedAction[] = [
     ...(resume ? [] : [{ kind: 'event', replicaset: rs.name, eventType: 'Normal', eventReason: 'Switchover', reason } as const]),
     { kind: 'fence', replicaset: rs.name, pod: from, reason: `switchover: ${from} goes read-only first` },
     {
@@ -106,23 +106,21 @@ export function switchoverStep(
       replicaset: rs.name,
       pod: to,
       source: from,
-      timeoutMs: timings.catchUpTimeoutMs,
       reason: `switchover: ${to} must have every row ${from} has before it takes writes`,
     },
   ];
-  const promote: Command = {
-    kind: 'promote',
-    replicaset: rs.name,
-    pod: to,
-    reason: `switchover: ${to} caught up with ${from} and becomes master`,
-    ...config,
-  };
+  // The old master is a healthy replica once `to` took over, but its agent still marks it fenced
+  // (not ready): it is told to follow the new master. Only after a successful promotion (a gate).
+  const handover: PlannedAction[] = [
+    { kind: 'promote', replicaset: rs.name, pod: to, reason: `switchover: ${to} caught up with ${from} and becomes master`, gate: true, ...config },
+    { kind: 'rejoinAsReplica', replicaset: rs.name, pod: from, reason: `switchover done: ${from} follows ${to} as a replica`, ...config },
+  ];
   return {
     state: recorded,
     commands,
     bumpTerm: !resume,
     reason,
-    handover: { state: handedOver, commands: [promote] },
+    handover: { state: handedOver, commands: handover },
     final: true,
   };
 }
@@ -208,7 +206,7 @@ export function planSwitchover(
     const reason = `switching over from ${master} to ${target.pod}${by}: ${target.reason}`;
     step = switchoverStep(rs, state, master, target.pod, reason, observed.now, timings);
   }
-  const batch = assembleBatch(persisted, { [rs.name]: step });
+  const batch = assembleBatch(persisted, { [rs.name]: step }, timings);
   const to = step.handover?.state.master ?? step.state.master ?? '';
   return { ok: true, from: master, to, actions: batch.actions, nextPersisted: batch.nextPersisted, reason: step.reason };
 }

@@ -1,5 +1,5 @@
 import { ShoalError } from '../../shared/errors.js';
-import type { Timings } from './model.js';
+import type { PlannedAction, Timings } from './model.js';
 
 /**
  * The one default of SHOAL_FAILOVER_TIMEOUT_MS (agent/config.ts uses it too): seconds, not tens of
@@ -8,16 +8,65 @@ import type { Timings } from './model.js';
  */
 export const DEFAULT_FAILOVER_TIMEOUT_MS = 5000;
 
-export const DEFAULT_TIMINGS: Timings = {
-  failoverTimeoutMs: DEFAULT_FAILOVER_TIMEOUT_MS,
-  heartbeatTimeoutMs: 1000,
-  fenceApplyMs: 250,
-  agentTickMs: 100,
-  catchUpTimeoutMs: 5000,
-  maxHealthyLagMs: 1000,
-  rebootstrapRetryMs: 60_000,
-  podRestartTimeoutMs: 300_000,
-};
+/** What an operator may configure (agent/config.ts); unset = the default. */
+export interface ConfiguredTimings {
+  failoverTimeoutMs?: number | undefined;
+  heartbeatTimeoutMs?: number | undefined;
+  coordinatorIntervalMs?: number | undefined;
+  catchUpTimeoutMs?: number | undefined;
+  switchoverTimeoutMs?: number | undefined;
+}
+
+/**
+ * The one mapping from configured to derived timings, checked (throws a ShoalError naming the
+ * variable to change when the relations cannot hold). The Lease's are its own (lease/timing.ts).
+ */
+export function deriveTimings(c: ConfiguredTimings = {}): Timings {
+  const heartbeatTimeoutMs = c.heartbeatTimeoutMs ?? 1000;
+  const fenceApplyMs = 250;
+  return validateTimings({
+    failoverTimeoutMs: c.failoverTimeoutMs ?? DEFAULT_FAILOVER_TIMEOUT_MS,
+    heartbeatTimeoutMs,
+    fenceApplyMs,
+    agentTickMs: 100,
+    catchUpTimeoutMs: c.catchUpTimeoutMs ?? 5000,
+    maxHealthyLagMs: 1000,
+    rebootstrapRetryMs: 60_000,
+    podRestartTimeoutMs: 300_000,
+    // Several heartbeats per timeout, so one late frame is not a lost peer.
+    heartbeatIntervalMs: Math.min(250, Math.max(20, Math.floor(heartbeatTimeoutMs / 4))),
+    coordinatorIntervalMs: c.coordinatorIntervalMs ?? 300,
+    switchoverTimeoutMs: c.switchoverTimeoutMs ?? 30_000,
+    fenceBudgetMs: Math.max(2_000, 8 * fenceApplyMs),
+    promoteBudgetMs: 30_000,
+    joinBudgetMs: 90_000,
+    rebootstrapBudgetMs: 120_000,
+    commandBudgetMs: 15_000,
+  });
+}
+
+/** How long the agent may work on a planned action; null for what no agent carries out. */
+export function budgetMs(action: PlannedAction, t: Timings): number | null {
+  switch (action.kind) {
+    case 'persist':
+    case 'event':
+    case 'deletePod':
+      return null;
+    case 'fence':
+      return t.fenceBudgetMs;
+    case 'waitCatchUp':
+      return t.catchUpTimeoutMs;
+    case 'promote':
+      return t.promoteBudgetMs;
+    case 'bootstrapMaster':
+    case 'joinReplica':
+      return t.joinBudgetMs;
+    case 'rebootstrap':
+      return t.rebootstrapBudgetMs;
+    default:
+      return t.commandBudgetMs;
+  }
+}
 
 /**
  * How much earlier than the failover timeout a cut-off master must be read-only.
@@ -58,3 +107,5 @@ export function validateTimings(t: Timings): Timings {
   }
   return t;
 }
+
+export const DEFAULT_TIMINGS: Timings = deriveTimings();

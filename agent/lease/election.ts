@@ -9,7 +9,7 @@ import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube
 import { sleep } from '../mesh/backoff.js';
 import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {
-  DEFAULT_TIMINGS,
+  DEFAULT_ELECTION_TIMINGS,
   acquireRetryDelayMs,
   judgeAcquire,
   leadershipValid,
@@ -17,7 +17,7 @@ import {
   observe,
   releasedRecord,
   renewRequestBudgetMs,
-  validateTimings,
+  validateElectionTimings,
   yieldAfterReleaseMs,
   type Candidate,
   type ElectionTimings,
@@ -66,7 +66,7 @@ export class LeaderElector {
   constructor(private readonly opts: LeaderElectorOptions) {
     if (!opts.identity) throw new ShoalError('leader election needs a non-empty identity', 'set POD_NAME (the downward API) for the agent');
     this.self = { identity: opts.identity, uid: opts.uid ?? '' };
-    this.timings = validateTimings({ ...DEFAULT_TIMINGS, ...opts.timings });
+    this.timings = validateElectionTimings({ ...DEFAULT_ELECTION_TIMINGS, ...opts.timings });
     this.clock = opts.clock ?? (() => performance.now());
   }
 

@@ -13,7 +13,13 @@ export interface ElectionTimings {
 }
 
 /** client-go's defaults (kube-controller-manager uses the same): 15 s / 10 s / 2 s. */
-export const DEFAULT_TIMINGS: ElectionTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+export const DEFAULT_ELECTION_TIMINGS: ElectionTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+/** SHOAL_LEASE_SECONDS scaled with client-go's proportions (15 s / 10 s / 2 s), checked. */
+export function electionTimings(leaseSeconds: number): ElectionTimings {
+  const leaseDurationMs = leaseSeconds * 1000;
+  return validateElectionTimings({ leaseDurationMs, renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3), retryPeriodMs: Math.round((leaseDurationMs * 2) / 15) });
+}
 
 /** client-go's JitterFactor: acquire attempts wait retryPeriod × [1, 2.2). */
 export const JITTER_FACTOR = 1.2;
@@ -23,7 +29,7 @@ export const JITTER_FACTOR = 1.2;
  * before others may take over, and have at least one jittered retry inside its deadline.
  * The lease duration is written as whole seconds (leaseDurationSeconds), so it must be one.
  */
-export function validateTimings(t: ElectionTimings): ElectionTimings {
+export function validateElectionTimings(t: ElectionTimings): ElectionTimings {
   const hint = 'choose leaseDuration > renewDeadline > 1.2 × retryPeriod, e.g. 15 s / 10 s / 2 s (SHOAL_LEASE_SECONDS sets the lease duration)';
   for (const [name, v] of Object.entries(t) as Array<[keyof ElectionTimings, number]>) {
     if (!Number.isFinite(v) || v <= 0) throw new ShoalError(`leader election ${name} must be a positive number of milliseconds, got ${v}`, hint);

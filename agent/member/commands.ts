@@ -10,7 +10,7 @@ import type { BootstrapOptions, PromoteOptions, RebootstrapOptions, RebootstrapR
 import type { InstanceState } from '../instance/state.js';
 import type { Vclock } from '../tarantool/vclock.js';
 import type { CommandContext, CommandResult } from '../mesh/mesh.js';
-import type { Command, JsonObject, JsonValue } from '../wire/mesh-protocol.js';
+import type { CommandMessage, JsonObject, JsonValue } from '../wire/mesh-protocol.js';
 import { decodeInstanceCommand, isInstanceCommandKind, type InstanceCommand } from '../wire/command-payload.js';
 import { toTarantoolReport, type LocalSnapshot } from './probe.js';
 
@@ -38,7 +38,7 @@ export interface CommandExecutorOptions {
 }
 
 /** Handlers for command kinds that are not instance operations (the coordinator's own). */
-export type ExtraHandler = (cmd: Command, ctx: CommandContext) => Promise<CommandResult>;
+export type ExtraHandler = (cmd: CommandMessage, ctx: CommandContext) => Promise<CommandResult>;
 
 export class CommandExecutor {
   private newestTerm = 0;
@@ -47,7 +47,7 @@ export class CommandExecutor {
   constructor(private readonly o: CommandExecutorOptions) {}
 
   /** The mesh's command handler. */
-  async handle(cmd: Command, ctx: CommandContext): Promise<CommandResult> {
+  async handle(cmd: CommandMessage, ctx: CommandContext): Promise<CommandResult> {
     const log = this.o.logger.child({ command: cmd.id, kind: cmd.kind, from: cmd.from, commandTerm: cmd.term });
     // The mesh refuses older terms already; a command that waited while a newer term arrived must not run either.
     const newest = Math.max(this.newestTerm, this.o.knownTerm());

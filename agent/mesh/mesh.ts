@@ -15,7 +15,7 @@ import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { PeerDialer } from './client.js';
 import { MeshLink, type Direction } from './link.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
-import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type Command, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from '../wire/mesh-protocol.js';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type CommandMessage, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from '../wire/mesh-protocol.js';
 import { ReplayFilter } from './replay.js';
 import { attachMesh, type MeshServer } from './server.js';
 import { TermGuard, type KnownTerm, type TermAuthority } from './terms.js';
@@ -87,7 +87,7 @@ export interface CommandContext {
 }
 
 export type CommandResult = { ok: true; result?: JsonValue } | { ok: false; error: string };
-export type CommandHandler = (cmd: Command, ctx: CommandContext) => Promise<CommandResult>;
+export type CommandHandler = (cmd: CommandMessage, ctx: CommandContext) => Promise<CommandResult>;
 
 interface Pending {
   pod: string;
@@ -262,7 +262,7 @@ export class Mesh {
    */
   sendCommand(pod: string, req: CommandRequest, timeoutMs: number, signal?: AbortSignal): Promise<Ack> {
     const id = req.id ?? `${this.o.self}-${req.term}-${++this.seq}-${randomBytes(4).toString('hex')}`;
-    const cmd: Command = { type: 'command', v: PROTOCOL_VERSION, id, term: req.term, from: this.o.self, kind: req.kind, payload: req.payload };
+    const cmd: CommandMessage = { type: 'command', v: PROTOCOL_VERSION, id, term: req.term, from: this.o.self, kind: req.kind, payload: req.payload };
     if (pod === this.o.self) return this.bounded(this.execute(cmd, null), id, timeoutMs, signal);
     const link = this.linkTo(pod);
     if (!link) return Promise.reject(new ShoalError(`no mesh connection to ${pod}`, 'wait for the mesh to reconnect; check the peer agent is running'));
@@ -410,7 +410,7 @@ export class Mesh {
   }
 
   /** Runs a command at most once; resolves to the ack to send (null = send nothing: a replay still running). */
-  private async execute(cmd: Command, link: MeshLink | null): Promise<Ack | null> {
+  private async execute(cmd: CommandMessage, link: MeshLink | null): Promise<Ack | null> {
     const ack = (ok: boolean, extra: { error?: string; result?: JsonValue } = {}): Ack => ({ type: 'ack', v: PROTOCOL_VERSION, id: cmd.id, ok, ...extra });
     const seen = this.replays.admit(cmd.id);
     if (seen.state !== 'new') {

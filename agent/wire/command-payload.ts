@@ -1,4 +1,4 @@
-// The payloads of coordinator → agent commands (mesh Command.kind = the core's Action kind). The
+// The payloads of coordinator → agent commands (CommandMessage.kind = the core's Action kind). The
 // coordinator adds what an agent cannot know by itself — the master to follow, the vclock to catch
 // up to, a time budget — and the agent validates every field by hand before touching Tarantool.
 import type { JsonObject, JsonValue } from './mesh-protocol.js';

@@ -94,7 +94,8 @@ export interface Heartbeat {
   instance: InstanceState;
 }
 
-export interface Command {
+/** The mesh message that carries a command to an agent (its payload: command-payload.ts). */
+export interface CommandMessage {
   type: 'command';
   v: number;
   id: string;
@@ -122,7 +123,7 @@ export interface TopologyPush {
   topology: JsonObject;
 }
 
-export type MeshMessage = Hello | Heartbeat | Command | Ack | TopologyPush;
+export type MeshMessage = Hello | Heartbeat | CommandMessage | Ack | TopologyPush;
 
 export type InvalidReason = 'too_large' | 'binary' | 'not_json' | 'not_object' | 'bad_version' | 'unknown_type' | 'bad_field';
 

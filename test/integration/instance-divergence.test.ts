@@ -138,7 +138,7 @@ describe.each<[TarantoolLane]>([['3'], ['2.6']])('a diverged replica (Tarantool 
         actions.push(action);
         if (action.kind === 'persist') persisted = action.state;
         if (action.kind === 'persist' || action.kind === 'event' || action.kind === 'deletePod') continue;
-        const cmd = toInstanceCommand(action, persisted, observed, new Map(), T);
+        const cmd = toInstanceCommand(action, persisted, observed, new Map());
         await executors.get(action.pod)?.execute(cmd, new AbortController().signal);
       }
       // The kubelet's part: a container whose Tarantool exited (moving its data aside) restarts.

@@ -10,13 +10,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toInstanceCommand } from '../../agent/coordinator/actions.js';
+import { stamp } from '../../agent/decide/batch.js';
 import { CommandExecutor } from '../../agent/member/commands.js';
 import { toTarantoolReport } from '../../agent/member/probe.js';
 import { planAdmissions } from '../../agent/decide/admission.js';
 import { planMasterRecovery } from '../../agent/decide/failover.js';
 import { emptyReplicaSet } from '../../agent/decide/members.js';
 import { planConfigure } from '../../agent/decide/membership.js';
-import type { Command, DataHazard, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet } from '../../agent/decide/model.js';
+import type { PlannedAction, DataHazard, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet } from '../../agent/decide/model.js';
 import type { Step } from '../../agent/decide/step.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/decide/timings.js';
 import { recoveryHazard } from '../../agent/tarantool/recovery.js';
@@ -61,11 +62,11 @@ async function replicaSet(pods: Pod[]): Promise<ObservedReplicaSet> {
 /** The batch as the coordinator's shell sends it: instance commands through each agent's executor. */
 async function carryOut(step: Step, pods: Pod[], rs: ObservedReplicaSet): Promise<void> {
   const persisted = { term: 2, coordinator: 'storage-1', replicasets: { storage: step.state } };
-  for (const c of step.commands.filter((x): x is Exclude<Command, { kind: 'event' | 'deletePod' | 'persist' }> => x.kind !== 'event' && x.kind !== 'deletePod' && x.kind !== 'persist')) {
+  for (const c of step.commands.filter((x): x is Exclude<PlannedAction, { kind: 'event' | 'deletePod' | 'persist' }> => x.kind !== 'event' && x.kind !== 'deletePod' && x.kind !== 'persist')) {
     const pod = pods.find((p) => p.node.inst.identity.pod === c.pod);
     if (!pod) throw new Error(`no pod ${c.pod}`);
     const executor = new CommandExecutor({ instance: pod.node.inst, self: c.pod, logger: pino({ level: 'silent' }), knownTerm: () => 2, refresh: () => Promise.reject(new Error('not used')) });
-    const cmd = toInstanceCommand({ ...c, term: 2 }, persisted, { now: Date.now(), mesh: { size: 3, reachableFromCoordinator: 3 }, replicasets: [rs] }, new Map(), T);
+    const cmd = toInstanceCommand(stamp(c, 2, T), persisted, { now: Date.now(), mesh: { size: 3, reachableFromCoordinator: 3 }, replicasets: [rs] }, new Map());
     await executor.execute(cmd, new AbortController().signal);
   }
 }

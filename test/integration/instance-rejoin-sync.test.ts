@@ -16,9 +16,10 @@ import { readdir } from 'node:fs/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toInstanceCommand } from '../../agent/coordinator/actions.js';
+import { stamp } from '../../agent/decide/batch.js';
 import { CommandExecutor } from '../../agent/member/commands.js';
 import { toTarantoolReport } from '../../agent/member/probe.js';
-import type { Command, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState } from '../../agent/decide/model.js';
+import type { PlannedAction, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState } from '../../agent/decide/model.js';
 import { emptyReplicaSet } from '../../agent/decide/members.js';
 import { MAX_REPAIR_REBOOTSTRAPS, planReplicationRepair, stoppedUpstream } from '../../agent/decide/repair.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/decide/timings.js';
@@ -132,9 +133,9 @@ describe('a replica rejoining under synchronous load (Tarantool 2.6)', () => {
       reasons.push(step.reason);
       state = step.state;
       const persisted: PersistedState = { term: 1, coordinator: 'storage-0', replicasets: { storage: state } };
-      for (const c of step.commands.filter((x): x is Exclude<Command, { kind: 'event' }> => x.kind !== 'event')) {
+      for (const c of step.commands.filter((x): x is Exclude<PlannedAction, { kind: 'event' }> => x.kind !== 'event')) {
         kinds.push(c.kind);
-        const cmd = toInstanceCommand({ ...c, term: 1 }, persisted, { now, mesh: { size: 3, reachableFromCoordinator: 3 }, replicasets: [rs] }, new Map(), T);
+        const cmd = toInstanceCommand(stamp(c, 1, T), persisted, { now, mesh: { size: 3, reachableFromCoordinator: 3 }, replicasets: [rs] }, new Map());
         await executor.execute(cmd, new AbortController().signal).catch(() => undefined);
       }
       // The first remedy ran under load; any later join under sync load may hit the defect again.

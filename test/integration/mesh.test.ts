@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Command } from '../../agent/wire/mesh-protocol.js';
+import type { CommandMessage } from '../../agent/wire/mesh-protocol.js';
 import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
 
 const nodes: Node[] = [];
@@ -30,7 +30,7 @@ async function rawPeer(port: number, pod: string): Promise<{ ws: WebSocket; rece
   return { ws, received };
 }
 
-const command = (over: Partial<Command>): Command => ({ type: 'command', v: 1, id: 'c-1', term: 1, from: 'a', kind: 'noop', payload: {}, ...over });
+const command = (over: Partial<CommandMessage>): CommandMessage => ({ type: 'command', v: 1, id: 'c-1', term: 1, from: 'a', kind: 'noop', payload: {}, ...over });
 
 describe('mesh over real sockets', () => {
   it('three agents connect with the token, exchange heartbeats and see each other', async () => {

@@ -3,13 +3,13 @@
 // body checks.
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { fenceDeadline } from '../../agent/decide/timings.js';
+import { deriveTimings, fenceDeadline } from '../../agent/decide/timings.js';
 import { parseSwitchoverBody, tokenMatches } from '../../agent/http/control-routes.js';
 import { followSymptoms } from '../../agent/member/symptom-follower.js';
 import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/member/probe.js';
 import { SelfFencer } from '../../agent/member/self-fence.js';
 import { decodePersistedState } from '../../agent/wire/state-codec.js';
-import { controlTimings } from '../../agent/timings.js';
+import { electionTimings } from '../../agent/lease/timing.js';
 import { buildClusterView, buildTarantoolTopology, decodeTopologyMessage, encodeTopologyMessage } from '../../agent/wire/cluster-view.js';
 import type { InstanceState } from '../../agent/instance/state.js';
 import { parseMessage } from '../../agent/wire/mesh-protocol.js';
@@ -231,7 +231,8 @@ describe('/switchover request checks', () => {
 describe('control timings', () => {
   it('derives the Lease from SHOAL_LEASE_SECONDS and refuses a failover timeout too short to self-fence first', () => {
     const base = { leaseSeconds: 15, failoverTimeoutMs: 10_000, prestopTimeoutMs: 30_000, consoleTimeoutMs: 10_000, statusTimeoutMs: 2_000 };
-    expect(controlTimings(base).lease).toEqual({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
-    expect(() => controlTimings({ ...base, failoverTimeoutMs: 1_000 })).toThrow('SHOAL_FAILOVER_TIMEOUT_MS');
+    expect(electionTimings(base.leaseSeconds)).toEqual({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(deriveTimings(base)).toMatchObject({ failoverTimeoutMs: 10_000, heartbeatIntervalMs: 250 });
+    expect(() => deriveTimings({ ...base, failoverTimeoutMs: 1_000 })).toThrow('SHOAL_FAILOVER_TIMEOUT_MS');
   });
 });

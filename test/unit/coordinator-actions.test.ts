@@ -46,16 +46,15 @@ function deps(over: Partial<ActionDeps> & { failKinds?: string[]; stale?: boolea
     termChanged: (t) => terms.push(t),
     metrics: new ControlMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
-    timings: T,
     ...over,
   };
   return { d, sent, writes, terms };
 }
 
 const persist = (term: number, st: PersistedState = start): Action => ({ kind: 'persist', term, state: { ...st, term }, reason: 'r' });
-const fence: Action = { kind: 'fence', term: 5, replicaset: 's', pod: 's-0', reason: 'switchover' };
-const wait: Action = { kind: 'waitCatchUp', term: 5, replicaset: 's', pod: 's-1', source: 's-0', timeoutMs: 5000, reason: 'catch up' };
-const promote: Action = { kind: 'promote', term: 5, replicaset: 's', pod: 's-1', replication: ['a:1'], synchroQuorum: 2, reason: 'take over' };
+const fence: Action = { kind: 'fence', term: 5, replicaset: 's', pod: 's-0', budgetMs: T.fenceBudgetMs, reason: 'switchover' };
+const wait: Action = { kind: 'waitCatchUp', term: 5, replicaset: 's', pod: 's-1', source: 's-0', budgetMs: 5000, reason: 'catch up' };
+const promote: Action = { kind: 'promote', term: 5, replicaset: 's', pod: 's-1', replication: ['a:1'], synchroQuorum: 2, budgetMs: T.promoteBudgetMs, reason: 'take over' };
 const signal = new AbortController().signal;
 
 describe('runBatch', () => {
@@ -83,7 +82,7 @@ describe('runBatch', () => {
 
   it('goes on after a failed non-gate command', async () => {
     const { d, sent } = deps({ failKinds: ['reconfigure'] });
-    const rc = (pod: string): Action => ({ kind: 'reconfigure', term: 4, replicaset: 's', pod, replication: ['a:1'], synchroQuorum: 2, reason: 'r' });
+    const rc = (pod: string): Action => ({ kind: 'reconfigure', term: 4, replicaset: 's', pod, replication: ['a:1'], synchroQuorum: 2, budgetMs: T.commandBudgetMs, reason: 'r' });
     const out = await runBatch([rc('s-1'), rc('s-2')], start, observed, d, signal);
     expect(out.stoppedAt).toBeNull();
     expect(out.records.map((r) => r.ok)).toEqual([false, false]);
@@ -108,14 +107,14 @@ describe('runBatch', () => {
 
 describe('toInstanceCommand', () => {
   it('names the persisted master with its uuid and address', () => {
-    const c = toInstanceCommand({ kind: 'joinReplica', term: 4, replicaset: 's', pod: 's-2', replication: ['a:1'], synchroQuorum: 2, reason: 'r' }, start, observed, new Map(), T);
+    const c = toInstanceCommand({ kind: 'joinReplica', term: 4, replicaset: 's', pod: 's-2', replication: ['a:1'], synchroQuorum: 2, budgetMs: T.joinBudgetMs, reason: 'r' }, start, observed, new Map());
     expect(c.master).toEqual({ pod: 's-0', uuid: uuidOf('s-0'), address: 's-0.ip:3301' });
   });
 
   it('refuses a join when the master address is unknown, and a catch-up without a source vclock', () => {
     const noMaster = persisted(4, { s: { ...state, master: 's-9' } });
-    expect(() => toInstanceCommand({ kind: 'joinReplica', term: 4, replicaset: 's', pod: 's-2', replication: [], synchroQuorum: 2, reason: 'r' }, noMaster, observed, new Map(), T)).toThrow('nobody to join');
+    expect(() => toInstanceCommand({ kind: 'joinReplica', term: 4, replicaset: 's', pod: 's-2', replication: [], synchroQuorum: 2, budgetMs: T.joinBudgetMs, reason: 'r' }, noMaster, observed, new Map())).toThrow('nobody to join');
     const blind = cluster(1000, { ...rs, instances: rs.instances.map((i) => (i.pod === 's-0' ? { ...i, tarantool: null } : i)) });
-    expect(() => toInstanceCommand(wait, start, blind, new Map(), T)).toThrow('vclock of s-0 is unknown');
+    expect(() => toInstanceCommand(wait, start, blind, new Map())).toThrow('vclock of s-0 is unknown');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareWithMaster, describeComparison, mayBeReceiving, upstreamCondition, type UpstreamCondition } from '../../agent/decide/divergence.js';
-import type { Command, ObservedTarantool, PersistedReplicaSet, Vclock } from '../../agent/decide/model.js';
+import type { PlannedAction, ObservedTarantool, PersistedReplicaSet, Vclock } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
 import { rebootstrapBlocker } from '../../agent/decide/rebootstraps.js';
 import { cluster, formed, instance, kinds, NOW, only, patch, persisted, T, uriOf } from './decide-fixtures.js';
@@ -62,7 +62,7 @@ describe('what a replica holds that the master lacks', () => {
 
 describe('one rebootstrap per replica set at a time', () => {
   const { state } = formed();
-  const rebootstrapOf = (pod: string): Command => ({ kind: 'rebootstrap', replicaset: 's', pod, reason: 'test', replication: [], synchroQuorum: 2 });
+  const rebootstrapOf = (pod: string): PlannedAction => ({ kind: 'rebootstrap', replicaset: 's', pod, reason: 'test', replication: [], synchroQuorum: 2 });
   const repair = (pod: string, step: 'restarted' | 'rebootstrapping' | 'rejoining') => ({ pod, error: 'e', sinceMs: NOW - 10_000, step, stepAtMs: NOW - 1000, rebootstraps: 1 });
   const quarantined = (pod: string, requestedAgoMs: number | null) => ({
     pod,
@@ -71,7 +71,7 @@ describe('one rebootstrap per replica set at a time', () => {
     rebootstrapRequestedAtMs: requestedAgoMs === null ? null : NOW - requestedAgoMs,
   });
 
-  it.each<[string, Partial<PersistedReplicaSet>, Command[], string | null]>([
+  it.each<[string, Partial<PersistedReplicaSet>, PlannedAction[], string | null]>([
     ['nothing under way', {}, [], null],
     ['its own rebootstrap (asked again)', { repairs: [repair('s-1', 'rebootstrapping')] }, [rebootstrapOf('s-1')], null],
     ['another planned in this round', {}, [rebootstrapOf('s-2')], 's-2 is being rebootstrapped (one member at a time)'],

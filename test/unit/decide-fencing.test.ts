@@ -60,7 +60,7 @@ describe('timings', () => {
       maxHealthyLagMs: fc.constant(1),
       rebootstrapRetryMs: fc.constant(1),
       podRestartTimeoutMs: fc.constant(1),
-    });
+    }).map((t): Timings => ({ ...DEFAULT_TIMINGS, ...t }));
     fc.assert(
       fc.property(timings, (t: Timings) => {
         let deadline: number;

@@ -61,12 +61,12 @@ const RUNS = Number(process.env.SHOAL_PROPERTY_RUNS ?? 300);
 const TIMEOUT_MS = Math.max(20_000, RUNS * 20);
 
 describe('coordinator properties over random histories', () => {
-  it('keeps every safety invariant', () => {
+  it('keeps every safety invariant', async () => {
     const seen = { promotions: 0, rebootstraps: 0, expels: 0, deletes: 0, switchovers: 0, writesAcked: 0, refused: 0 };
-    fc.assert(
-      fc.property(history, (events) => {
+    await fc.assert(
+      fc.asyncProperty(history, async (events) => {
         const sim = new Sim();
-        sim.run([...warmUp, ...events]);
+        await sim.run([...warmUp, ...events]);
         for (const key of Object.keys(seen) as Array<keyof typeof seen>) seen[key] += sim.stats[key];
       }),
       { numRuns: RUNS },
@@ -75,32 +75,32 @@ describe('coordinator properties over random histories', () => {
     for (const key of ['promotions', 'expels', 'deletes', 'switchovers', 'writesAcked'] as const) expect(seen[key]).toBeGreaterThan(0);
   }, TIMEOUT_MS);
 
-  it('never loses an acknowledged write nor has two writers under partitions and kills', () => {
-    fc.assert(
-      fc.property(fc.array(failure, { minLength: 5, maxLength: 50 }), (events) => {
-        new Sim().run([...warmUp, ...events]);
+  it('never loses an acknowledged write nor has two writers under partitions and kills', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(failure, { minLength: 5, maxLength: 50 }), async (events) => {
+        await new Sim().run([...warmUp, ...events]);
       }),
       { numRuns: RUNS * 3 },
     );
   }, TIMEOUT_MS);
 
-  it('converges once the faults stop: one writable master, every pod a caught-up member on the update revision', () => {
-    fc.assert(
-      fc.property(history, (events) => {
+  it('converges once the faults stop: one writable master, every pod a caught-up member on the update revision', async () => {
+    await fc.assert(
+      fc.asyncProperty(history, async (events) => {
         const sim = new Sim();
-        sim.run([...warmUp, ...events]);
+        await sim.run([...warmUp, ...events]);
         sim.healAll();
-        const settle = () => {
+        const settle = async () => {
           // Long enough for a lost rebootstrap to be re-requested (rebootstrapRetryMs).
-          for (let i = 0; i < 90 && sim.settled() !== null; i++) sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
+          for (let i = 0; i < 90 && sim.settled() !== null; i++) await sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
         };
-        settle();
+        await settle();
         // By design the coordinator refuses to promote while too few members answer to be sure no
         // acknowledged write is missed (e.g. a scale-down took the master's pod and a replica with it).
         // The operator's remedy is to scale back up: the pods return with their volumes.
         if (sim.settled() !== null && /needed to be sure no acknowledged write is missed/.test(sim.coordinatorReason())) {
-          sim.run([{ t: 'scale', replicas: MAX_PODS }]);
-          settle();
+          await sim.run([{ t: 'scale', replicas: MAX_PODS }]);
+          await settle();
         }
         const problem = sim.settled();
         if (problem !== null) throw new Error(`not settled: ${problem}\n${sim.trace.join('\n')}`);
@@ -109,62 +109,62 @@ describe('coordinator properties over random histories', () => {
     );
   }, TIMEOUT_MS);
 
-  it('fences a cut-off master before promoting another, and rebootstraps it when it had unreplicated writes', () => {
+  it('fences a cut-off master before promoting another, and rebootstraps it when it had unreplicated writes', async () => {
     const sim = new Sim();
-    sim.run(warmUp);
-    sim.run([{ t: 'write', sync: true }, { t: 'masterFault', fault: 'isolate', downForMs: 0 }, { t: 'write', sync: false }, { t: 'write', sync: true }]);
+    await sim.run(warmUp);
+    await sim.run([{ t: 'write', sync: true }, { t: 'masterFault', fault: 'isolate', downForMs: 0 }, { t: 'write', sync: false }, { t: 'write', sync: true }]);
     expect(sim.stats.writesAcked).toBe(1); // the cut-off master cannot collect a quorum
-    for (let i = 0; i < 14; i++) sim.run([{ t: 'tick', ms: 500 }]); // past the 5 s failover timeout
+    for (let i = 0; i < 14; i++) await sim.run([{ t: 'tick', ms: 500 }]); // past the 5 s failover timeout
     expect(sim.stats.promotions).toBe(1);
-    sim.run([{ t: 'healAll' }]);
-    for (let i = 0; i < 10 && sim.settled() !== null; i++) sim.run([{ t: 'tick', ms: 1000 }]);
+    await sim.run([{ t: 'healAll' }]);
+    for (let i = 0; i < 10 && sim.settled() !== null; i++) await sim.run([{ t: 'tick', ms: 1000 }]);
     expect(sim.settled()).toBeNull();
     expect(sim.stats.rebootstraps).toBe(1);
     expect(sim.pods[0]?.keptAside).toBe(1);
     expect(sim.trace.join('\n')).toMatch(/db-0 self-fences[\s\S]*promote db-1/);
   });
 
-  it('repairs a replica whose replication stopped: a restart first, a rebootstrap when that does not heal it', () => {
+  it('repairs a replica whose replication stopped: a restart first, a rebootstrap when that does not heal it', async () => {
     const sim = new Sim();
-    sim.run(warmUp);
-    sim.run([{ t: 'stopApplier', pod: 1, heals: 'restart' }, { t: 'tick', ms: 500 }]);
+    await sim.run(warmUp);
+    await sim.run([{ t: 'stopApplier', pod: 1, heals: 'restart' }, { t: 'tick', ms: 500 }]);
     expect(sim.trace.join('\n')).toMatch(/done restartReplication db-1 .*db-1 stopped: Invalid MsgPack/);
     expect(sim.settled()).toBeNull();
-    sim.run([{ t: 'write', sync: true }, { t: 'stopApplier', pod: 2, heals: 'rebootstrap' }]);
-    for (let i = 0; i < 12; i++) sim.run([{ t: 'tick', ms: 500 }, { t: 'write', sync: true }]);
+    await sim.run([{ t: 'write', sync: true }, { t: 'stopApplier', pod: 2, heals: 'rebootstrap' }]);
+    for (let i = 0; i < 12; i++) await sim.run([{ t: 'tick', ms: 500 }, { t: 'write', sync: true }]);
     expect(sim.stats.rebootstraps).toBe(1);
     expect(sim.pods[2]?.keptAside).toBe(1);
     expect(sim.stats.promotions).toBe(0);
-    for (let i = 0; i < 12; i++) sim.run([{ t: 'tick', ms: 500 }]);
+    for (let i = 0; i < 12; i++) await sim.run([{ t: 'tick', ms: 500 }]);
     expect(sim.settled()).toBeNull();
     expect(sim.state.replicasets.db?.repairs).toEqual([]);
   });
 
-  it('does not promote the only answering replica when the acknowledged writes may be on the silent one', () => {
+  it('does not promote the only answering replica when the acknowledged writes may be on the silent one', async () => {
     const sim = new Sim();
-    sim.run(warmUp);
+    await sim.run(warmUp);
     // db-2 misses a write that db-0 and db-1 acknowledge; then db-1 is cut off and db-0 dies.
-    sim.run([{ t: 'isolate', pod: 2 }, { t: 'write', sync: true }, { t: 'isolate', pod: 1 }, { t: 'heal', pod: 2 }]);
-    sim.run([{ t: 'killTarantool', pod: 0, downForMs: 60_000 }]);
-    for (let i = 0; i < 10; i++) sim.run([{ t: 'tick', ms: 1000 }]);
+    await sim.run([{ t: 'isolate', pod: 2 }, { t: 'write', sync: true }, { t: 'isolate', pod: 1 }, { t: 'heal', pod: 2 }]);
+    await sim.run([{ t: 'killTarantool', pod: 0, downForMs: 60_000 }]);
+    for (let i = 0; i < 10; i++) await sim.run([{ t: 'tick', ms: 1000 }]);
     expect(sim.stats.writesAcked).toBe(1);
     expect(sim.stats.promotions).toBe(0);
     expect(sim.coordinatorReason()).toMatch(/only 1 of 3 members answer, 2 needed to be sure no acknowledged write is missed/);
     // db-1 comes back: it has the write, and is promoted.
-    sim.run([{ t: 'heal', pod: 1 }, { t: 'tick', ms: 1000 }]);
+    await sim.run([{ t: 'heal', pod: 1 }, { t: 'tick', ms: 1000 }]);
     expect(sim.state.replicasets.db?.master).toBe('db-1');
   });
 
-  it('forms a replica set, survives a master kill and rolls a template change with writes acknowledged', () => {
+  it('forms a replica set, survives a master kill and rolls a template change with writes acknowledged', async () => {
     const sim = new Sim();
-    sim.run(warmUp);
+    await sim.run(warmUp);
     expect(sim.settled()).toBeNull();
-    sim.run([{ t: 'write', sync: true }, { t: 'killTarantool', pod: 0, downForMs: 20_000 }]);
-    for (let i = 0; i < 8; i++) sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
+    await sim.run([{ t: 'write', sync: true }, { t: 'killTarantool', pod: 0, downForMs: 20_000 }]);
+    for (let i = 0; i < 8; i++) await sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
     expect(sim.stats.promotions).toBe(1);
     expect(sim.state.replicasets.db?.master).not.toBe('db-0');
-    sim.run([{ t: 'template' }]);
-    for (let i = 0; i < 40 && sim.settled() !== null; i++) sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
+    await sim.run([{ t: 'template' }]);
+    for (let i = 0; i < 40 && sim.settled() !== null; i++) await sim.run([{ t: 'tick', ms: 1000 }, { t: 'write', sync: true }]);
     expect(sim.settled()).toBeNull();
     expect(sim.stats.deletes).toBe(3);
     expect(sim.stats.writesAcked).toBeGreaterThan(5);

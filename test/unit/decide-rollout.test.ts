@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ObservedReplicaSet, PersistedReplicaSet, RolloutProgress } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
-import { planRollout } from '../../agent/decide/rollout.js';
+import { planRollout, rolloutPhaseEvent, type RolloutPhase } from '../../agent/decide/rollout.js';
 import { cluster, formed, kinds, NOW, only, patch, persisted, T } from './decide-fixtures.js';
 
 const { rs, state } = formed('s', 3);
@@ -121,7 +121,7 @@ describe('rollout through reconcile', () => {
 
   it('switches the master through a switchover batch', () => {
     const r = reconcile(cluster(NOW, rolled(rs, 's-1', 's-2')), persisted(2, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
     expect(r.nextPersisted.replicasets.s?.rollout?.oldMaster).toBe('s-0');
   });
 
@@ -130,5 +130,30 @@ describe('rollout through reconcile', () => {
     const r = reconcile(cluster(NOW, down), persisted(2, { s: state }), T);
     expect(only(r.actions, 'deletePod')).toEqual([]);
     expect(only(r.actions, 'promote')).toHaveLength(1);
+  });
+});
+
+describe('rollout phase Events', () => {
+  const reason = 'the plan says why';
+  it.each<[string, RolloutPhase | undefined, RolloutPhase, string | null]>([
+    ['a coordinator that has just taken over reports from then on', undefined, 'paused', null],
+    ['an unchanged phase', 'restarting-replicas', 'restarting-replicas', null],
+    ['a pause, from any phase', 'idle', 'paused', 'RolloutPaused'],
+    ['a pause mid-rollout', 'switching-master', 'paused', 'RolloutPaused'],
+    ['the end of a rollout', 'restarting-old-master', 'idle', 'RolloutComplete'],
+    ['the end of a rollout of replicas only', 'restarting-replicas', 'idle', 'RolloutComplete'],
+    ['an unpause with nothing to roll', 'paused', 'idle', null],
+    ['the start of a rollout (its deletions have their own Events)', 'idle', 'restarting-replicas', null],
+  ])('%s', (_name, previous, phase, want) => {
+    const e = rolloutPhaseEvent('s', previous, { phase, reason });
+    expect(e === null ? null : e).toEqual(want === null ? null : { kind: 'event', replicaset: 's', eventType: 'Normal', eventReason: want, reason });
+  });
+
+  it('leads the round\'s batch, stamped with its term, against the phases of the previous round', () => {
+    const paused = reconcile(cluster(NOW, { ...rolled(rs), paused: true }), persisted(2, { s: state }), T, { s: 'restarting-replicas' });
+    expect(paused.actions[0]).toMatchObject({ kind: 'event', eventReason: 'RolloutPaused', term: 2, reason: expect.stringMatching(/rollout paused/) });
+    const done = reconcile(cluster(NOW, rs), persisted(2, { s: state }), T, { s: 'restarting-old-master' });
+    expect(done.actions).toEqual([expect.objectContaining({ kind: 'event', eventReason: 'RolloutComplete', reason: 'every pod of s runs revision rev-1' })]);
+    expect(reconcile(cluster(NOW, rs), persisted(2, { s: state }), T).actions).toEqual([]);
   });
 });

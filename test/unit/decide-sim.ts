@@ -1,14 +1,23 @@
 // A toy world for the coordinator's property tests: one StatefulSet's pods with Tarantool processes
 // (read-only flags, replication lists, vclocks, a _cluster registry, sync and async writes), the
-// StatefulSet controller, network isolation, agents that self-fence and refuse old terms, and a
-// coordinator that observes → reconciles → applies the batch in order, stopping at failed gates.
-// Invariants are checked after every applied action and every world step; a violation throws with
-// the recent trace.
-import { isGate, stableJson } from '../../agent/decide/batch.js';
+// StatefulSet controller, network isolation and agents that self-fence and refuse old terms. The
+// coordinator is the real one (coordinator/loop.ts, its batch runner coordinator/actions.ts and the
+// wire encoding of commands), driven one round per tick; the world fakes only its adapters: the
+// state ConfigMap, the mesh (commands, decoded as an agent does), pod deletes, Events and the clock.
+// Invariants are checked at those adapters (every action applied) and after every world step; a
+// violation throws with the recent trace.
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { Coordinator } from '../../agent/coordinator/loop.js';
+import { ControlMetrics } from '../../agent/coordinator/metrics.js';
+import type { CommandRequest } from '../../agent/mesh/mesh.js';
+import { StaleTermError, type Snapshot } from '../../agent/state/store.js';
+import { decodeInstanceCommand, type InstanceCommand } from '../../agent/wire/command-payload.js';
+import type { Ack } from '../../agent/wire/mesh-protocol.js';
+import { stableJson } from '../../agent/decide/batch.js';
 import { inMajority, shouldSelfFence, trackSince } from '../../agent/decide/fencing.js';
 import { isQuarantined } from '../../agent/decide/members.js';
 import type {
-  Action,
   FailoverMode,
   ObservedCluster,
   ObservedInstance,
@@ -17,7 +26,6 @@ import type {
   Timings,
 } from '../../agent/decide/model.js';
 import { beginTerm, emptyState, reconcile } from '../../agent/decide/reconcile.js';
-import { planSwitchover } from '../../agent/decide/switchover.js';
 import { DEFAULT_TIMINGS } from '../../agent/decide/timings.js';
 import { covers, dominates } from '../../agent/tarantool/vclock.js';
 
@@ -77,6 +85,9 @@ interface Pod {
 
 export class InvariantViolation extends Error {}
 
+/** What the loop logs when a round throws: in the sim that is a bug, never a retry. */
+const ROUND_FAILED = 'coordinator round failed';
+
 function deepFreeze<V>(value: V): V {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -94,12 +105,19 @@ export class Sim {
   previousRevision = 1;
   paused = false;
   failover: FailoverMode = 'auto';
-  state: PersistedState = beginTerm(emptyState(), 'coordinator-1');
-  coordinators = 1;
+  /** The state ConfigMap. */
+  state: PersistedState = emptyState();
+  coordinators = 0;
   registry = new Map<string, number>();
   acked: Array<{ id: string; lsn: number }> = [];
-  cutNextBatchAt: number | null = null;
+  /** The coordinator dies before the `at`-th action of its next round. */
+  cut: { at: number; done: number } | null = null;
   trace: string[] = [];
+  private coordinator: Coordinator | null = null;
+  private leadership = new AbortController();
+  private violation: InvariantViolation | null = null;
+  private readonly metrics = new ControlMetrics(new Registry());
+  private readonly logger = pino({ level: 'warn' }, { write: (line: string) => this.loggerLine(line) });
   stats = { promotions: 0, rebootstraps: 0, expels: 0, deletes: 0, switchovers: 0, refused: 0, writesAcked: 0 };
 
   constructor() {
@@ -128,7 +146,8 @@ export class Sim {
 
   // ---- world helpers ----
   private uri = (p: Pod): string => `${p.name}.${p.incarnation}:3301`;
-  private uuid = (p: Pod): string => `uuid-${p.name}`;
+  /** Commands carry instance UUIDs, which an agent validates. */
+  private uuid = (p: Pod): string => `00000000-0000-4000-8000-${String(p.ordinal).padStart(12, '0')}`;
   private byUri = (uri: string): Pod | undefined => this.pods.find((p) => p.exists && this.uri(p) === uri);
   private byName = (name: string): Pod | undefined => this.pods.find((p) => p.name === name);
   private reachable = (p: Pod): boolean => p.exists && !p.isolated;
@@ -149,21 +168,28 @@ export class Sim {
     if (this.trace.length > 400) this.trace.shift();
   }
 
+  /** Thrown, and kept: the loop catches what an adapter throws (a failed action), the sim must not. */
   fail(message: string): never {
-    throw new InvariantViolation(`${message}\n--- trace ---\n${this.trace.join('\n')}`);
+    this.violation ??= new InvariantViolation(`${message}\n--- trace ---\n${this.trace.join('\n')}`);
+    throw this.violation;
+  }
+
+  private loggerLine(line: string): void {
+    if (line.includes(ROUND_FAILED)) this.fail(`the coordinator's round threw: ${line}`);
   }
 
   // ---- events ----
-  run(events: readonly SimEvent[]): void {
-    for (const e of events) this.apply(e);
+  async run(events: readonly SimEvent[]): Promise<void> {
+    if (this.coordinator === null) await this.takeOver();
+    for (const e of events) await this.apply(e);
   }
 
-  apply(e: SimEvent): void {
+  async apply(e: SimEvent): Promise<void> {
     this.log(`event ${JSON.stringify(e)}`);
     const pod = 'pod' in e ? this.pods[e.pod] : undefined;
     switch (e.t) {
       case 'tick':
-        return this.tick(e.ms);
+        return await this.tick(e.ms);
       case 'write':
         return this.write(e.sync);
       case 'killTarantool':
@@ -203,7 +229,8 @@ export class Sim {
         this.failover = e.mode;
         return;
       case 'switchover':
-        return this.switchover(e.to);
+        this.switchover(e.to);
+        return;
       case 'masterFault': {
         const w = this.pods.findIndex((p) => this.writable(p));
         if (w < 0) return;
@@ -215,15 +242,20 @@ export class Sim {
         if (pod?.proc === 'running' && !this.writable(pod)) pod.applierStopped = e.heals;
         return;
       case 'newCoordinator':
-        this.cutNextBatchAt = e.cutBatchAt;
-        if (e.cutBatchAt === null) this.takeOver();
+        this.cut = e.cutBatchAt === null ? null : { at: e.cutBatchAt, done: 0 };
+        if (e.cutBatchAt === null) await this.takeOver();
         return;
     }
   }
 
-  private takeOver(): void {
+  /** The old coordinator stops (its Lease is gone); a new one takes a term, as after an election. */
+  private async takeOver(): Promise<void> {
+    this.coordinator?.end();
+    this.leadership.abort();
+    this.leadership = new AbortController();
     this.coordinators += 1;
-    this.state = beginTerm(this.state, `coordinator-${this.coordinators}`);
+    this.coordinator = this.newCoordinator(`coordinator-${this.coordinators}`);
+    if (!(await this.coordinator.begin(this.leadership.signal))) this.fail('the new coordinator could not take a term');
     this.log(`new coordinator, term ${this.state.term}`);
   }
 
@@ -242,17 +274,19 @@ export class Sim {
     }
   }
 
+  /** POST /switchover: queued with the coordinator, served by its next round. */
   private switchover(to: number | null): void {
     const target = to === null ? undefined : this.pods[to]?.name;
-    const plan = planSwitchover(this.observe(), this.state, { replicaset: RS, ...(target ? { to: target } : {}) }, this.timings);
-    this.log(`switchover request → ${plan.ok ? 'ok' : 'refused'}: ${plan.reason}`);
-    if (plan.ok) {
-      this.stats.switchovers += 1;
-      this.execute(plan.actions, plan.nextPersisted.term);
-    }
+    const coordinator = this.coordinator;
+    if (coordinator === null) return;
+    void coordinator.requestSwitchover({ replicaset: RS, ...(target ? { to: target } : {}) }, this.leadership.signal).then((o) => {
+      this.log(`switchover request → ${o.ok ? 'done' : 'not done'}: ${o.reason}`);
+      if (o.ok) this.stats.switchovers += 1;
+      else this.stats.refused += 1;
+    });
   }
 
-  private tick(ms: number): void {
+  private async tick(ms: number): Promise<void> {
     this.now += ms;
     // The StatefulSet controller and the kubelet.
     for (const p of this.pods) {
@@ -300,7 +334,7 @@ export class Sim {
       }
     }
     this.checkWorld();
-    this.round();
+    await this.round();
   }
 
   private createPod(p: Pod): void {
@@ -324,9 +358,9 @@ export class Sim {
   }
 
   // ---- the coordinator ----
-  observe(): ObservedCluster {
+  observe(persisted: PersistedState = this.state): ObservedCluster {
     const size = this.meshSize();
-    const names = new Set([...this.pods.filter((p) => p.exists).map((p) => p.name), ...(this.state.replicasets[RS]?.members.map((m) => m.pod) ?? [])]);
+    const names = new Set([...this.pods.filter((p) => p.exists).map((p) => p.name), ...(persisted.replicasets[RS]?.members.map((m) => m.pod) ?? [])]);
     const instances = this.pods.filter((p) => names.has(p.name)).map((p) => this.observeOne(p, size));
     const reachable = this.pods.filter((p) => this.reachable(p)).length;
     return {
@@ -386,55 +420,130 @@ export class Sim {
     };
   }
 
-  round(): void {
-    const observed = deepFreeze(this.observe());
-    const state = deepFreeze(structuredClone(this.state));
-    const result = reconcile(observed, state, this.timings); // frozen: a mutation would throw
-    if (stableJson(reconcile(observed, state, this.timings)) !== stableJson(result)) this.fail('reconcile is not deterministic');
+  /** One round of the real coordinator; a cut one dies mid-round and another takes over. */
+  private async round(): Promise<void> {
+    const coordinator = this.coordinator;
+    if (coordinator === null) return;
+    if (this.cut) this.cut.done = 0;
+    await coordinator.runRound(this.leadership.signal);
+    if (this.violation) throw this.violation;
+    if (this.cut !== null) {
+      this.log(`coordinator dies after ${this.cut.done} actions of its round`);
+      this.cut = null;
+      await this.takeOver();
+    }
+  }
+
+  /** Each action the loop carries out passes here first: a cut coordinator dies before the next. */
+  private step(): void {
+    if (this.cut === null) return;
+    if (this.cut.done >= this.cut.at) {
+      this.leadership.abort();
+      throw new Error('the coordinator died');
+    }
+    this.cut.done += 1;
+  }
+
+  private snapshot(): Snapshot<PersistedState> {
+    const s = this.state;
+    return { term: s.term, coordinator: s.coordinator ?? '', state: s, updatedAt: '', resourceVersion: String(s.term) };
+  }
+
+  private newCoordinator(self: string): Coordinator {
+    const metrics = this.metrics;
+    const logger = this.logger;
+    return new Coordinator({
+      self,
+      namespace: 'sim',
+      cluster: 'sim',
+      // The state ConfigMap: CAS fenced by the term, as agent/state/store.ts does it.
+      store: {
+        read: () => Promise.resolve(this.snapshot()),
+        bumpTerm: (holder, _signal, atLeast = 0) => {
+          const term = Math.max(this.state.term, atLeast) + 1;
+          this.state = deepFreeze({ ...beginTerm(this.state, holder), term });
+          return Promise.resolve(this.snapshot());
+        },
+      },
+      observer: {
+        observe: (persisted) => this.observeForRound(persisted),
+        roles: () => new Map(),
+        beginTerm: () => '',
+      },
+      actions: {
+        store: {
+          update: (mutator, opts) => {
+            this.step();
+            if (opts.term !== undefined && opts.term !== this.state.term) {
+              return Promise.reject(new StaleTermError(opts.term, this.state.term, this.state.coordinator ?? ''));
+            }
+            const next = mutator(this.snapshot());
+            if (next !== undefined) {
+              this.checkTransition(this.state, next);
+              this.state = deepFreeze(structuredClone(next));
+              this.log(`done persist (t${next.term})`);
+            }
+            return Promise.resolve(this.snapshot());
+          },
+        },
+        send: (pod, req) => Promise.resolve(this.agent(pod, req)),
+        deletePod: (pod, uid) => {
+          this.step();
+          return Promise.resolve(this.deletePod(pod, uid));
+        },
+        event: (_rs, type, reason, message) => {
+          this.step();
+          this.log(`event ${type} ${reason}: ${message}`);
+        },
+        acknowledged: () => undefined,
+        metrics,
+        logger,
+      },
+      mesh: { observeTerm: () => undefined, highestTerm: () => ({ term: this.state.term }), pushTopology: () => undefined },
+      timings: this.timings,
+      metrics,
+      logger,
+      clock: () => this.now,
+    });
+  }
+
+  /** The observer's answer, frozen (the core must not mutate it); the core checked on the same input. */
+  private observeForRound(persisted: PersistedState): ObservedCluster {
+    const observed = deepFreeze(this.observe(persisted));
+    const result = reconcile(observed, persisted, this.timings);
+    if (stableJson(reconcile(observed, persisted, this.timings)) !== stableJson(result)) this.fail('reconcile is not deterministic');
+    if (result.nextPersisted.term < persisted.term) this.fail('the term went backwards');
     for (const a of result.actions) {
       if (a.term !== result.nextPersisted.term) this.fail(`action ${a.kind} carries term ${a.term}, the round's is ${result.nextPersisted.term}`);
     }
-    if (result.nextPersisted.term < this.state.term) this.fail('the term went backwards');
     if (result.actions.length > 0) this.log(`reconcile: ${result.reason}`);
-    this.execute(result.actions, result.nextPersisted.term);
+    return observed;
   }
 
-  private execute(actions: readonly Action[], term: number): void {
-    const cut = this.cutNextBatchAt;
-    for (const [i, a] of actions.entries()) {
-      if (cut !== null && i >= cut) {
-        this.log(`coordinator dies after ${i} of ${actions.length} actions`);
-        break;
-      }
-      if (a.term !== term) this.fail(`action ${a.kind} carries term ${a.term} in a batch of term ${term}`);
-      const ok = this.perform(a);
-      this.log(`${ok ? 'done' : 'FAILED'} ${a.kind}${'pod' in a ? ` ${a.pod}` : ''} (t${a.term}): ${a.reason}`);
-      this.checkWorld();
-      if (!ok && isGate(a)) break;
-    }
-    if (cut !== null) {
-      this.cutNextBatchAt = null;
-      this.takeOver();
-    }
+  /** A pod's agent receiving a command over the mesh: decoded and checked as the real one does. */
+  private agent(pod: string, req: CommandRequest): Ack {
+    this.step();
+    const ack = (ok: boolean, detail: Record<string, unknown> = {}): Ack =>
+      ok ? { type: 'ack', v: 1, id: 'sim', ok, result: { at: this.now, detail } as Ack['result'] } : { type: 'ack', v: 1, id: 'sim', ok, error: 'failed' };
+    if (req.term !== this.state.term) this.fail(`action ${req.kind} carries term ${req.term}, the persisted one is ${this.state.term}`);
+    const cmd = decodeInstanceCommand(req.kind, req.payload);
+    if (cmd.pod !== pod) this.fail(`${cmd.kind} for ${cmd.pod} sent to ${pod}`);
+    const ok = this.perform(cmd, req.term);
+    this.log(`${ok ? 'done' : 'FAILED'} ${cmd.kind} ${cmd.pod} (t${req.term}): ${cmd.reason}`);
+    this.checkWorld();
+    const p = this.byName(pod);
+    return ack(ok, cmd.kind === 'fence' && p?.proc === 'running' ? { vclock: { ...p.data.vclock } } : {});
   }
 
-  /** An agent (or the API server) carrying out one action; false when it fails. */
-  private perform(a: Action): boolean {
-    if (a.kind === 'persist') {
-      if (a.term < this.state.term) return false; // a stale coordinator's CAS
-      this.checkTransition(this.state, a.state);
-      this.state = a.state;
-      return true;
-    }
-    if (a.kind === 'event') return true;
-    if (a.kind === 'deletePod') return this.deletePod(a.pod, a.uid); // the API server, not the agent
+  /** An agent carrying out one command; false when it fails. */
+  private perform(a: InstanceCommand, term: number): boolean {
     const p = this.byName(a.pod);
     if (!p || !this.reachable(p)) return false;
-    if (a.term < p.knownTerm) {
+    if (term < p.knownTerm) {
       this.stats.refused += 1;
-      this.fail(`${p.name} refused ${a.kind} of term ${a.term} (knows ${p.knownTerm}): the current coordinator sent an old term`);
+      this.fail(`${p.name} refused ${a.kind} of term ${term} (knows ${p.knownTerm}): the current coordinator sent an old term`);
     }
-    p.knownTerm = a.term;
+    p.knownTerm = term;
     const rs = this.state.replicasets[RS];
     switch (a.kind) {
       case 'bootstrapMaster':
@@ -505,14 +614,17 @@ export class Sim {
     }
   }
 
-  private deletePod(name: string, uid: string | null): boolean {
+  /** The API server: a delete with the uid precondition. */
+  private deletePod(name: string, uid: string | null): 'deleted' | 'gone' | 'replaced' {
     const p = this.byName(name);
-    if (!p?.exists || `uid-${p.name}-${p.uid}` !== uid) return false; // precondition failed
-    if (p.deletingSince !== null) return true;
+    if (!p?.exists) return 'gone';
+    if (uid !== null && `uid-${p.name}-${p.uid}` !== uid) return 'replaced'; // precondition failed
+    this.log(`done deletePod ${name}`);
+    if (p.deletingSince !== null) return 'deleted';
     this.checkRolloutDelete(p);
     p.deletingSince = this.now;
     this.stats.deletes += 1;
-    return true;
+    return 'deleted';
   }
 
   // ---- invariants ----
@@ -577,7 +689,7 @@ export class Sim {
     for (const p of this.pods) p.isolated = false;
     this.paused = false;
     this.failover = 'auto';
-    this.cutNextBatchAt = null;
+    this.cut = null;
   }
 
   settled(): string | null {

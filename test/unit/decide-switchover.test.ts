@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { PersistedReplicaSet } from '../../agent/decide/model.js';
+import { isGate } from '../../agent/decide/batch.js';
+import type { Action, PersistedReplicaSet } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
 import { planSwitchover } from '../../agent/decide/switchover.js';
 import { cluster, formed, kinds, NOW, only, patch, persisted, T } from './decide-fixtures.js';
@@ -14,14 +15,30 @@ describe('planSwitchover', () => {
     const p = plan();
     if (!p.ok) throw new Error(p.reason);
     expect(p).toMatchObject({ from: 's-0', to: 's-2' });
-    expect(kinds(p.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-2', 'persist', 'promote:s-2']);
+    expect(kinds(p.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-2', 'persist', 'promote:s-2', 'rejoinAsReplica:s-0']);
     expect(p.actions.every((a) => a.term === 4)).toBe(true);
     const [intent, done] = only(p.actions, 'persist');
     expect(intent?.state.replicasets.s).toMatchObject({ master: 's-0', switchover: { from: 's-0', to: 's-2' } });
     expect(done?.state.replicasets.s).toMatchObject({ master: 's-2', switchover: null });
-    expect(only(p.actions, 'waitCatchUp')[0]).toMatchObject({ source: 's-0', timeoutMs: T.catchUpTimeoutMs });
+    expect(only(p.actions, 'waitCatchUp')[0]).toMatchObject({ source: 's-0', budgetMs: T.catchUpTimeoutMs });
     expect(p.nextPersisted.replicasets.s?.master).toBe('s-2');
     expect(p.reason).toMatch(/switching over from s-0 to s-2 \(requested by POST \/switchover\)/);
+  });
+
+  it('makes the promotion a gate and tells the old master, under the same term, to follow the new one', () => {
+    const p = plan();
+    if (!p.ok) throw new Error(p.reason);
+    const [promote] = only(p.actions, 'promote');
+    const [rejoin] = only(p.actions, 'rejoinAsReplica');
+    expect(promote).toMatchObject({ pod: 's-2', gate: true });
+    expect(rejoin).toMatchObject({
+      pod: 's-0',
+      term: 4,
+      replication: promote?.replication,
+      synchroQuorum: promote?.synchroQuorum,
+      reason: 'switchover done: s-0 follows s-2 as a replica',
+    });
+    expect(isGate(promote as Action)).toBe(true);
   });
 
   it('hands over to the requested pod when it is healthy', () => {
@@ -74,7 +91,7 @@ describe('a recorded switchover in reconcile', () => {
 
   it('is driven to its end by a later coordinator (same term: the record already bumped it)', () => {
     const r = reconcile(cluster(NOW, fenced), persisted(5, { s: recorded }), T);
-    expect(kinds(r.actions)).toEqual(['fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1']);
+    expect(kinds(r.actions)).toEqual(['fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
     expect(r.nextPersisted).toMatchObject({ term: 5, replicasets: { s: { master: 's-1', switchover: null } } });
   });
 
@@ -94,7 +111,7 @@ describe('a recorded switchover in reconcile', () => {
 
   it('starts when the master’s pod is terminating (the /prestop path also asks for it)', () => {
     const r = reconcile(cluster(NOW, patch(rs, 's-0', { deleting: true })), persisted(5, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
     expect(r.reason).toMatch(/its pod is terminating/);
   });
 

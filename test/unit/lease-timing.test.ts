@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_TIMINGS,
+  DEFAULT_ELECTION_TIMINGS,
   acquireRetryDelayMs,
   judgeAcquire,
   leadershipValid,
@@ -9,7 +9,7 @@ import {
   observe,
   releasedRecord,
   renewRequestBudgetMs,
-  validateTimings,
+  validateElectionTimings,
   yieldAfterReleaseMs,
   type Candidate,
   type ElectorState,
@@ -32,7 +32,7 @@ const leading: ElectorState = { leading: true, ownAcquireTime: '2024-01-01T00:00
 
 describe('election timing relations', () => {
   it('accepts the client-go defaults', () => {
-    expect(validateTimings(DEFAULT_TIMINGS)).toEqual({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(validateElectionTimings(DEFAULT_ELECTION_TIMINGS)).toEqual({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
   });
 
   it.each([
@@ -42,8 +42,8 @@ describe('election timing relations', () => {
     [{ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 0 }, 'positive'],
     [{ leaseDurationMs: Number.NaN, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }, 'positive'],
   ])('rejects %j with a clear error and a fix', (t, msg) => {
-    expect(() => validateTimings(t)).toThrow(msg);
-    expect(() => validateTimings(t)).toThrow('fix:');
+    expect(() => validateElectionTimings(t)).toThrow(msg);
+    expect(() => validateElectionTimings(t)).toThrow('fix:');
   });
 
   it('any valid triple steps a leader down before anyone else may take over (property)', () => {
@@ -52,7 +52,7 @@ describe('election timing relations', () => {
         const t = { leaseDurationMs: leaseS * 1000, renewDeadlineMs: renew, retryPeriodMs: retry };
         let ok = true;
         try {
-          validateTimings(t);
+          validateElectionTimings(t);
         } catch {
           ok = false;
         }
@@ -119,10 +119,10 @@ describe('acquire rule (local observation, not remote clocks)', () => {
   it('after freeing its predecessor\'s lease, leaves it to peers for a bounded time, then takes it', () => {
     const free = releasedRecord(rec(), 'T9');
     const o = observe(undefined, free, 0);
-    const y = yieldAfterReleaseMs(DEFAULT_TIMINGS);
+    const y = yieldAfterReleaseMs(DEFAULT_ELECTION_TIMINGS);
     // Every peer retries within retryPeriod × (1 + jitter): the yield covers that with room to spare.
-    expect(y).toBeGreaterThan(DEFAULT_TIMINGS.retryPeriodMs * 2.2);
-    expect(y).toBeLessThan(DEFAULT_TIMINGS.leaseDurationMs);
+    expect(y).toBeGreaterThan(DEFAULT_ELECTION_TIMINGS.retryPeriodMs * 2.2);
+    expect(y).toBeLessThan(DEFAULT_ELECTION_TIMINGS.leaseDurationMs);
     const yielding = { ...idle, yieldUntilMs: y };
     expect(judgeAcquire(free, o, A, y - 1, yielding)).toMatchObject({ action: 'wait' });
     expect(judgeAcquire(free, o, B, 0, idle)).toMatchObject({ action: 'acquire', takeover: true });
@@ -138,7 +138,7 @@ describe('acquire rule (local observation, not remote clocks)', () => {
 });
 
 describe('records written', () => {
-  const t = DEFAULT_TIMINGS;
+  const t = DEFAULT_ELECTION_TIMINGS;
   it('creates with 0 transitions, renews keeping acquireTime, counts a takeover', () => {
     const created = nextRecord(undefined, A, 'T0', t);
     expect(created).toEqual({ holderIdentity: 'a', holderUid: 'uid-a1', leaseDurationSeconds: 15, acquireTime: 'T0', renewTime: 'T0', leaseTransitions: 0 });

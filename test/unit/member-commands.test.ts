@@ -6,7 +6,7 @@ import { CommandExecutor, type ExecutorInstance } from '../../agent/member/comma
 import { decodeInstanceCommand, encodeInstanceCommand, PayloadError, type InstanceCommand } from '../../agent/wire/command-payload.js';
 import type { LocalSnapshot } from '../../agent/member/probe.js';
 import type { InstanceState } from '../../agent/instance/state.js';
-import type { Command, JsonObject } from '../../agent/wire/mesh-protocol.js';
+import type { CommandMessage, JsonObject } from '../../agent/wire/mesh-protocol.js';
 
 const UUID0 = '11111111-1111-5111-8111-111111111111';
 const UUID2 = '33333333-3333-5333-8333-333333333333';
@@ -106,7 +106,7 @@ function executor(inst: FakeInstance, knownTerm = 5) {
   return new CommandExecutor({ instance: inst, self: 's-1', logger: pino({ level: 'silent' }), knownTerm: () => knownTerm, refresh: async () => snapshot() });
 }
 
-function meshCommand(cmd: InstanceCommand, term = 5): Command {
+function meshCommand(cmd: InstanceCommand, term = 5): CommandMessage {
   const { kind, payload } = encodeInstanceCommand(cmd);
   return { type: 'command', v: 1, id: `c-${Math.random()}`, term, from: 's-0', kind, payload };
 }
