@@ -23,7 +23,7 @@ import { getOrCreateMeshSecret, replicationPassword } from './kube/secret.js';
 import { StatefulSetWatcher } from './kube/statefulsets.js';
 import { LeaderElector } from './lease/election.js';
 import { kubeLeaseApi } from './lease/lease-api.js';
-import { sleep } from './mesh/backoff.js';
+import { sleep } from '../shared/time.js';
 import { Mesh } from './mesh/mesh.js';
 import { StateStore } from './state/store.js';
 import { CommandExecutor } from './member/commands.js';

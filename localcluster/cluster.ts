@@ -11,7 +11,7 @@ import { startKubelet, type ImageSpec, type ImageTable, type Kubelet, type Kubel
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
 import { runtimeEnv } from './kubelet/launch.js';
 import { tarantoolBinary, type TarantoolLane } from './tarantool-binaries.js';
-import { sleep } from './kubelet/sleep.js';
+import { sleep } from '../shared/time.js';
 import { createNetFault, type NetFault } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
 
@@ -160,7 +160,7 @@ async function waitNodeSchedulable(kubeconfig: string, nodeName: string, timeout
     } catch (err) {
       last = errorMessage(err);
     }
-    await sleep(250, signal);
+    await sleep(250, signal).catch(() => undefined);
   }
   throw new ShoalError(`node ${nodeName} did not become schedulable in ${timeoutMs / 1000} s (${last})`);
 }

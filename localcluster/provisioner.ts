@@ -12,7 +12,7 @@ import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { httpStatusOf } from './kubelet/api.js';
 import { startListWatch } from './kubelet/listwatch.js';
-import { sleep, waitAtMost } from './kubelet/sleep.js';
+import { sleep, waitAtMost } from '../shared/time.js';
 
 // The local volume provisioner (KUBERNETES.md "Volumes from volumeClaimTemplates"): a default
 // StorageClass `local` with WaitForFirstConsumer; for every claim the scheduler placed on this
@@ -178,7 +178,7 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
   // Retries what failed (API hiccups) without waiting for the next event.
   const resync = (async () => {
     while (!abort.signal.aborted) {
-      await sleep(5_000, abort.signal);
+      await sleep(5_000, abort.signal).catch(() => undefined);
       for (const c of claims.values()) void provision(c);
       for (const v of volumes.values()) void reclaim(v);
     }

@@ -4,9 +4,9 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../mesh/backoff.js';
+import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../../shared/time.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './client.js';
-import { abortAfter } from '../util/abort.js';
+import { abortAfter } from '../../shared/abort.js';
 
 /** The part of any Kubernetes object the loop needs. */
 export interface KubeObject {

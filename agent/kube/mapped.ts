@@ -2,7 +2,7 @@
 // peers, StatefulSets → replica set specs), with a change feed in terms of those records.
 import type { ConfigurationOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
-import type { BackoffPolicy } from '../mesh/backoff.js';
+import type { BackoffPolicy } from '../../shared/time.js';
 import { kubeCall } from './client.js';
 import { ListWatch, type KubeObject, type ListWatchEvent, type ListWatchOptions } from './listwatch.js';
 

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/log.js';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
 import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube/client.js';
-import { sleep } from '../mesh/backoff.js';
+import { sleep } from '../../shared/time.js';
 import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {
   DEFAULT_TIMINGS,

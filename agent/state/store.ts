@@ -6,7 +6,7 @@ import { ShoalError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { CLUSTER_LABEL, stateConfigMapName } from '../../shared/names.js';
 import { isAlreadyExists, isConflict, isNotFound, kubeCall, type KubeClients } from '../kube/client.js';
-import { backoffDelay, sleep } from '../mesh/backoff.js';
+import { backoffDelay, sleep } from '../../shared/time.js';
 import { STATE_KEY, STATE_SCHEMA, StateCorruptError, decodeEnvelope, encodeEnvelope, type StateDecoder } from './envelope.js';
 
 export interface Snapshot<S> {

@@ -13,7 +13,7 @@ import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { killUids, pidsOfUids } from './process.js';
 import { startKubeletServer } from './server.js';
-import { sleep, waitAtMost } from './sleep.js';
+import { sleep, waitAtMost } from '../../shared/time.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
 
 export type { ImageSpec, ImageTable, Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';

@@ -2,7 +2,7 @@ import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { retryDelayMs } from './backoff.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../shared/time.js';
 
 // List, then watch from the list's resourceVersion; re-watch from the last seen version when a watch
 // ends normally, re-list (after a growing pause) when it fails or the version expired (410). The
@@ -92,7 +92,7 @@ export function startListWatch<T extends { metadata?: { resourceVersion?: string
       } catch (err) {
         if (signal.aborted) return;
         logger.warn({ err: errorMessage(err), path: opts.path, attempt }, 'list failed; retrying');
-        await sleep(retryDelayMs(attempt++), signal);
+        await sleep(retryDelayMs(attempt++), signal).catch(() => undefined);
         continue;
       }
       for (;;) {
@@ -101,7 +101,7 @@ export function startListWatch<T extends { metadata?: { resourceVersion?: string
         if (signal.aborted) return;
         // A server-side timeout: carry on from the last version (unless it ends at once, again and again).
         if (end === 'ended' && Date.now() - startedMs > 1_000) continue;
-        if (end !== 'expired') await sleep(retryDelayMs(attempt++), signal);
+        if (end !== 'expired') await sleep(retryDelayMs(attempt++), signal).catch(() => undefined);
         break; // re-list
       }
     }

@@ -4,7 +4,7 @@ import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { httpStatusOf, MERGE_PATCH } from './api.js';
 import { kubeTime } from './lifecycle.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../shared/time.js';
 
 // The Node object and its heartbeats: a Lease in kube-node-lease renewed every 10 s, and a status
 // PATCH with a fresh lastHeartbeatTime (the only thing that brings a node back to Ready after the
@@ -174,9 +174,9 @@ export async function runNodeHeartbeat(opts: NodeHeartbeatOptions): Promise<void
       if (!failing) logger.warn({ err: errorMessage(err) }, 'node heartbeat failed');
       failing = true;
       lease = undefined; // read it again once the API server is back
-      await sleep(1_000, signal);
+      await sleep(1_000, signal).catch(() => undefined);
       continue;
     }
-    await sleep(opts.leaseRenewMs, signal);
+    await sleep(opts.leaseRenewMs, signal).catch(() => undefined);
   }
 }

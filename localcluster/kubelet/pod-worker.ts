@@ -24,7 +24,7 @@ import {
 import { initialTracker, observe, probeTiming, type ProbeKind, type ProbeTracker } from './probe-state.js';
 import { killUids, spawnContainer, type ContainerProcess, type ContainerTarget } from './process.js';
 import { referencedObjects } from './refs.js';
-import { sleep, waitAtMost } from './sleep.js';
+import { sleep, waitAtMost } from '../../shared/time.js';
 import { computePodStatus, type PodStatusJson } from './status.js';
 import type { ImageTable, PodRuntimeInfo } from './types.js';
 import { materializeVolumes, VolumeError, type FetchedObjects } from './volumes.js';
@@ -500,7 +500,7 @@ export class PodWorker {
 
   private async probeLoop(name: string, kind: ProbeKind, probe: V1Probe, signal: AbortSignal): Promise<void> {
     const timing = probeTiming(probe);
-    await sleep(timing.initialDelayMs, signal);
+    await sleep(timing.initialDelayMs, signal).catch(() => undefined);
     while (!signal.aborted) {
       const run = this.runs.get(name);
       const waitForStartup = kind !== 'startup' && run !== undefined && !run.started;
@@ -510,7 +510,7 @@ export class PodWorker {
         this.onProbe(name, kind, outcome.ok ? 'success' : 'failure', outcome.message, timing);
         if (kind === 'startup' && this.runs.get(name)?.started) return;
       }
-      await sleep(timing.periodMs, signal);
+      await sleep(timing.periodMs, signal).catch(() => undefined);
     }
   }
 
@@ -580,7 +580,7 @@ export class PodWorker {
         const code = httpStatusOf(err);
         if (code === 404 || code === 409) break; // gone, or a new pod of the same name: not ours to delete
         this.log.warn({ err: errorMessage(err) }, 'final pod delete failed; retrying');
-        await sleep(1_000, this.abort.signal);
+        await sleep(1_000, this.abort.signal).catch(() => undefined);
       }
     }
     await this.cleanup();

@@ -14,7 +14,7 @@ import { KubeApiError, createKubeClients, isConflict, kubeCall, loadKubeConfig, 
 import { PeerWatcher } from '../../agent/kube/peers.js';
 import { getOrCreateMeshSecret, replicationPassword } from '../../agent/kube/secret.js';
 import { StatefulSetWatcher } from '../../agent/kube/statefulsets.js';
-import { sleep } from '../../agent/mesh/backoff.js';
+import { sleep } from '../../shared/time.js';
 import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/state/envelope.js';
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane.js';

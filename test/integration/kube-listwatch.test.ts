@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKubeClients } from '../../agent/kube/client.js';
 import { PeerWatcher } from '../../agent/kube/peers.js';
-import { sleep } from '../../agent/mesh/backoff.js';
+import { sleep } from '../../shared/time.js';
 
 const silent = pino({ level: 'silent' });
 
