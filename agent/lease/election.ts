@@ -5,7 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/log.js';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
-import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube/client.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../shared/kube/client.js';
+import { isAlreadyExists, isConflict } from '../../shared/kube/errors.js';
 import { sleep } from '../../shared/time.js';
 import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {

@@ -2,11 +2,12 @@
 // its own schedule (410 Gone after compaction, a watch that ends, a server that errors).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKubeClients } from '../../agent/kube/client.js';
 import { PeerWatcher } from '../../agent/kube/peers.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { namespaced, type Resources } from '../../shared/kube/resources.js';
 import { sleep } from '../../shared/time.js';
 
 const silent = pino({ level: 'silent' });
@@ -32,18 +33,11 @@ afterEach(async () => {
   }
 });
 
-async function fakeApi(handler: Handler): Promise<KubeConfig> {
+async function fakeApi(handler: Handler): Promise<Resources> {
   server = createServer((req, res) => handler(req, res, new URL(req.url ?? '/', 'http://x')));
   await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as AddressInfo;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
+  return namespaced(new KubeClient({ server: `http://127.0.0.1:${port}` }), 'ns');
 }
 
 const json = (res: ServerResponse, body: unknown): void => {
@@ -78,7 +72,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.write(`${JSON.stringify({ type: 'ADDED', object: pod('c', '13', { status: { podIP: '127.0.1.3', phase: 'Running' } }) })}\n`);
       // keep the watch open until the client goes away
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const changes: string[] = [];
     watcher.onChange((c) => changes.push(c.type === 'synced' ? 'synced' : `${c.type}:${c.name}`));
     const stop = new AbortController();
@@ -109,7 +103,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.write(`${JSON.stringify({ type: 'ADDED', object: pod(`p${n}`, String(n * 10)) })}\n`);
       res.end(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Pod', metadata: { resourceVersion: String(n * 10 + 5) } } })}\n`);
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);
@@ -136,7 +130,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.setHeader('content-type', 'application/json');
       res.write('');
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);
@@ -152,7 +146,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.statusCode = 500;
       res.end('{}');
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);

@@ -1,12 +1,13 @@
 // Kubernetes Events (core/v1) on a StatefulSet or a pod, for `kubectl describe`. Built so a loop that
 // repeats itself cannot flood the API server: a repeated event (same object, type, reason, message)
 // only bumps `count` — written at most every `minUpdateIntervalMs` — and each object has a token
-// bucket for new events (client-go's EventCorrelator does the same).
+// bucket for new events (client-go's EventCorrelator does the same). The one event recorder.
 import { randomBytes } from 'node:crypto';
-import { PatchStrategy, setHeaderOptions, type CoreV1Event } from '@kubernetes/client-node';
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
-import { isNotFound, kubeCall, type KubeClients } from './client.js';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isNotFound } from './errors.js';
+import { MERGE_PATCH, type Resources } from './resources.js';
 
 export interface InvolvedObject {
   kind: 'StatefulSet' | 'Pod';
@@ -22,9 +23,12 @@ export interface EventSpec {
 }
 
 export interface EventRecorderOptions {
-  kube: KubeClients;
+  kube: Resources;
   /** source.host / reportingInstance: the pod name. */
   host: string;
+  /** source.component (default shoal-agent) and reportingComponent (default shoal.dev/agent). */
+  component?: string;
+  reportingComponent?: string;
   logger: Logger;
   /** New events per object allowed at once (default 10) … */
   burst?: number;
@@ -190,16 +194,15 @@ export class EventRecorder {
       count: a.count,
       firstTimestamp: new Date(a.firstMs),
       lastTimestamp: new Date(a.lastMs),
-      source: { component: 'shoal-agent', host: this.opts.host },
-      reportingComponent: 'shoal.dev/agent',
+      source: { component: this.opts.component ?? 'shoal-agent', host: this.opts.host },
+      reportingComponent: this.opts.reportingComponent ?? 'shoal.dev/agent',
       reportingInstance: this.opts.host,
     };
   }
 
   private async create(a: Aggregate): Promise<void> {
-    const { namespace, core } = this.opts.kube;
     const count = a.count;
-    await kubeCall(`create Event ${a.eventName}`, (o) => core.createNamespacedEvent({ namespace, body: this.body(a) }, o), { signal: this.controller.signal });
+    await this.opts.kube.events.create(this.body(a), { what: `create Event ${a.eventName}`, signal: this.controller.signal });
     a.writtenCount = count;
     a.lastWriteMs = this.clock();
   }
@@ -208,18 +211,12 @@ export class EventRecorder {
     this.dirty.delete(key);
     const a = this.aggregates.get(key);
     if (!a || a.count === a.writtenCount) return;
-    const { namespace, core } = this.opts.kube;
     const count = a.count;
     try {
-      await kubeCall(
-        `update Event ${a.eventName}`,
-        (o) =>
-          core.patchNamespacedEvent(
-            { name: a.eventName, namespace, body: { count, lastTimestamp: new Date(a.lastMs).toISOString() } },
-            setHeaderOptions('Content-Type', PatchStrategy.MergePatch, o),
-          ),
-        { signal: this.controller.signal },
-      );
+      await this.opts.kube.events.patch(a.eventName, { count, lastTimestamp: new Date(a.lastMs).toISOString() }, MERGE_PATCH, {
+        what: `update Event ${a.eventName}`,
+        signal: this.controller.signal,
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // Events expire (1 h by default): start a new one carrying the count.
