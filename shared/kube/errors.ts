@@ -21,8 +21,15 @@ export class KubeApiError extends ShoalError {
 export const isConflict = (err: unknown): boolean => err instanceof KubeApiError && err.code === 409 && err.reason !== 'AlreadyExists';
 export const isAlreadyExists = (err: unknown): boolean => err instanceof KubeApiError && err.code === 409 && err.reason === 'AlreadyExists';
 export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.code === 404;
-/** The HTTP status of an API answer (0: none came — refused, reset, timed out); undefined for other errors. */
-export const apiStatus = (err: unknown): number | undefined => (err instanceof KubeApiError ? err.code : undefined);
+/**
+ * The HTTP status an API error carries, or undefined when no answer came (refused, reset, timed
+ * out) or `err` is something else. Reads any numeric `code`, so client-node's ApiException (still
+ * used by harness code) and test doubles answer too.
+ */
+export function apiStatus(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && code > 0 ? code : undefined;
+}
 /** No answer from the API server at all (refused, reset, timeout): it is down or unreachable. */
 export const isUnreachable = (err: unknown): boolean => !(err instanceof KubeApiError) || err.code === 0;
 
