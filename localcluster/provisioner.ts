@@ -10,7 +10,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { httpStatusOf } from './kubelet/api.js';
+import { apiStatus as httpStatusOf } from '../shared/kube/errors.js';
 import { startListWatch } from './kubelet/listwatch.js';
 import { sleep, waitAtMost } from '../shared/time.js';
 

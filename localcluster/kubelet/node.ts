@@ -2,7 +2,8 @@ import os from 'node:os';
 import { V1MicroTime, type CoordinationV1Api, type CoreV1Api, type V1Lease, type V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import { httpStatusOf, MERGE_PATCH } from './api.js';
+import { apiStatus as httpStatusOf } from '../../shared/kube/errors.js';
+import { MERGE_PATCH } from './api.js';
 import { kubeTime } from './lifecycle.js';
 import { sleep } from '../../shared/time.js';
 

@@ -5,7 +5,8 @@ import type { CoreV1Api, V1Container, V1Pod, V1Probe } from '@kubernetes/client-
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
-import { deletePodNow, httpStatusOf, isUnreachable, patchPodStatus } from './api.js';
+import { apiStatus as httpStatusOf, isUnreachable } from '../../shared/kube/errors.js';
+import { deletePodNow, patchPodStatus } from './api.js';
 import { retryDelayMs, type BackoffOptions } from './backoff.js';
 import type { ObjectData, PodFacts } from './env.js';
 import type { EventRecorder } from './events.js';

@@ -30,8 +30,9 @@ export function apiStatus(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' && code > 0 ? code : undefined;
 }
+
 /** No answer from the API server at all (refused, reset, timeout): it is down or unreachable. */
-export const isUnreachable = (err: unknown): boolean => !(err instanceof KubeApiError) || err.code === 0;
+export const isUnreachable = (err: unknown): boolean => apiStatus(err) === undefined;
 
 // Hints for the codes a human can act on; the rest are transient and retried by the callers.
 const HINTS: Record<number, string> = {
