@@ -1,14 +1,13 @@
 // The list/watch loop against a scripted fake API server: the cases a real one produces only on
 // its own schedule (410 Gone after compaction, a watch that ends, a server that errors).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerWatcher } from '../../agent/kube/peers.js';
-import { KubeClient } from '../../shared/kube/client.js';
 import { namespaced, type Resources } from '../../shared/kube/resources.js';
 import { sleep } from '../../shared/time.js';
+import { answerJson, fakeApiServer, type FakeHandler } from '../helpers/fake-apiserver.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -19,31 +18,15 @@ const pod = (name: string, rv: string, extra: Partial<V1Pod> = {}): V1Pod => ({
   ...extra,
 });
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
-
-let server: Server | undefined;
+// Registered before the stops: vitest runs afterEach hooks in reverse, so watchers stop first.
+const { start } = fakeApiServer();
 const stops: AbortController[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const s of stops.splice(0)) s.abort();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise<void>((r) => server?.close(() => r()));
-    server = undefined;
-  }
 });
+const fakeApi = async (handler: FakeHandler): Promise<Resources> => namespaced(await start(handler), 'ns');
 
-async function fakeApi(handler: Handler): Promise<Resources> {
-  server = createServer((req, res) => handler(req, res, new URL(req.url ?? '/', 'http://x')));
-  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  return namespaced(new KubeClient({ server: `http://127.0.0.1:${port}` }), 'ns');
-}
-
-const json = (res: ServerResponse, body: unknown): void => {
-  res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify(body));
-};
+const json = (res: ServerResponse, body: unknown): void => answerJson(res, body);
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

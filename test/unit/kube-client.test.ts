@@ -1,7 +1,6 @@
 // The Kubernetes layer's transport, bounded calls, watch decoding and reflector, against a local
 // HTTP fake of the API server.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,38 +10,15 @@ import { ListWatch } from '../../shared/kube/reflector.js';
 import { MERGE_PATCH, namespaced, resourcePath, KINDS, microTime } from '../../shared/kube/resources.js';
 import { watchEvents } from '../../shared/kube/watch.js';
 import { sleep } from '../../shared/time.js';
+import { answerJson, fakeApiServer } from '../helpers/fake-apiserver.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void;
+const json = (res: ServerResponse, code: number, body: unknown): void => answerJson(res, body, code);
 
-let server: Server | undefined;
+const { start: fake } = fakeApiServer();
 const clients: KubeClient[] = [];
-afterEach(async () => {
+afterEach(() => {
   for (const c of clients.splice(0)) c.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise<void>((r) => server?.close(() => r()));
-    server = undefined;
-  }
 });
-
-async function fake(handler: Handler, token?: string): Promise<KubeClient> {
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => handler(req, res, new URL(req.url ?? '/', 'http://x'), body));
-  });
-  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  const client = new KubeClient({ server: `http://127.0.0.1:${port}`, ...(token ? { token: () => Promise.resolve(token) } : {}) });
-  clients.push(client);
-  return client;
-}
-
-const json = (res: ServerResponse, code: number, body: unknown): void => {
-  res.statusCode = code;
-  res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify(body));
-};
 
 describe('KubeClient requests', () => {
   it('sends method, path, query, bearer token and a typed patch body; returns the parsed answer', async () => {
@@ -133,17 +109,21 @@ describe('watch decoding', () => {
 
 describe('ListWatch', () => {
   it('re-lists when the watch request itself is answered 410 Gone, and watches with the expected query', async () => {
+    // Each request takes the next scripted answer of its kind.
+    const listAnswers = [10, 20].map((rv, i) => (res: ServerResponse) => json(res, 200, { metadata: { resourceVersion: String(rv) }, items: [{ metadata: { name: `o${i + 1}`, resourceVersion: '1' } }] }));
+    const watchAnswers = [
+      (res: ServerResponse) => json(res, 410, { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' }),
+      (res: ServerResponse) => res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'w', resourceVersion: '21' } } })}\n`),
+    ];
     const lists: string[] = [];
     const watches: URLSearchParams[] = [];
     const client = await fake((_req, res, url) => {
-      if (url.searchParams.get('watch') !== 'true') {
-        lists.push(url.searchParams.get('fieldSelector') ?? '');
-        return json(res, 200, { metadata: { resourceVersion: String(lists.length * 10) }, items: [{ metadata: { name: `o${lists.length}`, resourceVersion: '1' } }] });
-      }
-      watches.push(url.searchParams);
-      if (watches.length === 1) return json(res, 410, { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' });
-      res.setHeader('content-type', 'application/json');
-      res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'w', resourceVersion: '21' } } })}\n`);
+      const watching = url.searchParams.get('watch') === 'true';
+      if (watching) watches.push(url.searchParams);
+      else lists.push(url.searchParams.get('fieldSelector') ?? '');
+      const answer = watching ? watchAnswers[watches.length - 1] : listAnswers[lists.length - 1];
+      if (answer) answer(res);
+      else json(res, 500, {});
     });
     const lw = new ListWatch<{ metadata?: { name?: string; resourceVersion?: string } }>({
       what: 'things',
