@@ -20,7 +20,7 @@ export type ListWatchEvent<T> =
   /** A (re-)list finished: `items` is complete and current again. */
   | { type: 'SYNCED' };
 
-export interface ListWatchOptions {
+export interface ListWatchOptions<T extends KubeObject> {
   /** For logs and errors, e.g. "pods labelled shoal.dev/cluster=demo". */
   what: string;
   client: KubeClient;
@@ -28,6 +28,8 @@ export interface ListWatchOptions {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /** What identifies an object in `items` (default its name; a cluster-wide watch wants the uid). */
+  key?: (obj: T) => string | undefined;
   logger: Logger;
   backoff?: BackoffPolicy;
   /** Server-side end of each watch request (seconds); a fresh one follows at once. Default 300. */
@@ -43,9 +45,9 @@ export class ListWatch<T extends KubeObject> {
   private isSynced = false;
   private syncWaiters: Array<() => void> = [];
 
-  constructor(private readonly opts: ListWatchOptions) {}
+  constructor(private readonly opts: ListWatchOptions<T>) {}
 
-  /** The current objects by name (complete once synced). */
+  /** The current objects by key (name unless `key` says otherwise; complete once synced). */
   get items(): ReadonlyMap<string, T> {
     return this.objects;
   }
@@ -130,7 +132,7 @@ export class ListWatch<T extends KubeObject> {
     const resourceVersion = list.metadata?.resourceVersion ?? '';
     const fresh = new Map<string, T>();
     for (const item of items) {
-      const name = item.metadata?.name;
+      const name = this.keyOf(item);
       if (name) fresh.set(name, item);
     }
     // Emit the difference so subscribers see deletions that happened while we weren't watching.
@@ -152,6 +154,10 @@ export class ListWatch<T extends KubeObject> {
     const waiters = this.syncWaiters;
     this.syncWaiters = [];
     for (const w of waiters) w();
+  }
+
+  private keyOf(obj: T): string | undefined {
+    return this.opts.key ? this.opts.key(obj) : obj.metadata?.name;
   }
 
   private selectors(): Record<string, string | undefined> {
@@ -209,7 +215,7 @@ export class ListWatch<T extends KubeObject> {
     const rv = object?.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
     if (type === 'BOOKMARK') return undefined;
-    const name = object?.metadata?.name;
+    const name = object ? this.keyOf(object) : undefined;
     if (!name) return undefined;
     if (type === 'DELETED') {
       this.objects.delete(name);

@@ -149,4 +149,24 @@ describe('ListWatch', () => {
     ]);
     expect(seen).toEqual(['ADDED:o1', 'synced', 'DELETED:o1', 'ADDED:o2', 'synced', 'ADDED:w']);
   });
+
+  it('keys objects by what `key` says: same-named pods of two namespaces stay apart', async () => {
+    const podOf = (ns: string): unknown => ({ metadata: { name: 'p', namespace: ns, uid: `uid-${ns}`, resourceVersion: '1' } });
+    const client = await fake((_req, res, url) => {
+      if (url.searchParams.get('watch') !== 'true') return json(res, 200, { metadata: { resourceVersion: '1' }, items: [podOf('a'), podOf('b')] });
+      res.setHeader('content-type', 'application/json');
+      res.write(`${JSON.stringify({ type: 'DELETED', object: podOf('a') })}\n`);
+    });
+    type Pod = { metadata?: { name?: string; uid?: string; resourceVersion?: string } };
+    const lw = new ListWatch<Pod>({ what: 'pods', client, path: '/api/v1/pods', key: (p) => p.metadata?.uid, logger: pino({ level: 'silent' }) });
+    const stop = new AbortController();
+    const done = lw.run(stop.signal);
+    await lw.waitForSync(stop.signal, 5_000);
+    expect([...lw.items.keys()].sort()).toEqual(['uid-a', 'uid-b']);
+    const deadline = Date.now() + 5_000;
+    while (lw.items.has('uid-a') && Date.now() < deadline) await sleep(10);
+    expect([...lw.items.keys()]).toEqual(['uid-b']);
+    stop.abort();
+    await done;
+  });
 });
