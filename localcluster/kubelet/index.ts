@@ -33,6 +33,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   kc.loadFromFile(opts.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const coordination = kc.makeApiClient(CoordinationV1Api);
+  const api = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath })); // the shared layer: watch and events
   const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
   const ipam = new IpAllocator(opts.ipBase);
   const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
@@ -101,7 +102,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
     backoff: { ...DEFAULT_BACKOFF, maxMs: opts.maxRestartBackoffMs ?? DEFAULT_BACKOFF.maxMs },
     logger: log,
-    record: eventRecorder(core, opts.nodeName, log),
+    record: eventRecorder(api, opts.nodeName, log),
     onChange: stateChanged,
     onDone: (w: PodWorker) => {
       if (workers.get(w.uid) === w) workers.delete(w.uid);
@@ -142,7 +143,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   // workers always match the API's pods bound to this node.
   const podReflector = new ListWatch<V1Pod>({
     what: `pods bound to ${opts.nodeName}`,
-    client: new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath })),
+    client: api,
     path: '/api/v1/pods',
     fieldSelector: `spec.nodeName=${opts.nodeName}`,
     key: (p) => p.metadata?.uid, // a recreated pod of the same name is another pod

@@ -1,4 +1,5 @@
-// Kubernetes Events (core/v1) on a StatefulSet or a pod, for `kubectl describe`. Built so a loop that
+// Kubernetes Events (core/v1) on a StatefulSet or a pod, for `kubectl describe`: the agent's and the
+// process kubelet's. Built so a loop that
 // repeats itself cannot flood the API server: a repeated event (same object, type, reason, message)
 // only bumps `count` — written at most every `minUpdateIntervalMs` — and each object has a token
 // bucket for new events (client-go's EventCorrelator does the same). The one event recorder.
@@ -7,12 +8,17 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isNotFound } from './errors.js';
-import { MERGE_PATCH, type Resources } from './resources.js';
+import type { KubeClient } from './client.js';
+import { KINDS, MERGE_PATCH, Resource } from './resources.js';
 
 export interface InvolvedObject {
   kind: 'StatefulSet' | 'Pod';
   name: string;
   uid?: string;
+  /** Default: the recorder's namespace. */
+  namespace?: string;
+  /** e.g. spec.containers{tarantool}: the part of the object the event is about. */
+  fieldPath?: string;
 }
 
 export interface EventSpec {
@@ -23,7 +29,8 @@ export interface EventSpec {
 }
 
 export interface EventRecorderOptions {
-  kube: Resources;
+  /** Where events go: `namespace` is the default for objects that name none. */
+  kube: { client: KubeClient; namespace: string };
   /** source.host / reportingInstance: the pod name. */
   host: string;
   /** source.component (default shoal-agent) and reportingComponent (default shoal.dev/agent). */
@@ -77,7 +84,7 @@ export class EventRecorder {
     if (this.closed) return;
     const message = spec.message.length > MAX_MESSAGE ? `${spec.message.slice(0, MAX_MESSAGE - 1)}…` : spec.message;
     const ev = { ...spec, message };
-    const key = JSON.stringify([involved.kind, involved.name, involved.uid ?? '', ev.type, ev.reason, ev.message]);
+    const key = JSON.stringify([involved.kind, this.namespaceOf(involved), involved.name, involved.uid ?? '', involved.fieldPath ?? '', ev.type, ev.reason, ev.message]);
     const now = this.clock();
     const agg = this.aggregates.get(key);
     if (agg && now - agg.firstSeenMs < (this.opts.aggregateWindowMs ?? 600_000)) {
@@ -87,7 +94,7 @@ export class EventRecorder {
       else this.markDirty(key, agg);
       return;
     }
-    if (!this.takeToken(`${involved.kind}/${involved.name}`, now)) {
+    if (!this.takeToken(`${involved.kind}/${this.namespaceOf(involved)}/${involved.name}`, now)) {
       this.opts.logger.debug({ reason: ev.reason, object: involved.name }, 'event dropped by the rate limit');
       return;
     }
@@ -123,6 +130,14 @@ export class EventRecorder {
       this.closed = true;
       this.controller.abort();
     }
+  }
+
+  private namespaceOf(involved: InvolvedObject): string {
+    return involved.namespace ?? this.opts.kube.namespace;
+  }
+
+  private events(involved: InvolvedObject): Resource<CoreV1Event> {
+    return new Resource<CoreV1Event>(this.opts.kube.client, KINDS.Event, this.namespaceOf(involved));
   }
 
   private takeToken(object: string, now: number): boolean {
@@ -176,7 +191,7 @@ export class EventRecorder {
   }
 
   private body(a: Aggregate): CoreV1Event {
-    const { namespace } = this.opts.kube;
+    const namespace = this.namespaceOf(a.involved);
     return {
       apiVersion: 'v1',
       kind: 'Event',
@@ -187,6 +202,7 @@ export class EventRecorder {
         name: a.involved.name,
         namespace,
         ...(a.involved.uid ? { uid: a.involved.uid } : {}),
+        ...(a.involved.fieldPath ? { fieldPath: a.involved.fieldPath } : {}),
       },
       type: a.spec.type,
       reason: a.spec.reason,
@@ -202,7 +218,7 @@ export class EventRecorder {
 
   private async create(a: Aggregate): Promise<void> {
     const count = a.count;
-    await this.opts.kube.events.create(this.body(a), { what: `create Event ${a.eventName}`, signal: this.controller.signal });
+    await this.events(a.involved).create(this.body(a), { what: `create Event ${a.eventName}`, signal: this.controller.signal });
     a.writtenCount = count;
     a.lastWriteMs = this.clock();
   }
@@ -213,7 +229,7 @@ export class EventRecorder {
     if (!a || a.count === a.writtenCount) return;
     const count = a.count;
     try {
-      await this.opts.kube.events.patch(a.eventName, { count, lastTimestamp: new Date(a.lastMs).toISOString() }, MERGE_PATCH, {
+      await this.events(a.involved).patch(a.eventName, { count, lastTimestamp: new Date(a.lastMs).toISOString() }, MERGE_PATCH, {
         what: `update Event ${a.eventName}`,
         signal: this.controller.signal,
       });
