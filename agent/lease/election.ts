@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/log.js';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
+import { abortAfter } from '../../shared/abort.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../shared/kube/client.js';
 import { isAlreadyExists, isConflict } from '../../shared/kube/errors.js';
 import { sleep } from '../../shared/time.js';
@@ -257,7 +258,9 @@ export class LeaderElector {
   /** Clears the holder if the lease is still ours; one re-read on 409 (an aborted renew may have landed). */
   private async release(): Promise<void> {
     const timeoutMs = Math.min(this.timings.renewDeadlineMs, 5_000);
-    const bound = { signal: AbortSignal.timeout(timeoutMs), timeoutMs };
+    // One deadline for the whole release (both attempts), on a timer we hold and clear.
+    const deadline = abortAfter(timeoutMs, () => new Error(`the lease release took longer than ${timeoutMs} ms`));
+    const bound = { signal: deadline.signal, timeoutMs };
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         const stored = attempt === 0 ? this.stored : await this.opts.api.get(bound);
@@ -272,6 +275,8 @@ export class LeaderElector {
       }
     } catch (err) {
       this.opts.logger.warn({ err: errorMessage(err) }, 'could not release the coordinator lease; others take over when it expires');
+    } finally {
+      deadline.unlink();
     }
   }
 }
