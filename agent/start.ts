@@ -15,8 +15,11 @@ import type { AgentMetrics } from './http/metrics.js';
 import { mountControlRoutes } from './http/control-routes.js';
 import type { AgentServer } from './http/server.js';
 import type { LocalInstance } from './instance/local.js';
-import { createKubeClients, isConflict, isNotFound, kubeCall, loadKubeConfig, type KubeClients } from './kube/client.js';
-import { EventRecorder } from './kube/events.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
+import { isConflict, isNotFound } from '../shared/kube/errors.js';
+import { EventRecorder } from '../shared/kube/events.js';
+import { namespaced, type Resources } from '../shared/kube/resources.js';
 import { unsupportedVersion } from './tarantool/version.js';
 import { PeerWatcher } from './kube/peers.js';
 import { getOrCreateMeshSecret, replicationPassword } from './kube/secret.js';
@@ -24,7 +27,7 @@ import { StatefulSetWatcher } from './kube/statefulsets.js';
 import { LeaderElector } from './lease/election.js';
 import { kubeLeaseApi } from './lease/lease-api.js';
 import { electionTimings } from './lease/timing.js';
-import { sleep } from './mesh/backoff.js';
+import { sleep } from '../shared/time.js';
 import { Mesh } from './mesh/mesh.js';
 import { StateStore } from './state/store.js';
 import { CommandExecutor } from './member/commands.js';
@@ -97,7 +100,7 @@ class Pending<T> {
 export function startControl(agent: AgentParts, log: Logger, opts: ControlOptions = {}): Control {
   const { config, instance, http } = agent;
   const timings = deriveTimings(config.timings); // throws with the fix when the relations cannot hold
-  const kube = createKubeClients(loadKubeConfig(opts.env ?? process.env), config.namespace);
+  const kube = namespaced(new KubeClient(loadKubeConfig({ env: opts.env ?? process.env })), config.namespace);
   const stopping = new AbortController();
   const signal = stopping.signal;
   const metrics = new ControlMetrics(agent.metrics.registry);
@@ -279,7 +282,7 @@ interface CoordinationDeps {
   agent: AgentParts;
   log: Logger;
   opts: ControlOptions;
-  kube: KubeClients;
+  kube: Resources;
   timings: Timings;
   metrics: ControlMetrics;
   record: RecordEvent;
@@ -411,10 +414,9 @@ async function lead(c: Coordinator, signal: AbortSignal, log: Logger): Promise<v
   }
 }
 
-async function deletePod(kube: KubeClients, pod: string, uid: string | null, signal: AbortSignal): Promise<'deleted' | 'gone' | 'replaced'> {
-  const { core, namespace } = kube;
+async function deletePod(kube: Resources, pod: string, uid: string | null, signal: AbortSignal): Promise<'deleted' | 'gone' | 'replaced'> {
   try {
-    await kubeCall(`delete Pod ${namespace}/${pod}`, (o) => core.deleteNamespacedPod({ name: pod, namespace, body: uid ? { preconditions: { uid } } : {} }, o), { signal });
+    await kube.pods.delete(pod, uid ? { preconditions: { uid } } : {}, { signal });
     return 'deleted';
   } catch (err) {
     if (isNotFound(err)) return 'gone';

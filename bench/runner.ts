@@ -1,6 +1,6 @@
 // Runs one benchmark within its time budget and turns whatever happens into figures: what it
 // measured, and "not measured" with the reason for every declared figure it did not report.
-import { abortAfter } from '../agent/util/abort.js';
+import { abortAfter } from '../shared/abort.js';
 import type { TarantoolLane } from '../demo/tarantool-binaries.js';
 import { errorMessage } from '../shared/errors.js';
 import type { BenchmarkOutcome } from './report.js';

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { CLUSTER_LABEL, DEFAULT_AGENT_PORT } from '../shared/names.js';
 import { errorMessage } from '../shared/errors.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
+import { namespaced } from '../shared/kube/resources.js';
 import { VERSION } from '../shared/version.js';
 import { asAgentStatus, renderStatusTable } from './status-table.js';
 
@@ -15,11 +17,16 @@ async function fetchFromUrl(url: string, timeoutMs = 5000): Promise<unknown> {
 }
 
 async function fetchThroughApiServer(opts: { kubeconfig?: string; cluster: string; namespace: string }): Promise<unknown> {
-  const kc = new KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromDefault();
-  const core = kc.makeApiClient(CoreV1Api);
-  const pods = await core.listNamespacedPod({ namespace: opts.namespace, labelSelector: `${CLUSTER_LABEL}=${opts.cluster}` });
+  const client = new KubeClient(loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}));
+  try {
+    return await firstStatus(client, opts);
+  } finally {
+    client.close(); // idle keep-alive sockets must not hold the command open
+  }
+}
+
+async function firstStatus(client: KubeClient, opts: { cluster: string; namespace: string }): Promise<unknown> {
+  const pods = await namespaced(client, opts.namespace).pods.list({ labelSelector: `${CLUSTER_LABEL}=${opts.cluster}` });
   const running = pods.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
   if (running.length === 0) {
     throw new Error(`no running pod with label ${CLUSTER_LABEL}=${opts.cluster} in namespace ${opts.namespace}`);
@@ -37,12 +44,11 @@ async function fetchThroughApiServer(opts: { kubeconfig?: string; cluster: strin
       }
     }
     try {
-      const body: unknown = await core.connectGetNamespacedPodProxyWithPath({
-        name: `${pod.metadata?.name}:${DEFAULT_AGENT_PORT}`,
-        namespace: opts.namespace,
-        path: 'status',
+      const name = `${encodeURIComponent(pod.metadata?.name ?? '')}:${DEFAULT_AGENT_PORT}`;
+      return await client.request<unknown>(`read /status of pod ${pod.metadata?.name ?? ''}`, {
+        method: 'GET',
+        path: `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${name}/proxy/status`,
       });
-      return typeof body === 'string' ? JSON.parse(body) : body;
     } catch (err) {
       lastError = err;
     }

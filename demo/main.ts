@@ -11,7 +11,7 @@ import { CLUSTER_LABEL } from '../shared/names.js';
 import type { AgentStatus } from '../shared/status.js';
 import { repoRoot } from './repo-root.js';
 import { demoState, writeStateFile } from './state-file.js';
-import { sleep } from '../localcluster/kubelet/sleep.js';
+import { sleep } from '../shared/time.js';
 import { startShoalStack, type ShoalStack } from './shoal-stack.js';
 
 // `npm run demo`: the local cluster, the webhook, and an example from examples/ (by default

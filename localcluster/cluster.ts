@@ -8,7 +8,7 @@ import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
 import { startControlPlane, type ControlPlane } from './controlplane/index.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
-import { sleep } from './kubelet/sleep.js';
+import { sleep } from '../shared/time.js';
 import { createNetFault, type NetFault } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
 
@@ -107,7 +107,7 @@ async function waitNodeSchedulable(kubeconfig: string, nodeName: string, timeout
     } catch (err) {
       last = errorMessage(err);
     }
-    await sleep(250, signal);
+    await sleep(250, signal).catch(() => undefined);
   }
   throw new ShoalError(`node ${nodeName} did not become schedulable in ${timeoutMs / 1000} s (${last})`);
 }

@@ -10,9 +10,12 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { httpStatusOf } from './kubelet/api.js';
-import { startListWatch } from './kubelet/listwatch.js';
-import { sleep, waitAtMost } from './kubelet/sleep.js';
+import { apiStatus as httpStatusOf } from '../shared/kube/errors.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
+import { ListWatch, type KubeObject } from '../shared/kube/reflector.js';
+import { KUBELET_WATCH } from './kubelet/backoff.js';
+import { sleep, waitAtMost } from '../shared/time.js';
 
 // The local volume provisioner (KUBERNETES.md "Volumes from volumeClaimTemplates"): a default
 // StorageClass `local` with WaitForFirstConsumer; for every claim the scheduler placed on this
@@ -137,48 +140,27 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
   };
 
   // Keeps `store` equal to the API's objects of one kind and acts on every add and change.
-  const mirror = <T extends { metadata?: { resourceVersion?: string } }>(
-    watchPath: string,
-    list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
-    key: (o: T) => string,
-    store: Map<string, T>,
-    act: (o: T) => Promise<void>,
-  ): Promise<void> =>
-    startListWatch<T>({
-      kc,
-      path: watchPath,
-      list: async () => {
-        const l = await list();
-        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? '' };
-      },
-      onSync: (items) => {
-        store.clear();
-        for (const o of items) store.set(key(o), o);
-        for (const o of items) void act(o);
-      },
-      onEvent: (type, o) => {
-        if (type === 'DELETED') store.delete(key(o));
-        else {
-          store.set(key(o), o);
-          void act(o);
-        }
-      },
-      logger: log,
-      signal: abort.signal,
+  // Objects that vanished while the watch was down come as DELETED after the re-list.
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath }));
+  const mirror = <T extends KubeObject>(what: string, watchPath: string, key: (o: T) => string, store: Map<string, T>, act: (o: T) => Promise<void>): Promise<void> => {
+    const lw = new ListWatch<T>({ what, client, path: watchPath, key, logger: log, ...KUBELET_WATCH });
+    lw.on((ev) => {
+      if (ev.type === 'SYNCED') return;
+      if (ev.type === 'DELETED') store.delete(key(ev.object));
+      else {
+        store.set(key(ev.object), ev.object);
+        void act(ev.object);
+      }
     });
-  const claimWatch = mirror(
-    '/api/v1/persistentvolumeclaims',
-    () => core.listPersistentVolumeClaimForAllNamespaces(),
-    (c) => c.metadata?.uid ?? '',
-    claims,
-    provision,
-  );
-  const volumeWatch = mirror('/api/v1/persistentvolumes', () => core.listPersistentVolume(), (v) => v.metadata?.name ?? '', volumes, reclaim);
+    return lw.run(abort.signal);
+  };
+  const claimWatch = mirror<V1PersistentVolumeClaim>('PersistentVolumeClaims', '/api/v1/persistentvolumeclaims', (c) => c.metadata?.uid ?? '', claims, provision);
+  const volumeWatch = mirror<V1PersistentVolume>('PersistentVolumes', '/api/v1/persistentvolumes', (v) => v.metadata?.name ?? '', volumes, reclaim);
 
   // Retries what failed (API hiccups) without waiting for the next event.
   const resync = (async () => {
     while (!abort.signal.aborted) {
-      await sleep(5_000, abort.signal);
+      await sleep(5_000, abort.signal).catch(() => undefined);
       for (const c of claims.values()) void provision(c);
       for (const v of volumes.values()) void reclaim(v);
     }

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { readPodInfo, type LocalPodInfo } from '../localcluster/cluster.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
+import { sleep } from '../shared/time.js';
 
 // Small helpers for e2e tests, benchmarks and the chaos runner against a local cluster (in tests, test/e2e/global-setup.ts provides
 // its kubeconfig and state file through vitest's inject()).
@@ -20,11 +22,9 @@ export function kubeClients(kubeconfigPath: string): KubeClients {
 
 /** The cluster CA a kubeconfig trusts (the local control plane's one CA, which also signs client certificates). */
 export function clusterCa(kubeconfigPath: string): Buffer {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  const data = kc.getCurrentCluster()?.caData;
-  if (!data) throw new Error(`${kubeconfigPath} has no certificate-authority-data`);
-  return Buffer.from(data, 'base64');
+  const ca = loadKubeConfig({ kubeconfig: kubeconfigPath }).ca;
+  if (!ca) throw new Error(`${kubeconfigPath} has no certificate-authority-data`);
+  return ca;
 }
 
 export interface WaitOptions {
@@ -52,18 +52,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
       throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${detail}`);
     }
-    await new Promise<void>((resolve) => {
-      // The listener goes with the timer: a long wait must not pile one up per poll.
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, opts.intervalMs ?? 200);
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    // An abort ends the pause; the loop's throwIfAborted then reports it.
+    await sleep(opts.intervalMs ?? 200, opts.signal).catch(() => undefined);
   }
 }
 

@@ -4,10 +4,10 @@
 // the console returned success: with a synchronous space that means a quorum has it in its WAL, so
 // an acknowledged key missing anywhere after the cluster settles is a lost write. A timed-out or
 // aborted write is not acknowledged (it may or may not have committed): never count it as either.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleClient } from '../agent/console/client.js';
 import { ConsoleProtocolError, ConsoleTimeoutError, LuaError, TarantoolGoneError } from '../agent/console/errors.js';
-import { abortAfter } from '../agent/util/abort.js';
+import { abortAfter } from '../shared/abort.js';
+import { sleep } from '../shared/time.js';
 
 /** Where the current master's admin console is. */
 export interface WriteTarget {
@@ -226,7 +226,7 @@ async function resolveTarget(target: WriteLoadOptions['target'], timeoutMs: numb
 async function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
   const ms = at - now();
   if (ms <= 0 || signal.aborted) return;
-  await sleep(ms, undefined, { signal }).catch(() => undefined);
+  await sleep(ms, signal).catch(() => undefined);
 }
 
 function kindOf(err: unknown): WriteErrorKind {
@@ -408,7 +408,7 @@ async function verifyOne(space: string, wanted: number[], inst: WriteTarget, o: 
         check = { name: inst.name, missing: [], keysRead: 0, error: describe(err) };
       }
       if ((check.missing.length === 0 && check.error === undefined) || Date.now() >= until) return check;
-      await sleep(200, undefined, o.signal ? { signal: o.signal } : {});
+      await sleep(200, o.signal);
     }
   } finally {
     await client.close();

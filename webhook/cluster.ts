@@ -1,8 +1,16 @@
 // The webhook's few conversations with the API server, behind an interface so the logic that uses
-// them (cert-sync.ts, sidecar-mode.ts) is tested without a cluster.
+// them (cert-sync.ts, sidecar-mode.ts) is tested without a cluster. The calls go through the shared
+// Kubernetes layer: bounded, and failing as KubeApiError.
 import { existsSync } from 'node:fs';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, VersionApi, type V1Secret } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import type { V1Secret } from '@kubernetes/client-node';
 import { ShoalError } from '../shared/errors.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { SERVICE_ACCOUNT_DIR, loadKubeConfig } from '../shared/kube/config.js';
+import { apiStatus } from '../shared/kube/errors.js';
+import { JSON_PATCH, KINDS, Resource, mutatingWebhookConfigurations, serverVersion } from '../shared/kube/resources.js';
+
+export { apiStatus };
 
 export interface StoredSecret {
   data: Record<string, string>; // decoded text values
@@ -23,26 +31,11 @@ export interface ClusterAccess {
   patchCaBundles(configName: string, webhooks: { index: number; name: string }[], caPem: string): Promise<void>;
 }
 
-const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-
-/** In-cluster config when running in a pod, else the given kubeconfig; null when neither is there. */
-export function loadKubeConfig(kubeconfig?: string): KubeConfig | null {
-  const kc = new KubeConfig();
-  if (kubeconfig) {
-    kc.loadFromFile(kubeconfig);
-    return kc;
-  }
-  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(`${SA_DIR}/token`)) {
-    kc.loadFromCluster();
-    return kc;
-  }
+/** The given kubeconfig, else in-cluster config when running in a pod; null when neither is there. */
+export function clusterClient(kubeconfig?: string, env: NodeJS.ProcessEnv = process.env): KubeClient | null {
+  if (kubeconfig) return new KubeClient(loadKubeConfig({ kubeconfig }));
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(join(SERVICE_ACCOUNT_DIR, 'token'))) return new KubeClient(loadKubeConfig({ env }));
   return null;
-}
-
-/** The HTTP status of a client-node ApiException, if that is what `err` is. */
-export function apiStatus(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -58,13 +51,12 @@ function secretBody(name: string, data: Record<string, string>, resourceVersion?
   };
 }
 
-export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
-  const core = kc.makeApiClient(CoreV1Api);
-  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-  const version = kc.makeApiClient(VersionApi);
+export function kubeClusterAccess(client: KubeClient): ClusterAccess {
+  const secrets = (namespace: string): Resource<V1Secret> => new Resource<V1Secret>(client, KINDS.Secret, namespace);
+  const admission = mutatingWebhookConfigurations(client);
   return {
     async serverVersion() {
-      const v = await version.getCode();
+      const v = await serverVersion(client);
       // Managed clusters report minor versions such as "29+".
       const major = parseInt(v.major, 10);
       const minor = parseInt(v.minor, 10);
@@ -75,7 +67,7 @@ export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
     },
     async readSecret(namespace, name) {
       try {
-        const s = await core.readNamespacedSecret({ namespace, name });
+        const s = await secrets(namespace).get(name);
         const data = Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, unb64(v)]));
         return { data, resourceVersion: s.metadata?.resourceVersion ?? '' };
       } catch (err) {
@@ -85,7 +77,7 @@ export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
     },
     async createSecret(namespace, name, data) {
       try {
-        await core.createNamespacedSecret({ namespace, body: secretBody(name, data) });
+        await secrets(namespace).create(secretBody(name, data));
         return 'created';
       } catch (err) {
         if (apiStatus(err) === 409) return 'exists';
@@ -94,7 +86,7 @@ export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
     },
     async replaceSecret(namespace, name, resourceVersion, data) {
       try {
-        await core.replaceNamespacedSecret({ namespace, name, body: secretBody(name, data, resourceVersion) });
+        await secrets(namespace).replace(name, secretBody(name, data, resourceVersion));
         return 'replaced';
       } catch (err) {
         if (apiStatus(err) === 409) return 'conflict';
@@ -103,7 +95,7 @@ export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
     },
     async readCaBundles(configName) {
       try {
-        const cfg = await admission.readMutatingWebhookConfiguration({ name: configName });
+        const cfg = await admission.get(configName);
         return (cfg.webhooks ?? []).map((w) => ({ name: w.name, caBundle: w.clientConfig.caBundle ? unb64(w.clientConfig.caBundle) : '' }));
       } catch (err) {
         if (apiStatus(err) === 404) return null;
@@ -115,7 +107,7 @@ export function kubeClusterAccess(kc: KubeConfig): ClusterAccess {
         { op: 'test', path: `/webhooks/${index}/name`, value: name },
         { op: 'add', path: `/webhooks/${index}/clientConfig/caBundle`, value: b64(caPem) },
       ]);
-      await admission.patchMutatingWebhookConfiguration({ name: configName, body });
+      await admission.patch(configName, body, JSON_PATCH);
     },
   };
 }

@@ -1,11 +1,9 @@
 // Small guards and helpers for untrusted JSON: an AdmissionReview can hold anything, and the webhook
 // must answer every input with a message instead of a TypeError.
 
-export type JsonRecord = Record<string, unknown>;
+import { isRecord } from '../shared/json.js';
 
-export function isRecord(value: unknown): value is JsonRecord {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isRecord, type JsonRecord } from '../shared/json.js';
 
 /** A map of string values (labels, annotations), or null when `value` is not one. Absent = {}. */
 export function stringMap(value: unknown): Record<string, string> | null {

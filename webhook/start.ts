@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import type { WebhookConfig } from './cli.js';
-import { kubeClusterAccess, loadKubeConfig, type ClusterAccess } from './cluster.js';
+import { clusterClient, kubeClusterAccess, type ClusterAccess } from './cluster.js';
 import { certSecretName, ensureClusterBundle, syncCaBundle } from './cert-sync.js';
 import { watchCertDir } from './cert-watch.js';
 import { resolveSidecarMode, type ResolvedMode } from './sidecar-mode.js';
@@ -52,8 +52,8 @@ export async function startWebhook(config: WebhookConfig, deps: StartDeps = {}):
   let access: ClusterAccess | null;
   try {
     access = deps.access !== undefined ? deps.access : (() => {
-      const kc = loadKubeConfig(config.kubeconfig);
-      return kc ? kubeClusterAccess(kc) : null;
+      const client = clusterClient(config.kubeconfig);
+      return client ? kubeClusterAccess(client) : null;
     })();
   } catch (err) {
     throw new ShoalError(`cannot load the kubeconfig ${config.kubeconfig ?? '(in-cluster)'}: ${errorMessage(err)}`, 'pass a readable --kubeconfig', { cause: err });

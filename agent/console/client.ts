@@ -13,7 +13,7 @@ import {
   LuaError,
   TarantoolGoneError,
 } from './errors.js';
-import { abortAfter } from '../util/abort.js';
+import { abortAfter } from '../../shared/abort.js';
 import { FifoLock } from './lock.js';
 import { readLogTail } from './logtail.js';
 import type { ReplyValue } from './reply.js';

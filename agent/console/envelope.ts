@@ -5,6 +5,7 @@
 // The helper compiles the chunk with loadstring (so it may span lines, hold any quotes), runs it in
 // pcall with the decoded args as `...`, and returns one JSON string {id, ok, r}: r is the value or
 // {message, type, code} of the error. The id lets the client prove a reply belongs to its request.
+import { isRecord } from '../../shared/json.js';
 import { LuaError, ConsoleProtocolError } from './errors.js';
 import type { ReplyValue } from './reply.js';
 
@@ -95,10 +96,6 @@ export function decodeCallReply(values: readonly ReplyValue[], id: number): unkn
     typeof err['type'] === 'string' ? err['type'] : undefined,
     typeof err['code'] === 'number' ? err['code'] : undefined,
   );
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function replacer(_key: string, v: unknown): unknown {

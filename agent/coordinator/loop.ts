@@ -8,7 +8,7 @@ import { stableJson } from '../decide/batch.js';
 import type { ObservedCluster, PersistedState, Timings } from '../decide/model.js';
 import { reconcile, type ReconcileResult } from '../decide/reconcile.js';
 import { planSwitchover, type SwitchoverRequest } from '../decide/switchover.js';
-import { sleep } from '../mesh/backoff.js';
+import { sleep } from '../../shared/time.js';
 import type { JsonObject } from '../wire/mesh-protocol.js';
 import type { Snapshot } from '../state/store.js';
 import type { InstanceRole, RolloutPhase } from '../../shared/status.js';

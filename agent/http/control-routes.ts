@@ -2,10 +2,10 @@
 // `Authorization: Bearer <mesh token>` (compared in constant time); /prestop is called by the
 // kubelet's preStop hook from inside the pod and takes no credentials (it can only make this pod's
 // own master hand over, which its deletion is about to force anyway).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type Request, type Response } from 'express';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import { tokenMatches } from '../../shared/token.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
 
 export interface ControlRouteHandlers {
@@ -22,13 +22,6 @@ export interface ControlRouteHandlers {
 }
 
 const POD = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** Constant-time comparison whatever the lengths (both sides hashed first). */
-export function tokenMatches(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /**
  * Parses the body of POST /switchover; a string is the problem to report. `forwardedBy` (an agent

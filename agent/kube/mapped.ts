@@ -1,10 +1,9 @@
 // A ListWatch whose objects are mapped to the small records the coordinator works with (pods →
 // peers, StatefulSets → replica set specs), with a change feed in terms of those records.
-import type { ConfigurationOptions } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
+import { ListWatch, type KubeObject, type ListWatchEvent } from '../../shared/kube/reflector.js';
 import type { Logger } from '../../shared/log.js';
-import type { BackoffPolicy } from '../mesh/backoff.js';
-import { kubeCall } from './client.js';
-import { ListWatch, type KubeObject, type ListWatchEvent, type ListWatchOptions } from './listwatch.js';
+import type { BackoffPolicy } from '../../shared/time.js';
 
 export type MappedChange<V> = { type: 'upsert'; name: string; value: V } | { type: 'delete'; name: string } | { type: 'synced' };
 
@@ -14,11 +13,10 @@ export interface WatcherOptions {
   watchTimeoutSeconds?: number;
 }
 
-export interface CollectionSource<T> {
+export interface CollectionSource {
   what: string;
   path: string;
   labelSelector: string;
-  list: (options: ConfigurationOptions) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
 }
 
 export class MappedWatch<T extends KubeObject, V> {
@@ -26,20 +24,16 @@ export class MappedWatch<T extends KubeObject, V> {
   private readonly map = new Map<string, V>();
 
   constructor(
-    kc: ListWatchOptions<T>['kc'],
-    source: CollectionSource<T>,
+    client: KubeClient,
+    source: CollectionSource,
     private readonly mapper: (obj: T) => V,
     opts: WatcherOptions,
   ) {
     this.lw = new ListWatch<T>({
       what: source.what,
-      kc,
+      client,
       path: source.path,
       labelSelector: source.labelSelector,
-      list: async (bound) => {
-        const list = await kubeCall(`list ${source.what}`, (o) => source.list(o), bound);
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-      },
       logger: opts.logger,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),

@@ -2,7 +2,7 @@
 // in which replica set, how far along. Agents find each other here, never through Endpoints.
 import type { V1Pod } from '@kubernetes/client-node';
 import { CLUSTER_LABEL, REVISION_LABEL } from '../../shared/names.js';
-import type { KubeClients } from './client.js';
+import type { Resources } from '../../shared/kube/resources.js';
 import { MappedWatch, type WatcherOptions } from './mapped.js';
 
 export interface Peer {
@@ -49,17 +49,11 @@ export function podToPeer(pod: V1Pod): Peer {
 
 /** Watches the cluster's pods: `current` is the live map pod name → Peer. */
 export class PeerWatcher extends MappedWatch<V1Pod, Peer> {
-  constructor(kube: KubeClients, cluster: string, opts: WatcherOptions) {
-    const { namespace, core } = kube;
+  constructor(kube: Resources, cluster: string, opts: WatcherOptions) {
     const labelSelector = `${CLUSTER_LABEL}=${cluster}`;
     super(
-      kube.kc,
-      {
-        what: `pods labelled ${labelSelector}`,
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
-        labelSelector,
-        list: (o) => core.listNamespacedPod({ namespace, labelSelector }, o),
-      },
+      kube.client,
+      { what: `pods labelled ${labelSelector}`, path: kube.pods.path, labelSelector },
       podToPeer,
       opts,
     );

@@ -6,7 +6,8 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { ShoalError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { CLUSTER_LABEL, MESH_TOKEN_KEY, meshSecretName } from '../../shared/names.js';
-import { isAlreadyExists, isNotFound, kubeCall, type KubeClients } from './client.js';
+import { isAlreadyExists, isNotFound } from '../../shared/kube/errors.js';
+import type { Resources } from '../../shared/kube/resources.js';
 
 /** Shortest token accepted from a user-made Secret: 32 characters ≈ 190 bits as base64url. */
 export const MIN_TOKEN_LENGTH = 32;
@@ -38,10 +39,10 @@ function tokenOf(secret: V1Secret, name: string): string {
 }
 
 /** Reads the mesh Secret, creating it when absent. Bounded: a few read/create rounds, then an error. */
-export async function getOrCreateMeshSecret(kube: KubeClients, cluster: string, logger: Logger, signal: AbortSignal): Promise<MeshSecret> {
-  const { namespace, core } = kube;
+export async function getOrCreateMeshSecret(kube: Resources, cluster: string, logger: Logger, signal: AbortSignal): Promise<MeshSecret> {
+  const { namespace, secrets } = kube;
   const name = meshSecretName(cluster);
-  const read = (): Promise<V1Secret> => kubeCall(`read Secret ${namespace}/${name}`, (o) => core.readNamespacedSecret({ name, namespace }, o), { signal });
+  const read = (): Promise<V1Secret> => secrets.get(name, { signal });
   // Absent → create; lost the create race → read; deleted meanwhile → again. Three rounds is plenty.
   for (let round = 0; round < 3; round++) {
     try {
@@ -57,7 +58,7 @@ export async function getOrCreateMeshSecret(kube: KubeClients, cluster: string, 
       data: { [MESH_TOKEN_KEY]: Buffer.from(generateToken()).toString('base64') },
     };
     try {
-      const created = await kubeCall(`create Secret ${namespace}/${name}`, (o) => core.createNamespacedSecret({ namespace, body }, o), { signal });
+      const created = await secrets.create(body, { signal });
       logger.info({ secret: name }, 'created the cluster mesh secret');
       return { token: tokenOf(created, name), created: true };
     } catch (err) {

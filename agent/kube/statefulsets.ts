@@ -2,7 +2,7 @@
 // user's run-time switches read from annotations.
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
-import type { KubeClients } from './client.js';
+import type { Resources } from '../../shared/kube/resources.js';
 import { MappedWatch, type WatcherOptions } from './mapped.js';
 
 export type FailoverMode = 'auto' | 'manual';
@@ -61,17 +61,11 @@ export function statefulSetToSpec(sts: V1StatefulSet): ReplicaSetSpec {
 
 /** Watches the cluster's StatefulSets: `current` is the live map name → ReplicaSetSpec. */
 export class StatefulSetWatcher extends MappedWatch<V1StatefulSet, ReplicaSetSpec> {
-  constructor(kube: KubeClients, cluster: string, opts: WatcherOptions) {
-    const { namespace, apps } = kube;
+  constructor(kube: Resources, cluster: string, opts: WatcherOptions) {
     const labelSelector = `${CLUSTER_LABEL}=${cluster}`;
     super(
-      kube.kc,
-      {
-        what: `StatefulSets labelled ${labelSelector}`,
-        path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/statefulsets`,
-        labelSelector,
-        list: (o) => apps.listNamespacedStatefulSet({ namespace, labelSelector }, o),
-      },
+      kube.client,
+      { what: `StatefulSets labelled ${labelSelector}`, path: kube.statefulSets.path, labelSelector },
       statefulSetToSpec,
       opts,
     );

@@ -5,8 +5,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/log.js';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
-import { isAlreadyExists, isConflict, DEFAULT_REQUEST_TIMEOUT_MS } from '../kube/client.js';
-import { sleep } from '../mesh/backoff.js';
+import { abortAfter } from '../../shared/abort.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../shared/kube/client.js';
+import { isAlreadyExists, isConflict } from '../../shared/kube/errors.js';
+import { sleep } from '../../shared/time.js';
 import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {
   DEFAULT_ELECTION_TIMINGS,
@@ -111,16 +113,19 @@ export class LeaderElector {
   /** Renews every retryPeriod; returns why leadership ended. */
   private async renewWhileLeading(signal: AbortSignal): Promise<string> {
     const leaderSignal = this.leaderAbort?.signal;
+    // One combined signal per leadership, not one per renewal: each AbortSignal.any stays linked to
+    // its sources until they are collected.
+    const leading = leaderSignal ? AbortSignal.any([signal, leaderSignal]) : signal;
     for (;;) {
       try {
-        await sleep(this.timings.retryPeriodMs, leaderSignal ? AbortSignal.any([signal, leaderSignal]) : signal);
+        await sleep(this.timings.retryPeriodMs, leading);
       } catch {
         return signal.aborted ? 'shutting down' : 'renew deadline passed without a successful renewal';
       }
       const budget = renewRequestBudgetMs(this.renewStartMs, this.clock(), this.timings);
       if (budget <= 0) return 'renew deadline passed without a successful renewal';
       // The request may not outlive the deadline: a hung API call must not keep us "leading".
-      const attempt = await this.tryAcquireOrRenew(leaderSignal ? AbortSignal.any([signal, leaderSignal]) : signal, Math.min(budget, DEFAULT_REQUEST_TIMEOUT_MS));
+      const attempt = await this.tryAcquireOrRenew(leading, Math.min(budget, DEFAULT_REQUEST_TIMEOUT_MS));
       if (signal.aborted) return 'shutting down';
       if (!this.leading) return 'renew deadline passed without a successful renewal';
       if (!attempt.held && attempt.heldBy) return `lost the lease: ${attempt.reason}`;
@@ -256,7 +261,9 @@ export class LeaderElector {
   /** Clears the holder if the lease is still ours; one re-read on 409 (an aborted renew may have landed). */
   private async release(): Promise<void> {
     const timeoutMs = Math.min(this.timings.renewDeadlineMs, 5_000);
-    const bound = { signal: AbortSignal.timeout(timeoutMs), timeoutMs };
+    // One deadline for the whole release (both attempts), on a timer we hold and clear.
+    const deadline = abortAfter(timeoutMs, () => new Error(`the lease release took longer than ${timeoutMs} ms`));
+    const bound = { signal: deadline.signal, timeoutMs };
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         const stored = attempt === 0 ? this.stored : await this.opts.api.get(bound);
@@ -271,6 +278,8 @@ export class LeaderElector {
       }
     } catch (err) {
       this.opts.logger.warn({ err: errorMessage(err) }, 'could not release the coordinator lease; others take over when it expires');
+    } finally {
+      deadline.unlink();
     }
   }
 }

@@ -1,8 +1,9 @@
 // The Lease object as the election sees it: read, create, replace-with-resourceVersion. An interface so
 // the election loop can be tested against an in-memory fake; `kubeLeaseApi` is the real one.
-import { V1MicroTime, type V1Lease, type V1ObjectMeta } from '@kubernetes/client-node';
+import type { V1LeaseSpec, V1ObjectMeta } from '@kubernetes/client-node';
+import { isNotFound } from '../../shared/kube/errors.js';
+import { KINDS, Resource, microTime, timeString, type Resources } from '../../shared/kube/resources.js';
 import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
-import { isNotFound, kubeCall, type KubeClients } from '../kube/client.js';
 import type { LeaseRecord } from './timing.js';
 
 export interface StoredLease {
@@ -25,14 +26,20 @@ export interface LeaseApi {
 }
 
 /** The wall clock in the microsecond format the API server requires for MicroTime fields. */
-export const microNow = (): string => new V1MicroTime().toISOString();
+export const microNow = (): string => microTime();
 
-function timeString(v: unknown): string {
-  if (v instanceof Date) return v.toISOString();
-  return typeof v === 'string' ? v : '';
+/**
+ * A Lease as JSON on the wire: the MicroTime fields are strings with microseconds (client-node's
+ * V1Lease types them as Date, which is what its serializer turned into that string).
+ */
+export interface LeaseJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: Omit<V1LeaseSpec, 'acquireTime' | 'renewTime'> & { acquireTime?: string | Date; renewTime?: string | Date };
 }
 
-export function leaseToRecord(lease: V1Lease): StoredLease {
+export function leaseToRecord(lease: LeaseJson): StoredLease {
   const spec = lease.spec ?? {};
   return {
     record: {
@@ -47,13 +54,13 @@ export function leaseToRecord(lease: V1Lease): StoredLease {
   };
 }
 
-function specOf(r: LeaseRecord): NonNullable<V1Lease['spec']> {
+function specOf(r: LeaseRecord): NonNullable<LeaseJson['spec']> {
   return {
     holderIdentity: r.holderIdentity,
     leaseDurationSeconds: r.leaseDurationSeconds,
-    // V1MicroTime serialises with microseconds: the 1.20 API server rejects millisecond timestamps.
-    ...(r.acquireTime ? { acquireTime: new V1MicroTime(r.acquireTime) } : {}),
-    ...(r.renewTime ? { renewTime: new V1MicroTime(r.renewTime) } : {}),
+    // Microseconds: the 1.20 API server rejects millisecond timestamps.
+    ...(r.acquireTime ? { acquireTime: microTime(r.acquireTime) } : {}),
+    ...(r.renewTime ? { renewTime: microTime(r.renewTime) } : {}),
     leaseTransitions: r.leaseTransitions,
   };
 }
@@ -63,14 +70,14 @@ function withHolderUid(metadata: V1ObjectMeta, uid: string): V1ObjectMeta {
   return { ...metadata, annotations: { ...(metadata.annotations ?? {}), [ANNOTATIONS.holderUid]: uid } };
 }
 
-export function kubeLeaseApi(kube: KubeClients, name: string, cluster: string): LeaseApi {
-  const { namespace, coordination } = kube;
-  let last: V1Lease | undefined; // keeps labels/annotations others may have set across replaces
-  const what = (verb: string): string => `${verb} Lease ${namespace}/${name}`;
+export function kubeLeaseApi(kube: Resources, name: string, cluster: string): LeaseApi {
+  const { namespace } = kube;
+  const leases = new Resource<LeaseJson>(kube.client, KINDS.Lease, namespace);
+  let last: LeaseJson | undefined; // keeps labels/annotations others may have set across replaces
   return {
     async get(bound) {
       try {
-        last = await kubeCall(what('read'), (o) => coordination.readNamespacedLease({ name, namespace }, o), bound);
+        last = await leases.get(name, bound);
       } catch (err) {
         if (isNotFound(err)) return null;
         throw err;
@@ -78,23 +85,23 @@ export function kubeLeaseApi(kube: KubeClients, name: string, cluster: string): 
       return leaseToRecord(last);
     },
     async create(record, bound) {
-      const body: V1Lease = {
+      const body: LeaseJson = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace, labels: { [CLUSTER_LABEL]: cluster }, annotations: { [ANNOTATIONS.holderUid]: record.holderUid } },
         spec: specOf(record),
       };
-      last = await kubeCall(what('create'), (o) => coordination.createNamespacedLease({ namespace, body }, o), bound);
+      last = await leases.create(body, bound);
       return leaseToRecord(last);
     },
     async update(record, resourceVersion, bound) {
-      const body: V1Lease = {
+      const body: LeaseJson = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: withHolderUid({ ...(last?.metadata ?? { name, namespace }), resourceVersion }, record.holderUid),
         spec: specOf(record),
       };
-      last = await kubeCall(what('replace'), (o) => coordination.replaceNamespacedLease({ name, namespace, body }, o), bound);
+      last = await leases.replace(name, body, bound);
       return leaseToRecord(last);
     },
   };

@@ -5,8 +5,8 @@
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
-import { sleep } from '../mesh/backoff.js';
-import { abortAfter } from '../util/abort.js';
+import { sleep } from '../../shared/time.js';
+import { abortAfter } from '../../shared/abort.js';
 import type { SwitchoverOutcome } from '../coordinator/loop.js';
 
 export interface SwitchoverReply {

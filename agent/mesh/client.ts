@@ -2,7 +2,7 @@
 // exponential backoff and jitter after any close, until stopped.
 import WebSocket from 'ws';
 import type { Logger } from '../../shared/log.js';
-import { Backoff, type BackoffPolicy } from './backoff.js';
+import { Backoff, type BackoffPolicy } from '../../shared/time.js';
 import { CLUSTER_HEADER, MESH_PATH, POD_HEADER } from './server.js';
 import type { LogThrottle } from './throttle.js';
 

@@ -11,7 +11,7 @@ import type WebSocket from 'ws';
 import { ShoalError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { VERSION } from '../../shared/version.js';
-import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../../shared/time.js';
 import { PeerDialer } from './client.js';
 import { MeshLink, type Direction } from './link.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';

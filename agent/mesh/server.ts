@@ -1,11 +1,11 @@
 // The `/mesh` endpoint on the agent's HTTP server. Authentication happens in the `upgrade` handler,
 // before any websocket handshake: no token, a wrong token or another cluster's claim gets a plain
 // HTTP error and a closed socket, and is logged. Only then does ws take over (noServer mode).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
+import { tokenMatches } from '../../shared/token.js';
 import type { MeshMetrics } from './metrics.js';
 import type { LogThrottle } from './throttle.js';
 
@@ -33,17 +33,6 @@ export interface MeshServerOptions {
 export interface MeshServer {
   /** Stops accepting and closes the server side of every connection. */
   close(): Promise<void>;
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
-/**
- * Constant-time token check: both sides are hashed first, so the comparison is over equal-length
- * digests and leaks neither the token's content nor its length.
- */
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  if (presented === undefined) return false;
-  return timingSafeEqual(digest(presented), digest(expected));
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */

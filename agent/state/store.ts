@@ -5,8 +5,9 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { ShoalError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { CLUSTER_LABEL, stateConfigMapName } from '../../shared/names.js';
-import { isAlreadyExists, isConflict, isNotFound, kubeCall, type KubeClients } from '../kube/client.js';
-import { backoffDelay, sleep } from '../mesh/backoff.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
+import type { Resources } from '../../shared/kube/resources.js';
+import { backoffDelay, sleep } from '../../shared/time.js';
 import { STATE_KEY, STATE_SCHEMA, StateCorruptError, decodeEnvelope, encodeEnvelope, type StateDecoder } from './envelope.js';
 
 export interface Snapshot<S> {
@@ -29,7 +30,7 @@ export interface TermLens<S> {
 }
 
 export interface StateStoreOptions<S> {
-  kube: KubeClients;
+  kube: Resources;
   cluster: string;
   /** Validates the coordinator's state on every read (and every value before it is written). */
   decode: StateDecoder<S>;
@@ -181,9 +182,8 @@ export class StateStore<S> {
   }
 
   private async readConfigMap(signal: AbortSignal): Promise<V1ConfigMap | null> {
-    const { namespace, core } = this.opts.kube;
     try {
-      return await kubeCall(`read ConfigMap ${namespace}/${this.name}`, (o) => core.readNamespacedConfigMap({ name: this.name, namespace }, o), this.bound(signal));
+      return await this.opts.kube.configMaps.get(this.name, this.bound(signal));
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
@@ -223,20 +223,14 @@ export class StateStore<S> {
   }
 
   private async create(next: NonNullable<EnvelopeChange<S>>, signal: AbortSignal): Promise<Snapshot<S>> {
-    const { namespace, core } = this.opts.kube;
-    const cm = await kubeCall(`create ConfigMap ${namespace}/${this.name}`, (o) => core.createNamespacedConfigMap({ namespace, body: this.body(undefined, next) }, o), this.bound(signal));
+    const cm = await this.opts.kube.configMaps.create(this.body(undefined, next), this.bound(signal));
     this.opts.logger.info({ configMap: this.name }, 'created the cluster state ConfigMap');
     return this.mustSnapshot(cm);
   }
 
   private async replace(base: V1ConfigMap, next: NonNullable<EnvelopeChange<S>>, signal: AbortSignal): Promise<Snapshot<S>> {
-    const { namespace, core } = this.opts.kube;
     // metadata.resourceVersion in the body makes this a compare-and-swap: stale → 409 Conflict.
-    const cm = await kubeCall(
-      `replace ConfigMap ${namespace}/${this.name}`,
-      (o) => core.replaceNamespacedConfigMap({ name: this.name, namespace, body: this.body(base, next) }, o),
-      this.bound(signal),
-    );
+    const cm = await this.opts.kube.configMaps.replace(this.name, this.body(base, next), this.bound(signal));
     return this.mustSnapshot(cm);
   }
 

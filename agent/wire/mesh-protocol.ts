@@ -3,6 +3,7 @@
 // and dropped. The validated message is rebuilt from known fields only: unknown fields (say, from a
 // newer agent during a rolling upgrade) are ignored, never passed on.
 import { isDns1123Label } from '../../shared/dns.js';
+import { isRecord, type JsonRecord } from '../../shared/json.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest message acted on; larger ones are dropped. */
@@ -146,11 +147,7 @@ const VCLOCK_ID = /^(?:[0-9]|[12][0-9]|3[01])$/; // Tarantool's VCLOCK_MAX is 32
 const MAX_DEPTH = 32;
 const MAX_PEERS = 1024;
 
-type Rec = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Rec {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+type Rec = JsonRecord;
 
 function field(o: Rec, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;

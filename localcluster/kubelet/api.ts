@@ -1,16 +1,8 @@
-import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
 import type { PodStatusJson } from './status.js';
 
 // The few API calls whose exact shape matters (KUBERNETES.md: "What a kubelet must do here").
-
-export function httpStatusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? (err.code as number) : undefined;
-}
-
-/** A failure that is not an answer from the API server (refused, reset, timeout): it is down or unreachable. */
-export function isUnreachable(err: unknown): boolean {
-  return !(err instanceof ApiException);
-}
+// How their failures read (status code, unreachable) is shared/kube/errors.ts's apiStatus.
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 

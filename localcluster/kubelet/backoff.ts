@@ -24,3 +24,6 @@ export function backoffResetAfterMs(opts: BackoffOptions = DEFAULT_BACKOFF): num
 export function retryDelayMs(attempt: number): number {
   return Math.min(500 * 2 ** Math.min(attempt, 10), 5_000);
 }
+
+/** Pacing of the kubelet's and the provisioner's watches: retries 0.5 s doubling to 5 s, each watch renewed after 2 min. */
+export const KUBELET_WATCH = { backoff: { initialMs: 500, maxMs: 5_000 }, watchTimeoutSeconds: 120 } as const;

@@ -3,17 +3,19 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { errorMessage } from '../../shared/errors.js';
-import { DEFAULT_BACKOFF } from './backoff.js';
+import { DEFAULT_BACKOFF, KUBELET_WATCH } from './backoff.js';
 import { serviceEnv } from './env.js';
 import { eventRecorder } from './events.js';
 import { IpAllocator, unixUidRange } from './ipam.js';
 import { lockIpBase, type IpBaseLock } from './ipbase-lock.js';
-import { startListWatch } from './listwatch.js';
 import { runNodeHeartbeat } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { killUids, pidsOfUids } from './process.js';
 import { startKubeletServer } from './server.js';
-import { sleep, waitAtMost } from './sleep.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { ListWatch } from '../../shared/kube/reflector.js';
+import { sleep, waitAtMost } from '../../shared/time.js';
 import type { Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
 
 export type { ImageSpec, ImageTable, Kubelet, KubeletOptions, KubeletState, PodRuntimeInfo } from './types.js';
@@ -31,6 +33,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   kc.loadFromFile(opts.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const coordination = kc.makeApiClient(CoordinationV1Api);
+  const api = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath })); // the shared layer: watch and events
   const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
   const ipam = new IpAllocator(opts.ipBase);
   const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
@@ -99,7 +102,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
     backoff: { ...DEFAULT_BACKOFF, maxMs: opts.maxRestartBackoffMs ?? DEFAULT_BACKOFF.maxMs },
     logger: log,
-    record: eventRecorder(core, opts.nodeName, log),
+    record: eventRecorder(api, opts.nodeName, log),
     onChange: stateChanged,
     onDone: (w: PodWorker) => {
       if (workers.get(w.uid) === w) workers.delete(w.uid);
@@ -136,27 +139,22 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     signal: abort.signal,
   });
 
-  const fieldSelector = `spec.nodeName=${opts.nodeName}`;
-  const podWatch = startListWatch<V1Pod>({
-    kc,
+  // The shared reflector: a re-list reports pods that vanished meanwhile as DELETED, so the
+  // workers always match the API's pods bound to this node.
+  const podReflector = new ListWatch<V1Pod>({
+    what: `pods bound to ${opts.nodeName}`,
+    client: api,
     path: '/api/v1/pods',
-    query: { fieldSelector },
-    list: async () => {
-      const list = await core.listPodForAllNamespaces({ fieldSelector });
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-    },
-    onSync: (items) => {
-      const seen = new Set(items.map((p) => p.metadata?.uid));
-      for (const [uid, w] of workers) if (!seen.has(uid)) w.removed();
-      for (const p of items) upsert(p);
-    },
-    onEvent: (type, pod) => {
-      if (type === 'DELETED') workers.get(pod.metadata?.uid ?? '')?.removed();
-      else upsert(pod);
-    },
+    fieldSelector: `spec.nodeName=${opts.nodeName}`,
+    key: (p) => p.metadata?.uid, // a recreated pod of the same name is another pod
     logger: log,
-    signal: abort.signal,
+    ...KUBELET_WATCH,
   });
+  podReflector.on((ev) => {
+    if (ev.type === 'DELETED') workers.get(ev.object.metadata?.uid ?? '')?.removed();
+    else if (ev.type !== 'SYNCED') upsert(ev.object);
+  });
+  const podWatch = podReflector.run(abort.signal);
 
   log.info({ ipBase: opts.ipBase, uids: `${minUid}-${maxUid}` }, 'process kubelet started');
 

@@ -2,9 +2,10 @@ import os from 'node:os';
 import { V1MicroTime, type CoordinationV1Api, type CoreV1Api, type V1Lease, type V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import { httpStatusOf, MERGE_PATCH } from './api.js';
+import { apiStatus as httpStatusOf } from '../../shared/kube/errors.js';
+import { MERGE_PATCH } from './api.js';
 import { kubeTime } from './lifecycle.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../shared/time.js';
 
 // The Node object and its heartbeats: a Lease in kube-node-lease renewed every 10 s, and a status
 // PATCH with a fresh lastHeartbeatTime (the only thing that brings a node back to Ready after the
@@ -174,9 +175,9 @@ export async function runNodeHeartbeat(opts: NodeHeartbeatOptions): Promise<void
       if (!failing) logger.warn({ err: errorMessage(err) }, 'node heartbeat failed');
       failing = true;
       lease = undefined; // read it again once the API server is back
-      await sleep(1_000, signal);
+      await sleep(1_000, signal).catch(() => undefined);
       continue;
     }
-    await sleep(opts.leaseRenewMs, signal);
+    await sleep(opts.leaseRenewMs, signal).catch(() => undefined);
   }
 }

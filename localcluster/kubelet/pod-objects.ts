@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
-import { httpStatusOf } from './api.js';
+import { apiStatus } from '../../shared/kube/errors.js';
 import type { ObjectData } from './env.js';
 import type { PodRef } from './events.js';
 import { referencedObjects } from './refs.js';
@@ -33,7 +33,7 @@ export async function fetchObjects(core: CoreV1Api, pod: V1Pod, namespace: strin
   const refs = referencedObjects(pod);
   const objects: FetchedObjects = { secrets: new Map(), configMaps: new Map() };
   const absent = (err: unknown): null => {
-    if (httpStatusOf(err) === 404) return null;
+    if (apiStatus(err) === 404) return null;
     throw err;
   };
   for (const name of refs.secrets) {

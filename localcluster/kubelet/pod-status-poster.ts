@@ -1,7 +1,8 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import { httpStatusOf, isUnreachable, patchPodStatus } from './api.js';
+import { apiStatus, isUnreachable } from '../../shared/kube/errors.js';
+import { patchPodStatus } from './api.js';
 import type { PodRef } from './events.js';
 import type { PodStatusJson } from './status.js';
 
@@ -67,7 +68,7 @@ export class PodStatusPoster {
       this.lastPosted = body;
       this.ownConditions = status.conditions.filter((c) => OWN_CONDITIONS.includes(c.type));
     } catch (err) {
-      const code = httpStatusOf(err);
+      const code = apiStatus(err);
       const transient = isUnreachable(err) || code === 429 || (code !== undefined && code >= 500);
       if (!transient) {
         // 404: deleted (the watch will say so); 409/422: a recreated pod of the same name or a bug.

@@ -2,7 +2,7 @@ import type { V1Probe } from '@kubernetes/client-node';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
 import type { ContainerRun } from './lifecycle.js';
 import { probeTiming, type ProbeKind, type ProbeResult, type ProbeTiming } from './probe-state.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../shared/time.js';
 
 // A container's probes as the kubelet runs them: each kind on its own period, liveness and
 // readiness held back until the startup probe succeeded; a changed result changes the container.
@@ -17,7 +17,7 @@ export interface ProbeLoopHooks {
 /** Probes until `signal` aborts (the container stopped), or, for a startup probe, until it succeeded. */
 export async function probeLoop(kind: ProbeKind, probe: V1Probe, signal: AbortSignal, hooks: ProbeLoopHooks): Promise<void> {
   const timing = probeTiming(probe);
-  await sleep(timing.initialDelayMs, signal);
+  await sleep(timing.initialDelayMs, signal).catch(() => undefined); // aborted: the loop's test ends it
   while (!signal.aborted) {
     const run = hooks.run();
     const waitForStartup = kind !== 'startup' && run !== undefined && !run.started;
@@ -27,7 +27,7 @@ export async function probeLoop(kind: ProbeKind, probe: V1Probe, signal: AbortSi
       hooks.onResult(outcome.ok ? 'success' : 'failure', outcome.message, timing);
       if (kind === 'startup' && hooks.run()?.started) return;
     }
-    await sleep(timing.periodMs, signal);
+    await sleep(timing.periodMs, signal).catch(() => undefined);
   }
 }
 

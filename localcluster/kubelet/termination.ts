@@ -1,10 +1,11 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import { deletePodNow, httpStatusOf } from './api.js';
+import { apiStatus } from '../../shared/kube/errors.js';
+import { deletePodNow } from './api.js';
 import type { PodRef } from './events.js';
 import type { ContainerProcess } from './process.js';
-import { sleep, waitAtMost } from './sleep.js';
+import { sleep, waitAtMost } from '../../shared/time.js';
 
 // Stopping as the kubelet does: SIGTERM, SIGKILL when the grace period (or the pod's termination
 // deadline, which a second DELETE may shorten) has passed; then the final DELETE of the pod.
@@ -36,10 +37,10 @@ export async function deletePodFinally(core: CoreV1Api, pod: PodRef, stop: () =>
       log.info('pod deleted');
       break;
     } catch (err) {
-      const code = httpStatusOf(err);
+      const code = apiStatus(err);
       if (code === 404 || code === 409) break; // gone, or a new pod of the same name: not ours to delete
       log.warn({ err: errorMessage(err) }, 'final pod delete failed; retrying');
-      await sleep(1_000, signal);
+      await sleep(1_000, signal).catch(() => undefined);
     }
   }
 }

@@ -1,6 +1,6 @@
 // The API fault proxy (localcluster/api-fault-proxy.ts) in front of a REAL local API server
-// (v1.20.2, started here in a temp dir), used the way pods use it: @kubernetes/client-node with a
-// service account token and the cluster CA. Idle it forwards faithfully (answers, errors, watches);
+// (v1.20.2, started here in a temp dir), used the way pods use it: the agent's Kubernetes layer (and a
+// client-node watch) with a service account token and the cluster CA. Idle it forwards faithfully (answers, errors, watches);
 // in a fault window it injects the seeded kinds reproducibly; an API server stop reaches its
 // clients as a dropped connection; closing it closes every socket.
 import { readFileSync } from 'node:fs';
@@ -9,10 +9,12 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeApiError, kubeCall } from '../../agent/kube/client.js';
+import { KubeClient, type Bound } from '../../shared/kube/client.js';
+import { KubeApiError } from '../../shared/kube/errors.js';
+import { MERGE_PATCH, namespaced, type Resources } from '../../shared/kube/resources.js';
 import type { FaultDecision } from '../../localcluster/api-fault-plan.js';
 import { startApiFaultProxy, type ApiFaultProxy } from '../../localcluster/api-fault-proxy.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
@@ -33,10 +35,15 @@ function podClient(server: string, caPath: string, token: string): KubeConfig {
   return kc;
 }
 
-/** What a client got: the value, or the code and Status reason client-node's error carried. */
-async function outcome<T>(what: string, f: (o: Parameters<Parameters<typeof kubeCall>[1]>[0]) => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; code: number; reason: string }> {
+/** The same client as the agent's: the proxy's address, the cluster CA, a service account token. */
+function podResources(server: string, caPath: string, token: string, namespace: string): Resources {
+  return namespaced(new KubeClient({ server, ca: readFileSync(caPath), token: () => Promise.resolve(token) }), namespace);
+}
+
+/** What a client got: the value, or the code and Status reason of its KubeApiError. */
+async function outcome<T>(what: string, f: (o: Bound & { what: string }) => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; code: number; reason: string }> {
   try {
-    return { ok: true, value: await kubeCall(what, f, { timeoutMs: 15_000 }) };
+    return { ok: true, value: await f({ what, timeoutMs: 15_000 }) };
   } catch (err) {
     if (!(err instanceof KubeApiError)) throw err;
     return { ok: false, code: err.code, reason: err.reason };
@@ -68,7 +75,7 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
   };
 
   /** A pod's client through the proxy, with a watch on the namespace's ConfigMaps open. */
-  const clientWatching = async (proxy: ApiFaultProxy): Promise<{ core: CoreV1Api; watch: AbortController; ended: () => boolean; error: () => unknown }> => {
+  const clientWatching = async (proxy: ApiFaultProxy): Promise<{ core: Resources; watch: AbortController; ended: () => boolean; error: () => unknown }> => {
     const kc = podClient(proxy.url, plane().caCertPath, token);
     let ended = false;
     let error: unknown;
@@ -76,7 +83,7 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
       ended = true;
       error = err;
     });
-    return { core: kc.makeApiClient(CoreV1Api), watch, ended: () => ended, error: () => error };
+    return { core: podResources(proxy.url, plane().caCertPath, token, ns), watch, ended: () => ended, error: () => error };
   };
 
   beforeAll(async () => {
@@ -106,16 +113,16 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
 
   it('forwards faithfully while idle: answers, API errors and a watch', async () => {
     const proxy = await start();
-    const core = podClient(proxy.url, plane().caCertPath, token).makeApiClient(CoreV1Api);
-    const created = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'idle' }, data: { a: '1' } } });
+    const core = podResources(proxy.url, plane().caCertPath, token, ns);
+    const created = await core.configMaps.create({ metadata: { name: 'idle' }, data: { a: '1' } });
     const direct = await admin.readNamespacedConfigMap({ name: 'idle', namespace: ns });
     expect(direct.metadata?.uid).toBe(created.metadata?.uid);
-    expect((await core.readNamespacedConfigMap({ name: 'idle', namespace: ns })).data).toEqual({ a: '1' });
+    expect((await core.configMaps.get('idle')).data).toEqual({ a: '1' });
     // The API server's own errors come through as they are.
-    expect(await outcome('read missing', (o) => core.readNamespacedConfigMap({ name: 'none', namespace: ns }, o))).toEqual({ ok: false, code: 404, reason: 'NotFound' });
+    expect(await outcome('read missing', (o) => core.configMaps.get('none', o))).toEqual({ ok: false, code: 404, reason: 'NotFound' });
     const stale = { ...created, data: { a: '2' } };
     await admin.replaceNamespacedConfigMap({ name: 'idle', namespace: ns, body: { ...created, data: { a: '3' } } });
-    expect(await outcome('stale update', (o) => core.replaceNamespacedConfigMap({ name: 'idle', namespace: ns, body: stale }, o))).toEqual({ ok: false, code: 409, reason: 'Conflict' });
+    expect(await outcome('stale update', (o) => core.configMaps.replace('idle', stale, o))).toEqual({ ok: false, code: 409, reason: 'Conflict' });
 
     // A watch through the proxy sees an object created directly at the API server.
     const seen: string[] = [];
@@ -141,7 +148,6 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     const proxy = await start((d) => decisions.push({ method: d.method, decision: d.decision }));
     const { core, ended, error } = await clientWatching(proxy);
     await admin.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'flaky' }, data: { n: '0' } } });
-    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     // GET, PATCH and POST in turn; every forwarded one succeeds, so the outcome depends on the decision only.
     const sequence = async (): Promise<{ decision: FaultDecision; ms: number; result: { ok: boolean; code?: number; reason?: string } }[]> => {
       decisions = [];
@@ -150,10 +156,10 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
         const t0 = Date.now();
         const r =
           i % 3 === 0
-            ? await outcome('read', (o) => core.readNamespacedConfigMap({ name: 'flaky', namespace: ns }, o))
+            ? await outcome('read', (o) => core.configMaps.get('flaky', o))
             : i % 3 === 1
-              ? await outcome('patch', (o) => core.patchNamespacedConfigMap({ name: 'flaky', namespace: ns, body: { data: { n: String(i) } } }, { ...o, ...merge }))
-              : await outcome('create', (o) => core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { generateName: 'flaky-' } } }, o));
+              ? await outcome('patch', (o) => core.configMaps.patch('flaky', { data: { n: String(i) } }, MERGE_PATCH, o))
+              : await outcome('create', (o) => core.configMaps.create({ metadata: { generateName: 'flaky-' } }, o));
         results.push({ ms: Date.now() - t0, result: r.ok ? { ok: true } : { ok: false, code: r.code, reason: r.reason } });
       }
       expect(decisions.map((d) => d.method)).toEqual(Array.from({ length: 30 }, (_, i) => ['GET', 'PATCH', 'POST'][i % 3]));
@@ -214,13 +220,13 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     await plane().stopApiServer();
     try {
       await waitFor('the watch through the proxy to end', ended, { timeoutMs: 10_000 });
-      const down = await outcome('read while down', (o) => core.readNamespacedConfigMap({ name: 'idle', namespace: ns }, o));
+      const down = await outcome('read while down', (o) => core.configMaps.get('idle', o));
       expect(down).toEqual({ ok: false, code: 0, reason: 'Unreachable' });
     } finally {
       watch.abort();
       await plane().startApiServer();
     }
-    expect((await core.readNamespacedConfigMap({ name: 'idle', namespace: ns })).metadata?.name).toBe('idle');
+    expect((await core.configMaps.get('idle')).metadata?.name).toBe('idle');
     await proxy.close();
   });
 
@@ -229,8 +235,8 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     // Three draws per request: the first request is held for a minute, the ones after it are forwarded.
     const draws = [0, 0.99, 0.99];
     proxy.openWindow({ random: () => draws.shift() ?? 0.99, rate: 0.5, slowMs: [60_000, 60_000] });
-    const core = podClient(proxy.url, plane().caCertPath, token).makeApiClient(CoreV1Api);
-    const slow = outcome('slow read', (o) => core.readNamespacedConfigMap({ name: 'idle', namespace: ns }, o));
+    const core = podResources(proxy.url, plane().caCertPath, token, ns);
+    const slow = outcome('slow read', (o) => core.configMaps.get('idle', o));
     await waitFor('the slow request to be waiting', () => proxy.counts().slow === 1, { timeoutMs: 5000 });
     const { ended } = await clientWatching(proxy); // resolves once the API server answered the watch
     expect(proxy.counts().forwarded).toBe(1);

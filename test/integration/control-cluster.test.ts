@@ -8,13 +8,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
-import { createKubeClients, loadKubeConfig, type KubeClients } from '../../agent/kube/client.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { MERGE_PATCH, namespaced, namespaces, type Resources } from '../../shared/kube/resources.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
 
@@ -41,7 +42,7 @@ async function status(ip: string, port: number): Promise<AgentStatus> {
 describe('coordination of three real agents, Tarantools and API server', () => {
   let runDir = '';
   let cp: ControlPlane | undefined;
-  let kube: KubeClients;
+  let kube: Resources;
   const fleet = new TarantoolFleet();
   const pods: Pod[] = [];
   let agentPort = 0;
@@ -75,33 +76,26 @@ describe('coordination of three real agents, Tarantools and API server', () => {
   beforeAll(async () => {
     runDir = await mkdtemp(join(tmpdir(), 'shoal-control-'));
     cp = await startControlPlane({ runDir: join(runDir, 'cp'), logger: pino({ level: 'silent' }) });
-    kube = createKubeClients(loadKubeConfig({ KUBECONFIG: cp.adminKubeconfigPath }), NS);
-    await kube.core.createNamespace({ body: { metadata: { name: NS } } });
+    kube = namespaced(new KubeClient(loadKubeConfig({ kubeconfig: cp.adminKubeconfigPath })), NS);
+    await namespaces(kube.client).create({ metadata: { name: NS } });
     [agentPort, listenPort] = await Promise.all([freePort(), freePort()]);
 
     const labels = { 'shoal.dev/cluster': CLUSTER, app: RS };
-    await kube.apps.createNamespacedStatefulSet({
-      namespace: NS,
-      body: {
-        metadata: { name: RS, labels: { 'shoal.dev/cluster': CLUSTER } },
-        spec: {
-          replicas: 3,
-          serviceName: RS,
-          podManagementPolicy: 'Parallel',
-          selector: { matchLabels: { app: RS } },
-          template: { metadata: { labels }, spec: { containers: [{ name: 'tarantool', image: 'tarantool/tarantool:2.6' }] } },
-        },
+    await kube.statefulSets.create({
+      metadata: { name: RS, labels: { 'shoal.dev/cluster': CLUSTER } },
+      spec: {
+        replicas: 3,
+        serviceName: RS,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: { app: RS } },
+        template: { metadata: { labels }, spec: { containers: [{ name: 'tarantool', image: 'tarantool/tarantool:2.6' }] } },
       },
     });
     // The test is the kubelet: once the controller created the pods, give each an IP and Ready.
-    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-    await eventually(async () => ((await kube.core.listNamespacedPod({ namespace: NS })).items.length === 3 ? true : undefined), 60_000, 200);
+    await eventually(async () => ((await kube.pods.list()).items.length === 3 ? true : undefined), 60_000, 200);
     for (const [i, name] of PODS.entries()) {
       const ip = IPS[i] as string;
-      await kube.core.patchNamespacedPodStatus(
-        { name, namespace: NS, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } } },
-        merge,
-      );
+      await kube.pods.patch(name, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } }, MERGE_PATCH, { subresource: 'status' });
       // The application's hook, as a vshard router would register it.
       const t = await fleet.start(name, { afterCfg: "require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)" });
       const client = fleet.client(t, { timeoutMs: 20_000 });
@@ -180,7 +174,7 @@ describe('coordination of three real agents, Tarantools and API server', () => {
   }
 
   async function meshToken(): Promise<string> {
-    const secret = await kube.core.readNamespacedSecret({ name: `shoal-${CLUSTER}-mesh`, namespace: NS });
+    const secret = await kube.secrets.get(`shoal-${CLUSTER}-mesh`);
     return Buffer.from(secret.data?.['token'] ?? '', 'base64').toString('utf8');
   }
 
@@ -374,10 +368,9 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     await startPodAgent(dead);
     await eventually(() => agreedMaster(pods), 90_000, 200);
 
-    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-    await kube.apps.patchNamespacedStatefulSet({ name: RS, namespace: NS, body: { spec: { replicas: 2 } } }, merge);
+    await kube.statefulSets.patch(RS, { spec: { replicas: 2 } }, MERGE_PATCH);
     // Unscheduled pods go at once; the test, as kubelet, stops what ran in it.
-    await eventually(async () => ((await kube.core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === 'storage-2') ? undefined : true), 30_000, 100);
+    await eventually(async () => ((await kube.pods.list()).items.some((p) => p.metadata?.name === 'storage-2') ? undefined : true), 30_000, 100);
     const gone = pods.find((p) => p.name === 'storage-2') as Pod;
     await gone.agent?.stop();
     gone.agent = undefined;
@@ -394,7 +387,7 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     expect(st.replicasets.find((r) => r.name === RS)?.instances.map((i) => i.pod).sort()).toEqual(['storage-0', 'storage-1']);
 
     // Everything above left its trace for `kubectl describe statefulset` and Prometheus.
-    const reasons = new Set((await kube.core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.source?.component === 'shoal-agent').map((e) => e.reason));
+    const reasons = new Set((await kube.events.list()).items.filter((e) => e.source?.component === 'shoal-agent').map((e) => e.reason));
     for (const r of ['Coordinator', 'Bootstrap', 'Join', 'Switchover', 'Promote', 'Rejoin', 'Expel']) expect(reasons).toContain(r);
     const leader = rest.find((p) => p.agent?.control?.isLeader()) as Pod;
     const metrics = await (await fetch(`http://${leader.ip}:${agentPort}/metrics`)).text();

@@ -1,23 +1,26 @@
 // The coordinator's Kubernetes adapters against a REAL local API server (v1.20.2, started here in a
 // temp dir): Lease election and 409s, state ConfigMap compare-and-swap under concurrent writers, the
 // mesh Secret creation race, Events aggregation, pod/StatefulSet watches across an API server restart.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PatchStrategy, setHeaderOptions, type CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../agent/lease/election.js';
 import { kubeLeaseApi } from '../../agent/lease/lease-api.js';
-import { EventRecorder } from '../../agent/kube/events.js';
-import { KubeApiError, createKubeClients, isConflict, kubeCall, loadKubeConfig, type KubeClients } from '../../agent/kube/client.js';
 import { PeerWatcher } from '../../agent/kube/peers.js';
 import { getOrCreateMeshSecret, replicationPassword } from '../../agent/kube/secret.js';
 import { StatefulSetWatcher } from '../../agent/kube/statefulsets.js';
-import { sleep } from '../../agent/mesh/backoff.js';
+import { sleep } from '../../shared/time.js';
 import { STATE_SCHEMA, StateCorruptError, decodeEnvelope } from '../../agent/state/envelope.js';
 import { StaleTermError, StateStore } from '../../agent/state/store.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { KubeApiError, isConflict } from '../../shared/kube/errors.js';
+import { EventRecorder } from '../../shared/kube/events.js';
+import { MERGE_PATCH, namespaced, namespaces, type Resources } from '../../shared/kube/resources.js';
 import { leaseName, stateConfigMapName } from '../../shared/names.js';
 import { connectAll, startNode } from '../support/mesh.js';
 
@@ -37,15 +40,14 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, 
 describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
   let runDir = '';
   let cp: ControlPlane | undefined;
-  let kube: KubeClients;
+  let kube: Resources;
   const stop = new AbortController();
 
   beforeAll(async () => {
     runDir = await mkdtemp(join(tmpdir(), 'shoal-kube-adapters-'));
     cp = await startControlPlane({ runDir, logger: silent });
-    const kc = loadKubeConfig({ KUBECONFIG: cp.adminKubeconfigPath });
-    kube = createKubeClients(kc, NS);
-    await kube.core.createNamespace({ body: { metadata: { name: NS } } });
+    kube = namespaced(new KubeClient(loadKubeConfig({ kubeconfig: cp.adminKubeconfigPath })), NS);
+    await namespaces(kube.client).create({ metadata: { name: NS } });
   }, 180_000);
 
   afterAll(async () => {
@@ -56,15 +58,15 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
 
   describe('client', () => {
     it('turns API errors into KubeApiError with code and reason, and bounds requests', async () => {
-      const err = await kubeCall('read ConfigMap adapters/none', (o) => kube.core.readNamespacedConfigMap({ name: 'none', namespace: NS }, o)).catch((e: unknown) => e);
+      const err = await kube.configMaps.get('none').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(KubeApiError);
       expect(err).toMatchObject({ code: 404, reason: 'NotFound' });
       expect(String((err as Error).message)).toContain('read ConfigMap adapters/none: HTTP 404 NotFound');
-      const slow = await kubeCall('list namespaces', (o) => kube.core.listNamespace({}, o), { timeoutMs: 1 }).catch((e: unknown) => e);
+      const slow = await namespaces(kube.client).list({}, { timeoutMs: 1 }).catch((e: unknown) => e);
       expect(slow).toMatchObject({ reason: 'Timeout' });
       const ac = new AbortController();
       ac.abort(new Error('caller stopped'));
-      await expect(kubeCall('list namespaces', (o) => kube.core.listNamespace({}, o), { signal: ac.signal })).rejects.toThrow('caller stopped');
+      await expect(namespaces(kube.client).list({}, { signal: ac.signal })).rejects.toThrow('caller stopped');
     });
 
   });
@@ -96,7 +98,7 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       await sleep(1_000);
       expect(b.e.isLeader()).toBe(false);
       expect(b.e.leader()).toBe('pod-a');
-      const lease = await kube.coordination.readNamespacedLease({ name: leaseName('lease1'), namespace: NS });
+      const lease = await kube.leases.get(leaseName('lease1'));
       expect(lease.spec).toMatchObject({ holderIdentity: 'pod-a', leaseDurationSeconds: 2, leaseTransitions: 0 });
       expect(String(lease.spec?.renewTime)).toMatch(/\.\d{6}Z$/);
 
@@ -108,7 +110,7 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       // b measures the lease from when it last saw the record change (at most one retry before the crash).
       expect(took).toBeGreaterThan(timings.leaseDurationMs - 2.2 * timings.retryPeriodMs - 200);
       expect(took).toBeLessThan(timings.leaseDurationMs + 2.2 * timings.retryPeriodMs + 1_000);
-      const after = await kube.coordination.readNamespacedLease({ name: leaseName('lease1'), namespace: NS });
+      const after = await kube.leases.get(leaseName('lease1'));
       expect(after.spec).toMatchObject({ holderIdentity: 'pod-b', leaseTransitions: 1 });
 
       // A graceful stop releases: the next candidate takes over on its next retry, not after a lease.
@@ -122,14 +124,14 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       expect(Date.now() - releasedAt).toBeLessThan(2.2 * timings.retryPeriodMs + 1_000);
       c.ac.abort();
       await c.done;
-      expect((await kube.coordination.readNamespacedLease({ name: leaseName('lease1'), namespace: NS })).spec).toMatchObject({ holderIdentity: '', leaseTransitions: 2 });
+      expect((await kube.leases.get(leaseName('lease1'))).spec).toMatchObject({ holderIdentity: '', leaseTransitions: 2 });
     });
 
     it("a restarted agent of the same pod (same uid) frees its predecessor's lease at once, and a peer takes it", async () => {
       const long = { leaseDurationMs: 20_000, renewDeadlineMs: 5_000, retryPeriodMs: 400 };
       const a = elector('pod-a', 'lease3', false, 'uid-a1', long);
       await until(() => a.e.isLeader(), 10_000, 'a leads');
-      const held = await kube.coordination.readNamespacedLease({ name: leaseName('lease3'), namespace: NS });
+      const held = await kube.leases.get(leaseName('lease3'));
       expect(held.metadata?.annotations?.['shoal.dev/holder-uid']).toBe('uid-a1');
       const b = elector('pod-b', 'lease3', true, 'uid-b1', long);
       await sleep(1_000);
@@ -143,7 +145,7 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       await sleep(1_500);
       expect(a2.e.isLeader()).toBe(false);
       expect(a2.events).toEqual([]);
-      const after = await kube.coordination.readNamespacedLease({ name: leaseName('lease3'), namespace: NS });
+      const after = await kube.leases.get(leaseName('lease3'));
       expect(after.spec?.holderIdentity).toBe('pod-b');
       expect(after.metadata?.annotations?.['shoal.dev/holder-uid']).toBe('uid-b1');
       for (const x of [a2, b]) x.ac.abort();
@@ -220,15 +222,15 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
 
     it('reports a corrupt value clearly and never overwrites it', async () => {
       const name = stateConfigMapName('corrupt');
-      await kube.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name }, data: { 'state.json': '{"schema":1,"term":2,"coordinator":"a","state":{"count":"many"}}' } } });
+      await kube.configMaps.create({ metadata: { name }, data: { 'state.json': '{"schema":1,"term":2,"coordinator":"a","state":{"count":"many"}}' } });
       const s = store('corrupt');
       const err = await s.read(stop.signal).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StateCorruptError);
       expect(String((err as Error).message)).toMatch(/"state" is invalid: expected \{count.*fix: inspect it with `kubectl -n adapters get configmap shoal-corrupt-state -o yaml`/);
       await expect(s.update((cur) => cur.state, { signal: stop.signal })).rejects.toBeInstanceOf(StateCorruptError);
-      const cm = await kube.core.readNamespacedConfigMap({ name, namespace: NS });
+      const cm = await kube.configMaps.get(name);
       expect(cm.data?.['state.json']).toContain('"many"');
-      await kube.core.replaceNamespacedConfigMap({ name, namespace: NS, body: { ...cm, data: { 'state.json': 'not json' } } });
+      await kube.configMaps.replace(name, { ...cm, data: { 'state.json': 'not json' } });
       await expect(s.read(stop.signal)).rejects.toThrow('not JSON');
     });
 
@@ -269,14 +271,14 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
     });
 
     it('rejects a user-made secret with a short token, saying how to fix it', async () => {
-      await kube.core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'shoal-weak-mesh' }, stringData: { token: 'short' } } });
+      await kube.secrets.create({ metadata: { name: 'shoal-weak-mesh' }, stringData: { token: 'short' } });
       await expect(getOrCreateMeshSecret(kube, 'weak', silent, stop.signal)).rejects.toThrow(/too short.*fix: delete Secret shoal-weak-mesh/);
     });
   });
 
   describe('Events', () => {
     const eventsOf = async (name: string): Promise<CoreV1Event[]> =>
-      (await kube.core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items;
+      (await kube.events.list({ fieldSelector: `involvedObject.name=${name}` })).items;
 
     it('aggregates repeats into one Event with a count, and rate-limits new ones per object', async () => {
       const rec = new EventRecorder({ kube, host: 'pod-a', logger: silent, minUpdateIntervalMs: 0, burst: 2 });
@@ -314,17 +316,14 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
       try {
         await peers.waitForSync(stop.signal, 10_000);
         const labels = { 'shoal.dev/cluster': 'watch', app: 'storage' };
-        await kube.apps.createNamespacedStatefulSet({
-          namespace: NS,
-          body: {
-            metadata: { name: 'storage', labels: { 'shoal.dev/cluster': 'watch' }, annotations: { 'shoal.dev/failover': 'manual' } },
-            spec: {
-              replicas: 2,
-              serviceName: 'storage',
-              podManagementPolicy: 'Parallel',
-              selector: { matchLabels: { app: 'storage' } },
-              template: { metadata: { labels }, spec: { containers: [{ name: 'tarantool', image: 'tarantool/tarantool:2.6' }] } },
-            },
+        await kube.statefulSets.create({
+          metadata: { name: 'storage', labels: { 'shoal.dev/cluster': 'watch' }, annotations: { 'shoal.dev/failover': 'manual' } },
+          spec: {
+            replicas: 2,
+            serviceName: 'storage',
+            podManagementPolicy: 'Parallel',
+            selector: { matchLabels: { app: 'storage' } },
+            template: { metadata: { labels }, spec: { containers: [{ name: 'tarantool', image: 'tarantool/tarantool:2.6' }] } },
           },
         });
         await until(() => peers.current.size === 2, 30_000, 'two pods');
@@ -335,20 +334,19 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
         expect(sets.current.get('storage')).toMatchObject({ name: 'storage', replicas: 2, failover: 'manual', paused: false, problems: [] });
         expect(sets.current.get('storage')?.updateRevision).toBe(p0?.revision);
 
-        const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-        await kube.apps.patchNamespacedStatefulSet({ name: 'storage', namespace: NS, body: { metadata: { annotations: { 'shoal.dev/paused': 'true', 'shoal.dev/failover': 'Auto' } } } }, merge);
+        await kube.statefulSets.patch('storage', { metadata: { annotations: { 'shoal.dev/paused': 'true', 'shoal.dev/failover': 'Auto' } } }, MERGE_PATCH);
         await until(() => sets.current.get('storage')?.paused === true, 10_000, 'paused seen');
         expect(sets.current.get('storage')?.failover).toBe('manual');
         expect(sets.current.get('storage')?.problems[0]).toContain('"Auto" is neither');
 
-        await kube.core.patchNamespacedPodStatus({ name: 'storage-1', namespace: NS, body: { status: { podIP: '127.0.1.2', podIPs: [{ ip: '127.0.1.2' }] } } }, merge);
+        await kube.pods.patch('storage-1', { status: { podIP: '127.0.1.2', podIPs: [{ ip: '127.0.1.2' }] } }, MERGE_PATCH, { subresource: 'status' });
         await until(() => peers.current.get('storage-1')?.ip === '127.0.1.2', 10_000, 'pod IP seen');
 
         // The API server goes away and comes back: the watches recover and see what changed after.
         await cp?.stopApiServer();
         await sleep(1_000);
         await cp?.startApiServer();
-        await kube.apps.patchNamespacedStatefulSet({ name: 'storage', namespace: NS, body: { spec: { replicas: 1 } } }, merge);
+        await kube.statefulSets.patch('storage', { spec: { replicas: 1 } }, MERGE_PATCH);
         await until(() => !peers.current.has('storage-1') && sets.current.get('storage')?.replicas === 1, 60_000, 'scale-down seen after restart');
         expect([...peers.current.keys()]).toEqual(['storage-0']);
       } finally {
@@ -356,27 +354,6 @@ describe('agent adapters on a real Kubernetes v1.20.2 API server', () => {
         await Promise.all(runs);
       }
     });
-  });
-});
-
-describe('loadKubeConfig', () => {
-  it('fails with a hint when the in-cluster service account is missing, or KUBECONFIG names nothing', () => {
-    expect(() => loadKubeConfig({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, '/nonexistent/sa')).toThrow(
-      /no service account token at \/nonexistent\/sa\/token.*fix: mount/,
-    );
-    expect(() => loadKubeConfig({ KUBECONFIG: '/nonexistent/kubeconfig' })).toThrow(/KUBECONFIG names no readable file/);
-  });
-
-  it('builds an in-cluster configuration from the environment and the service account directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'shoal-sa-'));
-    try {
-      await writeFile(join(dir, 'token'), 'abc');
-      await writeFile(join(dir, 'ca.crt'), '');
-      const kc = loadKubeConfig({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' }, dir);
-      expect(kc.getCurrentCluster()?.server).toBe('https://[fd00::1]:6443');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });
 

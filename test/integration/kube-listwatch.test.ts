@@ -1,13 +1,13 @@
 // The list/watch loop against a scripted fake API server: the cases a real one produces only on
 // its own schedule (410 Gone after compaction, a watch that ends, a server that errors).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { ServerResponse } from 'node:http';
+import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKubeClients } from '../../agent/kube/client.js';
 import { PeerWatcher } from '../../agent/kube/peers.js';
-import { sleep } from '../../agent/mesh/backoff.js';
+import { namespaced, type Resources } from '../../shared/kube/resources.js';
+import { sleep } from '../../shared/time.js';
+import { answerJson, fakeApiServer, type FakeHandler } from '../support/fake-apiserver.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -18,38 +18,15 @@ const pod = (name: string, rv: string, extra: Partial<V1Pod> = {}): V1Pod => ({
   ...extra,
 });
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
-
-let server: Server | undefined;
+// Registered before the stops: vitest runs afterEach hooks in reverse, so watchers stop first.
+const { start } = fakeApiServer();
 const stops: AbortController[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const s of stops.splice(0)) s.abort();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise<void>((r) => server?.close(() => r()));
-    server = undefined;
-  }
 });
+const fakeApi = async (handler: FakeHandler): Promise<Resources> => namespaced(await start(handler), 'ns');
 
-async function fakeApi(handler: Handler): Promise<KubeConfig> {
-  server = createServer((req, res) => handler(req, res, new URL(req.url ?? '/', 'http://x')));
-  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
-}
-
-const json = (res: ServerResponse, body: unknown): void => {
-  res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify(body));
-};
+const json = (res: ServerResponse, body: unknown): void => answerJson(res, body);
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -78,7 +55,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.write(`${JSON.stringify({ type: 'ADDED', object: pod('c', '13', { status: { podIP: '127.0.1.3', phase: 'Running' } }) })}\n`);
       // keep the watch open until the client goes away
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const changes: string[] = [];
     watcher.onChange((c) => changes.push(c.type === 'synced' ? 'synced' : `${c.type}:${c.name}`));
     const stop = new AbortController();
@@ -109,7 +86,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.write(`${JSON.stringify({ type: 'ADDED', object: pod(`p${n}`, String(n * 10)) })}\n`);
       res.end(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Pod', metadata: { resourceVersion: String(n * 10 + 5) } } })}\n`);
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);
@@ -136,7 +113,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.setHeader('content-type', 'application/json');
       res.write('');
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);
@@ -152,7 +129,7 @@ describe('list/watch loop (scripted API server)', () => {
       res.statusCode = 500;
       res.end('{}');
     });
-    const watcher = new PeerWatcher(createKubeClients(kc, 'ns'), 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
+    const watcher = new PeerWatcher(kc, 'demo', { logger: silent, backoff: { initialMs: 20, maxMs: 100 } });
     const stop = new AbortController();
     stops.push(stop);
     const done = watcher.run(stop.signal);

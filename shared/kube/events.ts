@@ -1,17 +1,24 @@
-// Kubernetes Events (core/v1) on a StatefulSet or a pod, for `kubectl describe`. Built so a loop that
+// Kubernetes Events (core/v1) on a StatefulSet or a pod, for `kubectl describe`: the agent's and the
+// process kubelet's. Built so a loop that
 // repeats itself cannot flood the API server: a repeated event (same object, type, reason, message)
 // only bumps `count` — written at most every `minUpdateIntervalMs` — and each object has a token
-// bucket for new events (client-go's EventCorrelator does the same).
+// bucket for new events (client-go's EventCorrelator does the same). The one event recorder.
 import { randomBytes } from 'node:crypto';
-import { PatchStrategy, setHeaderOptions, type CoreV1Event } from '@kubernetes/client-node';
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
-import { isNotFound, kubeCall, type KubeClients } from './client.js';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isNotFound } from './errors.js';
+import type { KubeClient } from './client.js';
+import { KINDS, MERGE_PATCH, Resource } from './resources.js';
 
 export interface InvolvedObject {
   kind: 'StatefulSet' | 'Pod';
   name: string;
   uid?: string;
+  /** Default: the recorder's namespace. */
+  namespace?: string;
+  /** e.g. spec.containers{tarantool}: the part of the object the event is about. */
+  fieldPath?: string;
 }
 
 export interface EventSpec {
@@ -22,9 +29,13 @@ export interface EventSpec {
 }
 
 export interface EventRecorderOptions {
-  kube: KubeClients;
+  /** Where events go: `namespace` is the default for objects that name none. */
+  kube: { client: KubeClient; namespace: string };
   /** source.host / reportingInstance: the pod name. */
   host: string;
+  /** source.component (default shoal-agent) and reportingComponent (default shoal.dev/agent). */
+  component?: string;
+  reportingComponent?: string;
   logger: Logger;
   /** New events per object allowed at once (default 10) … */
   burst?: number;
@@ -73,7 +84,7 @@ export class EventRecorder {
     if (this.closed) return;
     const message = spec.message.length > MAX_MESSAGE ? `${spec.message.slice(0, MAX_MESSAGE - 1)}…` : spec.message;
     const ev = { ...spec, message };
-    const key = JSON.stringify([involved.kind, involved.name, involved.uid ?? '', ev.type, ev.reason, ev.message]);
+    const key = JSON.stringify([involved.kind, this.namespaceOf(involved), involved.name, involved.uid ?? '', involved.fieldPath ?? '', ev.type, ev.reason, ev.message]);
     const now = this.clock();
     const agg = this.aggregates.get(key);
     if (agg && now - agg.firstSeenMs < (this.opts.aggregateWindowMs ?? 600_000)) {
@@ -83,7 +94,7 @@ export class EventRecorder {
       else this.markDirty(key, agg);
       return;
     }
-    if (!this.takeToken(`${involved.kind}/${involved.name}`, now)) {
+    if (!this.takeToken(`${involved.kind}/${this.namespaceOf(involved)}/${involved.name}`, now)) {
       this.opts.logger.debug({ reason: ev.reason, object: involved.name }, 'event dropped by the rate limit');
       return;
     }
@@ -119,6 +130,14 @@ export class EventRecorder {
       this.closed = true;
       this.controller.abort();
     }
+  }
+
+  private namespaceOf(involved: InvolvedObject): string {
+    return involved.namespace ?? this.opts.kube.namespace;
+  }
+
+  private events(involved: InvolvedObject): Resource<CoreV1Event> {
+    return new Resource<CoreV1Event>(this.opts.kube.client, KINDS.Event, this.namespaceOf(involved));
   }
 
   private takeToken(object: string, now: number): boolean {
@@ -172,7 +191,7 @@ export class EventRecorder {
   }
 
   private body(a: Aggregate): CoreV1Event {
-    const { namespace } = this.opts.kube;
+    const namespace = this.namespaceOf(a.involved);
     return {
       apiVersion: 'v1',
       kind: 'Event',
@@ -183,6 +202,7 @@ export class EventRecorder {
         name: a.involved.name,
         namespace,
         ...(a.involved.uid ? { uid: a.involved.uid } : {}),
+        ...(a.involved.fieldPath ? { fieldPath: a.involved.fieldPath } : {}),
       },
       type: a.spec.type,
       reason: a.spec.reason,
@@ -190,16 +210,15 @@ export class EventRecorder {
       count: a.count,
       firstTimestamp: new Date(a.firstMs),
       lastTimestamp: new Date(a.lastMs),
-      source: { component: 'shoal-agent', host: this.opts.host },
-      reportingComponent: 'shoal.dev/agent',
+      source: { component: this.opts.component ?? 'shoal-agent', host: this.opts.host },
+      reportingComponent: this.opts.reportingComponent ?? 'shoal.dev/agent',
       reportingInstance: this.opts.host,
     };
   }
 
   private async create(a: Aggregate): Promise<void> {
-    const { namespace, core } = this.opts.kube;
     const count = a.count;
-    await kubeCall(`create Event ${a.eventName}`, (o) => core.createNamespacedEvent({ namespace, body: this.body(a) }, o), { signal: this.controller.signal });
+    await this.events(a.involved).create(this.body(a), { what: `create Event ${a.eventName}`, signal: this.controller.signal });
     a.writtenCount = count;
     a.lastWriteMs = this.clock();
   }
@@ -208,18 +227,12 @@ export class EventRecorder {
     this.dirty.delete(key);
     const a = this.aggregates.get(key);
     if (!a || a.count === a.writtenCount) return;
-    const { namespace, core } = this.opts.kube;
     const count = a.count;
     try {
-      await kubeCall(
-        `update Event ${a.eventName}`,
-        (o) =>
-          core.patchNamespacedEvent(
-            { name: a.eventName, namespace, body: { count, lastTimestamp: new Date(a.lastMs).toISOString() } },
-            setHeaderOptions('Content-Type', PatchStrategy.MergePatch, o),
-          ),
-        { signal: this.controller.signal },
-      );
+      await this.events(a.involved).patch(a.eventName, { count, lastTimestamp: new Date(a.lastMs).toISOString() }, MERGE_PATCH, {
+        what: `update Event ${a.eventName}`,
+        signal: this.controller.signal,
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // Events expire (1 h by default): start a new one carrying the count.

@@ -1,12 +1,14 @@
 // List, then watch from the list's resourceVersion; re-watch from the last seen resourceVersion when
 // a watch ends; re-list when the server says 410 Gone (our resourceVersion is too old) — the
-// client-go reflector loop, with backoff, a stall watchdog and an AbortSignal.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
-import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../mesh/backoff.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from './client.js';
-import { abortAfter } from '../util/abort.js';
+// client-go reflector loop, with backoff, a stall watchdog and an AbortSignal. The one reflector:
+// the agent's pod and StatefulSet watches and the process kubelet's pod watch.
+import { abortAfter, linkedAbort } from '../abort.js';
+import { ShoalError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Backoff, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from '../time.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, type KubeClient } from './client.js';
+import { KubeApiError } from './errors.js';
+import { watchEvents } from './watch.js';
 
 /** The part of any Kubernetes object the loop needs. */
 export interface KubeObject {
@@ -21,11 +23,13 @@ export type ListWatchEvent<T> =
 export interface ListWatchOptions<T extends KubeObject> {
   /** For logs and errors, e.g. "pods labelled shoal.dev/cluster=demo". */
   what: string;
-  kc: KubeConfig;
+  client: KubeClient;
   /** The collection's URL path, e.g. /api/v1/namespaces/default/pods. */
   path: string;
-  labelSelector: string;
-  list: (bound: { signal: AbortSignal; timeoutMs: number }) => Promise<{ items: T[]; resourceVersion: string }>;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** What identifies an object in `items` (default its name; a cluster-wide watch wants the uid). */
+  key?: (obj: T) => string | undefined;
   logger: Logger;
   backoff?: BackoffPolicy;
   /** Server-side end of each watch request (seconds); a fresh one follows at once. Default 300. */
@@ -43,7 +47,7 @@ export class ListWatch<T extends KubeObject> {
 
   constructor(private readonly opts: ListWatchOptions<T>) {}
 
-  /** The current objects by name (complete once synced). */
+  /** The current objects by key (name unless `key` says otherwise; complete once synced). */
   get items(): ReadonlyMap<string, T> {
     return this.objects;
   }
@@ -119,10 +123,16 @@ export class ListWatch<T extends KubeObject> {
   }
 
   private async relist(signal: AbortSignal): Promise<void> {
-    const { items, resourceVersion } = await this.opts.list({ signal, timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS });
+    const list = await this.opts.client.request<{ items?: T[] | null; metadata?: { resourceVersion?: string } }>(
+      `list ${this.opts.what}`,
+      { method: 'GET', path: this.opts.path, query: this.selectors() },
+      { signal, timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS },
+    );
+    const items = list.items ?? [];
+    const resourceVersion = list.metadata?.resourceVersion ?? '';
     const fresh = new Map<string, T>();
     for (const item of items) {
-      const name = item.metadata?.name;
+      const name = this.keyOf(item);
       if (name) fresh.set(name, item);
     }
     // Emit the difference so subscribers see deletions that happened while we weren't watching.
@@ -146,62 +156,67 @@ export class ListWatch<T extends KubeObject> {
     for (const w of waiters) w();
   }
 
-  private watchOnce(signal: AbortSignal): Promise<WatchOutcome> {
+  private keyOf(obj: T): string | undefined {
+    return this.opts.key ? this.opts.key(obj) : obj.metadata?.name;
+  }
+
+  private selectors(): Record<string, string | undefined> {
+    return { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector };
+  }
+
+  private async watchOnce(signal: AbortSignal): Promise<WatchOutcome> {
     const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300;
     // Watchdog: a watch that neither delivers nor ends well past its server-side timeout is dead
     // (a half-open TCP connection); give up on it and start over.
     const stallMs = timeoutSeconds * 1000 + 30_000;
-    return new Promise<WatchOutcome>((resolve) => {
-      let settled = false;
-      let events = 0;
-      let controller: AbortController | undefined;
-      const finish = (outcome: WatchOutcome): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(stall);
-        signal.removeEventListener('abort', onAbort);
-        controller?.abort();
-        resolve(outcome);
-      };
-      const onAbort = (): void => finish({ kind: 'aborted', events });
-      const stall = setTimeout(() => finish({ kind: 'error', err: new Error(`no watch activity for ${stallMs} ms`), events }), stallMs);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      const onEvent = (type: string, obj: unknown): void => {
-        if (settled) return;
+    const link = linkedAbort(signal);
+    let stalled = false;
+    const stall = setTimeout(() => {
+      stalled = true;
+      link.controller.abort(new Error(`no watch activity for ${stallMs} ms`));
+    }, stallMs);
+    let events = 0;
+    try {
+      const body = await this.opts.client.stream(
+        `watch ${this.opts.what}`,
+        {
+          method: 'GET',
+          path: this.opts.path,
+          query: { ...this.selectors(), watch: true, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+        },
+        link.signal,
+      );
+      for await (const ev of watchEvents(body)) {
         events++;
-        this.apply(type, obj, (outcome) => finish({ ...outcome, events }));
-      };
-      const onDone = (err: unknown): void => {
-        const code = (err as { statusCode?: number } | null)?.statusCode;
-        if (code === 410) finish({ kind: 'gone', events });
-        else finish(err ? { kind: 'error', err, events } : { kind: 'ended', events });
-      };
-      new Watch(this.opts.kc)
-        .watch(this.opts.path, { labelSelector: this.opts.labelSelector, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone)
-        .then(
-          (c) => {
-            controller = c;
-            if (settled) c.abort();
-          },
-          (err: unknown) => finish({ kind: 'error', err, events }),
-        );
-    });
+        const end = this.apply(ev.type, ev.object);
+        if (end) return { ...end, events };
+      }
+      return { kind: 'ended', events };
+    } catch (err) {
+      if (signal.aborted) return { kind: 'aborted', events };
+      if (stalled) return { kind: 'error', err: link.signal.reason, events };
+      if (err instanceof KubeApiError && err.code === 410) return { kind: 'gone', events };
+      return { kind: 'error', err, events };
+    } finally {
+      clearTimeout(stall);
+      link.controller.abort(); // ends the request if it is still open
+      link.unlink();
+    }
   }
 
-  private apply(type: string, obj: unknown, end: (o: { kind: 'gone' } | { kind: 'error'; err: unknown }) => void): void {
+  /** Applies one watch event; returns how the watch ends when the event ends it (an ERROR). */
+  private apply(type: string, obj: unknown): { kind: 'gone' } | { kind: 'error'; err: unknown } | undefined {
     if (type === 'ERROR') {
       const status = obj as { code?: number; message?: string } | null;
-      if (status?.code === 410) end({ kind: 'gone' });
-      else end({ kind: 'error', err: new Error(`watch error event: ${status?.message ?? JSON.stringify(obj)}`) });
-      return;
+      if (status?.code === 410) return { kind: 'gone' };
+      return { kind: 'error', err: new Error(`watch error event: ${status?.message ?? JSON.stringify(obj)}`) };
     }
     const object = obj as T;
     const rv = object?.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
-    if (type === 'BOOKMARK') return;
-    const name = object?.metadata?.name;
-    if (!name) return;
+    if (type === 'BOOKMARK') return undefined;
+    const name = object ? this.keyOf(object) : undefined;
+    if (!name) return undefined;
     if (type === 'DELETED') {
       this.objects.delete(name);
       this.emit({ type: 'DELETED', object });
@@ -209,6 +224,7 @@ export class ListWatch<T extends KubeObject> {
       this.objects.set(name, object);
       this.emit({ type, object });
     }
+    return undefined;
   }
 
   private emit(ev: ListWatchEvent<T>): void {

@@ -1,4 +1,5 @@
-// Retry pacing shared by the mesh's reconnects and the Kubernetes watch loops.
+// Waiting and retry pacing for everything: the mesh's reconnects, the Kubernetes watch loops, the
+// process kubelet and the tools. One sleep, one backoff.
 
 export interface BackoffPolicy {
   /** First delay. */
@@ -60,4 +61,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, Math.max(0, ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * Waits for `p`, at most `ms`; unlike a bare race with sleep(), the timer never outlives the wait.
+ * Never rejects on the timeout path (a rejection of `p` still propagates).
+ */
+export async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  const done = new AbortController();
+  try {
+    await Promise.race([p, sleep(ms, done.signal).catch(() => undefined)]);
+  } finally {
+    done.abort();
+  }
 }

@@ -1,0 +1,176 @@
+// Typed calls on the resources Shoal touches. The types are client-node's, imported as types only
+// (erased at build: no generated model code is loaded). Objects arrive as plain JSON, so timestamp
+// fields typed `Date` are ISO strings at run time; read them through `timeString`.
+import type {
+  CoreV1Event,
+  V1ConfigMap,
+  V1Lease,
+  V1MutatingWebhookConfiguration,
+  V1Namespace,
+  V1Node,
+  V1Pod,
+  V1Secret,
+  V1ServiceAccount,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { Bound, KubeClient } from './client.js';
+import type { Query } from './transport.js';
+
+/** Where a kind lives in the API: /api/v1 (core) or /apis/<group>/<version>. */
+export interface ResourceKind {
+  kind: string;
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+const kind = (k: string, group: string, version: string, plural: string, namespaced = true): ResourceKind => ({ kind: k, group, version, plural, namespaced });
+
+export const KINDS = {
+  Pod: kind('Pod', '', 'v1', 'pods'),
+  ConfigMap: kind('ConfigMap', '', 'v1', 'configmaps'),
+  Secret: kind('Secret', '', 'v1', 'secrets'),
+  Event: kind('Event', '', 'v1', 'events'),
+  ServiceAccount: kind('ServiceAccount', '', 'v1', 'serviceaccounts'),
+  Namespace: kind('Namespace', '', 'v1', 'namespaces', false),
+  Node: kind('Node', '', 'v1', 'nodes', false),
+  StatefulSet: kind('StatefulSet', 'apps', 'v1', 'statefulsets'),
+  Lease: kind('Lease', 'coordination.k8s.io', 'v1', 'leases'),
+  MutatingWebhookConfiguration: kind('MutatingWebhookConfiguration', 'admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', false),
+} as const;
+
+/** The URL path of a collection (no name) or of one object, optionally a subresource. */
+export function resourcePath(k: ResourceKind, namespace: string | undefined, name?: string, subresource?: string): string {
+  const base = k.group ? `/apis/${k.group}/${k.version}` : `/api/${k.version}`;
+  const ns = k.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const obj = name === undefined ? '' : `/${encodeURIComponent(name)}${subresource ? `/${subresource}` : ''}`;
+  return `${base}${ns}/${k.plural}${obj}`;
+}
+
+export const MERGE_PATCH = 'application/merge-patch+json';
+export const JSON_PATCH = 'application/json-patch+json';
+export const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string };
+}
+
+export interface ListQuery {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+/** A bound plus, optionally, the words an error starts with (default "<verb> <Kind> <ns>/<name>"). */
+export type CallOptions = Bound & { what?: string };
+
+/** CRUD on one kind in one namespace (or cluster-wide for cluster-scoped kinds). */
+export class Resource<T> {
+  constructor(
+    private readonly client: KubeClient,
+    readonly kind: ResourceKind,
+    readonly namespace?: string,
+  ) {}
+
+  /** The collection's path (for a reflector). */
+  get path(): string {
+    return resourcePath(this.kind, this.namespace);
+  }
+
+  private what(verb: string, name: string | undefined, o: CallOptions): string {
+    if (o.what) return o.what;
+    const where = this.kind.namespaced && this.namespace ? `${this.namespace}/` : '';
+    return `${verb} ${this.kind.kind}${name === undefined ? '' : ` ${where}${name}`}`;
+  }
+
+  private bound(o: CallOptions): Bound {
+    return { ...(o.signal ? { signal: o.signal } : {}), ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) };
+  }
+
+  get(name: string, o: CallOptions = {}): Promise<T> {
+    return this.client.request<T>(this.what('read', name, o), { method: 'GET', path: resourcePath(this.kind, this.namespace, name) }, this.bound(o));
+  }
+
+  list(query: ListQuery = {}, o: CallOptions = {}): Promise<ObjectList<T>> {
+    const q: Query = { labelSelector: query.labelSelector, fieldSelector: query.fieldSelector };
+    return this.client.request<ObjectList<T>>(this.what('list', undefined, o), { method: 'GET', path: this.path, query: q }, this.bound(o));
+  }
+
+  create(body: T, o: CallOptions = {}): Promise<T> {
+    const name = (body as { metadata?: { name?: string } }).metadata?.name;
+    return this.client.request<T>(this.what('create', name, o), { method: 'POST', path: this.path, body }, this.bound(o));
+  }
+
+  /** PUT: fails with 409 Conflict when body.metadata.resourceVersion is stale. */
+  replace(name: string, body: T, o: CallOptions = {}): Promise<T> {
+    return this.client.request<T>(this.what('replace', name, o), { method: 'PUT', path: resourcePath(this.kind, this.namespace, name), body }, this.bound(o));
+  }
+
+  /** PATCH with the given patch type (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH). */
+  patch(name: string, body: unknown, contentType: string, o: CallOptions & { subresource?: string } = {}): Promise<T> {
+    return this.client.request<T>(
+      this.what('patch', name, o),
+      { method: 'PATCH', path: resourcePath(this.kind, this.namespace, name, o.subresource), body, contentType },
+      this.bound(o),
+    );
+  }
+
+  /** DELETE, with optional DeleteOptions (preconditions, grace period). */
+  delete(name: string, options?: Record<string, unknown>, o: CallOptions = {}): Promise<unknown> {
+    return this.client.request<unknown>(
+      this.what('delete', name, o),
+      { method: 'DELETE', path: resourcePath(this.kind, this.namespace, name), ...(options ? { body: options } : {}) },
+      this.bound(o),
+    );
+  }
+}
+
+/** The resources bound to one namespace, as the agent and the tools use them. */
+export interface Resources {
+  readonly client: KubeClient;
+  readonly namespace: string;
+  readonly pods: Resource<V1Pod>;
+  readonly configMaps: Resource<V1ConfigMap>;
+  readonly secrets: Resource<V1Secret>;
+  readonly events: Resource<CoreV1Event>;
+  readonly serviceAccounts: Resource<V1ServiceAccount>;
+  readonly statefulSets: Resource<V1StatefulSet>;
+  readonly leases: Resource<V1Lease>;
+}
+
+export function namespaced(client: KubeClient, namespace: string): Resources {
+  return {
+    client,
+    namespace,
+    pods: new Resource<V1Pod>(client, KINDS.Pod, namespace),
+    configMaps: new Resource<V1ConfigMap>(client, KINDS.ConfigMap, namespace),
+    secrets: new Resource<V1Secret>(client, KINDS.Secret, namespace),
+    events: new Resource<CoreV1Event>(client, KINDS.Event, namespace),
+    serviceAccounts: new Resource<V1ServiceAccount>(client, KINDS.ServiceAccount, namespace),
+    statefulSets: new Resource<V1StatefulSet>(client, KINDS.StatefulSet, namespace),
+    leases: new Resource<V1Lease>(client, KINDS.Lease, namespace),
+  };
+}
+
+/** Cluster-scoped kinds. */
+export const namespaces = (client: KubeClient): Resource<V1Namespace> => new Resource<V1Namespace>(client, KINDS.Namespace);
+export const nodes = (client: KubeClient): Resource<V1Node> => new Resource<V1Node>(client, KINDS.Node);
+export const mutatingWebhookConfigurations = (client: KubeClient): Resource<V1MutatingWebhookConfiguration> =>
+  new Resource<V1MutatingWebhookConfiguration>(client, KINDS.MutatingWebhookConfiguration);
+
+/** The API server's version (GET /version). */
+export function serverVersion(client: KubeClient, o: Bound = {}): Promise<{ major: string; minor: string; gitVersion: string }> {
+  return client.request('read the server version', { method: 'GET', path: '/version' }, o);
+}
+
+/** A timestamp field read from JSON (a string) or built in code (a Date) as ISO text; '' when absent. */
+export function timeString(v: unknown): string {
+  if (v instanceof Date) return v.toISOString();
+  return typeof v === 'string' ? v : '';
+}
+
+/** The wall clock in the microsecond format the API server requires for MicroTime fields (1.20 rejects milliseconds). */
+export function microTime(at: Date | string = new Date()): string {
+  return `${new Date(at).toISOString().slice(0, -1)}000Z`;
+}
