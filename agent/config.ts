@@ -29,7 +29,7 @@
 // Coordination needs Kubernetes: in a pod the service account (in-cluster config), elsewhere KUBECONFIG.
 // Self-fencing happens after SHOAL_FAILOVER_TIMEOUT_MS minus a margin derived from the heartbeat
 // timeout (agent/decide/timings.ts): with the defaults a cut-off master is read-only after
-// 5000 − (1000 heartbeat + 250 fence + 100 tick + 10 % slack) = 3150 ms, before any failover can
+// 5000 − (1000 heartbeat + 250 heartbeat interval + 250 fence + 100 tick + 10 % slack) = 2900 ms, before any failover can
 // fire; a failover timeout too small for that margin is refused.
 import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';

@@ -39,15 +39,21 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: StartOp
   log.info({ path: luaPath }, 'shoal.lua written');
 
   const metrics = new AgentMetrics({ processMetrics: opts.processMetrics });
-  const console = new ConsoleClient({
-    socketPath: config.consoleSocket,
-    logPath: config.tarantoolLog,
-    timeoutMs: config.timings.consoleTimeoutMs,
-    logger: log.child({ module: 'console' }),
-    observer: metrics.consoleObserver,
-  });
+  const consoleOf = (module: string): ConsoleClient =>
+    new ConsoleClient({
+      socketPath: config.consoleSocket,
+      logPath: config.tarantoolLog,
+      timeoutMs: config.timings.consoleTimeoutMs,
+      logger: log.child({ module }),
+      observer: metrics.consoleObserver,
+    });
+  const console = consoleOf('console');
+  // Fencing and the watchdog lease get a connection of their own: a burst of /status or a long
+  // join on the main one never delays them.
+  const urgentConsole = consoleOf('console-urgent');
   const instance = new LocalInstance({
     console,
+    urgentConsole,
     identity: identityOf(config),
     credentials: config.replicationPassword ? { user: config.replicationUser, password: config.replicationPassword } : undefined,
     logger: log.child({ module: 'instance' }),
@@ -85,7 +91,7 @@ export async function startAgent(config: AgentConfig, log: Logger, opts: StartOp
       stopped ??= (async () => {
         stopping.abort();
         await control?.stop(); // bounded step by step (agent/start.ts)
-        if (!(await settledWithin(Promise.allSettled([http.close(), console.close()]), 10_000))) {
+        if (!(await settledWithin(Promise.allSettled([http.close(), console.close(), urgentConsole.close()]), 10_000))) {
           log.error('stopping: closing the HTTP server and the console did not finish in 10 s; going on without it');
         }
         log.info('agent stopped');

@@ -341,24 +341,31 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
   // The watch cache survives API outages: the mesh keeps its peers.
   const retarget = (): void =>
     mesh.setPeers([...peers.current.values()].filter((p) => p.ip !== null).map((p) => ({ pod: p.pod, address: `${p.ip?.includes(':') ? `[${p.ip}]` : p.ip}:${config.port}` })));
-  peers.onChange(retarget);
+  // Once the pods were listed, the count holds through API outages (the watch cache stays).
+  let peersListed = false;
+  peers.onChange((change) => {
+    if (change.type === 'synced') peersListed = true;
+    retarget();
+  });
   void peers.run(signal);
   void sets.run(signal);
   mesh.startHeartbeats(() => toWireInstance(probe.latest()));
-  new SelfFencer({
-    reachability: () => mesh.reachability(),
+  const fencer = new SelfFencer({
+    reachability: () => ({ ...mesh.reachability(), known: peersListed }),
     local: () => probe.latest(),
     fence: async () => {
       await instance.fence({ timeoutMs: timings.fenceBudgetMs });
       await probe.refresh();
     },
+    renewLease: () => instance.renewWatchdog({ timeoutMs: fenceDeadline(timings) / 2 }),
     timings,
     logger: log.child({ module: 'self-fence' }),
     onFenced: (reason) => {
       metrics.selfFences.inc();
       d.record(config.replicaset, 'Warning', 'SelfFence', `${config.pod}: ${reason}`);
     },
-  }).start(signal);
+  });
+  fencer.start(signal);
 
   const coordinator = new Coordinator({
     self: config.pod,
@@ -397,6 +404,8 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
     timings: electionTimings(config.timings.leaseSeconds),
     logger: log.child({ module: 'lease' }),
     releaseOnCancel: d.opts.releaseLease ?? true,
+    // Only the mesh's majority side coordinates; a cut-off coordinator releases the Lease.
+    mayLead: (holding) => fencer.mayCoordinate(holding),
     onStartedLeading: (s) => void lead(coordinator, s, log),
     onStoppedLeading: (reason) => log.warn({ reason }, 'no longer the coordinator'),
   });

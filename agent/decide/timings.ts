@@ -4,7 +4,7 @@ import type { PlannedAction, Timings } from './model.js';
 /**
  * The one default of SHOAL_FAILOVER_TIMEOUT_MS (agent/config.ts uses it too): seconds, not tens of
  * seconds (Cartridge: 20 s, Patroni: 30 s), yet long enough that a heartbeat blip on a busy node is
- * not a failover. With the defaults below a cut-off master fences itself after 3.15 s.
+ * not a failover. With the defaults below a cut-off master fences itself after 2.9 s.
  */
 export const DEFAULT_FAILOVER_TIMEOUT_MS = 5000;
 
@@ -71,14 +71,17 @@ export function budgetMs(action: PlannedAction, t: Timings): number | null {
 /**
  * How much earlier than the failover timeout a cut-off master must be read-only.
  *
- * A partition at time P is noticed by the master at P + dm and by its peers at P + dp, both within
- * [0, heartbeatTimeout]. Promotion comes no earlier than P + dp + failoverTimeout; the master is
- * read-only by P + dm + selfFenceAfter + agentTick + fenceApply (+ scheduling slack). The worst case
- * dm = heartbeatTimeout, dp = 0 gives the margin below.
+ * A partition at time P is noticed by its peers at P + dp, dp in [0, heartbeatTimeout]; promotion
+ * comes no earlier than P + dp + failoverTimeout. The master counts only peers that also hear it
+ * (their heartbeats say so), so in a one-way partition — its frames lost, theirs arriving — it
+ * learns of the loss from the first heartbeat sent after a peer stopped hearing it: dm is within
+ * heartbeatTimeout + heartbeatInterval. It is read-only by P + dm + selfFenceAfter + agentTick +
+ * fenceApply (+ scheduling slack). The worst case dm = heartbeatTimeout + heartbeatInterval, dp = 0
+ * gives the margin below.
  */
 export function safetyMarginMs(t: Timings): number {
   const schedulingSlackMs = Math.ceil(t.failoverTimeoutMs / 10); // GC pauses, event-loop delays
-  return t.heartbeatTimeoutMs + t.fenceApplyMs + t.agentTickMs + schedulingSlackMs;
+  return t.heartbeatTimeoutMs + t.heartbeatIntervalMs + t.fenceApplyMs + t.agentTickMs + schedulingSlackMs;
 }
 
 /**
@@ -98,10 +101,10 @@ export function validateTimings(t: Timings): Timings {
   }
   const selfFenceAfterMs = t.failoverTimeoutMs - safetyMarginMs(t);
   if (selfFenceAfterMs < t.agentTickMs) {
-    const needed = Math.ceil((t.heartbeatTimeoutMs + t.fenceApplyMs + 2 * t.agentTickMs + 1) / 0.9) + 1;
+    const needed = Math.ceil((t.heartbeatTimeoutMs + t.heartbeatIntervalMs + t.fenceApplyMs + 2 * t.agentTickMs + 1) / 0.9) + 1;
     throw new ShoalError(
       `failover timeout ${t.failoverTimeoutMs} ms leaves no time for a cut-off master to fence itself first ` +
-        `(heartbeat ${t.heartbeatTimeoutMs} ms + fence ${t.fenceApplyMs} ms + tick ${t.agentTickMs} ms + 10% slack)`,
+        `(heartbeat ${t.heartbeatTimeoutMs} ms + heartbeat interval ${t.heartbeatIntervalMs} ms + fence ${t.fenceApplyMs} ms + tick ${t.agentTickMs} ms + 10% slack)`,
       `raise SHOAL_FAILOVER_TIMEOUT_MS to at least ${needed} or lower the heartbeat timeout`,
     );
   }

@@ -98,9 +98,15 @@ export interface LocalInstanceOptions {
   logger: Logger;
   /** Bound of one console call inside an operation. Default 5 s. */
   callTimeoutMs?: number;
+  /**
+   * A second connection to the same console for what must never queue behind reads (/status,
+   * /metrics) or long operations: fencing and the watchdog lease. Default: the main console.
+   */
+  urgentConsole?: ConsoleClient;
 }
 
 const STATUS = "return require('shoal').status()";
+const FENCE_NOW = "return require('shoal').fence_now()";
 const POLL_MS = 10;
 const VCLOCK_POLL_MS = 5;
 
@@ -108,6 +114,7 @@ export class LocalInstance {
   readonly identity: InstanceIdentity;
   private credentials: ReplicationCredentials | undefined;
   private readonly console: ConsoleClient;
+  private readonly urgentConsole: ConsoleClient;
   private readonly log: Logger;
   private readonly callTimeoutMs: number;
   /** 3.x native style: the user's config and what the agent has decided, per Tarantool process. */
@@ -117,6 +124,7 @@ export class LocalInstance {
 
   constructor(opts: LocalInstanceOptions) {
     this.console = opts.console;
+    this.urgentConsole = opts.urgentConsole ?? opts.console;
     this.identity = opts.identity;
     this.log = opts.logger;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
@@ -525,13 +533,28 @@ export class LocalInstance {
   }
 
   /**
-   * Arms shoal.lua's watchdog: a writable instance that hears nothing from this agent (no status or
-   * vclock call) for `seconds` makes itself read-only. null disarms. Per Tarantool process.
+   * Arms shoal.lua's watchdog lease: a writable instance whose lease is not renewed (renewWatchdog)
+   * for `seconds` makes itself read-only. null disarms. Per Tarantool process; arming again changes
+   * only the length, never extends the lease.
    */
   async armWatchdog(seconds: number | null, o: Bounded = {}): Promise<void> {
     const d = deadline('arm the watchdog', o, 5_000);
     try {
       await this.eval("return require('shoal').arm_watchdog(...)", [seconds], d);
+    } finally {
+      d.done();
+    }
+  }
+
+  /**
+   * Extends the watchdog lease by its armed length. Only the self-fencer calls it, while this agent
+   * holds a mesh majority that also hears it. Resolves to the lease length in seconds (null: not armed).
+   */
+  async renewWatchdog(o: Bounded = {}): Promise<number | null> {
+    const d = deadline('renew the watchdog', o, 1_000);
+    try {
+      const r = await this.urgentConsole.eval("return require('shoal').renew_watchdog()", [], this.bounded(d));
+      return typeof r === 'number' ? r : null;
     } finally {
       d.done();
     }
@@ -551,6 +574,8 @@ export class LocalInstance {
   private async setReadOnly(readOnly: boolean, o: Bounded): Promise<InstanceState> {
     const d = deadline(readOnly ? 'fence' : 'unfence', o, 10_000);
     try {
+      // Read-only at once, on the connection nothing else queues on; the native config catches up below.
+      if (readOnly) await this.urgentConsole.eval(FENCE_NOW, [], this.bounded(d));
       const current = (await this.isNative(d)) ? await this.state(this.bounded(d)) : undefined;
       if (current?.phase === 'configured') {
         await this.applyNative(current, (n) => (n.writable = !readOnly), { fenced: readOnly }, d);

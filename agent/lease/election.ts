@@ -42,6 +42,12 @@ export interface LeaderElectorOptions {
   onNewLeader?: (holder: string) => void;
   /** Write `holderIdentity: ""` when the run signal aborts while leading (default true). */
   releaseOnCancel?: boolean;
+  /**
+   * Whether this pod may take (holding=false) or keep (holding=true) the lease now, with the reason
+   * (default: always). A leader told no steps down and releases the lease at once, so a pod that
+   * can act takes over without waiting for it to expire; a candidate told no does not try.
+   */
+  mayLead?: (holding: boolean) => { ok: boolean; reason: string };
   /** Monotonic milliseconds (tests). */
   clock?: () => number;
   random?: () => number;
@@ -64,6 +70,7 @@ export class LeaderElector {
   private readonly self: Candidate;
   private ownAcquireTime = '';
   private yieldUntilMs = 0;
+  private lastRefusal = '';
 
   constructor(private readonly opts: LeaderElectorOptions) {
     if (!opts.identity) throw new ShoalError('leader election needs a non-empty identity', 'set POD_NAME (the downward API) for the agent');
@@ -94,8 +101,9 @@ export class LeaderElector {
       }
       log.info({ lease: this.opts.identity, transitions: this.stored?.record.leaseTransitions }, 'became coordinator (acquired the lease)');
       this.startLeading();
-      const reason = await this.renewWhileLeading(signal);
-      this.stopLeading(reason);
+      const ended = await this.renewWhileLeading(signal);
+      this.stopLeading(ended.reason);
+      if (ended.release && !signal.aborted) await this.release();
     }
     if (this.opts.releaseOnCancel !== false) await this.release();
   }
@@ -103,6 +111,10 @@ export class LeaderElector {
   private async acquire(signal: AbortSignal): Promise<void> {
     for (;;) {
       signal.throwIfAborted();
+      if (!this.allowed(false)) {
+        await sleep(acquireRetryDelayMs(this.timings, this.opts.random), signal);
+        continue;
+      }
       // A request slower than the renew deadline is useless to a leader anyway: bound it by that.
       const attempt = await this.tryAcquireOrRenew(signal, Math.min(this.timings.renewDeadlineMs, DEFAULT_REQUEST_TIMEOUT_MS));
       if (attempt.held) return;
@@ -110,8 +122,18 @@ export class LeaderElector {
     }
   }
 
-  /** Renews every retryPeriod; returns why leadership ended. */
-  private async renewWhileLeading(signal: AbortSignal): Promise<string> {
+  /** Asks mayLead; says a refusal once (not every retry). */
+  private allowed(holding: boolean): boolean {
+    const may = this.opts.mayLead?.(holding) ?? { ok: true, reason: '' };
+    if (!may.ok && may.reason !== this.lastRefusal) this.opts.logger.warn({ reason: may.reason }, holding ? 'stepping down as coordinator' : 'not contending for the coordinator lease');
+    if (may.ok && this.lastRefusal !== '') this.opts.logger.info('may contend for the coordinator lease again');
+    this.lastRefusal = may.ok ? '' : may.reason;
+    return may.ok;
+  }
+
+  /** Renews every retryPeriod; returns why leadership ended, and whether to release the lease now. */
+  private async renewWhileLeading(signal: AbortSignal): Promise<{ reason: string; release: boolean }> {
+    const ended = (reason: string, release = false): { reason: string; release: boolean } => ({ reason, release });
     const leaderSignal = this.leaderAbort?.signal;
     // One combined signal per leadership, not one per renewal: each AbortSignal.any stays linked to
     // its sources until they are collected.
@@ -120,15 +142,16 @@ export class LeaderElector {
       try {
         await sleep(this.timings.retryPeriodMs, leading);
       } catch {
-        return signal.aborted ? 'shutting down' : 'renew deadline passed without a successful renewal';
+        return ended(signal.aborted ? 'shutting down' : 'renew deadline passed without a successful renewal');
       }
+      if (!this.allowed(true)) return ended(`may no longer lead: ${this.lastRefusal}`, true);
       const budget = renewRequestBudgetMs(this.renewStartMs, this.clock(), this.timings);
-      if (budget <= 0) return 'renew deadline passed without a successful renewal';
+      if (budget <= 0) return ended('renew deadline passed without a successful renewal');
       // The request may not outlive the deadline: a hung API call must not keep us "leading".
       const attempt = await this.tryAcquireOrRenew(leading, Math.min(budget, DEFAULT_REQUEST_TIMEOUT_MS));
-      if (signal.aborted) return 'shutting down';
-      if (!this.leading) return 'renew deadline passed without a successful renewal';
-      if (!attempt.held && attempt.heldBy) return `lost the lease: ${attempt.reason}`;
+      if (signal.aborted) return ended('shutting down');
+      if (!this.leading) return ended('renew deadline passed without a successful renewal');
+      if (!attempt.held && attempt.heldBy) return ended(`lost the lease: ${attempt.reason}`);
     }
   }
 

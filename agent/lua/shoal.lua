@@ -24,8 +24,11 @@
 --   topology(t)                         calls every on_topology hook (each in pcall)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
 --   expel(uuid)                         on the master: deletes the instance from box.space._cluster
---   arm_watchdog(seconds)               read-only when the agent stops calling status() for that long
+--   arm_watchdog(seconds)               sets the watchdog lease's length (nil disarms); renews nothing
+--   renew_watchdog()                    extends the lease: only the agent's self-fencer calls it, and only
+--                                       while it holds a fresh mesh majority that also hears it
 --   note(t)                             merges t into the agent's notes (returned by status())
+--   fence_now()                         read-only at once (false before box.cfg: nothing to fence)
 -- 3.x native style (preload() instead of cfg(); see below):
 --   user_config()                       the user's YAML config file, as text
 --   configure_native(config, shoal_opts) hands the whole config to preload(), which writes it to
@@ -719,48 +722,63 @@ local function downstream_of(d)
     return {status = d.status, idle = d.idle, lag = d.lag, message = d.message, vclock = vclock_map(d.vclock)}
 end
 
--- The dead agent's switch. Self-fencing is the agent's job; an agent that died (or hangs) cannot
--- do it, while the coordinator soon counts its pod as cut off and promotes another. So an instance
--- whose agent has not called status()/vclock() for `seconds` makes itself read-only if it is
--- writable. Armed only by an agent that takes part in coordination; nil disarms.
-local watchdog = {seconds = nil, contact = fiber.clock(), fiber = nil}
-
-local function agent_contact()
-    watchdog.contact = fiber.clock()
-end
+-- The dead (or cut-off) agent's switch: a lease. Self-fencing is the agent's job; an agent that died,
+-- hangs, or lost its mesh majority cannot be trusted to do it, while the coordinator on the majority
+-- side soon counts this pod as cut off and promotes another. So the instance makes itself read-only
+-- when its lease runs out. Only renew_watchdog() extends it, and the agent calls that only from its
+-- self-fencer while it holds a mesh majority that also hears it: reads (status(), /metrics, probes)
+-- never keep a cut-off master writable. Armed only by an agent that takes part in coordination.
+local watchdog = {seconds = nil, expires = nil, fiber = nil}
 
 local function watch()
     fiber.self():name('shoal_watchdog')
     while true do
         fiber.sleep(0.05)
-        local limit = watchdog.seconds
-        local silent = fiber.clock() - watchdog.contact
-        if limit ~= nil and state.phase == 'configured' and silent > limit then
+        local expires = watchdog.expires
+        if watchdog.seconds ~= nil and expires ~= nil and state.phase == 'configured' and fiber.clock() > expires then
             local ok, ro = pcall(function() return box.info.ro end)
             if ok and ro == false then
                 local fenced = pcall(box.cfg, {read_only = true})
                 if fenced then
                     state.notes.fenced = true
-                    log.warn('shoal: no word from the agent for %.1f s (watchdog %.1f s): read-only until the coordinator decides',
-                        silent, limit)
+                    log.warn('shoal: the agent has not renewed the watchdog lease for %.1f s (lease %.1f s): read-only until the coordinator decides',
+                        fiber.clock() - expires + watchdog.seconds, watchdog.seconds)
                 end
             end
         end
     end
 end
 
+-- The first arming of this process grants one lease (the instance starts read-only anyway); arming
+-- again (a restarted agent) only changes the length, so a new agent never extends what the old one
+-- left: it must earn its renewals.
 function M.arm_watchdog(seconds)
     if seconds ~= nil and (type(seconds) ~= 'number' or seconds <= 0) then
         error('arm_watchdog needs a positive number of seconds, or nil to disarm')
     end
     watchdog.seconds = seconds
-    agent_contact()
+    if seconds ~= nil and watchdog.expires == nil then watchdog.expires = fiber.clock() + seconds end
     if watchdog.fiber == nil and seconds ~= nil then watchdog.fiber = fiber.create(watch) end
     return true
 end
 
+-- Read-only now: the agent's fence, on its urgent connection. Before box.cfg there is nothing to
+-- fence (and calling box.cfg would start the instance), so that answers false.
+function M.fence_now()
+    if type(box.cfg) == 'function' then return false end
+    box.cfg({read_only = true})
+    state.notes.fenced = true
+    return true
+end
+
+-- Returns the seconds the lease now runs for (nil when disarmed: nothing to renew).
+function M.renew_watchdog()
+    if watchdog.seconds == nil then return nil end
+    watchdog.expires = fiber.clock() + watchdog.seconds
+    return watchdog.seconds
+end
+
 function M.status()
-    agent_contact()
     local s = {
         phase = state.phase,
         version = VERSION,
@@ -816,7 +834,6 @@ function M.status()
 end
 
 function M.vclock()
-    agent_contact()
     if state.phase ~= 'configured' then error('the instance is not configured (' .. state.phase .. ')') end
     return vclock_map(box.info.vclock)
 end

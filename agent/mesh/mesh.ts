@@ -68,6 +68,11 @@ export interface PeerStatus {
 export interface Reachability {
   /** Peers (self excluded) heard from within staleAfterMs. */
   sees: string[];
+  /**
+   * Of those, the peers whose latest heartbeat says they hear this agent too: the links that work
+   * both ways. Self-fencing counts these, so a one-way partition cannot keep a master writable.
+   */
+  mutual: string[];
   /** Peers (self excluded) the pod watch says exist. */
   peers: number;
 }
@@ -99,6 +104,8 @@ interface Pending {
 interface PeerEntry {
   lastSeenAt: number | null;
   heartbeat: Heartbeat | null;
+  /** When `heartbeat` arrived: whom it says the peer hears is only as fresh as that. */
+  heartbeatAt: number | null;
 }
 
 export class Mesh {
@@ -279,11 +286,17 @@ export class Mesh {
   reachability(): Reachability {
     const now = this.clock();
     const sees: string[] = [];
+    const mutual: string[] = [];
     for (const pod of this.targets.keys()) {
-      const at = this.peerInfo.get(pod)?.lastSeenAt;
-      if (at != null && now - at <= this.o.staleAfterMs) sees.push(pod);
+      const info = this.peerInfo.get(pod);
+      const at = info?.lastSeenAt;
+      if (at == null || now - at > this.o.staleAfterMs) continue;
+      sees.push(pod);
+      const hb = info?.heartbeat;
+      const hbAt = info?.heartbeatAt;
+      if (hb && hbAt != null && now - hbAt <= this.o.staleAfterMs && hb.sees.includes(this.o.self)) mutual.push(pod);
     }
-    return { sees: sees.sort(), peers: this.targets.size };
+    return { sees: sees.sort(), mutual: mutual.sort(), peers: this.targets.size };
   }
 
   peers(): PeerStatus[] {
@@ -368,7 +381,7 @@ export class Mesh {
 
   private receive(link: MeshLink, msg: MeshMessage): void {
     // Any valid message proves the peer's agent is alive and reaches us.
-    const info = this.peerInfo.get(link.pod) ?? { lastSeenAt: null, heartbeat: null };
+    const info = this.peerInfo.get(link.pod) ?? { lastSeenAt: null, heartbeat: null, heartbeatAt: null };
     this.peerInfo.set(link.pod, info);
     switch (msg.type) {
       case 'hello':
@@ -384,6 +397,7 @@ export class Mesh {
         if (msg.pod !== link.pod) return link.drop('identity_mismatch', `heartbeat of ${msg.pod} on the connection of ${link.pod}`);
         info.lastSeenAt = this.clock();
         info.heartbeat = msg;
+        info.heartbeatAt = info.lastSeenAt;
         for (const l of this.heartbeatListeners) l(msg);
         return;
       case 'command':

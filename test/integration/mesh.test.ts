@@ -38,7 +38,8 @@ describe('mesh over real sockets', () => {
     connectAll([a, b, c]);
     for (const n of [a, b, c]) n.mesh.startHeartbeats(() => instanceState());
     await until(() => [a, b, c].every((n) => n.mesh.reachability().sees.length === 2), 5_000, 'full reachability');
-    expect(a.mesh.reachability()).toEqual({ sees: ['b', 'c'], peers: 2 });
+    await until(() => a.mesh.reachability().mutual.length === 2, 5_000, 'mutual reachability');
+    expect(a.mesh.reachability()).toEqual({ sees: ['b', 'c'], mutual: ['b', 'c'], peers: 2 });
     const peersOfA = a.mesh.peers();
     expect(peersOfA.map((p) => [p.pod, p.connected])).toEqual([
       ['b', true],

@@ -22,23 +22,29 @@ function state(over: Partial<InstanceState> = {}): InstanceState {
 const snap = (st: InstanceState | null, offline: Record<string, number> | null = null): LocalSnapshot => ({ at: 1, state: st, error: st ? null : 'gone', offline });
 
 describe('self-fencing', () => {
-  function fencer(sees: string[], master = true) {
+  // `mutual` defaults to `sees`: the peers heard also hear this agent.
+  function fencer(sees: string[], master = true, view: { mutual?: string[]; known?: boolean } = {}) {
     let now = 0;
     const fenced: string[] = [];
     let fences = 0;
+    let renewals = 0;
     const f = new SelfFencer({
-      reachability: () => ({ sees, peers: 4 }),
+      reachability: () => ({ sees, mutual: view.mutual ?? sees, peers: 4, known: view.known ?? true }),
       local: () => snap(state({ ro: !master })),
       fence: async () => {
         fences++;
+      },
+      renewLease: async () => {
+        renewals++;
       },
       timings: T,
       logger: pino({ level: 'silent' }),
       onFenced: (r) => fenced.push(r),
       clock: () => now,
     });
-    return { f, advance: (ms: number) => (now += ms), fenced, count: () => fences };
+    return { f, advance: (ms: number) => (now += ms), fenced, count: () => fences, renewals: () => renewals };
   }
+  const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
   it('fences a master cut off from the majority exactly at the deadline, not before', async () => {
     const { f, advance, fenced, count } = fencer(['b']); // 2 of 5 agents
@@ -49,9 +55,44 @@ describe('self-fencing', () => {
     expect(f.tick()).toBe(false);
     advance(1);
     expect(f.tick()).toBe(true);
-    await new Promise((r) => setImmediate(r));
+    await settle();
     expect(count()).toBe(1);
     expect(fenced[0]).toContain('going read-only');
+  });
+
+  it('fences a master that hears a majority which no longer hears it (one-way partition)', async () => {
+    const { f, advance, count } = fencer(['b', 'c', 'd', 'e'], true, { mutual: ['b'] });
+    f.tick();
+    advance(fenceDeadline(T));
+    expect(f.tick()).toBe(true);
+    await settle();
+    expect(count()).toBe(1);
+  });
+
+  it('fences a master whose agent has not listed its peers yet, even if it hears some', () => {
+    const { f, advance } = fencer(['b', 'c', 'd'], true, { known: false });
+    f.tick();
+    advance(fenceDeadline(T));
+    expect(f.tick()).toBe(true);
+  });
+
+  it('renews the watchdog lease once per heartbeat interval while it holds a mutual majority, never without', async () => {
+    const ok = fencer(['b', 'c'], false);
+    for (let i = 0; i < 10; i++) {
+      ok.f.tick();
+      await settle();
+      ok.advance(T.heartbeatIntervalMs / 2);
+    }
+    expect(ok.renewals()).toBe(5);
+    for (const view of [{ mutual: ['b'] }, { known: false }]) {
+      const cut = fencer(['b', 'c', 'd'], true, view);
+      for (let i = 0; i < 10; i++) {
+        cut.f.tick();
+        await settle();
+        cut.advance(T.heartbeatIntervalMs);
+      }
+      expect(cut.renewals()).toBe(0);
+    }
   });
 
   it.each([

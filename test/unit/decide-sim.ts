@@ -324,6 +324,7 @@ export class Sim {
         isMaster: true,
         reachablePeers: this.connectedPeers(p),
         clusterSize: size,
+        peersKnown: true,
         lostMajoritySinceMs: noticed !== null && noticed <= this.now ? noticed : null,
         now: this.now,
         timings: this.timings,

@@ -58,7 +58,7 @@ interface Run {
 
 const runs: Run[] = [];
 
-function start(api: LeaseApi, identity: string, releaseOnCancel = true): Run {
+function start(api: LeaseApi, identity: string, releaseOnCancel = true, mayLead?: (holding: boolean) => { ok: boolean; reason: string }): Run {
   const events: Run['events'] = [];
   const elector = new LeaderElector({
     api,
@@ -66,6 +66,7 @@ function start(api: LeaseApi, identity: string, releaseOnCancel = true): Run {
     timings,
     logger: silent,
     releaseOnCancel,
+    ...(mayLead ? { mayLead } : {}),
     onStartedLeading: () => events.push({ what: 'start', at: performance.now() }),
     onStoppedLeading: (reason) => events.push({ what: 'stop', at: performance.now(), reason }),
   });
@@ -178,6 +179,28 @@ describe('LeaderElector (in-memory Lease)', () => {
     // When the API comes back, it becomes leader again (its own record is still there).
     api.mode = 'up';
     await until(() => a.elector.isLeader(), 3_000);
+  });
+
+  it('a leader that may no longer lead (cut off from the mesh majority) releases the lease; the other takes over at once', async () => {
+    const api = new FakeLease();
+    let aMay = true;
+    let bMay = false;
+    const a = start(api, 'a', true, () => ({ ok: aMay, reason: 'a: minority side' }));
+    await until(() => a.elector.isLeader(), 2_000);
+    const b = start(api, 'b', true, () => ({ ok: bMay, reason: 'b: minority side' }));
+    await sleep(300);
+    expect(b.elector.isLeader()).toBe(false); // b may not contend, a may lead
+    aMay = false;
+    bMay = true;
+    const cutAt = performance.now();
+    await until(() => a.events.some((e) => e.what === 'stop'), 1_000);
+    expect(a.events.find((e) => e.what === 'stop')?.reason).toContain('may no longer lead: a: minority side');
+    await until(() => b.elector.isLeader(), 2_000);
+    // Released, not left to expire: well inside the lease duration.
+    expect(performance.now() - cutAt).toBeLessThan(timings.leaseDurationMs);
+    expect(a.elector.isLeader()).toBe(false);
+    await sleep(300);
+    expect(a.events.filter((e) => e.what === 'start')).toHaveLength(1); // a does not contend while refused
   });
 
   it('a leader that finds someone else holding the lease steps down at once', async () => {
