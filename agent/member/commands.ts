@@ -1,8 +1,12 @@
 // The command executor every agent runs: a coordinator command (already term-checked by the mesh)
 // is checked once more against the newest term this agent has acted on, its payload validated, and
 // mapped onto LocalInstance. Operations run one at a time — except fence, which must never wait
-// behind a slow join. The ack carries the instance's state right after, so the coordinator's next
-// round does not decide on an older heartbeat.
+// behind a slow join or a promote. A command is re-checked before every step it takes on the
+// instance, because it may have waited in the queue or in a step while the world moved on: a newer
+// term supersedes it, and a fence accepted after it supersedes anything that could make the
+// instance writable (a promote of an old plan must never undo a fence). A superseded command stops
+// (its steps' signal aborts) and is acked as refused. The ack carries the instance's state right
+// after, so the coordinator's next round does not decide on an older heartbeat.
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Bounded } from '../instance/deadline.js';
@@ -40,8 +44,31 @@ export interface CommandExecutorOptions {
 /** Handlers for command kinds that are not instance operations (the coordinator's own). */
 export type ExtraHandler = (cmd: CommandMessage, ctx: CommandContext) => Promise<CommandResult>;
 
+/** Commands that can leave the instance writable: a fence accepted after one of them wins over it. */
+const WRITE_ENABLING: ReadonlySet<InstanceCommand['kind']> = new Set(['promote', 'bootstrapMaster', 'reconfigure']);
+
+/** Why a command may no longer take its next step; null = it may. Pure, for the step guard. */
+export function supersededBy(o: { term: number; newestTerm: number; kind: InstanceCommand['kind']; fencesAtStart: number; fencesNow: number }): string | null {
+  if (o.term < o.newestTerm) return `superseded: term ${o.newestTerm} began after this command of term ${o.term}`;
+  if (o.kind !== 'fence' && WRITE_ENABLING.has(o.kind) && o.fencesNow !== o.fencesAtStart) return `superseded: a fence arrived after this ${o.kind}`;
+  return null;
+}
+
+class Superseded extends Error {}
+
+/** A command being carried out: what its step guard compares, and the stop for its steps. */
+interface Running {
+  term: number;
+  kind: InstanceCommand['kind'];
+  fencesAtStart: number;
+  stop: AbortController;
+}
+
 export class CommandExecutor {
   private newestTerm = 0;
+  /** Fences accepted so far (a counter, so a guard sees whether one came after its command). */
+  private fences = 0;
+  private readonly running = new Set<Running>();
   private serial: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: CommandExecutorOptions) {}
@@ -65,8 +92,13 @@ export class CommandExecutor {
     }
     if (c.pod !== this.o.self) return { ok: false, error: `command for ${c.pod} sent to ${this.o.self}` };
     this.newestTerm = Math.max(this.newestTerm, cmd.term);
+    if (c.kind === 'fence') this.fences++;
+    const mine: Running = { term: cmd.term, kind: c.kind, fencesAtStart: this.fences, stop: new AbortController() };
+    this.supersedeOthers(mine, log);
+    this.running.add(mine);
     const started = Date.now();
-    const run = (): Promise<JsonValue> => this.execute(c, ctx.signal);
+    const signal = AbortSignal.any([ctx.signal, mine.stop.signal]);
+    const run = (): Promise<JsonValue> => this.execute(c, signal, () => this.checkStep(mine));
     try {
       const detail = c.kind === 'fence' ? await run() : await this.queued(run);
       const snap = await this.o.refresh();
@@ -74,14 +106,36 @@ export class CommandExecutor {
       const result: JsonObject = { at: snap.at, tarantool: { ...toTarantoolReport(snap) }, detail };
       return { ok: true, result };
     } catch (err) {
-      log.warn({ err: errorMessage(err), reason: c.reason, ms: Date.now() - started }, 'command failed');
-      return { ok: false, error: errorMessage(err) };
+      const why = mine.stop.signal.aborted && !ctx.signal.aborted ? errorMessage(mine.stop.signal.reason) : errorMessage(err);
+      log.warn({ err: why, reason: c.reason, ms: Date.now() - started }, err instanceof Superseded || mine.stop.signal.aborted ? 'command superseded' : 'command failed');
+      return { ok: false, error: why };
+    } finally {
+      this.running.delete(mine);
     }
   }
 
-  /** The mapping of one validated command onto the instance; returns the ack's `detail`. */
-  async execute(c: InstanceCommand, signal: AbortSignal): Promise<JsonValue> {
-    const i = this.o.instance;
+  /** Throws before a step the command may no longer take. */
+  private checkStep(r: Running): void {
+    const why = supersededBy({ term: r.term, newestTerm: Math.max(this.newestTerm, this.o.knownTerm()), kind: r.kind, fencesAtStart: r.fencesAtStart, fencesNow: this.fences });
+    if (why !== null) throw new Superseded(why);
+  }
+
+  /** A newly accepted command stops the running and queued ones it supersedes, mid-step if need be. */
+  private supersedeOthers(mine: Running, log: Logger): void {
+    for (const r of this.running) {
+      const why = supersededBy({ term: r.term, newestTerm: mine.term, kind: r.kind, fencesAtStart: r.fencesAtStart, fencesNow: this.fences });
+      if (why === null || r.stop.signal.aborted) continue;
+      log.warn({ superseded: r.kind, supersededTerm: r.term }, why);
+      r.stop.abort(new Superseded(why));
+    }
+  }
+
+  /**
+   * The mapping of one validated command onto the instance; returns the ack's `detail`. `check`
+   * runs before every step (each call on the instance) and throws when the command is superseded.
+   */
+  async execute(c: InstanceCommand, signal: AbortSignal, check: () => void = () => undefined): Promise<JsonValue> {
+    const i = guarded(this.o.instance, check);
     const bound = { timeoutMs: c.timeoutMs, signal };
     const follow = this.followRef(c);
     switch (c.kind) {
@@ -143,6 +197,24 @@ export class CommandExecutor {
     this.serial = next.catch(() => undefined);
     return next;
   }
+}
+
+/** The instance with `check` before every call: each call is one step of a command. */
+function guarded(i: ExecutorInstance, check: () => void): ExecutorInstance {
+  const step = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => {
+    check();
+    return f(...a);
+  };
+  return {
+    state: step((o) => i.state(o)),
+    bootstrap: step((o) => i.bootstrap(o)),
+    reconfigure: step((o) => i.reconfigure(o)),
+    fence: step((o) => i.fence(o)),
+    promote: step((o) => i.promote(o)),
+    waitForVclock: step((t, ms, s) => i.waitForVclock(t, ms, s)),
+    rebootstrap: step((o) => i.rebootstrap(o)),
+    expel: step((u, o) => i.expel(u, o)),
+  };
 }
 
 function digest(s: InstanceState): JsonObject {

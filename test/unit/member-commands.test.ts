@@ -2,7 +2,7 @@
 // mapping of every kind onto a fake LocalInstance, with its term and addressee checks.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { CommandExecutor, type ExecutorInstance } from '../../agent/member/commands.js';
+import { CommandExecutor, supersededBy, type ExecutorInstance } from '../../agent/member/commands.js';
 import { decodeInstanceCommand, encodeInstanceCommand, PayloadError, type InstanceCommand } from '../../agent/wire/command-payload.js';
 import type { LocalSnapshot } from '../../agent/member/probe.js';
 import type { InstanceState } from '../../agent/instance/state.js';
@@ -183,6 +183,63 @@ describe('command executor mapping', () => {
     open();
     await Promise.all([slow, queued]);
     expect(inst.calls.map(([n]) => n)).toEqual(['reconfigure', 'fence', 'reconfigure']);
+  });
+
+  /** An executor whose instance blocks every call but fence until `open()`. */
+  function gated() {
+    const inst = new FakeInstance();
+    let open: () => void = () => undefined;
+    inst.gate = new Promise((r) => (open = r));
+    return { inst, ex: executor(inst), open: () => open(), started: () => new Promise((r) => setImmediate(r)) };
+  }
+
+  it('a fence supersedes a queued promote of the same term: the promote never runs', async () => {
+    const { inst, ex, open, started } = gated();
+    const slow = ex.handle(meshCommand({ ...base, kind: 'rejoinAsReplica', ...repl }), ctx);
+    const promote = ex.handle(meshCommand({ ...base, kind: 'promote', ...repl }), ctx);
+    await started();
+    expect((await ex.handle(meshCommand({ ...base, kind: 'fence' }), ctx)).ok).toBe(true);
+    open();
+    const [, p] = await Promise.all([slow, promote]);
+    expect(p).toMatchObject({ ok: false, error: 'superseded: a fence arrived after this promote' });
+    expect(inst.calls.map(([n]) => n)).toEqual(['reconfigure', 'fence']);
+  });
+
+  it('a fence that arrives while a promote is mid-way stops it before it makes the instance writable', async () => {
+    const { inst, ex, open, started } = gated();
+    const promote = ex.handle(meshCommand({ ...base, kind: 'promote', ...repl }), ctx);
+    await started(); // in its first step (replication), blocked
+    expect((await ex.handle(meshCommand({ ...base, kind: 'fence' }), ctx)).ok).toBe(true);
+    open();
+    expect(await promote).toMatchObject({ ok: false, error: 'superseded: a fence arrived after this promote' });
+    expect(inst.calls.map(([n]) => n)).toEqual(['reconfigure', 'fence']);
+  });
+
+  it('a newer term supersedes queued commands of an older one; its own commands run', async () => {
+    const { inst, ex, open, started } = gated();
+    const slow = ex.handle(meshCommand({ ...base, kind: 'reconfigure', ...repl }, 5), ctx);
+    const old = ex.handle(meshCommand({ ...base, kind: 'rejoinAsReplica', ...repl }, 5), ctx);
+    await started();
+    const fresh = ex.handle(meshCommand({ ...base, kind: 'rejoinAsReplica', ...repl }, 6), ctx);
+    open();
+    const [, o, f] = await Promise.all([slow, old, fresh]);
+    expect(o).toMatchObject({ ok: false, error: 'superseded: term 6 began after this command of term 5' });
+    expect(f.ok).toBe(true);
+    expect(inst.calls.map(([n]) => n)).toEqual(['reconfigure', 'reconfigure']);
+  });
+
+  it.each([
+    ['the same term, no fence since', { term: 5, newestTerm: 5, kind: 'promote', fencesAtStart: 1, fencesNow: 1 }, null],
+    ['an older term', { term: 4, newestTerm: 5, kind: 'rejoinAsReplica', fencesAtStart: 0, fencesNow: 0 }, /term 5 began/],
+    ['a fence of an older term is superseded too', { term: 4, newestTerm: 5, kind: 'fence', fencesAtStart: 1, fencesNow: 2 }, /term 5 began/],
+    ['a promote after a fence', { term: 5, newestTerm: 5, kind: 'promote', fencesAtStart: 0, fencesNow: 1 }, /fence arrived after this promote/],
+    ['a bootstrapMaster after a fence', { term: 5, newestTerm: 5, kind: 'bootstrapMaster', fencesAtStart: 0, fencesNow: 1 }, /fence arrived/],
+    ['a read-only rejoin is not undone by a fence', { term: 5, newestTerm: 5, kind: 'rejoinAsReplica', fencesAtStart: 0, fencesNow: 1 }, null],
+    ['a fence after a fence', { term: 5, newestTerm: 5, kind: 'fence', fencesAtStart: 1, fencesNow: 2 }, null],
+  ] as const)('step guard: %s', (_what, o, expected) => {
+    const why = supersededBy(o);
+    if (expected === null) expect(why).toBeNull();
+    else expect(why).toMatch(expected);
   });
 
   it('reports an instance failure as a refused ack with its message', async () => {
