@@ -7,7 +7,7 @@ import {
   isWritable,
   liveVclock,
 } from './members.js';
-import type { PlannedAction, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings, Vclock } from './model.js';
+import type { PlannedAction, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, QuarantinedMember, Timings, Vclock } from './model.js';
 import { note, type Step } from './step.js';
 import { byGreatestVclock, covers, dominates, formatVclock } from '../tarantool/vclock.js';
 
@@ -246,16 +246,53 @@ export function planMasterRecovery(
     .filter((m) => m.pod !== master && !isQuarantined(state, m.pod))
     .map((m) => ({ pod: m.pod, vclock: liveVclock(instanceOf(rs, m.pod)) }))
     .find((v) => v.vclock !== null && dominates(v.vclock, vclock));
-  if (!ahead) {
-    const reason = `master ${master} is alive but read-only and no member is ahead of it ${formatVclock(vclock)}${fallback}: making it writable`;
-    const commands: PlannedAction[] = [
-      ...fenceOthers(rs, master, `${master} is the master`),
-      { kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, state) },
-    ];
-    return { state, commands, bumpTerm: false, reason, final: false };
-  }
+  if (!ahead) return recoveryInPlace(rs, state, master, vclock, fallback, now);
   const choice = chooseCandidate(rs, state, master);
   const why = `master ${master} is read-only and ${ahead.pod} is ahead of it`;
   if (choice.pod === null) return note(state, `${why}; cannot elect another: ${choice.reason}`);
   return promotion(rs, state, master, choice.pod, `promoting ${choice.pod}: ${why}; ${choice.reason}`, now);
+}
+
+/** What a member's data holds as far as the coordinator knows: live, or read offline before box.cfg. */
+function knownVclock(inst: ObservedInstance | undefined): Vclock | null {
+  const live = liveVclock(inst);
+  if (live !== null || !inst?.podExists || !inst.agentReachable || inst.unreachableSinceMs !== null) return live;
+  const t = inst.tarantool;
+  return t?.alive && !t.configured && t.vclock !== null ? t.vclock : null;
+}
+
+/**
+ * The recorded master, alive and read-only with nobody known to be ahead, made writable again. Only
+ * when an election quorum of members (itself included) has said what its data holds: an
+ * acknowledged write is on a synchronous quorum, which that many members always meet, and the
+ * master may have lost its WAL's tail (a machine crash) that a silent replica holds. Members it did
+ * not compare with (silent, or not covered by it) are quarantined: when they come back they are
+ * compared with it before they rejoin (admission.ts), never just added to replication.
+ */
+function recoveryInPlace(rs: ObservedReplicaSet, state: PersistedReplicaSet, master: string, vclock: Vclock, fallback: string, now: number): Step | null {
+  // A member scaled away whose pod is gone is not waited for: it can only come back by a scale-up,
+  // which the user did not ask for (it is expelled once the master is writable).
+  const staying = state.members.filter((m) => {
+    const inst = instanceOf(rs, m.pod);
+    return !inst || inst.podExists || inst.ordinal < rs.specReplicas;
+  });
+  const known = staying.map((m) => ({ pod: m.pod, vclock: m.pod === master ? vclock : knownVclock(instanceOf(rs, m.pod)) }));
+  const answering = known.filter((k) => k.vclock !== null).length;
+  const needed = electionQuorum(staying.length, state.masterQuorum);
+  if (answering < needed) {
+    return note(state, `master ${master} is alive but read-only; only ${answering} of ${staying.length} members say what their data holds, ${needed} needed to be sure none is ahead of it: waiting`);
+  }
+  const unchecked = known.filter((k) => k.pod !== master && !isQuarantined(state, k.pod) && (k.vclock === null || !covers(vclock, k.vclock)));
+  const quarantined: QuarantinedMember[] = [
+    ...state.quarantined,
+    ...unchecked.map((k) => ({ pod: k.pod, why: 'missed-master-change' as const, sinceMs: now, rebootstrapRequestedAtMs: null })),
+  ];
+  const next: PersistedReplicaSet = unchecked.length === 0 ? state : { ...state, quarantined };
+  const held = unchecked.length === 0 ? '' : `; ${unchecked.map((k) => k.pod).join(', ')} quarantined until compared with it`;
+  const reason = `master ${master} is alive but read-only and none of ${answering} of ${staying.length} members is ahead of it ${formatVclock(vclock)}${fallback}: making it writable${held}`;
+  const commands: PlannedAction[] = [
+    ...fenceOthers(rs, master, `${master} is the master`),
+    { kind: 'promote', replicaset: rs.name, pod: master, reason, ...desiredReplication(rs, next) },
+  ];
+  return { state: next, commands, bumpTerm: false, reason, final: false };
 }

@@ -138,7 +138,8 @@ export interface ExpelledMember {
  */
 /**
  * Why a member is quarantined: old-master (replaced by a failover); missed-master-change (down, cut
- * off or ahead of the new master when the master changed); arrived-with-data (joined holding data).
+ * off or ahead of the new master when the master changed, or of the master when it was made writable
+ * again in place); arrived-with-data (joined holding data).
  * A state decoder must accept every value here.
  */
 export const QUARANTINE_REASONS = ['old-master', 'missed-master-change', 'arrived-with-data'] as const;

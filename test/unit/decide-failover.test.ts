@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { admissionVerdict } from '../../agent/decide/admission.js';
-import { chooseCandidate, detectMasterFailure } from '../../agent/decide/failover.js';
+import { chooseCandidate, detectMasterFailure, planMasterRecovery } from '../../agent/decide/failover.js';
 import type { ObservedReplicaSet, ObservedTarantool } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
 import { cluster, formed, instance, kinds, NOW, only, patch, persisted, T, uriOf, uuidOf } from './decide-fixtures.js';
@@ -216,5 +216,55 @@ describe('the old master comes back', () => {
     const master = patch(base, 's-1', { tarantool: { clusterUuids: [uuidOf('s-1'), uuidOf('s-2')] } }).instances.find((i) => i.pod === 's-1');
     const old = instance('s-0', { tarantool: { vclock: { 1: 3 } } });
     expect(master && admissionVerdict(old, master)).toMatchObject({ verdict: 'rebootstrap', reason: expect.stringMatching(/not registered/) });
+  });
+});
+
+describe('recovery in place: the recorded master made writable again', () => {
+  // s-0 restarted and is configured read-only; the replicas say nothing unless a case says so.
+  const { rs, state } = formed();
+  const restarted = patch(rs, 's-0', { tarantool: { ro: true, upstreamOk: false, vclock: { 1: 12 } } });
+  const silent = (r: ObservedReplicaSet, pod: string): ObservedReplicaSet => patch(r, pod, { agentReachable: false, unreachableSinceMs: NOW - 100, tarantool: null });
+  const recover = (r: ObservedReplicaSet, s = state) => planMasterRecovery(r, s, NOW);
+
+  it('with every member answering and none ahead: writable, nobody quarantined', () => {
+    const step = recover(restarted);
+    expect(kinds(step?.commands ?? [])).toEqual(['promote:s-0']);
+    expect(step?.state.quarantined).toEqual([]);
+    expect(step?.reason).toMatch(/none of 3 of 3 members is ahead of it/);
+  });
+
+  it('with an election quorum answering: writable, the silent member quarantined until compared', () => {
+    const step = recover(silent(restarted, 's-2'));
+    expect(kinds(step?.commands ?? [])).toEqual(['promote:s-0']);
+    expect(step?.state.quarantined).toEqual([{ pod: 's-2', why: 'missed-master-change', sinceMs: NOW, rebootstrapRequestedAtMs: null }]);
+    expect(step?.reason).toMatch(/s-2 quarantined until compared with it/);
+    // Nobody replicates from the quarantined one meanwhile.
+    const promote = step?.commands.find((c) => c.kind === 'promote');
+    expect(promote && 'replication' in promote ? promote.replication : null).toEqual([uriOf('s-0'), uriOf('s-1')]);
+  });
+
+  it('with fewer than an election quorum answering: waits (an acknowledged write may be on the silent ones)', () => {
+    const step = recover(silent(silent(restarted, 's-1'), 's-2'));
+    expect(step?.commands).toEqual([]);
+    expect(step?.reason).toMatch(/only 1 of 3 members say what their data holds, 2 needed to be sure none is ahead of it: waiting/);
+  });
+
+  it('an unconfigured member counts with the vclock its data directory holds', () => {
+    const waiting = patch(silent(restarted, 's-2'), 's-1', { tarantool: { configured: false, status: 'unconfigured', vclock: { 1: 9 } } });
+    const step = recover(waiting);
+    expect(kinds(step?.commands ?? [])).toEqual(['promote:s-0']);
+    expect(step?.state.quarantined.map((q) => q.pod)).toEqual(['s-2']);
+  });
+
+  it('a member whose data the master does not cover is quarantined, not trusted', () => {
+    const step = recover(patch(restarted, 's-2', { tarantool: { vclock: { 1: 11, 3: 1 } } }));
+    expect(kinds(step?.commands ?? [])).toEqual(['promote:s-0']);
+    expect(step?.state.quarantined.map((q) => q.pod)).toEqual(['s-2']);
+  });
+
+  it('a member scaled away whose pod is gone is not waited for', () => {
+    const scaledIn = { ...silent(silent(restarted, 's-1'), 's-2'), specReplicas: 1 };
+    const gone = patch(patch(scaledIn, 's-1', { podExists: false }), 's-2', { podExists: false });
+    expect(kinds(recover(gone)?.commands ?? [])).toEqual(['promote:s-0']);
   });
 });

@@ -8,6 +8,7 @@ import type {
   ObservedTarantool,
   PersistedReplicaSet,
   PersistedState,
+  PlannedAction,
   Timings,
 } from '../../agent/decide/model.js';
 import { DEFAULT_TIMINGS } from '../../agent/decide/timings.js';
@@ -138,7 +139,7 @@ export function persisted(term: number, sets: Record<string, PersistedReplicaSet
   return { term, coordinator: 'coordinator-0', replicasets: sets };
 }
 
-export const kinds = (actions: readonly Action[]): string[] =>
+export const kinds = (actions: readonly (Action | PlannedAction)[]): string[] =>
   actions.map((a) => ('pod' in a ? `${a.kind}:${a.pod}` : a.kind)).filter((k) => k !== 'event');
 
 export function only<K extends Action['kind']>(actions: readonly Action[], kind: K): Array<Extract<Action, { kind: K }>> {
