@@ -34,6 +34,8 @@ import { CommandExecutor } from './member/commands.js';
 import { Coordinator } from './coordinator/loop.js';
 import { followSymptoms } from './member/symptom-follower.js';
 import { FORWARDED_HEADER, Handover } from './member/handover.js';
+import { readPod, terminationVerdict } from './member/termination.js';
+import { KubeAccess } from './http/kube-access.js';
 import { ControlMetrics } from './coordinator/metrics.js';
 import { Observer } from './member/observer.js';
 import { settledWithin } from './util/bounded.js';
@@ -74,7 +76,6 @@ type RecordEvent = (replicaset: string, type: 'Normal' | 'Warning', reason: stri
 
 /** What runs once the mesh Secret is read: the mesh, the coordinator and the Lease election. */
 interface Coordination {
-  token: string;
   mesh: Mesh;
   coordinator: Coordinator;
   elector: LeaderElector;
@@ -115,11 +116,12 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
   const probe = localProbe(agent, timings, log, receiver, record);
   probe.start(signal);
   http.setClusterStatusProvider({ clusterStatus: () => receiver.clusterStatus() });
-  const handover = handoverFor(agent, log, coordination, peers, receiver);
+  const handover = handoverFor(agent, log, coordination, peers, receiver, kube);
   mountControlRoutes(http.app, {
-    token: () => coordination.get()?.token ?? null,
-    switchover: (req, forwardedBy, s) => handover.switchover(req, forwardedBy, s),
-    prestop: (s) => handover.prestop(config.timings.prestopTimeoutMs, s),
+    access: new KubeAccess({ client: kube.client, logger: log.child({ module: 'access' }) }),
+    namespace: config.namespace,
+    switchover: (req, caller, s) => handover.switchover(req, caller, s),
+    prestop: (s) => handover.prestopHook(config.timings.prestopTimeoutMs, s),
     switchoverTimeoutMs: timings.switchoverTimeoutMs,
     prestopTimeoutMs: config.timings.prestopTimeoutMs,
     forwardedHeader: FORWARDED_HEADER,
@@ -255,7 +257,12 @@ class UnsupportedVersion {
   }
 }
 
-function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coordination>, peers: PeerWatcher, receiver: TopologyReceiver): Handover {
+/** How long /prestop waits for the pod watch to show this pod's deletionTimestamp before reading the pod. */
+const PRESTOP_WATCH_GRACE_MS = 1_000;
+/** Bound of that direct read. */
+const PRESTOP_READ_TIMEOUT_MS = 5_000;
+
+function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coordination>, peers: PeerWatcher, receiver: TopologyReceiver, kube: Resources): Handover {
   const { config, instance } = agent;
   return new Handover({
     self: config.pod,
@@ -266,7 +273,17 @@ function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coord
     },
     leader: () => coordination.get()?.elector.leader() ?? '',
     agentAddress: (pod) => agentAddress(peers.current.get(pod)?.ip ?? null, config.port),
-    token: () => coordination.get()?.token ?? null,
+    termination: (sigterm, s) =>
+      terminationVerdict(
+        {
+          selfUid: config.podUid ?? null,
+          watched: () => peers.current.get(config.pod) ?? null,
+          read: (rs) => readPod(kube, config.pod, PRESTOP_READ_TIMEOUT_MS, rs),
+          watchGraceMs: PRESTOP_WATCH_GRACE_MS,
+        },
+        sigterm,
+        s,
+      ),
     writable: async (s) => (await instance.state({ signal: s, timeoutMs: config.timings.statusTimeoutMs })).ro === false,
     publishedMaster: () => receiver.masterOf(config.replicaset),
     logger: log.child({ module: 'handover' }),
@@ -409,7 +426,7 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
     onStartedLeading: (s) => void lead(coordinator, s, log),
     onStoppedLeading: (reason) => log.warn({ reason }, 'no longer the coordinator'),
   });
-  return { token: d.token, mesh, coordinator, elector, electing: elector.run(signal) };
+  return { mesh, coordinator, elector, electing: elector.run(signal) };
 }
 
 // The loop of a leader: a coordinator that stops early (a newer term appeared) is restarted with a

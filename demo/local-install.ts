@@ -7,8 +7,8 @@ import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1Mut
 import { ShoalError } from '../shared/errors.js';
 import { apiStatus } from '../webhook/cluster.js';
 
-/** The objects of a file in manifests/ (works from demo/ and from dist/demo/). */
-export function loadManifest(file: string): KubernetesObject[] {
+/** The objects of a file in manifests/ (works from demo/ and from dist/demo/), each `${VAR}` replaced from `vars`. */
+export function loadManifest(file: string, vars: Record<string, string> = {}): KubernetesObject[] {
   for (const rel of [`../manifests/${file}`, `../../manifests/${file}`]) {
     let text: string;
     try {
@@ -16,7 +16,8 @@ export function loadManifest(file: string): KubernetesObject[] {
     } catch {
       continue;
     }
-    return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
+    const filled = text.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => vars[name] ?? whole);
+    return parseAllDocuments(filled).map((d) => d.toJS() as KubernetesObject).filter((o) => o !== null);
   }
   throw new ShoalError(`manifests/${file} not found next to the demo code`, 'run from a checkout of the Shoal repository');
 }
@@ -39,9 +40,17 @@ export function localWebhookConfiguration(o: LocalWebhookOptions): V1MutatingWeb
   return cfg;
 }
 
-/** The agents' ServiceAccount, Role and RoleBinding (manifests/agent-rbac.yaml) for `namespace`. */
+/** Kinds of manifests/ that are cluster-scoped: they get no metadata.namespace. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
+
+/**
+ * The agents' ServiceAccount, Role and RoleBinding (manifests/agent-rbac.yaml) for `namespace`,
+ * and the ClusterRoleBinding to system:auth-delegator named after it, as `sed` would render it.
+ */
 export function agentRbacObjects(namespace: string): KubernetesObject[] {
-  return loadManifest('agent-rbac.yaml').map((o) => ({ ...o, metadata: { ...o.metadata, namespace } }));
+  return loadManifest('agent-rbac.yaml', { NAMESPACE: namespace }).map((o) =>
+    CLUSTER_SCOPED.has(o.kind ?? '') ? o : { ...o, metadata: { ...o.metadata, namespace } },
+  );
 }
 
 /** Creates each object, or replaces it when it exists (like `kubectl apply` for objects we own). */

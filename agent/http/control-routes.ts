@@ -1,17 +1,22 @@
-// POST /switchover and GET /prestop (SPEC §4–§5) on the agent's express app. /switchover requires
-// `Authorization: Bearer <mesh token>` (compared in constant time); /prestop is called by the
-// kubelet's preStop hook from inside the pod and takes no credentials (it can only make this pod's
-// own master hand over, which its deletion is about to force anyway).
+// POST /switchover and GET /prestop (SPEC §4–§5) on the agent's express app. /switchover takes a
+// Kubernetes bearer token: TokenReview says who the caller is, SubjectAccessReview whether they may
+// `update` the replica set's StatefulSet (kube-access.ts); 401 / 403 / 503 otherwise, never a pass
+// on an error. /prestop is called by the kubelet's preStop hook and takes no credentials: it acts
+// only while this pod is terminating (member/prestop-gate.ts), which no caller can fake.
 import express, { type Express, type Request, type Response } from 'express';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { tokenMatches } from '../../shared/token.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
+import type { SwitchoverCaller } from '../member/handover.js';
+import { switchoverRight, type Refusal } from './access.js';
+import type { CallerAccess } from './kube-access.js';
 
 export interface ControlRouteHandlers {
-  /** The mesh token; null until the agent has read the mesh Secret. */
-  token: () => string | null;
-  switchover: (req: SwitchoverRequest, forwardedBy: string | null, signal: AbortSignal) => Promise<{ status: number; body: object }>;
+  /** Who the caller is and what they may do (TokenReview, SubjectAccessReview). */
+  access: CallerAccess;
+  /** The namespace of the replica sets' StatefulSets (the agent's own). */
+  namespace: string;
+  switchover: (req: SwitchoverRequest, caller: SwitchoverCaller, signal: AbortSignal) => Promise<{ status: number; body: object }>;
   prestop: (signal: AbortSignal) => Promise<{ status: number; body: object }>;
   /** Bound of one /switchover request. */
   switchoverTimeoutMs: number;
@@ -65,32 +70,34 @@ function requestSignal(req: Request, res: Response, timeoutMs: number): { signal
 
 export function mountControlRoutes(app: Express, h: ControlRouteHandlers): void {
   const log = h.logger;
+  const refuse = (res: Response, r: Refusal): void => {
+    if (r.status === 401) res.set('WWW-Authenticate', 'Bearer realm="shoal"');
+    res.status(r.status).json({ ok: false, reason: r.reason });
+  };
   app.post('/switchover', express.text({ type: () => true, limit: '16kb' }), async (req: Request, res: Response) => {
-    const token = h.token();
-    if (token === null) {
-      res.status(503).json({ ok: false, reason: 'this agent has not read the mesh Secret yet; retry shortly' });
-      return;
-    }
-    const auth = req.get('authorization') ?? '';
-    const presented = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-    if (!presented || !tokenMatches(presented, token)) {
-      log.warn({ remote: req.socket.remoteAddress, hasAuth: auth !== '' }, 'refused an unauthenticated /switchover');
-      res.status(401).set('WWW-Authenticate', 'Bearer realm="shoal"').json({ ok: false, reason: 'missing or wrong bearer token (the "token" key of Secret shoal-<cluster>-mesh)' });
-      return;
-    }
-    const forwardedBy = req.get(h.forwardedHeader) ?? null;
-    const parsed = parseSwitchoverBody(typeof req.body === 'string' ? req.body : '', forwardedBy);
-    if (typeof parsed === 'string') {
-      res.status(400).json({ ok: false, reason: parsed });
-      return;
-    }
     const { signal, done } = requestSignal(req, res, h.switchoverTimeoutMs);
     try {
-      log.info({ replicaset: parsed.replicaset, to: parsed.to, forwardedBy }, 'switchover requested');
-      const r = await h.switchover(parsed, forwardedBy, signal);
+      const authorization = req.get('authorization');
+      const who = await h.access.authenticate(authorization, signal);
+      if (!who.allowed) {
+        log.warn({ remote: req.socket.remoteAddress, hasAuth: authorization !== undefined, status: who.status }, 'refused an unauthenticated /switchover');
+        return refuse(res, who);
+      }
+      const forwardedBy = req.get(h.forwardedHeader) ?? null;
+      const parsed = parseSwitchoverBody(typeof req.body === 'string' ? req.body : '', forwardedBy);
+      if (typeof parsed === 'string') {
+        res.status(400).json({ ok: false, reason: parsed });
+        return;
+      }
+      const right = await h.access.authorize(who.caller, switchoverRight(h.namespace, parsed.replicaset), signal);
+      if (!right.allowed) return refuse(res, right);
+      log.info({ replicaset: parsed.replicaset, to: parsed.to, user: who.caller.username, forwardedBy }, 'switchover requested');
+      // The first agent names the user; the coordinator keeps what the forwarding agent said (and re-checked the same user).
+      const request = forwardedBy === null ? { ...parsed, requestedBy: `POST /switchover by ${who.caller.username}` } : parsed;
+      const r = await h.switchover(request, { authorization: authorization ?? '', forwardedBy }, signal);
       res.status(r.status).json(r.body);
     } catch (err) {
-      res.status(500).json({ ok: false, reason: errorMessage(err) });
+      if (!res.headersSent) res.status(signal.aborted ? 504 : 500).json({ ok: false, reason: errorMessage(err) });
     } finally {
       done();
     }

@@ -1,13 +1,19 @@
 // Switchover requests and /prestop. A request is served by the coordinator's loop; an agent that is
-// not the coordinator forwards it over HTTP to the Lease holder's /switchover (same bearer token).
+// not the coordinator forwards POST /switchover over HTTP to the Lease holder's /switchover with the
+// caller's own Authorization header, which the coordinator checks again (TokenReview and
+// SubjectAccessReview, cached): no credential of the agents' own opens that path.
 // Why not a mesh command: the mesh accepts commands only from the holder of the current term, by
-// design, so an ordinary agent cannot send one; the HTTP hop carries the same authentication.
+// design, so an ordinary agent cannot send one.
+// /prestop acts only while this pod is terminating (prestop-gate.ts). A master that is not the
+// coordinator asks nobody: the coordinator sees the deletionTimestamp in its own pod watch and hands
+// over by itself (decide/switchover.ts); the agent waits for that, within its bound.
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
 import { sleep } from '../../shared/time.js';
 import { abortAfter } from '../../shared/abort.js';
 import type { SwitchoverOutcome } from '../coordinator/loop.js';
+import type { PrestopVerdict } from './prestop-gate.js';
 
 export interface SwitchoverReply {
   status: number;
@@ -21,6 +27,12 @@ export interface PrestopReply {
 
 export const FORWARDED_HEADER = 'x-shoal-forwarded-by';
 
+/** Who asked for a switchover: their Authorization header (forwarded as is) and the agent that forwarded it. */
+export interface SwitchoverCaller {
+  authorization: string;
+  forwardedBy: string | null;
+}
+
 export interface HandoverOptions {
   self: string;
   replicaset: string;
@@ -30,7 +42,8 @@ export interface HandoverOptions {
   leader: () => string;
   /** host:port of a pod's agent, or null when unknown. */
   agentAddress: (pod: string) => string | null;
-  token: () => string | null;
+  /** Is this pod terminating? (termination.ts: SIGTERM, the pod watch, a direct read.) */
+  termination: (sigterm: () => boolean, signal: AbortSignal) => Promise<PrestopVerdict>;
   /** The local instance: is it writable right now (a fresh read)? */
   writable: (signal: AbortSignal) => Promise<boolean>;
   /** The replica set's master as last published by the coordinator (undefined = no view yet). */
@@ -50,6 +63,8 @@ function fromOutcome(o: SwitchoverOutcome, coordinator: string): SwitchoverReply
 export class Handover {
   /** The hand-over of /prestop (or of SIGTERM) under way, if any. */
   private prestopping: Promise<PrestopReply> | null = null;
+  /** SIGTERM arrived (beforeStop): the pod is stopping, /prestop may act. */
+  private stopping = false;
 
   constructor(private readonly o: HandoverOptions) {}
 
@@ -60,28 +75,31 @@ export class Handover {
    * the pod's deletion ends in a failover instead of a hand-over), or joins the /prestop running.
    */
   async beforeStop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
     if (this.prestopping) this.o.logger.info('waiting for the /prestop hand-over before stopping');
     await this.prestop(timeoutMs, new AbortController().signal).catch(() => undefined);
   }
 
-  /** Serves POST /switchover (already authenticated); `forwardedBy` = the agent that forwarded it. */
-  async switchover(req: SwitchoverRequest, forwardedBy: string | null, signal: AbortSignal): Promise<SwitchoverReply> {
+  /**
+   * Serves POST /switchover (the caller already authenticated and authorized here). Not the
+   * coordinator: forwards it with the caller's Authorization header, for the coordinator to check again.
+   */
+  async switchover(req: SwitchoverRequest, caller: SwitchoverCaller, signal: AbortSignal): Promise<SwitchoverReply> {
     const local = this.o.localCoordinator();
     if (local) return fromOutcome(await local.requestSwitchover(req, signal), this.o.self);
     const leader = this.o.leader();
-    if (forwardedBy !== null || leader === '' || leader === this.o.self) {
+    if (caller.forwardedBy !== null || leader === '' || leader === this.o.self) {
       const reason = leader === '' ? 'no coordinator is elected right now' : `this agent does not coordinate (the Lease names ${leader})`;
       return reply(503, { ok: false, reason: `${reason}; retry shortly`, coordinator: leader || null });
     }
     const address = this.o.agentAddress(leader);
-    const token = this.o.token();
-    if (address === null || token === null) {
+    if (address === null) {
       return reply(503, { ok: false, reason: `cannot reach the coordinator ${leader}: its address is unknown`, coordinator: leader });
     }
     try {
       const res = await (this.o.fetchImpl ?? fetch)(`http://${address}/switchover`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', [FORWARDED_HEADER]: this.o.self },
+        headers: { authorization: caller.authorization, 'content-type': 'application/json', [FORWARDED_HEADER]: this.o.self },
         body: JSON.stringify(req),
         signal,
       });
@@ -94,8 +112,26 @@ export class Handover {
   }
 
   /**
-   * GET /prestop: a master asks for a hand-over and waits until it is neither writable nor the
-   * published master (so it keeps serving the catch-up), or the bound passes. Replicas return at once.
+   * GET /prestop from the kubelet's preStop hook (or anyone who reaches the port): acts only while
+   * this pod is terminating; on a running pod it answers 409 (503 when that cannot be told) and
+   * moves nothing. A hand-over already under way is joined.
+   */
+  async prestopHook(timeoutMs: number, signal: AbortSignal): Promise<PrestopReply> {
+    if (this.prestopping) return this.prestopping;
+    const verdict = await this.o.termination(() => this.stopping, signal);
+    if (verdict.kind !== 'act') {
+      const status = verdict.kind === 'refuse' ? verdict.status : 503;
+      this.o.logger.warn({ status, reason: verdict.reason }, '/prestop refused: nothing moved');
+      return { status, body: { handedOver: false, refused: true, reason: verdict.reason } };
+    }
+    this.o.logger.info({ reason: verdict.reason }, '/prestop: this pod is terminating');
+    return this.prestop(timeoutMs, signal);
+  }
+
+  /**
+   * The hand-over of a stopping pod (SIGTERM, or a /prestop that passed the gate): a master waits
+   * until it is neither writable nor the published master (so it keeps serving the catch-up), or
+   * the bound passes. Replicas return at once.
    */
   prestop(timeoutMs: number, signal: AbortSignal): Promise<PrestopReply> {
     // One hand-over at a time: a second caller (the preStop hook and SIGTERM, or a retried hook)
@@ -137,9 +173,19 @@ export class Handover {
         log.info({ ms }, '/prestop: handed over');
         return { status: 200, body: { wasMaster: true, handedOver: true, ms } };
       }
+      const local = this.o.localCoordinator();
+      if (local === null) {
+        // The coordinator hands a terminating master over by itself (it sees the deletionTimestamp);
+        // nobody but an authorized operator may ask it to, so this agent waits and looks again.
+        const waiting = `waiting for the coordinator ${this.o.leader() || '(none elected)'} to hand over`;
+        if (waiting !== last) log.info({ coordinator: this.o.leader() }, `/prestop: ${waiting}`);
+        last = waiting;
+        await sleep(250, deadline).catch(() => undefined);
+        continue;
+      }
       // `from`: should another path have handed over meanwhile, the coordinator must not move the role on.
       const request = { replicaset: this.o.replicaset, from: this.o.self, requestedBy: `/prestop of ${this.o.self}` };
-      const r = await this.switchover(request, null, deadline);
+      const r = fromOutcome(await local.requestSwitchover(request, deadline), this.o.self);
       if (r.body.reason !== last) log.info({ status: r.status, reason: r.body.reason }, '/prestop: switchover request answered');
       last = r.body.reason;
       if (r.body.ok) {

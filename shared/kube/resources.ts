@@ -9,9 +9,16 @@ import type {
   V1Namespace,
   V1Node,
   V1Pod,
+  V1Role,
+  V1RoleBinding,
   V1Secret,
   V1ServiceAccount,
   V1StatefulSet,
+  V1SubjectAccessReview,
+  V1SubjectAccessReviewSpec,
+  V1SubjectAccessReviewStatus,
+  V1TokenReview,
+  V1TokenReviewStatus,
 } from '@kubernetes/client-node';
 import type { Bound, KubeClient } from './client.js';
 import type { Query } from './transport.js';
@@ -38,6 +45,10 @@ export const KINDS = {
   StatefulSet: kind('StatefulSet', 'apps', 'v1', 'statefulsets'),
   Lease: kind('Lease', 'coordination.k8s.io', 'v1', 'leases'),
   MutatingWebhookConfiguration: kind('MutatingWebhookConfiguration', 'admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', false),
+  Role: kind('Role', 'rbac.authorization.k8s.io', 'v1', 'roles'),
+  RoleBinding: kind('RoleBinding', 'rbac.authorization.k8s.io', 'v1', 'rolebindings'),
+  TokenReview: kind('TokenReview', 'authentication.k8s.io', 'v1', 'tokenreviews', false),
+  SubjectAccessReview: kind('SubjectAccessReview', 'authorization.k8s.io', 'v1', 'subjectaccessreviews', false),
 } as const;
 
 /** The URL path of a collection (no name) or of one object, optionally a subresource. */
@@ -97,6 +108,15 @@ export class Resource<T> {
     return this.client.request<ObjectList<T>>(this.what('list', undefined, o), { method: 'GET', path: this.path, query: q }, this.bound(o));
   }
 
+  /**
+   * One object by name through a list with `fieldSelector=metadata.name=<name>` (null when there is
+   * none): for a Role that grants list but not get.
+   */
+  async findByName(name: string, o: CallOptions = {}): Promise<T | null> {
+    const list = await this.list({ fieldSelector: `metadata.name=${name}` }, { ...o, what: this.what('find', name, o) });
+    return list.items[0] ?? null;
+  }
+
   create(body: T, o: CallOptions = {}): Promise<T> {
     const name = (body as { metadata?: { name?: string } }).metadata?.name;
     return this.client.request<T>(this.what('create', name, o), { method: 'POST', path: this.path, body }, this.bound(o));
@@ -137,6 +157,8 @@ export interface Resources {
   readonly serviceAccounts: Resource<V1ServiceAccount>;
   readonly statefulSets: Resource<V1StatefulSet>;
   readonly leases: Resource<V1Lease>;
+  readonly roles: Resource<V1Role>;
+  readonly roleBindings: Resource<V1RoleBinding>;
 }
 
 export function namespaced(client: KubeClient, namespace: string): Resources {
@@ -150,6 +172,8 @@ export function namespaced(client: KubeClient, namespace: string): Resources {
     serviceAccounts: new Resource<V1ServiceAccount>(client, KINDS.ServiceAccount, namespace),
     statefulSets: new Resource<V1StatefulSet>(client, KINDS.StatefulSet, namespace),
     leases: new Resource<V1Lease>(client, KINDS.Lease, namespace),
+    roles: new Resource<V1Role>(client, KINDS.Role, namespace),
+    roleBindings: new Resource<V1RoleBinding>(client, KINDS.RoleBinding, namespace),
   };
 }
 
@@ -158,6 +182,23 @@ export const namespaces = (client: KubeClient): Resource<V1Namespace> => new Res
 export const nodes = (client: KubeClient): Resource<V1Node> => new Resource<V1Node>(client, KINDS.Node);
 export const mutatingWebhookConfigurations = (client: KubeClient): Resource<V1MutatingWebhookConfiguration> =>
   new Resource<V1MutatingWebhookConfiguration>(client, KINDS.MutatingWebhookConfiguration);
+
+/**
+ * Asks the API server who a bearer token belongs to (authentication.k8s.io/v1 TokenReview, as
+ * kube-rbac-proxy does). The answer's status says authenticated or not; a failed call rejects.
+ */
+export async function reviewToken(client: KubeClient, token: string, o: Bound = {}): Promise<V1TokenReviewStatus> {
+  const review: V1TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } };
+  const answer = await new Resource<V1TokenReview>(client, KINDS.TokenReview).create(review, { ...o, what: 'create a TokenReview' });
+  return answer.status ?? {};
+}
+
+/** Asks the API server whether a user may do something (authorization.k8s.io/v1 SubjectAccessReview). */
+export async function reviewAccess(client: KubeClient, spec: V1SubjectAccessReviewSpec, o: Bound = {}): Promise<V1SubjectAccessReviewStatus> {
+  const review: V1SubjectAccessReview = { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec };
+  const answer = await new Resource<V1SubjectAccessReview>(client, KINDS.SubjectAccessReview).create(review, { ...o, what: 'create a SubjectAccessReview' });
+  return answer.status ?? { allowed: false };
+}
 
 /** The API server's version (GET /version). */
 export function serverVersion(client: KubeClient, o: Bound = {}): Promise<{ major: string; minor: string; gitVersion: string }> {

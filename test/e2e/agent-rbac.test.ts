@@ -1,6 +1,7 @@
 // Least privilege, checked by the API server itself: what `kubectl auth can-i --list` says the
 // agents' ServiceAccount may do in its namespace is exactly what the agent calls (the rules of
-// manifests/agent-rbac.yaml), and nothing that lets it read users' Secrets or change workloads.
+// manifests/agent-rbac.yaml, plus system:auth-delegator's TokenReview and SubjectAccessReview for
+// POST /switchover), and nothing that lets it read users' Secrets or change workloads.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl } from '../../tools/kube.js';
@@ -26,7 +27,9 @@ describe('the agents’ ServiceAccount', () => {
     await applyObjects(k.kc, agentRbacObjects(ns));
   });
   afterAll(async () => {
-    if (ns) await deleteNamespace(k.core, ns);
+    if (!ns) return;
+    await deleteNamespace(k.core, ns);
+    await kubectl(kubeconfig, ['delete', 'clusterrolebinding', `shoal-agent-auth-delegator-${ns}`, '--ignore-not-found']); // cluster-scoped: outlives the namespace
   });
 
   it('may do exactly what the agent calls', async () => {
@@ -42,12 +45,15 @@ describe('the agents’ ServiceAccount', () => {
       'leases.coordination.k8s.io': ['create', 'get', 'update'],
       secrets: ['create', 'get'],
       events: ['create', 'patch'],
+      // system:auth-delegator (cluster-wide): who a /switchover caller is, and whether they may.
+      'tokenreviews.authentication.k8s.io': ['create'],
+      'subjectaccessreviews.authorization.k8s.io': ['create'],
     });
   });
 
   it('cannot read or list users’ Secrets, nor change their workloads', async () => {
     const as = `--as=system:serviceaccount:${ns}:shoal-agent`;
-    const denied: Array<[string, string]> = [['list', 'secrets'], ['watch', 'secrets'], ['update', 'secrets'], ['get', 'pods'], ['patch', 'statefulsets.apps'], ['create', 'events.events.k8s.io']];
+    const denied: Array<[string, string]> = [['list', 'secrets'], ['watch', 'secrets'], ['update', 'secrets'], ['get', 'pods'], ['patch', 'statefulsets.apps'], ['update', 'statefulsets.apps'], ['create', 'events.events.k8s.io']];
     for (const [verb, resource] of denied) {
       const r = await kubectl(kubeconfig, ['-n', ns, 'auth', 'can-i', verb, resource, as]);
       expect(r.stdout.trim(), `${verb} ${resource}`).toBe('no');

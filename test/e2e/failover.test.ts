@@ -5,6 +5,10 @@ import { ConsoleClient } from '../../agent/console/client.js';
 import { createNetFault, type NetFaultTarget } from '../../localcluster/netfault.js';
 import { meshSecretName, MESH_TOKEN_KEY } from '../../shared/names.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
+import { switchoverToken } from '../../tools/switchover-credential.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { namespaced } from '../../shared/kube/resources.js';
 import { startSampler, type Sample, type SampledInstance, type Sampler } from '../../tools/sampler.js';
 import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
 import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteLoad, type WriteLog, type WriteSummary } from '../../tools/workload.js';
@@ -13,13 +17,15 @@ import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteL
 // SIGKILLed master (three times, never two writable instances), self-fencing of a cut-off master
 // before anyone is promoted, a master pod and the coordinator killed at once, a /prestop hand-over
 // on `kubectl delete pod`, a diverged old master rebootstrapped with its data kept aside, and
-// POST /switchover (token, a lagging target, a healthy one). Every test runs a write load on the
+// POST /switchover (Kubernetes credentials: the mesh token and a user without the right are
+// refused; a lagging target, a healthy one) and /prestop refused on a running master. Every test runs a write load on the
 // is_sync space and proves that no acknowledged write is lost. Timings are printed, never asserted
 // (the machine is shared): the waits are generous bounds only.
 
 const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
 const k = kubeClients(kubeconfig);
+const api = new KubeClient(loadKubeConfig({ kubeconfig }));
 const netfault = createNetFault(inject('netfaultPrefix'));
 
 const CLUSTER = 'fo';
@@ -52,6 +58,7 @@ afterEach(async () => {
 });
 
 afterAll(() => {
+  api.close();
   if (failoverMs.length) {
     const sorted = [...failoverMs].sort((a, b) => a - b);
     const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
@@ -207,6 +214,12 @@ async function meshToken(ns: string): Promise<string> {
   const b64 = s.data?.[MESH_TOKEN_KEY];
   if (!b64) throw new Error(`Secret ${meshSecretName(CLUSTER)} has no ${MESH_TOKEN_KEY}`);
   return Buffer.from(b64, 'base64').toString('utf8');
+}
+
+/** GET /prestop on a pod's agent, as anyone who reaches its port could call it. */
+async function getPrestop(ip: string): Promise<SwitchoverAnswer> {
+  const res = await fetch(`http://${ip}:8080/prestop`, { signal: AbortSignal.timeout(30_000) });
+  return { status: res.status, body: (await res.json()) as SwitchoverAnswer['body'] };
 }
 
 interface SwitchoverAnswer {
@@ -392,20 +405,35 @@ describe('failover', () => {
     await expectNothingLost(ns, load.log);
   });
 
-  it('POST /switchover: refused without the token, waits for or refuses a lagging replica, moves the master to a healthy one', async () => {
+  it('POST /switchover: only a Kubernetes user who may update the StatefulSet moves the master; /prestop on a running master moves nothing', async () => {
     const { ns, master } = await formed('fo-switch');
     const { load, sampler, stop } = observe(ns);
     await waitFor('the load to write', () => load.acknowledged > 20, { timeoutMs: 30_000 });
-    const token = await meshToken(ns);
+    const kube = namespaced(api, ns);
+    const [token, unprivileged] = await Promise.all([switchoverToken(kube, 'operator', { statefulsets: [RS] }), switchoverToken(kube, 'onlooker', { grant: false })]);
     const [laggard, other] = PODS.filter((p) => p !== master) as [string, string];
     // Asked at a replica's agent: it forwards to the coordinator.
     const via = runtime(ns, other).ip ?? '';
 
-    for (const bad of [undefined, 'not-the-token']) {
+    // The mesh secret no longer opens /switchover, nor does anything the API server does not authenticate.
+    const refused: Array<[string, string | undefined]> = [['no token', undefined], ['a garbage token', 'not-a-token'], ['the mesh token', await meshToken(ns)]];
+    for (const [what, bad] of refused) {
       const r = await postSwitchover(via, { replicaset: RS, to: laggard }, bad);
+      record(`switchover with ${what}: HTTP ${r.status}: ${r.body.reason ?? ''}`);
       expect(r.status).toBe(401);
     }
+    // Authenticated, but without `update` on the StatefulSet.
+    const denied = await postSwitchover(via, { replicaset: RS, to: laggard }, unprivileged);
+    record(`switchover by a user without the right: HTTP ${denied.status}: ${denied.body.reason ?? ''}`);
+    expect(denied.status).toBe(403);
+    expect(denied.body.reason).toContain(`may not update statefulsets.apps/${RS} in namespace ${ns}`);
+    // /prestop on the running master (anyone can reach the port): refused, nothing moves.
+    const prestop = await getPrestop(runtime(ns, master).ip ?? '');
+    record(`/prestop on the running master ${master}: HTTP ${prestop.status}: ${prestop.body.reason ?? ''}`);
+    expect(prestop.status).toBe(409);
+    expect(prestop.body.reason).toContain('not terminating');
     expect(await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: 30_000 })).toBe(master);
+    expect((await agentStatus(runtime(ns, master).ip ?? ''))?.instance.ro).toBe(false);
 
     // A replica that is alive but behind: its transaction thread busy in long slices (the applier
     // gets through only between them), so it answers, slowly, with rows seconds old.

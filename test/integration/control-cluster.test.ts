@@ -18,6 +18,7 @@ import { loadKubeConfig } from '../../shared/kube/config.js';
 import { MERGE_PATCH, namespaced, namespaces, type Resources } from '../../shared/kube/resources.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
+import { switchoverToken } from '../../tools/switchover-credential.js';
 
 const NS = 'control';
 const CLUSTER = 'ctl';
@@ -95,7 +96,7 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     await eventually(async () => ((await kube.pods.list()).items.length === 3 ? true : undefined), 60_000, 200);
     for (const [i, name] of PODS.entries()) {
       const ip = IPS[i] as string;
-      await kube.pods.patch(name, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } }, MERGE_PATCH, { subresource: 'status' });
+      await playKubelet(name, ip);
       // The application's hook, as a vshard router would register it.
       const t = await fleet.start(name, { afterCfg: "require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)" });
       const client = fleet.client(t, { timeoutMs: 20_000 });
@@ -123,6 +124,11 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     // Each step is bounded on its own (hand-over 10 s, kills 10 s, control plane grace + 10 s); twice
     // 120 s was spent here under a load of three clusters on two cores, so the sum gets room.
   }, 240_000);
+
+  /** What a kubelet would report of a running pod: its IP, Running, Ready. */
+  async function playKubelet(name: string, ip: string): Promise<void> {
+    await kube.pods.patch(name, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } }, MERGE_PATCH, { subresource: 'status' });
+  }
 
   const live = (): Pod[] => pods.filter((p) => p.t.running && p.agent);
 
@@ -189,12 +195,15 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     }
   });
 
-  it('POST /switchover: refused without the token, hands over with it (from any pod), one writer throughout', async () => {
+  it('POST /switchover: only a Kubernetes user allowed to update the StatefulSet; hands over (from any pod), one writer throughout', async () => {
     const before = await eventually(() => agreedMaster(pods), 60_000, 200);
     const replica = pods.find((p) => p.name !== before.master && !p.agent?.control?.isLeader()) ?? (pods.find((p) => p.name !== before.master) as Pod);
+    const [token, onlooker] = await Promise.all([switchoverToken(kube, 'operator', { statefulsets: [RS] }), switchoverToken(kube, 'onlooker', { grant: false })]);
     expect((await post(replica, '/switchover', { replicaset: RS })).status).toBe(401);
     expect((await post(replica, '/switchover', { replicaset: RS }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
-    const token = await meshToken();
+    expect((await post(replica, '/switchover', { replicaset: RS }, await meshToken())).status).toBe(401); // not an operator credential
+    const denied = await post(replica, '/switchover', { replicaset: RS }, onlooker);
+    expect(denied).toMatchObject({ status: 403, json: { ok: false, reason: expect.stringContaining(`may not update statefulsets.apps/${RS} in namespace ${NS}`) } });
     expect((await post(replica, '/switchover', 'nonsense', token)).status).toBe(400);
     expect((await post(replica, '/switchover', { replicaset: RS, to: before.master }, token)).status).toBe(409);
 
@@ -213,26 +222,44 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     console.log(`switchover ${before.master} → ${replica.name} answered in ${tookMs} ms`);
   }, 120_000);
 
-  it('GET /prestop: a replica returns at once, the master hands over before it returns', async () => {
+  it('GET /prestop: refused (409) on running pods, the master stays; hands over once the master pod is terminating', async () => {
     const before = await eventually(() => agreedMaster(pods), 60_000, 200);
-    const replica = pods.find((p) => p.name !== before.master) as Pod;
-    const quick = await fetch(`http://${replica.ip}:${agentPort}/prestop`, { signal: AbortSignal.timeout(10_000) });
-    expect(quick.status).toBe(200);
-    expect(await quick.json()).toMatchObject({ wasMaster: false });
-
     const master = pods.find((p) => p.name === before.master) as Pod;
+    for (const p of pods) {
+      const refused = await fetch(`http://${p.ip}:${agentPort}/prestop`, { signal: AbortSignal.timeout(10_000) });
+      expect(refused.status, p.name).toBe(409);
+      expect(await refused.json()).toMatchObject({ handedOver: false, reason: expect.stringContaining('not terminating') });
+    }
+    expect(await master.lua('return box.info.ro')).toBe(false);
+    expect((await agreedMaster(pods))?.master).toBe(before.master);
+
+    // Terminating as a kubelet would see it: a deletionTimestamp (a finalizer holds the pod, which no kubelet removes here).
+    const hold = 'shoal.dev/test-hold';
+    const oldUid = (await kube.pods.get(master.name)).metadata?.uid;
+    await kube.pods.patch(master.name, { metadata: { finalizers: [hold] } }, MERGE_PATCH);
+    await kube.pods.delete(master.name);
     const started = Date.now();
     const res = await fetch(`http://${master.ip}:${agentPort}/prestop`, { signal: AbortSignal.timeout(30_000) });
     const tookMs = Date.now() - started;
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ wasMaster: true, handedOver: true });
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    // The coordinator sees the deletion too and may have handed over before the hook asked.
+    expect(body['handedOver'] === true || body['wasMaster'] === false, JSON.stringify(body)).toBe(true);
     expect(await master.lua('return box.info.ro')).toBe(true);
+
+    // Let the pod go; the StatefulSet controller recreates it, and the test is its kubelet again.
+    await kube.pods.patch(master.name, { metadata: { finalizers: null } }, MERGE_PATCH);
+    await eventually(async () => {
+      const p = await kube.pods.get(master.name).catch(() => undefined);
+      return p?.metadata?.uid && p.metadata.uid !== oldUid ? true : undefined;
+    }, 60_000, 200);
+    await playKubelet(master.name, master.ip);
     const after = await eventually(async () => {
       const a = await agreedMaster(pods);
       return a && a.master !== before.master ? a : undefined;
-    }, 30_000, 200);
-    console.log(`/prestop of master ${before.master} returned after ${tookMs} ms; ${after.master} is master`);
-  }, 120_000);
+    }, 60_000, 200);
+    console.log(`/prestop of terminating master ${before.master} returned after ${tookMs} ms; ${after.master} is master`);
+  }, 180_000);
 
   it('SIGKILL of the master Tarantool: a replica is promoted after the failover timeout, no acknowledged row is lost, the old master rejoins', async () => {
     const before = await eventually(() => agreedMaster(pods), 60_000, 200);

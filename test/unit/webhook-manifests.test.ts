@@ -70,8 +70,18 @@ describe('local install helpers', () => {
     expect(cfg.webhooks![1]!.objectSelector).toBeDefined();
   });
 
-  it('render the agent RBAC into a namespace', () => {
+  it('render the agent RBAC into a namespace, the cluster-scoped binding named after it', () => {
     const objs = agentRbacObjects('apps');
-    expect(objs.map((o) => `${o.kind}/${o.metadata!.name}/${o.metadata!.namespace}`)).toEqual(['ServiceAccount/shoal-agent/apps', 'Role/shoal-agent/apps', 'RoleBinding/shoal-agent/apps']);
+    expect(objs.map((o) => `${o.kind}/${o.metadata!.name}/${o.metadata!.namespace}`)).toEqual([
+      'ServiceAccount/shoal-agent/apps',
+      'Role/shoal-agent/apps',
+      'RoleBinding/shoal-agent/apps',
+      'ClusterRoleBinding/shoal-agent-auth-delegator-apps/undefined',
+    ]);
+    expect(objs[3]).toMatchObject({
+      roleRef: { kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'shoal-agent', namespace: 'apps' }],
+    });
+    expect(JSON.stringify(agentRbacObjects('other'))).not.toMatch(/\$\{|-apps\b/); // every placeholder filled
   });
 });
