@@ -8,6 +8,7 @@
 // (its steps' signal aborts) and is acked as refused. The ack carries the instance's state right
 // after, so the coordinator's next round does not decide on an older heartbeat.
 import { errorMessage } from '../../shared/errors.js';
+import { linkedAbort } from '../../shared/abort.js';
 import type { Logger } from '../../shared/log.js';
 import type { Bounded } from '../instance/deadline.js';
 import type { BootstrapOptions, PromoteOptions, RebootstrapOptions, RebootstrapResult, ReconfigureOptions, MasterRef as InstanceMasterRef } from '../instance/local.js';
@@ -93,11 +94,14 @@ export class CommandExecutor {
     if (c.pod !== this.o.self) return { ok: false, error: `command for ${c.pod} sent to ${this.o.self}` };
     this.newestTerm = Math.max(this.newestTerm, cmd.term);
     if (c.kind === 'fence') this.fences++;
-    const mine: Running = { term: cmd.term, kind: c.kind, fencesAtStart: this.fences, stop: new AbortController() };
+    // Linked, not AbortSignal.any: ctx.signal lives as long as the mesh, and every any() would stay
+    // attached to it until collected.
+    const link = linkedAbort(ctx.signal);
+    const mine: Running = { term: cmd.term, kind: c.kind, fencesAtStart: this.fences, stop: link.controller };
     this.supersedeOthers(mine, log);
     this.running.add(mine);
     const started = Date.now();
-    const signal = AbortSignal.any([ctx.signal, mine.stop.signal]);
+    const signal = link.signal;
     const run = (): Promise<JsonValue> => this.execute(c, signal, () => this.checkStep(mine));
     try {
       const detail = c.kind === 'fence' ? await run() : await this.queued(run);
@@ -106,11 +110,13 @@ export class CommandExecutor {
       const result: JsonObject = { at: snap.at, tarantool: { ...toTarantoolReport(snap) }, detail };
       return { ok: true, result };
     } catch (err) {
-      const why = mine.stop.signal.aborted && !ctx.signal.aborted ? errorMessage(mine.stop.signal.reason) : errorMessage(err);
-      log.warn({ err: why, reason: c.reason, ms: Date.now() - started }, err instanceof Superseded || mine.stop.signal.aborted ? 'command superseded' : 'command failed');
+      const superseded = err instanceof Superseded || (signal.aborted && signal.reason instanceof Superseded);
+      const why = superseded && !(err instanceof Superseded) ? errorMessage(signal.reason) : errorMessage(err);
+      log.warn({ err: why, reason: c.reason, ms: Date.now() - started }, superseded ? 'command superseded' : 'command failed');
       return { ok: false, error: why };
     } finally {
       this.running.delete(mine);
+      link.unlink();
     }
   }
 
