@@ -114,6 +114,11 @@ export function switchoverStep(
   const handover: PlannedAction[] = [
     { kind: 'promote', replicaset: rs.name, pod: to, reason: `switchover: ${to} caught up with ${from} and becomes master`, gate: true, ...config },
     { kind: 'rejoinAsReplica', replicaset: rs.name, pod: from, reason: `switchover done: ${from} follows ${to} as a replica`, ...config },
+    // The other replicas still name `from` as the master they follow: a replica whose named master
+    // dies is not ready although it follows `to`, and nothing else would tell it.
+    ...handedOver.members
+      .filter((m) => m.pod !== from && m.pod !== to && !isQuarantined(handedOver, m.pod) && liveVclock(instanceOf(rs, m.pod)) !== null)
+      .map((m) => ({ kind: 'reconfigure', replicaset: rs.name, pod: m.pod, reason: `switchover done: ${m.pod} follows ${to}`, ...config }) as const),
   ];
   return {
     state: recorded,

@@ -79,7 +79,7 @@ describe('Coordinator rounds', () => {
     const h = harness(persisted(1, { s: state }), () => patch(rs, 's-0', { deleting: true }));
     await h.coordinator.begin(signal);
     await h.coordinator.runRound(signal);
-    expect(h.sent).toEqual([`fence:s-0:${T.fenceBudgetMs}`, `waitCatchUp:s-1:${T.catchUpTimeoutMs}`, `promote:s-1:${T.promoteBudgetMs}`, `rejoinAsReplica:s-0:${T.commandBudgetMs}`]);
+    expect(h.sent).toEqual([`fence:s-0:${T.fenceBudgetMs}`, `waitCatchUp:s-1:${T.catchUpTimeoutMs}`, `promote:s-1:${T.promoteBudgetMs}`, `rejoinAsReplica:s-0:${T.commandBudgetMs}`, `reconfigure:s-2:${T.commandBudgetMs}`]);
     expect(h.state().replicasets.s?.master).toBe('s-1');
   });
 });

@@ -135,7 +135,7 @@ describe('reconcile: expel', () => {
   it('hands the master over before a scale-down removes it, and never expels it', () => {
     const { rs, state } = formed('s', 3, 2);
     const r = reconcile(cluster(NOW, { ...rs, specReplicas: 2 }), persisted(4, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-2', 'waitCatchUp:s-0', 'persist', 'promote:s-0', 'rejoinAsReplica:s-2']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-2', 'waitCatchUp:s-0', 'persist', 'promote:s-0', 'rejoinAsReplica:s-2', 'reconfigure:s-1']);
     expect(r.nextPersisted.replicasets.s?.master).toBe('s-0');
     expect(r.nextPersisted.term).toBe(5);
     const gone = reconcile(cluster(NOW, { ...without(rs, 's-2'), specReplicas: 2 }), persisted(4, { s: state }), T);

@@ -121,7 +121,7 @@ describe('rollout through reconcile', () => {
 
   it('switches the master through a switchover batch', () => {
     const r = reconcile(cluster(NOW, rolled(rs, 's-1', 's-2')), persisted(2, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0', 'reconfigure:s-2']);
     expect(r.nextPersisted.replicasets.s?.rollout?.oldMaster).toBe('s-0');
   });
 

@@ -15,7 +15,7 @@ describe('planSwitchover', () => {
     const p = plan();
     if (!p.ok) throw new Error(p.reason);
     expect(p).toMatchObject({ from: 's-0', to: 's-2' });
-    expect(kinds(p.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-2', 'persist', 'promote:s-2', 'rejoinAsReplica:s-0']);
+    expect(kinds(p.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-2', 'persist', 'promote:s-2', 'rejoinAsReplica:s-0', 'reconfigure:s-1']);
     expect(p.actions.every((a) => a.term === 4)).toBe(true);
     const [intent, done] = only(p.actions, 'persist');
     expect(intent?.state.replicasets.s).toMatchObject({ master: 's-0', switchover: { from: 's-0', to: 's-2' } });
@@ -91,7 +91,7 @@ describe('a recorded switchover in reconcile', () => {
 
   it('is driven to its end by a later coordinator (same term: the record already bumped it)', () => {
     const r = reconcile(cluster(NOW, fenced), persisted(5, { s: recorded }), T);
-    expect(kinds(r.actions)).toEqual(['fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
+    expect(kinds(r.actions)).toEqual(['fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0', 'reconfigure:s-2']);
     expect(r.nextPersisted).toMatchObject({ term: 5, replicasets: { s: { master: 's-1', switchover: null } } });
   });
 
@@ -111,7 +111,7 @@ describe('a recorded switchover in reconcile', () => {
 
   it('starts when the master’s pod is terminating (the /prestop path also asks for it)', () => {
     const r = reconcile(cluster(NOW, patch(rs, 's-0', { deleting: true })), persisted(5, { s: state }), T);
-    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0']);
+    expect(kinds(r.actions)).toEqual(['persist', 'fence:s-0', 'waitCatchUp:s-1', 'persist', 'promote:s-1', 'rejoinAsReplica:s-0', 'reconfigure:s-2']);
     expect(r.reason).toMatch(/its pod is terminating/);
   });
 
