@@ -7,10 +7,11 @@ import type {
   V1ClusterRole,
   V1ClusterRoleBinding,
   V1ConfigMap,
-  V1Lease,
+  V1LeaseSpec,
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1Node,
+  V1ObjectMeta,
   V1PersistentVolume,
   V1PersistentVolumeClaim,
   V1Pod,
@@ -162,6 +163,17 @@ export class Resource<T> {
   }
 }
 
+/**
+ * A Lease as JSON on the wire: the MicroTime fields are strings with microseconds (client-node's
+ * V1Lease types them as Date, which is what its serializer turned into that string).
+ */
+export interface LeaseJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: Omit<V1LeaseSpec, 'acquireTime' | 'renewTime'> & { acquireTime?: string | Date; renewTime?: string | Date };
+}
+
 /** The resources bound to one namespace, as the agent and the tools use them. */
 export interface Resources {
   readonly client: KubeClient;
@@ -174,7 +186,7 @@ export interface Resources {
   readonly services: Resource<V1Service>;
   readonly persistentVolumeClaims: Resource<V1PersistentVolumeClaim>;
   readonly statefulSets: Resource<V1StatefulSet>;
-  readonly leases: Resource<V1Lease>;
+  readonly leases: Resource<LeaseJson>;
   readonly roles: Resource<V1Role>;
   readonly roleBindings: Resource<V1RoleBinding>;
 }
@@ -191,7 +203,7 @@ export function namespaced(client: KubeClient, namespace: string): Resources {
     services: new Resource<V1Service>(client, KINDS.Service, namespace),
     persistentVolumeClaims: new Resource<V1PersistentVolumeClaim>(client, KINDS.PersistentVolumeClaim, namespace),
     statefulSets: new Resource<V1StatefulSet>(client, KINDS.StatefulSet, namespace),
-    leases: new Resource<V1Lease>(client, KINDS.Lease, namespace),
+    leases: new Resource<LeaseJson>(client, KINDS.Lease, namespace),
     roles: new Resource<V1Role>(client, KINDS.Role, namespace),
     roleBindings: new Resource<V1RoleBinding>(client, KINDS.RoleBinding, namespace),
   };
