@@ -25,6 +25,7 @@ import type {
 } from '@kubernetes/client-node';
 import { ShoalError } from '../errors.js';
 import type { Bound, KubeClient } from './client.js';
+import { isAlreadyExists } from './errors.js';
 import type { Query } from './transport.js';
 
 /** Where a kind lives in the API: /api/v1 (core) or /apis/<group>/<version>. */
@@ -130,6 +131,22 @@ export class Resource<T> {
   /** PUT: fails with 409 Conflict when body.metadata.resourceVersion is stale. */
   replace(name: string, body: T, o: CallOptions = {}): Promise<T> {
     return this.client.request<T>(this.what('replace', name, o), { method: 'PUT', path: resourcePath(this.kind, this.namespace, name), body }, this.bound(o));
+  }
+
+  /**
+   * Creates `body`, or, when an object of its name exists, replaces it at the live resourceVersion
+   * (`kubectl apply` for objects the caller owns whole). Returns what the server stored.
+   */
+  async createOrReplace(body: T, o: CallOptions = {}): Promise<T> {
+    try {
+      return await this.create(body, o);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    const meta = (body as { metadata?: { name?: string; resourceVersion?: string } }).metadata ?? {};
+    const name = meta.name ?? '';
+    const live = (await this.get(name, o)) as { metadata?: { resourceVersion?: string } };
+    return this.replace(name, { ...body, metadata: { ...meta, resourceVersion: live.metadata?.resourceVersion } } as T, o);
   }
 
   /** PATCH with the given patch type (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH). */

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../shared/kube/client.js';
 import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
 import { ListWatch } from '../../shared/kube/reflector.js';
-import { MERGE_PATCH, namespaced, resourcePath, resourceFor, KINDS, kindOf, microTime, nodes } from '../../shared/kube/resources.js';
+import { MERGE_PATCH, clusterRoles, namespaced, resourcePath, resourceFor, KINDS, kindOf, microTime, nodes } from '../../shared/kube/resources.js';
 import { watchEvents } from '../../shared/kube/watch.js';
 import { sleep } from '../../shared/time.js';
 import { answerJson, fakeApiServer } from '../support/fake-apiserver.js';
@@ -48,6 +48,23 @@ describe('KubeClient requests', () => {
     expect(() => resourceFor(client, { apiVersion: 'apps/v1', kind: 'Deployment' })).toThrow(/no resource for apps\/v1 Deployment/);
     expect(resourcePath(KINDS.Lease, 'd', 'l')).toBe('/apis/coordination.k8s.io/v1/namespaces/d/leases/l');
     expect(resourcePath(KINDS.Namespace, 'ignored', 'n')).toBe('/api/v1/namespaces/n');
+  });
+
+  it('createOrReplace creates, or replaces an existing object at its live resourceVersion', async () => {
+    const seen: string[] = [];
+    const client = await fake((req, res, url, body) => {
+      seen.push(`${req.method} ${url.pathname} ${body}`);
+      if (req.method === 'POST') json(res, 409, { kind: 'Status', code: 409, reason: 'AlreadyExists' });
+      else if (req.method === 'GET') json(res, 200, { metadata: { name: 'r', resourceVersion: '7' } });
+      else json(res, 200, JSON.parse(body) as unknown);
+    });
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'r' }, rules: [] };
+    expect(await clusterRoles(client).createOrReplace(role)).toEqual({ ...role, metadata: { name: 'r', resourceVersion: '7' } });
+    expect(seen.map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual([
+      'POST /apis/rbac.authorization.k8s.io/v1/clusterroles',
+      'GET /apis/rbac.authorization.k8s.io/v1/clusterroles/r',
+      'PUT /apis/rbac.authorization.k8s.io/v1/clusterroles/r',
+    ]);
   });
 
   it('turns Status answers into KubeApiError with code, reason and the words of the call', async () => {
