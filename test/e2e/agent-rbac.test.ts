@@ -22,11 +22,11 @@ function permissions(table: string): Map<string, string[]> {
 
 describe('the agents’ ServiceAccount', () => {
   beforeAll(async () => {
-    ns = await createNamespace(k.core, 'rbac');
-    await applyObjects(k.kc, agentRbacObjects(ns));
+    ns = await createNamespace(k.client, 'rbac');
+    await applyObjects(k.client, agentRbacObjects(ns));
   });
   afterAll(async () => {
-    if (ns) await deleteNamespace(k.core, ns);
+    if (ns) await deleteNamespace(k.client, ns);
   });
 
   it('may do exactly what the agent calls', async () => {
