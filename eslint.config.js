@@ -6,7 +6,9 @@ import tseslint from 'typescript-eslint';
 //   harness-only package;
 // - the decision core (agent/decide/) is pure: it imports only itself, the Tarantool vocabulary
 //   (agent/tarantool/) and shared/errors.ts — no Node built-ins, no I/O, no clock;
-// - the Tarantool vocabulary (agent/tarantool/) is pure too (type imports aside).
+// - the Tarantool vocabulary (agent/tarantool/) is pure too (type imports aside);
+// - @kubernetes/client-node is imported for its types only, by the product and the harness alike:
+//   every API call goes through shared/kube/ (tests may use it as an independent client).
 // ESLint does not merge one rule's options across config objects, so the core's rule repeats the
 // product's patterns.
 const HARNESS = {
@@ -16,6 +18,11 @@ const HARNESS = {
 const HARNESS_PACKAGES = {
   regex: '^(vega|vega-lite|spdy-transport|tarantool-driver|fast-check|vitest)(/|$)',
   message: 'a harness-only package (a devDependency): the images do not carry it',
+};
+const CLIENT_NODE = {
+  regex: '^@kubernetes/client-node(/|$)',
+  allowTypeImports: true,
+  message: 'client-node for its types only (`import type`): call the API server through shared/kube/ (add a kind to resources.ts if it lacks one)',
 };
 const EFFECTS = {
   regex: '^(node:|fs|net|http|https|child_process|pino|prom-client|ws|express|@kubernetes/)|(^|/)(console|instance|kube|mesh|lease|state|http|member|coordinator|wire)/',
@@ -39,11 +46,15 @@ export default tseslint.config(
   },
   {
     files: ['agent/**/*.ts', 'webhook/**/*.ts', 'cli/**/*.ts', 'shared/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES] }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES, CLIENT_NODE] }] },
+  },
+  {
+    files: ['localcluster/**/*.ts', 'demo/**/*.ts', 'tools/**/*.ts', 'bench/**/*.ts', 'test/support/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [CLIENT_NODE] }] },
   },
   {
     files: ['agent/tarantool/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES, { ...EFFECTS, allowTypeImports: true }] }] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [HARNESS, HARNESS_PACKAGES, CLIENT_NODE, { ...EFFECTS, allowTypeImports: true }] }] },
   },
   {
     files: ['agent/decide/**/*.ts'],

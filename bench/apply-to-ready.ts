@@ -25,7 +25,7 @@ export const applyToReadyBenchmark: Benchmark = {
       await waitFor(
         `${name}: ${REPLICAS} pods Ready`,
         async () => {
-          const pods = (await k.core.listNamespacedPod({ namespace, labelSelector: `app=${name}` })).items;
+          const pods = (await k.in(namespace).pods.list({ labelSelector: `app=${name}` })).items;
           return pods.length === REPLICAS && pods.every((p) => condition(p, 'Ready') === 'True');
         },
         { timeoutMs: 240_000, intervalMs: 100, signal: ctx.signal },
@@ -34,8 +34,8 @@ export const applyToReadyBenchmark: Benchmark = {
       times.push(s);
       ctx.log(`apply to ready run ${i}/${runs}: ${s.toFixed(2)} s`);
       // Out of the way of the next run and of the benchmarks after this one.
-      await k.apps.deleteNamespacedStatefulSet({ name, namespace });
-      await waitFor(`${name}'s pods gone`, async () => (await k.core.listNamespacedPod({ namespace, labelSelector: `app=${name}` })).items.length === 0, {
+      await k.in(namespace).statefulSets.delete(name);
+      await waitFor(`${name}'s pods gone`, async () => (await k.in(namespace).pods.list({ labelSelector: `app=${name}` })).items.length === 0, {
         timeoutMs: 120_000,
         intervalMs: 500,
         signal: ctx.signal,

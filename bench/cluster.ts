@@ -63,7 +63,7 @@ async function start(log: (m: string) => void, signal: AbortSignal, lane: Tarant
   const stack = await startShoalStack({ runDir, name: `bench${ipBase.split('.')[2]}`, ipBase, logger: createLogger({ component: 'bench' }, undefined, logFile), signal });
   log(`local cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s (pods on ${ipBase}.x, logs ${logFile})`);
   const k = kubeClients(stack.cluster.kubeconfig);
-  const namespace = await createNamespace(k.core, 'bench', signal);
+  const namespace = await createNamespace(k.client, 'bench', signal);
   const c: BenchCluster = {
     stack,
     k,

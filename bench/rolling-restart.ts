@@ -34,10 +34,10 @@ const SETTLE_MS = 240_000;
 /** Read-modify-replace with retries on conflicts (the agents and the webhook touch the object too). */
 async function updateStatefulSet(k: KubeClients, namespace: string, name: string, change: (s: V1StatefulSet) => void): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const sts = await k.apps.readNamespacedStatefulSet({ name, namespace });
+    const sts = await k.in(namespace).statefulSets.get(name);
     change(sts);
     try {
-      await k.apps.replaceNamespacedStatefulSet({ name, namespace, body: sts });
+      await k.in(namespace).statefulSets.replace(name, sts);
       return;
     } catch (err) {
       if ((err as { code?: number }).code !== 409 || attempt >= 10) throw err;
@@ -58,10 +58,10 @@ async function rolledOut(k: KubeClients, namespace: string, signal: AbortSignal)
   await waitFor(
     `${RS}: every pod on the update revision and Ready`,
     async () => {
-      const sts = await k.apps.readNamespacedStatefulSet({ name: RS, namespace });
+      const sts = await k.in(namespace).statefulSets.get(RS);
       const rev = sts.status?.updateRevision;
       if (!rev || (sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) return false;
-      const pods = (await k.core.listNamespacedPod({ namespace, labelSelector: `app=${RS}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      const pods = (await k.in(namespace).pods.list({ labelSelector: `app=${RS}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
       return pods.length === REPLICAS && pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === rev && condition(p, 'Ready') === 'True');
     },
     { timeoutMs: SETTLE_MS, intervalMs: 500, signal },
@@ -96,14 +96,14 @@ async function round(c: BenchCluster, mode: 'shoal' | 'naive', n: number, firstK
       obs.mark('rollout', 'naive restart in StatefulSet order');
       for (let i = REPLICAS - 1; i >= 0; i--) {
         const pod = `${RS}-${i}`;
-        const old = await k.core.readNamespacedPod({ name: pod, namespace });
+        const old = await k.in(namespace).pods.get(pod);
         const isMaster = (await instancesOf(k, namespace, RS)).some((x) => x.pod === pod && x.status.instance.role === 'master');
         if (isMaster) await updateStatefulSet(k, namespace, RS, setPaused(true));
         obs.mark('pod-delete', `delete ${pod}${isMaster ? ' (the master, blindly)' : ''}`);
-        await k.core.deleteNamespacedPod({ name: pod, namespace, ...(isMaster ? { gracePeriodSeconds: 3 } : {}) });
-        await waitPodGone(k.core, namespace, pod, old.metadata?.uid ?? '', { timeoutMs: SETTLE_MS, signal });
+        await k.in(namespace).pods.delete(pod, isMaster ? { gracePeriodSeconds: 3 } : undefined);
+        await waitPodGone(k.client, namespace, pod, old.metadata?.uid ?? '', { timeoutMs: SETTLE_MS, signal });
         if (isMaster) await updateStatefulSet(k, namespace, RS, setPaused(false));
-        await waitFor(`${pod} Ready again`, async () => condition(await k.core.readNamespacedPod({ name: pod, namespace }), 'Ready') === 'True', { timeoutMs: SETTLE_MS, intervalMs: 250, signal });
+        await waitFor(`${pod} Ready again`, async () => condition(await k.in(namespace).pods.get(pod), 'Ready') === 'True', { timeoutMs: SETTLE_MS, intervalMs: 250, signal });
       }
     }
     await rolledOut(k, namespace, signal);

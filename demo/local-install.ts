@@ -3,9 +3,10 @@
 // instead of clientConfig.service. Rendered from the same YAML so the rules never drift apart.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { KubernetesObject, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { ShoalError } from '../shared/errors.js';
-import { apiStatus } from '../webhook/cluster.js';
+import type { Bound, KubeClient } from '../shared/kube/client.js';
+import { resourceFor } from '../shared/kube/resources.js';
 
 /** The objects of a file in manifests/ (works from demo/ and from dist/demo/), each `${VAR}` replaced from `vars`. */
 export function loadManifest(file: string, vars: Record<string, string> = {}): KubernetesObject[] {
@@ -53,23 +54,15 @@ export function agentRbacObjects(namespace: string): KubernetesObject[] {
   );
 }
 
-/** Creates each object, or replaces it when it exists (like `kubectl apply` for objects we own). */
-export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[]): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
-  for (const obj of objects) {
-    try {
-      await api.create(obj);
-    } catch (err) {
-      if (apiStatus(err) !== 409) throw err;
-      const { name = '', namespace } = obj.metadata ?? {};
-      const header = { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', metadata: { name, ...(namespace ? { namespace } : {}) } };
-      const live = await api.read(header);
-      await api.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: live.metadata?.resourceVersion } });
-    }
-  }
+/**
+ * Creates each object, or replaces it at its live resourceVersion when it exists (like `kubectl
+ * apply` for objects we own). Kinds come from shared/kube's table (KINDS): one it lacks is refused.
+ */
+export async function applyObjects(client: KubeClient, objects: KubernetesObject[], o: Bound = {}): Promise<void> {
+  for (const obj of objects) await resourceFor(client, obj).createOrReplace(obj, o);
 }
 
-/** Registers a locally running webhook with the cluster behind `kc`. Takes 1–2 s to take effect. */
-export async function installLocalWebhook(kc: KubeConfig, o: LocalWebhookOptions): Promise<void> {
-  await applyObjects(kc, [localWebhookConfiguration(o)]);
+/** Registers a locally running webhook with the cluster behind `client`. Takes 1–2 s to take effect. */
+export async function installLocalWebhook(client: KubeClient, o: LocalWebhookOptions): Promise<void> {
+  await applyObjects(client, [localWebhookConfiguration(o)]);
 }

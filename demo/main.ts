@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { createLogger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { CLUSTER_LABEL } from '../shared/names.js';
+import { namespaced, type Resource } from '../shared/kube/resources.js';
 import type { AgentStatus } from '../shared/status.js';
 import { repoRoot } from './repo-root.js';
 import { demoState, writeStateFile } from './state-file.js';
@@ -28,8 +29,10 @@ const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
 const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
-async function listPods(core: CoreV1Api): Promise<V1Pod[]> {
-  const list = await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `${CLUSTER_LABEL}=${CLUSTER}` });
+// Bounded by the layer, not ended by Ctrl-C: the loops below check for it themselves and then stop
+// the stack cleanly (an aborted list would end the demo with an error instead).
+async function listPods(pods: Resource<V1Pod>): Promise<V1Pod[]> {
+  const list = await pods.list({ labelSelector: `${CLUSTER_LABEL}=${CLUSTER}` });
   return list.items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
 }
 
@@ -79,10 +82,10 @@ async function main(): Promise<void> {
     const applied = await run('kubectl', ['apply', '-n', NAMESPACE, '-f', example], { env });
     say(applied.stdout.trim());
 
-    const core = stack.kubeconfig.makeApiClient(CoreV1Api);
+    const podsApi = namespaced(stack.client, NAMESPACE).pods;
     const writeState = async (): Promise<void> => {
       if (!opts.stateFile) return;
-      const pods = await core.listNamespacedPod({ namespace: NAMESPACE });
+      const pods = await podsApi.list();
       writeStateFile(opts.stateFile, demoState(cluster.kubeconfig, cluster.apiServerUrl, pods.items, cluster.podInfo));
     };
     await writeState();
@@ -91,17 +94,17 @@ async function main(): Promise<void> {
     if (opts.wait) {
       say('Waiting for the 3 pods of StatefulSet "storage" to be Ready …');
       const deadline = Date.now() + READY_TIMEOUT_MS;
-      let pods = await listPods(core);
+      let pods = await listPods(podsApi);
       while (!interrupted.signal.aborted && Date.now() < deadline && !(pods.length === 3 && pods.every(isReady))) {
         await sleep(1000, interrupted.signal).catch(() => undefined);
-        pods = await listPods(core);
+        pods = await listPods(podsApi);
       }
       if (pods.length === 3 && pods.every(isReady)) say('All pods are Ready.');
       else if (!interrupted.signal.aborted) say(`Not all pods became Ready within ${READY_TIMEOUT_MS / 1000} s; the table below shows where they are.`);
     }
 
     if (!interrupted.signal.aborted) {
-      const pods = await listPods(core);
+      const pods = await listPods(podsApi);
       say('');
       say('POD          IP            READY  ROLE          STATUS URL');
       let master: string | undefined;

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import { errorMessage, ShoalError } from '../shared/errors.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
 import { VERSION } from '../shared/version.js';
 import { DEFAULT_AGENT_PORT } from '../shared/names.js';
 import { startWebhook, type StartedWebhook } from '../webhook/start.js';
@@ -16,7 +17,8 @@ import { startShoalLocalCluster } from './local-cluster.js';
 export interface ShoalStack {
   cluster: LocalCluster;
   webhook: StartedWebhook;
-  kubeconfig: KubeConfig;
+  /** The shared layer's client with the cluster's admin kubeconfig (`cluster.kubeconfig`). */
+  client: KubeClient;
   /** Installs the agents' ServiceAccount, Role and RoleBinding (manifests/agent-rbac.yaml) in a namespace. */
   prepareNamespace(namespace: string): Promise<void>;
   /** Stops the webhook and the whole local cluster; no process is left. */
@@ -41,17 +43,17 @@ export async function startShoalStack(opts: LocalClusterOptions & { logger: Logg
       { access: null, logger: opts.logger.child({ component: 'webhook' }) },
     );
     if (!webhook.caCert) throw new ShoalError('the webhook started without a CA certificate');
-    const kc = new KubeConfig();
-    kc.loadFromFile(cluster.kubeconfig);
-    await installLocalWebhook(kc, { url: webhook.url, caCert: webhook.caCert });
+    const client = new KubeClient(loadKubeConfig({ kubeconfig: cluster.kubeconfig }));
+    await installLocalWebhook(client, { url: webhook.url, caCert: webhook.caCert });
     const started = webhook;
     return {
       cluster,
       webhook: started,
-      kubeconfig: kc,
-      prepareNamespace: (namespace) => applyObjects(kc, agentRbacObjects(namespace)),
+      client,
+      prepareNamespace: (namespace) => applyObjects(client, agentRbacObjects(namespace)),
       async stop() {
         const errors: string[] = [];
+        client.close();
         await started.close().catch((err: unknown) => errors.push(`webhook: ${errorMessage(err)}`));
         await cluster.stop().catch((err: unknown) => errors.push(errorMessage(err)));
         if (errors.length) throw new ShoalError(`Shoal's local stack did not stop cleanly: ${errors.join('; ')}`);

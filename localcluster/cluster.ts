@@ -1,9 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../shared/log.js';
 import { ShoalError, errorMessage } from '../shared/errors.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { loadKubeConfig } from '../shared/kube/config.js';
+import { nodes } from '../shared/kube/resources.js';
 import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
 import { startControlPlane, type ControlPlane } from './controlplane/index.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
@@ -91,23 +93,25 @@ export function readPodInfo(stateFile: string, namespace: string, name: string):
 
 /** Waits until the node is Ready and the lifecycle controller removed its not-ready taint (~6 s). */
 async function waitNodeSchedulable(kubeconfig: string, nodeName: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  const core = kc.makeApiClient(CoreV1Api);
+  const client = new KubeClient(loadKubeConfig({ kubeconfig }));
   const deadline = Date.now() + timeoutMs;
   let last = 'not registered yet';
-  while (Date.now() < deadline) {
-    signal?.throwIfAborted();
-    try {
-      const node = await core.readNode({ name: nodeName });
-      const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-      const taints = (node.spec?.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
-      if (ready && taints.length === 0) return;
-      last = ready ? `taints ${taints.map((t) => t.key).join(', ')}` : 'not Ready';
-    } catch (err) {
-      last = errorMessage(err);
+  try {
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      try {
+        const node = await nodes(client).get(nodeName, signal ? { signal } : {});
+        const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+        const taints = (node.spec?.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
+        if (ready && taints.length === 0) return;
+        last = ready ? `taints ${taints.map((t) => t.key).join(', ')}` : 'not Ready';
+      } catch (err) {
+        last = errorMessage(err);
+      }
+      await sleep(250, signal).catch(() => undefined);
     }
-    await sleep(250, signal).catch(() => undefined);
+  } finally {
+    client.close();
   }
   throw new ShoalError(`node ${nodeName} did not become schedulable in ${timeoutMs / 1000} s (${last})`);
 }

@@ -1,18 +1,12 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  CoreV1Api,
-  KubeConfig,
-  StorageV1Api,
-  type V1PersistentVolume,
-  type V1PersistentVolumeClaim,
-  type V1StorageClass,
-} from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { apiStatus as httpStatusOf } from '../shared/kube/errors.js';
+import { isAlreadyExists, isNotFound } from '../shared/kube/errors.js';
 import { KubeClient } from '../shared/kube/client.js';
 import { loadKubeConfig } from '../shared/kube/config.js';
+import { persistentVolumes, storageClasses } from '../shared/kube/resources.js';
 import { ListWatch, type KubeObject } from '../shared/kube/reflector.js';
 import { KUBELET_WATCH } from './kubelet/backoff.js';
 import { sleep, waitAtMost } from '../shared/time.js';
@@ -88,18 +82,17 @@ export function volumeFor(pvc: V1PersistentVolumeClaim, nodeName: string, dir: s
 
 export async function startProvisioner(opts: ProvisionerOptions): Promise<Provisioner> {
   const log = opts.logger.child({ node: opts.nodeName, part: 'provisioner' });
-  const kc = new KubeConfig();
-  kc.loadFromFile(opts.kubeconfigPath);
-  const core = kc.makeApiClient(CoreV1Api);
-  const storage = kc.makeApiClient(StorageV1Api);
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath }));
+  const pvs = persistentVolumes(client);
   const abort = new AbortController();
+  const o = { signal: abort.signal };
   await mkdir(opts.volumesDir, { recursive: true });
 
   try {
-    await storage.createStorageClass({ body: storageClass() });
+    await storageClasses(client).create(storageClass());
     log.info({ storageClass: STORAGE_CLASS }, 'default StorageClass created');
   } catch (err) {
-    if (httpStatusOf(err) !== 409) throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
 
   const claims = new Map<string, V1PersistentVolumeClaim>(); // by uid
@@ -113,10 +106,10 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
     try {
       const dir = path.join(opts.volumesDir, `pvc-${uid}`);
       await mkdir(dir, { recursive: true, mode: 0o755 });
-      await core.createPersistentVolume({ body: volumeFor(pvc, opts.nodeName, dir) });
+      await pvs.create(volumeFor(pvc, opts.nodeName, dir), o);
       log.info({ claim: `${pvc.metadata?.namespace}/${pvc.metadata?.name}`, dir }, 'volume provisioned');
     } catch (err) {
-      if (httpStatusOf(err) !== 409) log.warn({ err: errorMessage(err) }, 'provisioning failed; will retry');
+      if (!isAlreadyExists(err) && !abort.signal.aborted) log.warn({ err: errorMessage(err) }, 'provisioning failed; will retry');
     } finally {
       busy.delete(uid);
     }
@@ -130,10 +123,10 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
     busy.add(name);
     try {
       await rm(dir, { recursive: true, force: true });
-      await core.deletePersistentVolume({ name });
+      await pvs.delete(name, undefined, o);
       log.info({ volume: name, dir }, 'released volume deleted');
     } catch (err) {
-      if (httpStatusOf(err) !== 404) log.warn({ volume: name, err: errorMessage(err) }, 'deleting a released volume failed; will retry');
+      if (!isNotFound(err) && !abort.signal.aborted) log.warn({ volume: name, err: errorMessage(err) }, 'deleting a released volume failed; will retry');
     } finally {
       busy.delete(name);
     }
@@ -141,7 +134,6 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
 
   // Keeps `store` equal to the API's objects of one kind and acts on every add and change.
   // Objects that vanished while the watch was down come as DELETED after the re-list.
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath }));
   const mirror = <T extends KubeObject>(what: string, watchPath: string, key: (o: T) => string, store: Map<string, T>, act: (o: T) => Promise<void>): Promise<void> => {
     const lw = new ListWatch<T>({ what, client, path: watchPath, key, logger: log, ...KUBELET_WATCH });
     lw.on((ev) => {

@@ -1,23 +1,28 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { readPodInfo, type LocalPodInfo } from '../localcluster/cluster.js';
+import { KubeClient } from '../shared/kube/client.js';
 import { loadKubeConfig } from '../shared/kube/config.js';
+import { isNotFound } from '../shared/kube/errors.js';
+import { namespaced, namespaces, nodes, type Resource, type Resources } from '../shared/kube/resources.js';
 import { sleep } from '../shared/time.js';
 
 // Small helpers for e2e tests, benchmarks and the chaos runner against a local cluster (in tests, test/e2e/global-setup.ts provides
 // its kubeconfig and state file through vitest's inject()).
 
+/** The shared layer's client for a kubeconfig, with the resources the tests and tools use. */
 export interface KubeClients {
-  kc: KubeConfig;
-  core: CoreV1Api;
-  apps: AppsV1Api;
+  client: KubeClient;
+  /** The namespaced resources of `namespace` (pods, statefulSets, configMaps, events …). */
+  in(namespace: string): Resources;
+  nodes: Resource<V1Node>;
+  namespaces: Resource<V1Namespace>;
 }
 
 export function kubeClients(kubeconfigPath: string): KubeClients {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: kubeconfigPath }));
+  return { client, in: (namespace) => namespaced(client, namespace), nodes: nodes(client), namespaces: namespaces(client) };
 }
 
 /** The cluster CA a kubeconfig trusts (the local control plane's one CA, which also signs client certificates). */
@@ -58,22 +63,23 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 /** Creates a namespace with a unique name and waits until its default ServiceAccount and its token exist (pods need them). */
-export async function createNamespace(core: CoreV1Api, prefix: string, signal?: AbortSignal): Promise<string> {
+export async function createNamespace(client: KubeClient, prefix: string, signal?: AbortSignal): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await core.createNamespace({ body: { metadata: { name, labels: { 'shoal.dev/e2e': 'true' } } } });
+  const o = signal ? { signal } : {};
+  await namespaces(client).create({ metadata: { name, labels: { 'shoal.dev/e2e': 'true' } } }, o);
   // Kubernetes 1.20 refuses pods until the token controller has given the ServiceAccount its
   // legacy token Secret ("No API token found for service account"), a moment after the account.
   await waitFor(
     `ServiceAccount default in ${name} with its token`,
-    async () => ((await core.readNamespacedServiceAccount({ name: 'default', namespace: name })).secrets?.length ?? 0) > 0,
+    async () => ((await namespaced(client, name).serviceAccounts.get('default', o)).secrets?.length ?? 0) > 0,
     { timeoutMs: 30_000, ...(signal ? { signal } : {}) },
   );
   return name;
 }
 
 /** Deletes a namespace without waiting (its pods terminate through the kubelet in the background). */
-export async function deleteNamespace(core: CoreV1Api, name: string): Promise<void> {
-  await core.deleteNamespace({ name }).catch(() => undefined);
+export async function deleteNamespace(client: KubeClient, name: string): Promise<void> {
+  await namespaces(client).delete(name).catch(() => undefined);
 }
 
 export interface KubectlResult {
@@ -113,11 +119,13 @@ export function condition(pod: V1Pod, type: string): string | undefined {
 }
 
 /** Waits until the pod is Ready and returns it. */
-export function waitPodReady(core: CoreV1Api, namespace: string, name: string, opts: WaitOptions): Promise<V1Pod> {
+export function waitPodReady(client: KubeClient, namespace: string, name: string, opts: WaitOptions): Promise<V1Pod> {
+  const pods = namespaced(client, namespace).pods;
+  const o = opts.signal ? { signal: opts.signal } : {};
   return waitFor(
     `pod ${namespace}/${name} Ready`,
     async () => {
-      const pod = await core.readNamespacedPod({ name, namespace });
+      const pod = await pods.get(name, o);
       return condition(pod, 'Ready') === 'True' ? pod : undefined;
     },
     opts,
@@ -125,15 +133,17 @@ export function waitPodReady(core: CoreV1Api, namespace: string, name: string, o
 }
 
 /** Waits until no pod of that name exists (or one with another uid does). */
-export function waitPodGone(core: CoreV1Api, namespace: string, name: string, uid: string, opts: WaitOptions): Promise<true> {
+export function waitPodGone(client: KubeClient, namespace: string, name: string, uid: string, opts: WaitOptions): Promise<true> {
+  const pods = namespaced(client, namespace).pods;
+  const o = opts.signal ? { signal: opts.signal } : {};
   return waitFor(
     `pod ${namespace}/${name} (${uid}) gone`,
     async () => {
       try {
-        const pod = await core.readNamespacedPod({ name, namespace });
+        const pod = await pods.get(name, o);
         return pod.metadata?.uid !== uid;
       } catch (err) {
-        if ((err as { code?: number }).code === 404) return true;
+        if (isNotFound(err)) return true;
         throw err;
       }
     },

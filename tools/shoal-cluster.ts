@@ -112,7 +112,7 @@ export function statefulSet(s: ReplicaSetSpec): V1StatefulSet {
 
 /** Creates what a user applies for one replica set (and the agents' RBAC in the namespace). */
 export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promise<void> {
-  await applyObjects(k.kc, agentRbacObjects(s.namespace));
+  await applyObjects(k.client, agentRbacObjects(s.namespace));
   const data: Record<string, string> = s.style === 'native' ? { 'config.yaml': testNativeConfig(s.memtxMemoryMB), 'app.lua': TEST_NATIVE_APP_LUA } : { 'init.lua': testAppLua(s.memtxMemoryMB) };
   const app: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${s.name}-app`, namespace: s.namespace }, data };
   const service: V1Service = {
@@ -121,8 +121,8 @@ export async function deployReplicaSet(k: KubeClients, s: ReplicaSetSpec): Promi
     metadata: { name: s.name, namespace: s.namespace },
     spec: { clusterIP: 'None', selector: { app: s.name }, ports: [{ name: 'iproto', port: 3301 }] },
   };
-  await applyObjects(k.kc, [app, service]);
-  await k.apps.createNamespacedStatefulSet({ namespace: s.namespace, body: statefulSet(s) });
+  await applyObjects(k.client, [app, service]);
+  await k.in(s.namespace).statefulSets.create(statefulSet(s));
 }
 
 /** An agent's /status, or null when it does not answer. */
@@ -144,7 +144,7 @@ export interface LiveInstance {
 
 /** Statuses of the running pods of a replica set (those whose agent answers). */
 export async function instancesOf(k: KubeClients, namespace: string, replicaset: string): Promise<LiveInstance[]> {
-  const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `app=${replicaset}` });
+  const pods = await k.in(namespace).pods.list({ labelSelector: `app=${replicaset}` });
   const out: LiveInstance[] = [];
   for (const pod of pods.items) {
     const ip = pod.status?.podIP;
@@ -163,7 +163,7 @@ export async function waitForReplicaSet(k: KubeClients, namespace: string, repli
   return waitFor(
     `replica set ${namespace}/${replicaset}: ${replicas} Ready pods, one master agreed by all`,
     async () => {
-      const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `app=${replicaset}` });
+      const pods = await k.in(namespace).pods.list({ labelSelector: `app=${replicaset}` });
       const live = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
       if (live.length !== replicas || !live.every((p) => condition(p, 'Ready') === 'True')) return undefined;
       const inst = await instancesOf(k, namespace, replicaset);

@@ -1,8 +1,8 @@
 // The Lease object as the election sees it: read, create, replace-with-resourceVersion. An interface so
 // the election loop can be tested against an in-memory fake; `kubeLeaseApi` is the real one.
-import type { V1LeaseSpec, V1ObjectMeta } from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { isNotFound } from '../../shared/kube/errors.js';
-import { KINDS, Resource, microTime, timeString, type Resources } from '../../shared/kube/resources.js';
+import { KINDS, Resource, microTime, timeString, type LeaseJson, type Resources } from '../../shared/kube/resources.js';
 import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
 import type { LeaseRecord } from './timing.js';
 
@@ -27,17 +27,6 @@ export interface LeaseApi {
 
 /** The wall clock in the microsecond format the API server requires for MicroTime fields. */
 export const microNow = (): string => microTime();
-
-/**
- * A Lease as JSON on the wire: the MicroTime fields are strings with microseconds (client-node's
- * V1Lease types them as Date, which is what its serializer turned into that string).
- */
-export interface LeaseJson {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: V1ObjectMeta;
-  spec?: Omit<V1LeaseSpec, 'acquireTime' | 'renewTime'> & { acquireTime?: string | Date; renewTime?: string | Date };
-}
 
 export function leaseToRecord(lease: LeaseJson): StoredLease {
   const spec = lease.spec ?? {};

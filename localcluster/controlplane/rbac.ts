@@ -1,4 +1,7 @@
-import { KubeConfig, RbacAuthorizationV1Api, type V1ClusterRole, type V1ClusterRoleBinding } from '@kubernetes/client-node';
+import type { V1ClusterRole, V1ClusterRoleBinding } from '@kubernetes/client-node';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { clusterRoleBindings, clusterRoles } from '../../shared/kube/resources.js';
 
 // RBAC for nodes beyond what the Node authorizer grants.
 
@@ -29,26 +32,13 @@ const nodeExtraBinding: V1ClusterRoleBinding = {
   subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:nodes' }],
 };
 
-function httpCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
-}
-
 /** Creates (or replaces) the node-extra ClusterRole and its binding to system:nodes. */
 export async function applyNodeRbac(kubeconfigPath: string): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: kubeconfigPath }));
   try {
-    await rbac.createClusterRole({ body: nodeExtraRole });
-  } catch (err) {
-    if (httpCode(err) !== 409) throw err;
-    await rbac.replaceClusterRole({ name: NODE_EXTRA_ROLE, body: nodeExtraRole });
-  }
-  try {
-    await rbac.createClusterRoleBinding({ body: nodeExtraBinding });
-  } catch (err) {
-    if (httpCode(err) !== 409) throw err;
-    await rbac.replaceClusterRoleBinding({ name: NODE_EXTRA_ROLE, body: nodeExtraBinding });
+    await clusterRoles(client).createOrReplace(nodeExtraRole);
+    await clusterRoleBindings(client).createOrReplace(nodeExtraBinding);
+  } finally {
+    client.close();
   }
 }

@@ -1,27 +1,27 @@
-import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
+import { KINDS, MERGE_PATCH, Resource } from '../../shared/kube/resources.js';
 import type { PodStatusJson } from './status.js';
 
 // The few API calls whose exact shape matters (KUBERNETES.md: "What a kubelet must do here").
 // How their failures read (status code, unreachable) is shared/kube/errors.ts's apiStatus.
 
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const pods = (client: KubeClient, namespace: string): Resource<V1Pod> => new Resource<V1Pod>(client, KINDS.Pod, namespace);
 
 /**
  * Posts a pod's status as a JSON merge patch: lists (conditions, podIPs, containerStatuses) are
  * replaced whole, which a strategic merge patch refuses for a changed podIPs. `metadata.uid` makes
  * the patch fail for a recreated pod of the same name (uid is immutable).
  */
-export async function patchPodStatus(core: CoreV1Api, namespace: string, name: string, uid: string, status: PodStatusJson): Promise<void> {
-  await core.patchNamespacedPodStatus({ name, namespace, body: { metadata: { uid }, status } }, MERGE_PATCH);
+export async function patchPodStatus(client: KubeClient, namespace: string, name: string, uid: string, status: PodStatusJson, signal?: AbortSignal): Promise<void> {
+  await pods(client, namespace).patch(name, { metadata: { uid }, status }, MERGE_PATCH, { subresource: 'status', ...(signal ? { signal } : {}) });
 }
 
 /** Finishes a graceful deletion: grace 0 with the uid precondition (a wrong uid gets 409). */
-export async function deletePodNow(core: CoreV1Api, namespace: string, name: string, uid: string): Promise<void> {
-  await core.deleteNamespacedPod({
+export async function deletePodNow(client: KubeClient, namespace: string, name: string, uid: string, signal?: AbortSignal): Promise<void> {
+  await pods(client, namespace).delete(
     name,
-    namespace,
-    body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } },
-  });
+    { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } },
+    signal ? { signal } : {},
+  );
 }
-
-export { MERGE_PATCH };

@@ -1,7 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { errorMessage } from '../../shared/errors.js';
 import { DEFAULT_BACKOFF, KUBELET_WATCH } from './backoff.js';
 import { serviceEnv } from './env.js';
@@ -29,11 +29,7 @@ const DEFAULT_UID_BASE = 200_000;
  */
 export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   const log = opts.logger.child({ node: opts.nodeName });
-  const kc = new KubeConfig();
-  kc.loadFromFile(opts.kubeconfigPath);
-  const core = kc.makeApiClient(CoreV1Api);
-  const coordination = kc.makeApiClient(CoordinationV1Api);
-  const api = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath })); // the shared layer: watch and events
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: opts.kubeconfigPath })); // every call: node, pods, volumes, events
   const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
   const ipam = new IpAllocator(opts.ipBase);
   const [minUid, maxUid] = unixUidRange(opts.ipBase, uidBase);
@@ -92,7 +88,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   };
 
   const deps = {
-    core,
+    client,
     hostIP: HOST_IP,
     runDir: opts.runDir,
     ipam,
@@ -102,7 +98,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     ...(opts.extraEnv ? { extraEnv: opts.extraEnv } : {}),
     backoff: { ...DEFAULT_BACKOFF, maxMs: opts.maxRestartBackoffMs ?? DEFAULT_BACKOFF.maxMs },
     logger: log,
-    record: eventRecorder(api, opts.nodeName, log),
+    record: eventRecorder(client, opts.nodeName, log),
     onChange: stateChanged,
     onDone: (w: PodWorker) => {
       if (workers.get(w.uid) === w) workers.delete(w.uid);
@@ -125,8 +121,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   };
 
   const heartbeat = runNodeHeartbeat({
-    core,
-    coordination,
+    client,
     nodeName: opts.nodeName,
     kubeletPort: httpServer.port,
     logger: log,
@@ -143,7 +138,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   // workers always match the API's pods bound to this node.
   const podReflector = new ListWatch<V1Pod>({
     what: `pods bound to ${opts.nodeName}`,
-    client: api,
+    client,
     path: '/api/v1/pods',
     fieldSelector: `spec.nodeName=${opts.nodeName}`,
     key: (p) => p.metadata?.uid, // a recreated pod of the same name is another pod

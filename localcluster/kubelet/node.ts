@@ -1,9 +1,10 @@
 import os from 'node:os';
-import { V1MicroTime, type CoordinationV1Api, type CoreV1Api, type V1Lease, type V1Taint } from '@kubernetes/client-node';
+import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import { apiStatus as httpStatusOf } from '../../shared/kube/errors.js';
-import { MERGE_PATCH } from './api.js';
+import type { KubeClient } from '../../shared/kube/client.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
+import { KINDS, MERGE_PATCH, microTime, nodes, Resource, type LeaseJson } from '../../shared/kube/resources.js';
 import { kubeTime } from './lifecycle.js';
 import { sleep } from '../../shared/time.js';
 
@@ -18,8 +19,7 @@ const LEASE_DURATION_S = 40;
 const CAPACITY = { cpu: '64', memory: '256Gi', pods: '250', 'ephemeral-storage': '1Ti' };
 
 export interface NodeHeartbeatOptions {
-  core: CoreV1Api;
-  coordination: CoordinationV1Api;
+  client: KubeClient;
   nodeName: string;
   logger: Logger;
   leaseRenewMs: number;
@@ -75,7 +75,15 @@ export function nodeStatus(nodeName: string, kubeletPort: number, readySinceMs: 
 }
 
 /** Creates the Node (or takes over an existing one) and posts a Ready status. Returns its uid. */
-export async function registerNode(core: CoreV1Api, nodeName: string, kubeletPort: number, readySinceMs: number, taints: V1Taint[] = []): Promise<string> {
+export async function registerNode(
+  client: KubeClient,
+  nodeName: string,
+  kubeletPort: number,
+  readySinceMs: number,
+  taints: V1Taint[] = [],
+  signal?: AbortSignal,
+): Promise<string> {
+  const o = signal ? { signal } : {};
   const arch = ARCH[process.arch] ?? process.arch;
   const labels = {
     'kubernetes.io/hostname': nodeName,
@@ -85,27 +93,27 @@ export async function registerNode(core: CoreV1Api, nodeName: string, kubeletPor
     'beta.kubernetes.io/arch': arch,
   };
   try {
-    const created = await core.createNode({
-      body: {
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: nodeName, labels },
-        ...(taints.length ? { spec: { taints } } : {}),
-        status: nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()),
-      },
-    });
+    const body: V1Node = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: nodeName, labels },
+      ...(taints.length ? { spec: { taints } } : {}),
+      status: nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()),
+    };
+    const created = await nodes(client).create(body, o);
     return created.metadata?.uid ?? '';
   } catch (err) {
-    if (httpStatusOf(err) !== 409) throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
-  const patched = await core.patchNodeStatus(
-    { name: nodeName, body: { status: nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()) } },
-    MERGE_PATCH,
-  );
-  return patched.metadata?.uid ?? '';
+  return (await patchNodeStatus(client, nodeName, nodeStatus(nodeName, kubeletPort, readySinceMs, Date.now()), signal)).metadata?.uid ?? '';
 }
 
-function leaseBody(nodeName: string, nodeUid: string, existing?: V1Lease): V1Lease {
+/** The nodes/status subresource, as a JSON merge patch (conditions and addresses replaced whole). */
+function patchNodeStatus(client: KubeClient, nodeName: string, status: Record<string, unknown>, signal?: AbortSignal): Promise<V1Node> {
+  return nodes(client).patch(nodeName, { status }, MERGE_PATCH, { subresource: 'status', ...(signal ? { signal } : {}) });
+}
+
+function leaseBody(nodeName: string, nodeUid: string, existing?: LeaseJson): LeaseJson {
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -115,49 +123,48 @@ function leaseBody(nodeName: string, nodeUid: string, existing?: V1Lease): V1Lea
       namespace: LEASE_NAMESPACE,
       ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: nodeName, uid: nodeUid }],
     },
-    spec: { holderIdentity: nodeName, leaseDurationSeconds: LEASE_DURATION_S, renewTime: new V1MicroTime() },
+    // MicroTime with microseconds, as the API server requires (client-node's V1MicroTime did the same);
+    // the existing Lease's spec (acquireTime …) is not carried over, as before.
+    spec: { holderIdentity: nodeName, leaseDurationSeconds: LEASE_DURATION_S, renewTime: microTime() },
   };
 }
 
 /** Keeps the node alive until `signal` aborts: Lease renewals, status heartbeats, re-registration. */
 export async function runNodeHeartbeat(opts: NodeHeartbeatOptions): Promise<void> {
-  const { core, coordination, nodeName, logger, signal } = opts;
+  const { client, nodeName, logger, signal } = opts;
+  const leases = new Resource<LeaseJson>(client, KINDS.Lease, LEASE_NAMESPACE);
+  const o = { signal };
   const readySinceMs = Date.now();
   let nodeUid = '';
-  let lease: V1Lease | undefined;
+  let lease: LeaseJson | undefined;
   let lastStatusMs = 0;
   let failing = false;
 
   const beat = async (): Promise<void> => {
     if (!nodeUid) {
-      nodeUid = await registerNode(core, nodeName, opts.kubeletPort, readySinceMs, opts.taints);
+      nodeUid = await registerNode(client, nodeName, opts.kubeletPort, readySinceMs, opts.taints, signal);
       lastStatusMs = Date.now();
       logger.info('node registered');
     } else if (Date.now() - lastStatusMs >= opts.nodeStatusMs || failing) {
       try {
-        await core.patchNodeStatus({ name: nodeName, body: { status: nodeStatus(nodeName, opts.kubeletPort, readySinceMs, Date.now()) } }, MERGE_PATCH);
+        await patchNodeStatus(client, nodeName, nodeStatus(nodeName, opts.kubeletPort, readySinceMs, Date.now()), signal);
         lastStatusMs = Date.now();
       } catch (err) {
-        if (httpStatusOf(err) !== 404) throw err;
+        if (!isNotFound(err)) throw err;
         nodeUid = ''; // the Node was deleted: register again
         lease = undefined;
         return beat();
       }
     }
     try {
-      if (lease) {
-        lease = await coordination.replaceNamespacedLease({ name: nodeName, namespace: LEASE_NAMESPACE, body: leaseBody(nodeName, nodeUid, lease) });
-      } else {
-        lease = await coordination.createNamespacedLease({ namespace: LEASE_NAMESPACE, body: leaseBody(nodeName, nodeUid) });
-      }
+      lease = lease ? await leases.replace(nodeName, leaseBody(nodeName, nodeUid, lease), o) : await leases.create(leaseBody(nodeName, nodeUid), o);
     } catch (err) {
-      const code = httpStatusOf(err);
-      if (code === 409) {
+      if (isConflict(err) || isAlreadyExists(err)) {
         // Stale version, or it exists already: renew on top of what is there.
-        const current = await coordination.readNamespacedLease({ name: nodeName, namespace: LEASE_NAMESPACE });
-        lease = await coordination.replaceNamespacedLease({ name: nodeName, namespace: LEASE_NAMESPACE, body: leaseBody(nodeName, nodeUid, current) });
-      } else if (code === 404) {
-        lease = await coordination.createNamespacedLease({ namespace: LEASE_NAMESPACE, body: leaseBody(nodeName, nodeUid) });
+        const current = await leases.get(nodeName, o);
+        lease = await leases.replace(nodeName, leaseBody(nodeName, nodeUid, current), o);
+      } else if (isNotFound(err)) {
+        lease = await leases.create(leaseBody(nodeName, nodeUid), o);
       } else throw err;
     }
   };

@@ -1,6 +1,8 @@
 import { mkdir } from 'node:fs/promises';
-import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
-import { apiStatus } from '../../shared/kube/errors.js';
+import type { AuthenticationV1TokenRequest, V1Pod } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
+import { isNotFound } from '../../shared/kube/errors.js';
+import { namespaced, persistentVolumes } from '../../shared/kube/resources.js';
 import type { ObjectData } from './env.js';
 import type { PodRef } from './events.js';
 import { referencedObjects } from './refs.js';
@@ -29,30 +31,33 @@ export function objectStrings(objects: FetchedObjects): ObjectData {
 }
 
 /** Every Secret and ConfigMap the pod references; an absent one is null (what needs it fails later). */
-export async function fetchObjects(core: CoreV1Api, pod: V1Pod, namespace: string): Promise<FetchedObjects> {
+export async function fetchObjects(client: KubeClient, pod: V1Pod, namespace: string, signal?: AbortSignal): Promise<FetchedObjects> {
   const refs = referencedObjects(pod);
   const objects: FetchedObjects = { secrets: new Map(), configMaps: new Map() };
+  const kube = namespaced(client, namespace);
+  const o = signal ? { signal } : {};
   const absent = (err: unknown): null => {
-    if (apiStatus(err) === 404) return null;
+    if (isNotFound(err)) return null;
     throw err;
   };
   for (const name of refs.secrets) {
-    const s = await core.readNamespacedSecret({ name, namespace }).catch(absent);
+    const s = await kube.secrets.get(name, o).catch(absent);
     objects.secrets.set(name, s ? decodeData(s.data, true) : null);
   }
   for (const name of refs.configMaps) {
-    const m = await core.readNamespacedConfigMap({ name, namespace }).catch(absent);
+    const m = await kube.configMaps.get(name, o).catch(absent);
     objects.configMaps.set(name, m ? { ...decodeData(m.data, false), ...decodeData(m.binaryData, true) } : null);
   }
   return objects;
 }
 
 /** The host directory of a bound claim's volume (created when missing). */
-export async function claimPath(core: CoreV1Api, namespace: string, claimName: string): Promise<string> {
-  const pvc = await core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace });
+export async function claimPath(client: KubeClient, namespace: string, claimName: string, signal?: AbortSignal): Promise<string> {
+  const o = signal ? { signal } : {};
+  const pvc = await namespaced(client, namespace).persistentVolumeClaims.get(claimName, o);
   const pvName = pvc.spec?.volumeName;
   if (!pvName || pvc.status?.phase !== 'Bound') throw new VolumeError(`persistentvolumeclaim "${claimName}" is not bound yet`);
-  const pv = await core.readPersistentVolume({ name: pvName });
+  const pv = await persistentVolumes(client).get(pvName, o);
   const p = pv.spec?.local?.path ?? pv.spec?.hostPath?.path;
   if (!p) throw new VolumeError(`persistentvolume "${pvName}" has neither local.path nor hostPath.path`);
   await mkdir(p, { recursive: true });
@@ -61,22 +66,29 @@ export async function claimPath(core: CoreV1Api, namespace: string, claimName: s
 
 /** A token of the pod's ServiceAccount, bound to the pod (a projected serviceAccountToken volume). */
 export async function serviceAccountToken(
-  core: CoreV1Api,
+  client: KubeClient,
   pod: PodRef,
   serviceAccountName: string | undefined,
   audience: string | undefined,
   expirationSeconds: number | undefined,
+  signal?: AbortSignal,
 ): Promise<string> {
-  const tr = await core.createNamespacedServiceAccountToken({
-    name: serviceAccountName ?? 'default',
-    namespace: pod.namespace,
-    body: {
-      spec: {
-        audiences: audience ? [audience] : [],
-        expirationSeconds: expirationSeconds ?? 3600,
-        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid },
-      },
+  // The TokenRequest subresource; its answer's status.expirationTimestamp is not read (the volume
+  // is written once per start).
+  const request: AuthenticationV1TokenRequest = {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: {
+      audiences: audience ? [audience] : [],
+      expirationSeconds: expirationSeconds ?? 3600,
+      boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid },
     },
-  });
+  };
+  const tr = await namespaced(client, pod.namespace).serviceAccounts.createSubresource<AuthenticationV1TokenRequest>(
+    serviceAccountName ?? 'default',
+    'token',
+    request,
+    signal ? { signal } : {},
+  );
   return tr.status?.token ?? '';
 }

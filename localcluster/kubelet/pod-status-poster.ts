@@ -1,4 +1,4 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { apiStatus, isUnreachable } from '../../shared/kube/errors.js';
@@ -13,8 +13,10 @@ import type { PodStatusJson } from './status.js';
 const OWN_CONDITIONS = ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'];
 
 export interface StatusPosterDeps {
-  core: CoreV1Api;
+  client: KubeClient;
   pod: PodRef;
+  /** Ends a post in flight and any retry (the worker is finished). */
+  signal: AbortSignal;
   log: Logger;
   /** The status as it is now (status.ts decides), given our conditions as last posted. */
   compute: () => PodStatusJson;
@@ -62,12 +64,13 @@ export class PodStatusPoster {
     const body = JSON.stringify(status);
     if (body === this.lastPosted) return;
     this.posting = true;
-    const { core, pod, log } = this.deps;
+    const { client, pod, log, signal } = this.deps;
     try {
-      await patchPodStatus(core, pod.namespace, pod.name, pod.uid, status);
+      await patchPodStatus(client, pod.namespace, pod.name, pod.uid, status, signal);
       this.lastPosted = body;
       this.ownConditions = status.conditions.filter((c) => OWN_CONDITIONS.includes(c.type));
     } catch (err) {
+      if (signal.aborted) return; // the worker is finished: nothing to retry
       const code = apiStatus(err);
       const transient = isUnreachable(err) || code === 429 || (code !== undefined && code >= 500);
       if (!transient) {

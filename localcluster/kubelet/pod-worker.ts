@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { CoreV1Api, V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
@@ -37,7 +38,7 @@ import { materializeVolumes, VolumeError, type FetchedObjects } from './volumes.
 // the API), container-start.ts, probes.ts, termination.ts, pod-status-poster.ts.
 
 export interface PodWorkerDeps {
-  core: CoreV1Api;
+  client: KubeClient;
   hostIP: string;
   runDir: string;
   ipam: IpAllocator;
@@ -99,8 +100,9 @@ export class PodWorker {
     this.name = pod.metadata?.name ?? '';
     this.log = deps.logger.child({ pod: this.name, namespace: this.namespace });
     this.status = new PodStatusPoster({
-      core: deps.core,
+      client: deps.client,
       pod: this.ref,
+      signal: this.abort.signal,
       log: this.log,
       compute: () => this.computeStatus(),
       canPost: () => !this.goneFromApi && !!this.ip,
@@ -307,7 +309,7 @@ export class PodWorker {
   }
 
   private async fetchObjects(): Promise<void> {
-    this.objects = await fetchObjects(this.deps.core, this.pod, this.namespace);
+    this.objects = await fetchObjects(this.deps.client, this.pod, this.namespace, this.abort.signal);
     this.objectsStale = false;
   }
 
@@ -331,8 +333,8 @@ export class PodWorker {
         podDir: this.dir,
         unixUid: this.unixUid as number,
         objects: this.objects as FetchedObjects,
-        claimPath: (c) => claimPath(this.deps.core, this.namespace, c),
-        serviceAccountToken: (a, e) => serviceAccountToken(this.deps.core, this.ref, this.pod.spec?.serviceAccountName, a, e),
+        claimPath: (c) => claimPath(this.deps.client, this.namespace, c, this.abort.signal),
+        serviceAccountToken: (a, e) => serviceAccountToken(this.deps.client, this.ref, this.pod.spec?.serviceAccountName, a, e, this.abort.signal),
       });
       this.deps.onChange();
       return true;
@@ -479,7 +481,7 @@ export class PodWorker {
     this.log.info({ graceS }, 'pod is being deleted: stopping its containers');
     await this.stopAll(true);
     await this.flushStatus();
-    await deletePodFinally(this.deps.core, this.ref, () => this.goneFromApi || this.abort.signal.aborted, this.abort.signal, this.log);
+    await deletePodFinally(this.deps.client, this.ref, () => this.goneFromApi || this.abort.signal.aborted, this.abort.signal, this.log);
     await this.cleanup();
   }
 

@@ -1,4 +1,4 @@
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { KubeClient } from '../../shared/kube/client.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { apiStatus } from '../../shared/kube/errors.js';
@@ -30,13 +30,14 @@ export async function terminateProcess(proc: ContainerProcess, graceMs: number, 
 }
 
 /** The final DELETE (uid precondition), retried each second until it lands, the pod is gone, or `stop()` says so. */
-export async function deletePodFinally(core: CoreV1Api, pod: PodRef, stop: () => boolean, signal: AbortSignal, log: Logger): Promise<void> {
+export async function deletePodFinally(client: KubeClient, pod: PodRef, stop: () => boolean, signal: AbortSignal, log: Logger): Promise<void> {
   while (!stop()) {
     try {
-      await deletePodNow(core, pod.namespace, pod.name, pod.uid);
+      await deletePodNow(client, pod.namespace, pod.name, pod.uid, signal);
       log.info('pod deleted');
       break;
     } catch (err) {
+      if (signal.aborted) return;
       const code = apiStatus(err);
       if (code === 404 || code === 409) break; // gone, or a new pod of the same name: not ours to delete
       log.warn({ err: errorMessage(err) }, 'final pod delete failed; retrying');

@@ -23,8 +23,8 @@ export const isAlreadyExists = (err: unknown): boolean => err instanceof KubeApi
 export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.code === 404;
 /**
  * The HTTP status an API error carries, or undefined when no answer came (refused, reset, timed
- * out) or `err` is something else. Reads any numeric `code`, so client-node's ApiException (still
- * used by harness code) and test doubles answer too.
+ * out) or `err` is something else. Reads any numeric `code`, so test doubles (and client-node's
+ * ApiException, which tests may still meet) answer too.
  */
 export function apiStatus(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;

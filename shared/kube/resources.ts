@@ -3,24 +3,34 @@
 // fields typed `Date` are ISO strings at run time; read them through `timeString`.
 import type {
   CoreV1Event,
+  KubernetesObject,
+  V1ClusterRole,
+  V1ClusterRoleBinding,
   V1ConfigMap,
-  V1Lease,
+  V1LeaseSpec,
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1Node,
+  V1ObjectMeta,
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
   V1Pod,
   V1Role,
   V1RoleBinding,
   V1Secret,
+  V1Service,
   V1ServiceAccount,
   V1StatefulSet,
+  V1StorageClass,
   V1SubjectAccessReview,
   V1SubjectAccessReviewSpec,
   V1SubjectAccessReviewStatus,
   V1TokenReview,
   V1TokenReviewStatus,
 } from '@kubernetes/client-node';
+import { ShoalError } from '../errors.js';
 import type { Bound, KubeClient } from './client.js';
+import { isAlreadyExists } from './errors.js';
 import type { Query } from './transport.js';
 
 /** Where a kind lives in the API: /api/v1 (core) or /apis/<group>/<version>. */
@@ -40,16 +50,28 @@ export const KINDS = {
   Secret: kind('Secret', '', 'v1', 'secrets'),
   Event: kind('Event', '', 'v1', 'events'),
   ServiceAccount: kind('ServiceAccount', '', 'v1', 'serviceaccounts'),
+  Service: kind('Service', '', 'v1', 'services'),
+  PersistentVolumeClaim: kind('PersistentVolumeClaim', '', 'v1', 'persistentvolumeclaims'),
+  PersistentVolume: kind('PersistentVolume', '', 'v1', 'persistentvolumes', false),
   Namespace: kind('Namespace', '', 'v1', 'namespaces', false),
   Node: kind('Node', '', 'v1', 'nodes', false),
   StatefulSet: kind('StatefulSet', 'apps', 'v1', 'statefulsets'),
   Lease: kind('Lease', 'coordination.k8s.io', 'v1', 'leases'),
-  MutatingWebhookConfiguration: kind('MutatingWebhookConfiguration', 'admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', false),
+  StorageClass: kind('StorageClass', 'storage.k8s.io', 'v1', 'storageclasses', false),
   Role: kind('Role', 'rbac.authorization.k8s.io', 'v1', 'roles'),
   RoleBinding: kind('RoleBinding', 'rbac.authorization.k8s.io', 'v1', 'rolebindings'),
+  ClusterRole: kind('ClusterRole', 'rbac.authorization.k8s.io', 'v1', 'clusterroles', false),
+  ClusterRoleBinding: kind('ClusterRoleBinding', 'rbac.authorization.k8s.io', 'v1', 'clusterrolebindings', false),
+  MutatingWebhookConfiguration: kind('MutatingWebhookConfiguration', 'admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', false),
   TokenReview: kind('TokenReview', 'authentication.k8s.io', 'v1', 'tokenreviews', false),
   SubjectAccessReview: kind('SubjectAccessReview', 'authorization.k8s.io', 'v1', 'subjectaccessreviews', false),
 } as const;
+
+/** The table's kind for an object's apiVersion and kind (a manifest's), or undefined when Shoal does not know it. */
+export function kindOf(apiVersion: string, kindName: string): ResourceKind | undefined {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion];
+  return Object.values(KINDS).find((k) => k.kind === kindName && k.group === group && k.version === version);
+}
 
 /** The URL path of a collection (no name) or of one object, optionally a subresource. */
 export function resourcePath(k: ResourceKind, namespace: string | undefined, name?: string, subresource?: string): string {
@@ -127,11 +149,39 @@ export class Resource<T> {
     return this.client.request<T>(this.what('replace', name, o), { method: 'PUT', path: resourcePath(this.kind, this.namespace, name), body }, this.bound(o));
   }
 
+  /**
+   * Creates `body`, or, when an object of its name exists, replaces it at the live resourceVersion
+   * (`kubectl apply` for objects the caller owns whole). Returns what the server stored.
+   */
+  async createOrReplace(body: T, o: CallOptions = {}): Promise<T> {
+    try {
+      return await this.create(body, o);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    const meta = (body as { metadata?: { name?: string; resourceVersion?: string } }).metadata ?? {};
+    const name = meta.name ?? '';
+    const live = (await this.get(name, o)) as { metadata?: { resourceVersion?: string } };
+    return this.replace(name, { ...body, metadata: { ...meta, resourceVersion: live.metadata?.resourceVersion } } as T, o);
+  }
+
   /** PATCH with the given patch type (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH). */
   patch(name: string, body: unknown, contentType: string, o: CallOptions & { subresource?: string } = {}): Promise<T> {
     return this.client.request<T>(
       this.what('patch', name, o),
       { method: 'PATCH', path: resourcePath(this.kind, this.namespace, name, o.subresource), body, contentType },
+      this.bound(o),
+    );
+  }
+
+  /**
+   * POST to a subresource of one object whose answer is another type, e.g. serviceaccounts/<name>/token
+   * (a TokenRequest in, the same TokenRequest with its status out).
+   */
+  createSubresource<B, R = B>(name: string, subresource: string, body: B, o: CallOptions = {}): Promise<R> {
+    return this.client.request<R>(
+      this.what(`create ${subresource} of`, name, o),
+      { method: 'POST', path: resourcePath(this.kind, this.namespace, name, subresource), body },
       this.bound(o),
     );
   }
@@ -146,6 +196,17 @@ export class Resource<T> {
   }
 }
 
+/**
+ * A Lease as JSON on the wire: the MicroTime fields are strings with microseconds (client-node's
+ * V1Lease types them as Date, which is what its serializer turned into that string).
+ */
+export interface LeaseJson {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: Omit<V1LeaseSpec, 'acquireTime' | 'renewTime'> & { acquireTime?: string | Date; renewTime?: string | Date };
+}
+
 /** The resources bound to one namespace, as the agent and the tools use them. */
 export interface Resources {
   readonly client: KubeClient;
@@ -155,8 +216,10 @@ export interface Resources {
   readonly secrets: Resource<V1Secret>;
   readonly events: Resource<CoreV1Event>;
   readonly serviceAccounts: Resource<V1ServiceAccount>;
+  readonly services: Resource<V1Service>;
+  readonly persistentVolumeClaims: Resource<V1PersistentVolumeClaim>;
   readonly statefulSets: Resource<V1StatefulSet>;
-  readonly leases: Resource<V1Lease>;
+  readonly leases: Resource<LeaseJson>;
   readonly roles: Resource<V1Role>;
   readonly roleBindings: Resource<V1RoleBinding>;
 }
@@ -170,8 +233,10 @@ export function namespaced(client: KubeClient, namespace: string): Resources {
     secrets: new Resource<V1Secret>(client, KINDS.Secret, namespace),
     events: new Resource<CoreV1Event>(client, KINDS.Event, namespace),
     serviceAccounts: new Resource<V1ServiceAccount>(client, KINDS.ServiceAccount, namespace),
+    services: new Resource<V1Service>(client, KINDS.Service, namespace),
+    persistentVolumeClaims: new Resource<V1PersistentVolumeClaim>(client, KINDS.PersistentVolumeClaim, namespace),
     statefulSets: new Resource<V1StatefulSet>(client, KINDS.StatefulSet, namespace),
-    leases: new Resource<V1Lease>(client, KINDS.Lease, namespace),
+    leases: new Resource<LeaseJson>(client, KINDS.Lease, namespace),
     roles: new Resource<V1Role>(client, KINDS.Role, namespace),
     roleBindings: new Resource<V1RoleBinding>(client, KINDS.RoleBinding, namespace),
   };
@@ -180,6 +245,10 @@ export function namespaced(client: KubeClient, namespace: string): Resources {
 /** Cluster-scoped kinds. */
 export const namespaces = (client: KubeClient): Resource<V1Namespace> => new Resource<V1Namespace>(client, KINDS.Namespace);
 export const nodes = (client: KubeClient): Resource<V1Node> => new Resource<V1Node>(client, KINDS.Node);
+export const persistentVolumes = (client: KubeClient): Resource<V1PersistentVolume> => new Resource<V1PersistentVolume>(client, KINDS.PersistentVolume);
+export const storageClasses = (client: KubeClient): Resource<V1StorageClass> => new Resource<V1StorageClass>(client, KINDS.StorageClass);
+export const clusterRoles = (client: KubeClient): Resource<V1ClusterRole> => new Resource<V1ClusterRole>(client, KINDS.ClusterRole);
+export const clusterRoleBindings = (client: KubeClient): Resource<V1ClusterRoleBinding> => new Resource<V1ClusterRoleBinding>(client, KINDS.ClusterRoleBinding);
 export const mutatingWebhookConfigurations = (client: KubeClient): Resource<V1MutatingWebhookConfiguration> =>
   new Resource<V1MutatingWebhookConfiguration>(client, KINDS.MutatingWebhookConfiguration);
 
@@ -198,6 +267,13 @@ export async function reviewAccess(client: KubeClient, spec: V1SubjectAccessRevi
   const review: V1SubjectAccessReview = { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec };
   const answer = await new Resource<V1SubjectAccessReview>(client, KINDS.SubjectAccessReview).create(review, { ...o, what: 'create a SubjectAccessReview' });
   return answer.status ?? { allowed: false };
+}
+
+/** Any object of a kind in KINDS, by its apiVersion and kind (a manifest's); throws for a kind the table lacks. */
+export function resourceFor(client: KubeClient, obj: KubernetesObject): Resource<KubernetesObject> {
+  const k = kindOf(obj.apiVersion ?? '', obj.kind ?? '');
+  if (!k) throw new ShoalError(`no resource for ${obj.apiVersion ?? '?'} ${obj.kind ?? '?'}`, 'add the kind to KINDS in shared/kube/resources.ts');
+  return new Resource<KubernetesObject>(client, k, k.namespaced ? (obj.metadata?.namespace ?? 'default') : undefined);
 }
 
 /** The API server's version (GET /version). */

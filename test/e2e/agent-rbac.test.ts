@@ -23,12 +23,12 @@ function permissions(table: string): Map<string, string[]> {
 
 describe('the agents’ ServiceAccount', () => {
   beforeAll(async () => {
-    ns = await createNamespace(k.core, 'rbac');
-    await applyObjects(k.kc, agentRbacObjects(ns));
+    ns = await createNamespace(k.client, 'rbac');
+    await applyObjects(k.client, agentRbacObjects(ns));
   });
   afterAll(async () => {
     if (!ns) return;
-    await deleteNamespace(k.core, ns);
+    await deleteNamespace(k.client, ns);
     await kubectl(kubeconfig, ['delete', 'clusterrolebinding', `shoal-agent-auth-delegator-${ns}`, '--ignore-not-found']); // cluster-scoped: outlives the namespace
   });
 

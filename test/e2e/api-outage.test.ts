@@ -33,7 +33,7 @@ it('keeps masters writable through a one-minute API server outage and resumes co
     record('own Shoal stack (control plane + kubelet + webhook) up', Date.now() - t0);
     const own = kubeClients(stack.cluster.kubeconfig);
     const ownState = stack.cluster.stateFile;
-    const ns = await createNamespace(own.core, 'co-api');
+    const ns = await createNamespace(own.client, 'co-api');
     let t = Date.now();
     await deployReplicaSet(own, { namespace: ns, cluster: 'api', name: 'store', replicas: 3 });
     const master = await waitForReplicaSet(own, ns, 'store', 3, { timeoutMs: 180_000 });
@@ -89,7 +89,7 @@ it('keeps masters writable through a one-minute API server outage and resumes co
     // Coordination resumes: a scale-up after the outage is joined; the master is unchanged.
     t = Date.now();
     await scale(stack.cluster.kubeconfig, ns, 'store', 4);
-    await waitFor('pod store-3 created', () => own.core.readNamespacedPod({ name: 'store-3', namespace: ns }), { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor('pod store-3 created', () => own.in(ns).pods.get('store-3'), { timeoutMs: 120_000, intervalMs: 500 });
     record('after the outage: scale 3 → 4 → pod store-3 created (controllers back)', Date.now() - t);
     const masterAfter = await waitForReplicaSet(own, ns, 'store', 4, { timeoutMs: 180_000 });
     record('after the outage: scale 3 → 4 joined', Date.now() - t);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { CoordinationV1Api, type V1ConfigMap, type V1Service } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Service } from '@kubernetes/client-node';
 import { leaseName, meshSecretName, MESH_TOKEN_KEY } from '../../shared/names.js';
 import type { AgentStatus } from '../../shared/status.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
@@ -20,7 +20,6 @@ import { evalOn, factsOf, persisted, scale } from '../support/instance-facts.js'
 const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
 const k = kubeClients(kubeconfig);
-const coordination = k.kc.makeApiClient(CoordinationV1Api);
 const namespaces: string[] = [];
 const timings: string[] = [];
 
@@ -31,13 +30,13 @@ function record(what: string, ms: number): void {
 }
 
 async function newNamespace(prefix: string): Promise<string> {
-  const ns = await createNamespace(k.core, prefix);
+  const ns = await createNamespace(k.client, prefix);
   namespaces.push(ns);
   return ns;
 }
 
 afterAll(async () => {
-  for (const ns of namespaces) await deleteNamespace(k.core, ns);
+  for (const ns of namespaces) await deleteNamespace(k.client, ns);
   if (timings.length) process.stderr.write(`[e2e coordinator] timings observed:\n  ${timings.join('\n  ')}\n`);
 });
 
@@ -102,7 +101,7 @@ async function agentLog(state: string, ns: string, pod: string): Promise<LogLine
 }
 
 async function statefulSetEvents(ns: string, name: string): Promise<string[]> {
-  const events = await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=StatefulSet` });
+  const events = await k.in(ns).events.list({ fieldSelector: `involvedObject.name=${name},involvedObject.kind=StatefulSet` });
   return events.items.map((e) => `${e.reason}: ${e.message ?? ''}`);
 }
 
@@ -171,7 +170,7 @@ describe('the coordinator (issue 5), end to end', () => {
 require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = 32 * 1024 * 1024 }
 require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
 `;
-    await applyObjects(k.kc, agentRbacObjects(ns));
+    await applyObjects(k.client, agentRbacObjects(ns));
     const t0 = Date.now();
     for (const name of ['alpha', 'beta']) {
       const cm: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-app`, namespace: ns }, data: { 'init.lua': app } };
@@ -181,8 +180,8 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
         metadata: { name, namespace: ns },
         spec: { clusterIP: 'None', selector: { app: name }, ports: [{ name: 'iproto', port: 3301 }] },
       };
-      await applyObjects(k.kc, [cm, svc]);
-      await k.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet({ namespace: ns, cluster: 'duo', name, replicas: 2 }) });
+      await applyObjects(k.client, [cm, svc]);
+      await k.in(ns).statefulSets.create(statefulSet({ namespace: ns, cluster: 'duo', name, replicas: 2 }));
     }
     const masters = {
       alpha: await waitForReplicaSet(k, ns, 'alpha', 2, { timeoutMs: 180_000 }),
@@ -298,7 +297,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     // A replica deleted and recreated keeps its UUID and its data, and stays a member throughout.
     const victim = kept.find((p) => p !== master)!;
     const victimUuid = uuidOf.get(victim)!;
-    const oldUid = (await k.core.readNamespacedPod({ name: victim, namespace: ns })).metadata?.uid;
+    const oldUid = (await k.in(ns).pods.get(victim)).metadata?.uid;
     const missing: string[] = [];
     const watching = new AbortController();
     const watch = (async () => {
@@ -320,7 +319,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     try {
       await waitFor(
         `${victim} recreated`,
-        async () => (await k.core.readNamespacedPod({ name: victim, namespace: ns })).metadata?.uid !== oldUid,
+        async () => (await k.in(ns).pods.get(victim)).metadata?.uid !== oldUid,
         { timeoutMs: 90_000, intervalMs: 500 },
       );
       await waitForReplicaSet(k, ns, 'store', 2, { timeoutMs: 180_000 });
@@ -355,7 +354,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     );
     const oldCoordinator = before[0]!.status.coordinator.pod!;
     const oldTerm = before[0]!.status.coordinator.term;
-    const lease = await coordination.readNamespacedLease({ name: leaseName('lease'), namespace: ns });
+    const lease = await k.in(ns).leases.get(leaseName('lease'));
     expect(lease.spec?.holderIdentity).toBe(oldCoordinator);
     const leaseSeconds = lease.spec?.leaseDurationSeconds ?? 15;
 
@@ -380,7 +379,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
       takenOver = await waitFor(
         'another agent holding the Lease',
         async () => {
-          const l = await coordination.readNamespacedLease({ name: leaseName('lease'), namespace: ns });
+          const l = await k.in(ns).leases.get(leaseName('lease'));
           const holder = l.spec?.holderIdentity;
           return holder && holder !== oldCoordinator ? { holder, at: Date.now() } : undefined;
         },
@@ -542,7 +541,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
 });
 
 async function meshToken(ns: string, cluster: string): Promise<string> {
-  const secret = await k.core.readNamespacedSecret({ name: meshSecretName(cluster), namespace: ns });
+  const secret = await k.in(ns).secrets.get(meshSecretName(cluster));
   return Buffer.from(secret.data?.[MESH_TOKEN_KEY] ?? '', 'base64').toString('utf8');
 }
 

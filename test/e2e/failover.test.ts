@@ -69,8 +69,8 @@ afterAll(() => {
 
 /** A namespace with a formed 3-instance replica set; deleted after the test. Returns it and the master. */
 async function formed(prefix: string, how: Pick<ReplicaSetSpec, 'lane' | 'style'> = {}): Promise<{ ns: string; master: string }> {
-  const ns = await createNamespace(k.core, prefix);
-  cleanups.push(() => deleteNamespace(k.core, ns));
+  const ns = await createNamespace(k.client, prefix);
+  cleanups.push(() => deleteNamespace(k.client, ns));
   const t0 = now();
   await deployReplicaSet(k, { namespace: ns, cluster: CLUSTER, name: RS, replicas: REPLICAS, ...how });
   const master = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: FORM_TIMEOUT_MS });
@@ -210,7 +210,7 @@ function killPid(pid: number | null | undefined, what: string): void {
 }
 
 async function meshToken(ns: string): Promise<string> {
-  const s = await k.core.readNamespacedSecret({ name: meshSecretName(CLUSTER), namespace: ns });
+  const s = await k.in(ns).secrets.get(meshSecretName(CLUSTER));
   const b64 = s.data?.[MESH_TOKEN_KEY];
   if (!b64) throw new Error(`Secret ${meshSecretName(CLUSTER)} has no ${MESH_TOKEN_KEY}`);
   return Buffer.from(b64, 'base64').toString('utf8');

@@ -31,19 +31,16 @@ afterAll(async () => {
 
 it('reports what happened during an API server outage once the API server is back', async () => {
   const c = cluster as LocalCluster;
-  const { core } = kubeClients(c.kubeconfig);
-  await waitFor('default ServiceAccount', () => core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' }), { timeoutMs: 30_000 });
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: {
-      metadata: { name: 'short' },
-      spec: {
-        restartPolicy: 'Never',
-        containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'sleep 4; exit 7'] }],
-      },
+  const k = kubeClients(c.kubeconfig);
+  await waitFor('default ServiceAccount', () => k.in('default').serviceAccounts.get('default'), { timeoutMs: 30_000 });
+  await k.in('default').pods.create({
+    metadata: { name: 'short' },
+    spec: {
+      restartPolicy: 'Never',
+      containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'sleep 4; exit 7'] }],
     },
   });
-  await waitPodReady(core, 'default', 'short', { timeoutMs: 30_000 });
+  await waitPodReady(k.client, 'default', 'short', { timeoutMs: 30_000 });
   const outageStart = Date.now();
   await c.controlPlane.stopApiServer();
   // The container exits (code 7) while nobody can be told.
@@ -55,7 +52,7 @@ it('reports what happened during an API server outage once the API server is bac
   const pod = await waitFor(
     'the exit to reach the API',
     async () => {
-      const p = await core.readNamespacedPod({ name: 'short', namespace: 'default' });
+      const p = await k.in('default').pods.get('short');
       return p.status?.phase === 'Failed' ? p : undefined;
     },
     { timeoutMs: 30_000 },
@@ -68,7 +65,7 @@ it('reports what happened during an API server outage once the API server is bac
   const ready = await waitFor(
     'a node heartbeat after the outage',
     async () => {
-      const node = await core.readNode({ name: c.nodeName });
+      const node = await k.nodes.get(c.nodeName);
       const r = node.status?.conditions?.find((x) => x.type === 'Ready');
       return new Date(r?.lastHeartbeatTime ?? 0).getTime() >= restartedAt - 1_000 ? r : undefined;
     },
@@ -76,9 +73,6 @@ it('reports what happened during an API server outage once the API server is bac
   );
   expect(ready.status).toBe('True');
 
-  await core.createNamespacedPod({
-    namespace: 'default',
-    body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'c', image: 'busybox', command: ['sleep', '100000'] }] } },
-  });
-  await waitPodReady(core, 'default', 'after', { timeoutMs: 60_000 });
+  await k.in('default').pods.create({ metadata: { name: 'after' }, spec: { containers: [{ name: 'c', image: 'busybox', command: ['sleep', '100000'] }] } });
+  await waitPodReady(k.client, 'default', 'after', { timeoutMs: 60_000 });
 });

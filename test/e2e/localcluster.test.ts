@@ -32,7 +32,7 @@ const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
 const nodeName = inject('nodeName');
 const runDir = inject('runDir');
-const { core, apps } = kubeClients(kubeconfig);
+const k = kubeClients(kubeconfig);
 const netfault = createNetFault(inject('netfaultPrefix'));
 let ns = '';
 
@@ -104,40 +104,37 @@ function runtime(name: string) {
 }
 
 beforeAll(async () => {
-  ns = await createNamespace(core, 'lc');
-  await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'workload' }, data: { 'server.js': SERVER_JS } } });
+  ns = await createNamespace(k.client, 'lc');
+  await k.in(ns).configMaps.create({ metadata: { name: 'workload' }, data: { 'server.js': SERVER_JS } });
 });
 
 afterAll(async () => {
-  if (ns) await deleteNamespace(core, ns);
+  if (ns) await deleteNamespace(k.client, ns);
 });
 
 describe('pods on the process kubelet', () => {
   it('schedules, starts and readies a pod through its probe, and posts an honest status', async () => {
     const t0 = Date.now();
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: nodePod('web', [
-        nodeContainer('web', { READY_AFTER_MS: '1500' }, { readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1 } }),
-      ]),
-    });
+    await k.in(ns).pods.create(nodePod('web', [
+      nodeContainer('web', { READY_AFTER_MS: '1500' }, { readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1 } }),
+    ]));
     // Running but not yet Ready: readiness comes from the probe, not from the process start.
     const notReady = await waitFor(
       'web running, not ready',
       async () => {
-        const p = await core.readNamespacedPod({ name: 'web', namespace: ns });
+        const p = await k.in(ns).pods.get('web');
         return p.status?.phase === 'Running' && condition(p, 'Ready') === 'False' ? p : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 100 },
     );
     expect(notReady.status?.containerStatuses?.[0]).toMatchObject({ ready: false, started: true });
-    const pod = await waitPodReady(core, ns, 'web', { timeoutMs: 30_000, intervalMs: 100 });
+    const pod = await waitPodReady(k.client, ns, 'web', { timeoutMs: 30_000, intervalMs: 100 });
     const readyMs = Date.now() - t0;
     process.stderr.write(`[e2e] pod create → Ready: ${readyMs} ms (readiness held back 1.5 s by the workload)\n`);
 
     // Placed by kube-scheduler (the pod had no nodeName).
     expect(pod.spec?.nodeName).toBe(nodeName);
-    const events = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=web' });
+    const events = await k.in(ns).events.list({ fieldSelector: 'involvedObject.name=web' });
     // (1.20's scheduler writes events.k8s.io events: the core view has reportingComponent, not source.)
     const scheduledBy = events.items.filter((e) => e.reason === 'Scheduled').map((e) => e.reportingComponent || e.source?.component);
     expect(scheduledBy).toEqual(['default-scheduler']);
@@ -183,45 +180,36 @@ describe('pods on the process kubelet', () => {
       command: ['sh', '-c', `echo ${what} >> /work/steps`],
       volumeMounts: [{ name: 'work', mountPath: '/work' }],
     });
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: {
-        metadata: { name: 'inits' },
-        spec: {
-          initContainers: [step('first', 'init-1'), step('second', 'init-2')],
-          containers: [{ ...step('app', 'app'), command: ['sh', '-c', 'echo app >> /work/steps; exec sleep 100000'] }],
-          volumes: [{ name: 'work', emptyDir: {} }],
-        },
+    await k.in(ns).pods.create({
+      metadata: { name: 'inits' },
+      spec: {
+        initContainers: [step('first', 'init-1'), step('second', 'init-2')],
+        containers: [{ ...step('app', 'app'), command: ['sh', '-c', 'echo app >> /work/steps; exec sleep 100000'] }],
+        volumes: [{ name: 'work', emptyDir: {} }],
       },
     });
-    const pod = await waitPodReady(core, ns, 'inits', { timeoutMs: 30_000 });
+    const pod = await waitPodReady(k.client, ns, 'inits', { timeoutMs: 30_000 });
     expect(pod.status?.initContainerStatuses?.map((c) => [c.name, c.state?.terminated?.reason, c.state?.terminated?.exitCode])).toEqual([
       ['first', 'Completed', 0],
       ['second', 'Completed', 0],
     ]);
     expect(await readFile(path.join(runtime('inits').hostPathOf('work') ?? '', 'steps'), 'utf8')).toBe('init-1\ninit-2\napp\n');
-    await core.deleteNamespacedPod({ name: 'inits', namespace: ns, gracePeriodSeconds: 1 });
+    await k.in(ns).pods.delete('inits', { gracePeriodSeconds: 1 });
   });
 
   it('restarts a crashing container with back-off and one failing its liveness probe', async () => {
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: {
-        metadata: { name: 'crash' },
-        spec: { containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'echo run; exit 3'] }] },
-      },
+    await k.in(ns).pods.create({
+      metadata: { name: 'crash' },
+      spec: { containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'echo run; exit 3'] }] },
     });
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: nodePod('sick', [
-        nodeContainer('sick', { UNHEALTHY: '1' }, { livenessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 2 } }),
-      ]),
-    });
+    await k.in(ns).pods.create(nodePod('sick', [
+      nodeContainer('sick', { UNHEALTHY: '1' }, { livenessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 2 } }),
+    ]));
     let sawBackOff = false;
     const crashed = await waitFor(
       'crash restarted twice',
       async () => {
-        const p = await core.readNamespacedPod({ name: 'crash', namespace: ns });
+        const p = await k.in(ns).pods.get('crash');
         const c = p.status?.containerStatuses?.[0];
         if (c?.state?.waiting?.reason === 'CrashLoopBackOff') sawBackOff = true;
         return (c?.restartCount ?? 0) >= 2 ? c : undefined;
@@ -233,7 +221,7 @@ describe('pods on the process kubelet', () => {
     const sick = await waitFor(
       'sick restarted by liveness',
       async () => {
-        const c = (await core.readNamespacedPod({ name: 'sick', namespace: ns })).status?.containerStatuses?.[0];
+        const c = (await k.in(ns).pods.get('sick')).status?.containerStatuses?.[0];
         return (c?.restartCount ?? 0) >= 1 ? c : undefined;
       },
       { timeoutMs: 60_000 },
@@ -241,14 +229,14 @@ describe('pods on the process kubelet', () => {
     expect(sick.lastState?.terminated?.exitCode).toBe(143); // SIGTERM'd by the kubelet, as a runtime reports it
     // What kubectl describe shows: the kubelet's events.
     const reasons = async (pod: string) =>
-      new Set((await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod}` })).items.map((e) => e.reason));
+      new Set((await k.in(ns).events.list({ fieldSelector: `involvedObject.name=${pod}` })).items.map((e) => e.reason));
     await waitFor('kubelet events', async () => {
       const crash = await reasons('crash');
       const sickEvents = await reasons('sick');
       return crash.has('Started') && crash.has('BackOff') && sickEvents.has('Unhealthy') && sickEvents.has('Killing');
     }, { timeoutMs: 10_000 });
-    await core.deleteNamespacedPod({ name: 'crash', namespace: ns, gracePeriodSeconds: 0 });
-    await core.deleteNamespacedPod({ name: 'sick', namespace: ns, gracePeriodSeconds: 0 });
+    await k.in(ns).pods.delete('crash', { gracePeriodSeconds: 0 });
+    await k.in(ns).pods.delete('sick', { gracePeriodSeconds: 0 });
   });
 });
 
@@ -287,27 +275,27 @@ describe('StatefulSets', () => {
       waitFor(
         `${n} ready st pods`,
         async () => {
-          const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=st' })).items;
+          const pods = (await k.in(ns).pods.list({ labelSelector: 'app=st' })).items;
           const ready = pods.filter((p) => condition(p, 'Ready') === 'True' && !p.metadata?.deletionTimestamp);
           return ready.length === n ? new Map(ready.map((p) => [p.metadata?.name ?? '', p])) : undefined;
         },
         { timeoutMs: 60_000 },
       );
 
-    await apps.createNamespacedStatefulSet({ namespace: ns, body: sts('v1') });
+    await k.in(ns).statefulSets.create(sts('v1'));
     const before = await readyPods(2);
     const uidOf = (m: Map<string, V1Pod>, n: string) => m.get(n)?.metadata?.uid;
-    const claims = await core.listNamespacedPersistentVolumeClaim({ namespace: ns });
+    const claims = await k.in(ns).persistentVolumeClaims.list();
     expect(claims.items.map((c) => [c.metadata?.name, c.status?.phase, c.spec?.storageClassName]).sort()).toEqual([
       ['data-st-0', 'Bound', 'local'],
       ['data-st-1', 'Bound', 'local'],
     ]);
 
-    await apps.replaceNamespacedStatefulSet({ name: 'st', namespace: ns, body: { ...sts('v2'), metadata: { name: 'st', resourceVersion: (await apps.readNamespacedStatefulSet({ name: 'st', namespace: ns })).metadata?.resourceVersion } } });
+    await k.in(ns).statefulSets.replace('st', { ...sts('v2'), metadata: { name: 'st', resourceVersion: (await k.in(ns).statefulSets.get('st')).metadata?.resourceVersion } });
     const revisions = await waitFor(
       'a new update revision',
       async () => {
-        const s = (await apps.readNamespacedStatefulSet({ name: 'st', namespace: ns })).status;
+        const s = (await k.in(ns).statefulSets.get('st')).status;
         return s?.updateRevision && s.updateRevision !== s.currentRevision ? s : undefined;
       },
       { timeoutMs: 30_000 },
@@ -318,7 +306,7 @@ describe('StatefulSets', () => {
     expect(uidOf(untouched, 'st-1')).toBe(uidOf(before, 'st-1'));
 
     const oldData = runtime('st-0').hostPathOf('data');
-    await core.deleteNamespacedPod({ name: 'st-0', namespace: ns });
+    await k.in(ns).pods.delete('st-0');
     const after = await waitFor(
       'st-0 recreated and ready',
       async () => {
@@ -334,36 +322,33 @@ describe('StatefulSets', () => {
     const info = runtime('st-0');
     expect(info.hostPathOf('data')).toBe(oldData);
     expect(await readFile(path.join(info.hostPathOf('data') ?? '', 'boots'), 'utf8')).toBe('st-0 v1\nst-0 v2\n');
-    await apps.deleteNamespacedStatefulSet({ name: 'st', namespace: ns });
+    await k.in(ns).statefulSets.delete('st');
   });
 });
 
 describe('graceful deletion', () => {
   it('SIGKILLs a process that ignores SIGTERM once the grace period is over', async () => {
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: {
-        metadata: { name: 'stubborn' },
-        spec: {
-          terminationGracePeriodSeconds: 3,
-          containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 0.2; done'] }],
-        },
+    await k.in(ns).pods.create({
+      metadata: { name: 'stubborn' },
+      spec: {
+        terminationGracePeriodSeconds: 3,
+        containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 0.2; done'] }],
       },
     });
     const pod = await waitFor(
       'stubborn running',
       async () => {
-        const p = await core.readNamespacedPod({ name: 'stubborn', namespace: ns });
+        const p = await k.in(ns).pods.get('stubborn');
         return p.status?.containerStatuses?.[0]?.state?.running ? p : undefined;
       },
       { timeoutMs: 30_000 },
     );
     // Running is not yet trapping: a delete before the shell ran `trap` would end it at SIGTERM.
-    await waitFor('stubborn trapping SIGTERM', async () => (await core.readNamespacedPodLog({ name: 'stubborn', namespace: ns })).includes('up'), { timeoutMs: 30_000 });
+    await waitFor('stubborn trapping SIGTERM', async () => (await kubectl(kubeconfig, ['-n', ns, 'logs', 'stubborn'])).stdout.includes('up'), { timeoutMs: 30_000 });
     const { pids, unixUid } = runtime('stubborn');
     const t0 = Date.now();
-    await core.deleteNamespacedPod({ name: 'stubborn', namespace: ns });
-    await waitPodGone(core, ns, 'stubborn', pod.metadata?.uid ?? '', { timeoutMs: 30_000, intervalMs: 100 });
+    await k.in(ns).pods.delete('stubborn');
+    await waitPodGone(k.client, ns, 'stubborn', pod.metadata?.uid ?? '', { timeoutMs: 30_000, intervalMs: 100 });
     const tookMs = Date.now() - t0;
     process.stderr.write(`[e2e] SIGTERM-ignoring pod with a 3 s grace period gone after ${tookMs} ms\n`);
     expect(tookMs).toBeGreaterThanOrEqual(2_900);
@@ -376,9 +361,8 @@ describe('graceful deletion', () => {
     const shared = path.join(runDir, 'e2e-prestop', ns);
     await mkdir(shared, { recursive: true });
     await chmod(shared, 0o777); // the pod's uid writes here
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: nodePod(
+    await k.in(ns).pods.create(
+      nodePod(
         'hooks',
         [
           {
@@ -404,18 +388,18 @@ describe('graceful deletion', () => {
           ],
         },
       ),
-    });
+    );
     const pod = await waitFor(
       'hooks pod running with both containers',
       async () => {
-        const p = await core.readNamespacedPod({ name: 'hooks', namespace: ns });
+        const p = await k.in(ns).pods.get('hooks');
         return p.status?.containerStatuses?.every((c) => c.state?.running) && (await readFile(path.join(shared, 'web'), 'utf8').catch(() => '')).includes('listening') ? p : undefined;
       },
       { timeoutMs: 30_000 },
     );
     const t0 = Date.now();
-    await core.deleteNamespacedPod({ name: 'hooks', namespace: ns });
-    await waitPodGone(core, ns, 'hooks', pod.metadata?.uid ?? '', { timeoutMs: 30_000, intervalMs: 100 });
+    await k.in(ns).pods.delete('hooks');
+    await waitPodGone(k.client, ns, 'hooks', pod.metadata?.uid ?? '', { timeoutMs: 30_000, intervalMs: 100 });
     const tookMs = Date.now() - t0;
     expect(tookMs).toBeGreaterThanOrEqual(1_000); // the hooks took a second
     expect(tookMs).toBeLessThan(9_000); // and nothing waited for the full grace period
@@ -427,10 +411,10 @@ describe('graceful deletion', () => {
 describe('network faults', () => {
   it('cuts a pod off from the other pods (both ways) until healed', async () => {
     for (const name of ['net-a', 'net-b']) {
-      await core.createNamespacedPod({ namespace: ns, body: nodePod(name, [nodeContainer('web', {}, { readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 } })]) });
+      await k.in(ns).pods.create(nodePod(name, [nodeContainer('web', {}, { readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 } })]));
     }
-    await waitPodReady(core, ns, 'net-a', { timeoutMs: 30_000 });
-    await waitPodReady(core, ns, 'net-b', { timeoutMs: 30_000 });
+    await waitPodReady(k.client, ns, 'net-a', { timeoutMs: 30_000 });
+    await waitPodReady(k.client, ns, 'net-b', { timeoutMs: 30_000 });
     const a = runtime('net-a');
     const b = runtime('net-b');
     const target = { ip: a.ip ?? '', unixUid: a.unixUid ?? -1 };
@@ -452,14 +436,14 @@ describe('network faults', () => {
       expect(await dial(b, a)).toBe('timeout');
       // The cut is the pod's alone: b still reaches itself.
       expect(await dial(b, b)).toBe('connected');
-      await waitFor('net-a not ready while cut off (its probe cannot reach it)', async () => condition(await core.readNamespacedPod({ name: 'net-a', namespace: ns }), 'Ready') === 'False', { timeoutMs: 20_000 });
+      await waitFor('net-a not ready while cut off (its probe cannot reach it)', async () => condition(await k.in(ns).pods.get('net-a'), 'Ready') === 'False', { timeoutMs: 20_000 });
     } finally {
       await netfault.heal(target);
     }
     expect(await netfault.isCutOff(target)).toBe(false);
     expect(await dial(a, b)).toBe('connected');
     expect(await dial(b, a)).toBe('connected');
-    await waitPodReady(core, ns, 'net-a', { timeoutMs: 20_000 });
+    await waitPodReady(k.client, ns, 'net-a', { timeoutMs: 20_000 });
   });
 });
 
@@ -482,15 +466,12 @@ describe('kubelet stop', () => {
     });
     const [minUid, maxUid] = unixUidRange(ipBase, 200_000);
     try {
-      await waitFor('extra node registered', () => core.readNode({ name: extraNode }), { timeoutMs: 20_000 });
-      await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name: 'escapee' },
-          spec: {
-            nodeName: extraNode,
-            containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'sleep 1000 & setsid sleep 1000 & exec sleep 1000'] }],
-          },
+      await waitFor('extra node registered', () => k.nodes.get(extraNode), { timeoutMs: 20_000 });
+      await k.in(ns).pods.create({
+        metadata: { name: 'escapee' },
+        spec: {
+          nodeName: extraNode,
+          containers: [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'sleep 1000 & setsid sleep 1000 & exec sleep 1000'] }],
         },
       });
       await waitFor('three processes of the escapee pod', () => pidsOfUids(minUid, maxUid).length >= 3 || undefined, { timeoutMs: 30_000 });
@@ -499,7 +480,7 @@ describe('kubelet stop', () => {
     }
     expect(pidsOfUids(minUid, maxUid)).toEqual([]);
     // The pod stays in the API (a stopped kubelet does not delete pods); clean up without it.
-    await core.deleteNamespacedPod({ name: 'escapee', namespace: ns, gracePeriodSeconds: 0 }).catch(() => undefined);
-    await core.deleteNode({ name: extraNode });
+    await k.in(ns).pods.delete('escapee', { gracePeriodSeconds: 0 }).catch(() => undefined);
+    await k.nodes.delete(extraNode);
   });
 });

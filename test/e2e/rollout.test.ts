@@ -75,8 +75,8 @@ class Watcher {
 
   private async snapshot(): Promise<Snapshot> {
     const [pods, sts] = await Promise.all([
-      k.core.listNamespacedPod({ namespace: this.ns, labelSelector: `app=${SET}` }),
-      k.apps.readNamespacedStatefulSet({ name: SET, namespace: this.ns }),
+      k.in(this.ns).pods.list({ labelSelector: `app=${SET}` }),
+      k.in(this.ns).statefulSets.get(SET),
     ]);
     const views = await Promise.all(
       pods.items.map(async (p: V1Pod): Promise<PodView> => ({
@@ -183,8 +183,8 @@ interface Env {
 /** A namespace with a fresh 3-replica set, a watcher and a write load; all stopped and removed after the test. */
 async function setUp(prefix: string, how: Pick<ReplicaSetSpec, 'lane' | 'style'> = {}): Promise<Env> {
   const t0 = Date.now();
-  const ns = await createNamespace(k.core, prefix);
-  const stops: Array<() => Promise<unknown>> = [() => deleteNamespace(k.core, ns)];
+  const ns = await createNamespace(k.client, prefix);
+  const stops: Array<() => Promise<unknown>> = [() => deleteNamespace(k.client, ns)];
   onTestFinished(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   });
@@ -232,7 +232,7 @@ async function waitRolledOut(e: Env, before: string): Promise<string> {
 }
 
 async function currentRevision(ns: string): Promise<string> {
-  const sts = await k.apps.readNamespacedStatefulSet({ name: SET, namespace: ns });
+  const sts = await k.in(ns).statefulSets.get(SET);
   const rev = sts.status?.updateRevision;
   if (!rev) throw new Error('the StatefulSet has no updateRevision');
   return rev;
@@ -295,7 +295,7 @@ function expectMasterLastOrder(e: Env, label: string): void {
 }
 
 async function rolloutEvents(ns: string): Promise<string[]> {
-  const events = await k.core.listNamespacedEvent({ namespace: ns });
+  const events = await k.in(ns).events.list();
   return events.items
     .filter((ev) => ev.involvedObject.kind === 'StatefulSet' && ev.involvedObject.name === SET)
     .map((ev) => `${ev.reason ?? ''}: ${ev.message ?? ''}`);

@@ -109,8 +109,8 @@ async function status(port: number): Promise<AgentStatus> {
 }
 
 beforeAll(async () => {
-  ns = await createNamespace(k.core, 'stream');
-  await applyObjects(k.kc, agentRbacObjects(ns));
+  ns = await createNamespace(k.client, 'stream');
+  await applyObjects(k.client, agentRbacObjects(ns));
   const applied = await kubectl(adminKubeconfig, ['apply', '-n', ns, '-f', path.join(repoRoot(), 'examples', 'storage.yaml')]);
   if (applied.code !== 0) throw new Error(`kubectl apply examples/storage.yaml: ${applied.stderr}`);
   tmp = await mkdtemp(path.join(os.tmpdir(), 'shoal-streaming-'));
@@ -123,7 +123,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const child of forwards) child.kill('SIGKILL');
-  if (ns) await deleteNamespace(k.core, ns);
+  if (ns) await deleteNamespace(k.client, ns);
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -215,7 +215,7 @@ describe.each(kubectls)('kubectl $name', (kc) => {
 
 describe('the kubelet API', () => {
   it('lets in only the API server, not even an admin', async () => {
-    const node = await k.core.readNode({ name: inject('nodeName') });
+    const node = await k.nodes.get(inject('nodeName'));
     const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
     const pki = path.join(path.dirname(path.dirname(adminKubeconfig)), 'pki');
     const get = (cert?: string): Promise<{ status: number; body: string }> =>

@@ -13,6 +13,7 @@ import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernete
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, type Bound } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
 import { KubeApiError } from '../../shared/kube/errors.js';
 import { MERGE_PATCH, namespaced, type Resources } from '../../shared/kube/resources.js';
 import type { FaultDecision } from '../../localcluster/api-fault-plan.js';
@@ -92,7 +93,7 @@ describe('API fault proxy in front of a real Kubernetes v1.20.2 API server', () 
     const kc = new KubeConfig();
     kc.loadFromFile(cp.adminKubeconfigPath);
     admin = kc.makeApiClient(CoreV1Api);
-    ns = await createNamespace(admin, 'proxy');
+    ns = await createNamespace(new KubeClient(loadKubeConfig({ kubeconfig: cp.adminKubeconfigPath })), 'proxy');
     await kc.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
       body: {
         metadata: { name: `${ns}-admin` },

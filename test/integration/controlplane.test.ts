@@ -10,44 +10,34 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ApiException,
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  V1MicroTime,
-  VersionApi,
-  type V1Lease,
-} from '@kubernetes/client-node';
-import {
   locateKubernetesBinaries,
   startControlPlane,
   type ComponentName,
   type ControlPlane,
 } from '../../localcluster/controlplane/index.js';
 import { ShoalError } from '../../shared/errors.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { KubeApiError } from '../../shared/kube/errors.js';
+import { namespaced, namespaces, nodes, persistentVolumes, serverVersion, microTime, type LeaseJson } from '../../shared/kube/resources.js';
 import { createLogger } from '../../shared/log.js';
 
 const log = createLogger({ component: 'test' });
 
-function clients(kubeconfigPath: string): { core: CoreV1Api; coordination: CoordinationV1Api; version: VersionApi } {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  return {
-    core: kc.makeApiClient(CoreV1Api),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-    version: kc.makeApiClient(VersionApi),
-  };
+const clients: KubeClient[] = [];
+function client(kubeconfigPath: string): KubeClient {
+  const c = new KubeClient(loadKubeConfig({ kubeconfig: kubeconfigPath }));
+  clients.push(c);
+  return c;
 }
 
-/** The rejection of `p` as an ApiException (fails the test if `p` resolves or throws something else). */
+/** The rejection of `p` as a KubeApiError (fails the test if `p` resolves or throws something else). */
 async function apiError(p: Promise<unknown>): Promise<{ code: number; reason: string | undefined }> {
   try {
     await p;
   } catch (err) {
-    if (!(err instanceof ApiException)) throw err;
-    const raw: unknown = err.body;
-    const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { reason?: string };
-    return { code: err.code, reason: body.reason };
+    if (!(err instanceof KubeApiError)) throw err;
+    return { code: err.code, reason: err.reason };
   }
   throw new Error('expected the API call to fail');
 }
@@ -137,6 +127,7 @@ describe('local control plane (real Kubernetes v1.20.2)', () => {
   }, 180_000);
 
   afterAll(async () => {
+    for (const c of clients.splice(0)) c.close();
     await cp?.stop();
     for (const pid of Object.values(pids)) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
     if (runDir) await rm(runDir, { recursive: true, force: true });
@@ -149,43 +140,39 @@ describe('local control plane (real Kubernetes v1.20.2)', () => {
 
   it('runs all four processes and serves version v1.20.2', async () => {
     expect(Object.keys(pids).sort()).toEqual(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']);
-    const { version } = clients(plane().adminKubeconfigPath);
-    const info = await version.getCode();
+    const info = await serverVersion(client(plane().adminKubeconfigPath));
     expect(info.gitVersion).toBe('v1.20.2');
     expect(plane().apiServerUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it('creates a namespace, and the controller-manager gives it a default ServiceAccount', async () => {
-    const { core } = clients(plane().adminKubeconfigPath);
-    await core.createNamespace({ body: { metadata: { name: 'cp-test' } } });
-    const sa = await until('default ServiceAccount in cp-test', 30_000, async () =>
-      core.readNamespacedServiceAccount({ name: 'default', namespace: 'cp-test' }),
-    );
+    const admin = client(plane().adminKubeconfigPath);
+    const kube = namespaced(admin, 'cp-test');
+    await namespaces(admin).create({ metadata: { name: 'cp-test' } });
+    const sa = await until('default ServiceAccount in cp-test', 30_000, async () => kube.serviceAccounts.get('default'));
     expect(sa.metadata?.name).toBe('default');
     // The token controller (also the controller-manager) then makes the legacy token Secret.
     const secret = await until('default token secret', 30_000, async () => {
-      const list = await core.listNamespacedSecret({ namespace: 'cp-test' });
+      const list = await kube.secrets.list();
       return list.items.find((s) => s.type === 'kubernetes.io/service-account-token');
     });
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'namespace', 'token']);
   });
 
   it('rejects creating the same Lease twice with 409 AlreadyExists', async () => {
-    const { coordination } = clients(plane().adminKubeconfigPath);
-    const lease: V1Lease = {
+    const leases = namespaced(client(plane().adminKubeconfigPath), 'cp-test').leases;
+    const lease: LeaseJson = {
       metadata: { name: 'shoal-test', namespace: 'cp-test' },
-      spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: new V1MicroTime() },
+      spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: microTime() },
     };
-    const created = await coordination.createNamespacedLease({ namespace: 'cp-test', body: lease });
+    const created = await leases.create(lease);
     expect(created.spec?.holderIdentity).toBe('a');
-    const err = await apiError(coordination.createNamespacedLease({ namespace: 'cp-test', body: lease }));
+    const err = await apiError(leases.create(lease));
     expect(err).toEqual({ code: 409, reason: 'AlreadyExists' });
     // A stale resourceVersion on replace is a 409 Conflict.
     const stale = { ...created, spec: { ...created.spec, holderIdentity: 'b' } };
-    await coordination.replaceNamespacedLease({ name: 'shoal-test', namespace: 'cp-test', body: stale });
-    const conflict = await apiError(
-      coordination.replaceNamespacedLease({ name: 'shoal-test', namespace: 'cp-test', body: stale }),
-    );
+    await leases.replace('shoal-test', stale);
+    const conflict = await apiError(leases.replace('shoal-test', stale));
     expect(conflict).toEqual({ code: 409, reason: 'Conflict' });
   });
 
@@ -194,61 +181,52 @@ describe('local control plane (real Kubernetes v1.20.2)', () => {
     expect([401, 403]).toContain(await anonymous(url, plane().caCertPath));
     expect(await anonymous(url, plane().caCertPath, 'not-a-valid-token')).toBe(401);
     // An authenticated user without any binding is forbidden.
-    const nobody = clients(await plane().userKubeconfig('nobody', 'nobody'));
-    expect((await apiError(nobody.core.listNamespace())).code).toBe(403);
+    const nobody = client(await plane().userKubeconfig('nobody', 'nobody'));
+    expect((await apiError(namespaces(nobody).list())).code).toBe(403);
   });
 
   it('gives a kubelet identity its own node, lease and volumes, and nothing of other nodes', async () => {
-    const node = clients(await plane().kubeletKubeconfig('node-a'));
-    await node.core.createNode({
-      body: {
-        metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } },
-        status: {
-          conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test' }],
-          allocatable: { pods: '10' },
-          capacity: { pods: '10' },
-        },
+    const node = client(await plane().kubeletKubeconfig('node-a'));
+    await nodes(node).create({
+      metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test' }],
+        allocatable: { pods: '10' },
+        capacity: { pods: '10' },
       },
     });
-    await node.coordination.createNamespacedLease({
-      namespace: 'kube-node-lease',
-      body: {
-        metadata: { name: 'node-a', namespace: 'kube-node-lease' },
-        spec: { holderIdentity: 'node-a', leaseDurationSeconds: 40, renewTime: new V1MicroTime() },
-      },
+    await namespaced(node, 'kube-node-lease').leases.create({
+      metadata: { name: 'node-a', namespace: 'kube-node-lease' },
+      spec: { holderIdentity: 'node-a', leaseDurationSeconds: 40, renewTime: microTime() },
     });
     // The Node authorizer does not cover creating PersistentVolumes; the shoal:node-extra binding does.
-    await node.core.createPersistentVolume({
-      body: {
-        metadata: { name: 'pv-node-a-test' },
-        spec: {
-          capacity: { storage: '1Gi' },
-          accessModes: ['ReadWriteOnce'],
-          local: { path: '/tmp/pv-node-a-test' },
-          nodeAffinity: {
-            required: {
-              nodeSelectorTerms: [
-                { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-a'] }] },
-              ],
-            },
+    await persistentVolumes(node).create({
+      metadata: { name: 'pv-node-a-test' },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        local: { path: '/tmp/pv-node-a-test' },
+        nodeAffinity: {
+          required: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-a'] }] }],
           },
         },
       },
     });
-    await node.core.deletePersistentVolume({ name: 'pv-node-a-test' });
+    await persistentVolumes(node).delete('pv-node-a-test');
     // Another node's object is out of reach (Node authorizer + NodeRestriction).
-    const other = await apiError(node.core.createNode({ body: { metadata: { name: 'node-b' } } }));
+    const other = await apiError(nodes(node).create({ metadata: { name: 'node-b' } }));
     expect(other.code).toBe(403);
-    const secrets = await apiError(node.core.listNamespacedSecret({ namespace: 'cp-test' }));
+    const secrets = await apiError(namespaced(node, 'cp-test').secrets.list());
     expect(secrets.code).toBe(403);
   });
 
   it('survives an API server outage and brings the controllers back', async () => {
-    const { core } = clients(plane().adminKubeconfigPath);
+    const admin = client(plane().adminKubeconfigPath);
     const before = plane().pids();
     await plane().stopApiServer();
     expect(plane().pids()['kube-apiserver']).toBeUndefined();
-    await expect(core.listNamespace()).rejects.toThrow();
+    await expect(namespaces(admin).list()).rejects.toThrow();
     // Long enough for the controllers to lose their leases and exit (> ~10 s).
     await sleep(20_000);
     await plane().startApiServer();
@@ -258,11 +236,9 @@ describe('local control plane (real Kubernetes v1.20.2)', () => {
     expect(after['kube-controller-manager']).toBeDefined();
     expect(after['kube-scheduler']).toBeDefined();
     // Data survived (etcd kept running) and the controllers work again.
-    await core.readNamespace({ name: 'cp-test' });
-    await core.createNamespace({ body: { metadata: { name: 'cp-test-after' } } });
-    await until('default ServiceAccount after the outage', 60_000, async () =>
-      core.readNamespacedServiceAccount({ name: 'default', namespace: 'cp-test-after' }),
-    );
+    await namespaces(admin).get('cp-test');
+    await namespaces(admin).create({ metadata: { name: 'cp-test-after' } });
+    await until('default ServiceAccount after the outage', 60_000, async () => namespaced(admin, 'cp-test-after').serviceAccounts.get('default'));
     pids = { ...pids, ...after };
   }, 180_000);
 

@@ -9,20 +9,19 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
+import type { V1StatefulSet } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
 import { createLogger } from '../../shared/log.js';
-import { apiStatus } from '../../webhook/cluster.js';
+import { KubeClient } from '../../shared/kube/client.js';
+import { loadKubeConfig } from '../../shared/kube/config.js';
+import { apiStatus, isAlreadyExists } from '../../shared/kube/errors.js';
+import { mutatingWebhookConfigurations, namespaced } from '../../shared/kube/resources.js';
 
 const log = createLogger({ component: 'test' }).child({}, { level: process.env.SHOAL_TEST_VERBOSE ? 'info' : 'silent' });
 
-function kubeconfig(path: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
+const kubeClient = (path: string): KubeClient => new KubeClient(loadKubeConfig({ kubeconfig: path }));
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -45,13 +44,13 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_0
 describe('webhook on a real 1.20 API server', () => {
   let dir: string;
   let cp: ControlPlane;
-  let admin: KubeConfig;
+  let admin: KubeClient;
   const webhooks: StartedWebhook[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-wh-k8s-'));
     cp = await startControlPlane({ runDir: join(dir, 'cp'), logger: log });
-    admin = kubeconfig(cp.adminKubeconfigPath);
+    admin = kubeClient(cp.adminKubeconfigPath);
     await applyObjects(admin, [...loadManifest('namespace.yaml'), ...loadManifest('rbac.yaml')]);
     // Register by URL with a CA that signed nothing: the webhook must put its own in place.
     const port = await freePort();
@@ -69,14 +68,12 @@ describe('webhook on a real 1.20 API server', () => {
   });
 
   it('keeps one CA in its Secret and puts it into the caBundle, with only its own RBAC', async () => {
-    const core = admin.makeApiClient(CoreV1Api);
-    const secret = await core.readNamespacedSecret({ namespace: 'shoal-system', name: 'shoal-webhook-tls' });
+    const secret = await namespaced(admin, 'shoal-system').secrets.get('shoal-webhook-tls');
     const ca = Buffer.from(secret.data!['ca.crt']!, 'base64').toString();
     expect(webhooks.map((w) => w.caCert)).toEqual([ca, ca]);
     expect(webhooks.map((w) => w.sidecar.mode)).toEqual(['container', 'container']); // 1.20: no native sidecars
-    const admission = admin.makeApiClient(AdmissionregistrationV1Api);
     const bundles = await until('the caBundle', async () => {
-      const cfg = await admission.readMutatingWebhookConfiguration({ name: 'shoal-webhook' });
+      const cfg = await mutatingWebhookConfigurations(admin).get('shoal-webhook');
       const b = cfg.webhooks!.map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
       return b.every((x) => x === ca) ? b : undefined;
     });
@@ -86,10 +83,9 @@ describe('webhook on a real 1.20 API server', () => {
   it('mutates a labelled StatefulSet and the pods its controller creates; agents get their RBAC', async () => {
     const ns = 'shoal-it';
     await applyObjects(admin, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, ...agentRbacObjects(ns)]);
-    const asAgent = kubeconfig(await cp.userKubeconfig('agent', `system:serviceaccount:${ns}:shoal-agent`, ['system:serviceaccounts']));
-    const agentCore = asAgent.makeApiClient(CoreV1Api);
-    await expect(agentCore.listNamespacedPod({ namespace: ns })).resolves.toBeDefined();
-    await agentCore.listNamespacedPod({ namespace: 'default' }).then(
+    const asAgent = kubeClient(await cp.userKubeconfig('agent', `system:serviceaccount:${ns}:shoal-agent`, ['system:serviceaccounts']));
+    await expect(namespaced(asAgent, ns).pods.list()).resolves.toBeDefined();
+    await namespaced(asAgent, 'default').pods.list().then(
       () => expect.fail('the agent must not read other namespaces'),
       (err: unknown) => expect(apiStatus(err)).toBe(403),
     );
@@ -108,22 +104,21 @@ describe('webhook on a real 1.20 API server', () => {
         },
       },
     };
-    const apps = admin.makeApiClient(AppsV1Api);
+    const kube = namespaced(admin, ns);
     // A fresh registration takes a moment to reach the API server's admission chain.
     const created = await until('the StatefulSet to be mutated', async () => {
-      const s = await apps.createNamespacedStatefulSet({ namespace: ns, body: sts }).catch(async (err: unknown) => {
-        if (apiStatus(err) === 409) return apps.readNamespacedStatefulSet({ namespace: ns, name: 'storage' });
+      const s = await kube.statefulSets.create(sts).catch(async (err: unknown) => {
+        if (isAlreadyExists(err)) return kube.statefulSets.get('storage');
         throw err;
       });
       if (s.spec?.updateStrategy?.type === 'OnDelete') return s;
-      await apps.deleteNamespacedStatefulSet({ namespace: ns, name: 'storage' });
+      await kube.statefulSets.delete('storage');
       return undefined;
     });
     expect(created.spec!.template.metadata!.labels!['shoal.dev/cluster']).toBe('it');
     expect(JSON.parse(created.metadata!.annotations!['shoal.dev/update-strategy']!)).toMatchObject({ type: 'RollingUpdate' });
 
-    const core = admin.makeApiClient(CoreV1Api);
-    const pod = await until('pod storage-0', () => core.readNamespacedPod({ namespace: ns, name: 'storage-0' }));
+    const pod = await until('pod storage-0', () => kube.pods.get('storage-0'));
     const spec = pod.spec!;
     expect(spec.containers.map((c) => c.name)).toEqual(['tarantool', 'shoal-agent']);
     expect(spec.volumes!.map((v) => v.name)).toContain('shoal-run');

@@ -50,7 +50,7 @@ export interface PersistedEnvelope {
 }
 
 export async function persisted(kc: KubeClients, ns: string, cluster: string): Promise<PersistedEnvelope> {
-  const cm = await kc.core.readNamespacedConfigMap({ name: stateConfigMapName(cluster), namespace: ns });
+  const cm = await kc.in(ns).configMaps.get(stateConfigMapName(cluster));
   const text = cm.data?.['state.json'];
   if (!text) throw new Error(`ConfigMap ${stateConfigMapName(cluster)} has no state.json`);
   return JSON.parse(text) as PersistedEnvelope;

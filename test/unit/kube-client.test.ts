@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../shared/kube/client.js';
 import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
 import { ListWatch } from '../../shared/kube/reflector.js';
-import { MERGE_PATCH, namespaced, resourcePath, KINDS, microTime } from '../../shared/kube/resources.js';
+import { MERGE_PATCH, clusterRoles, namespaced, resourcePath, resourceFor, KINDS, kindOf, microTime, nodes } from '../../shared/kube/resources.js';
 import { watchEvents } from '../../shared/kube/watch.js';
 import { sleep } from '../../shared/time.js';
 import { answerJson, fakeApiServer } from '../support/fake-apiserver.js';
@@ -31,13 +31,40 @@ describe('KubeClient requests', () => {
     expect(await kube.configMaps.patch('a', { data: { x: '1' } }, MERGE_PATCH)).toEqual({ metadata: { name: 'a' } });
     await kube.pods.list({ labelSelector: 'app=x,tier in (a)' });
     await kube.pods.patch('p', { status: {} }, MERGE_PATCH, { subresource: 'status' });
+    await kube.serviceAccounts.createSubresource('default', 'token', { spec: { audiences: [] } });
+    await nodes(client).patch('n', { status: {} }, MERGE_PATCH, { subresource: 'status' });
+    await resourceFor(client, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'r', namespace: 'x' } }).get('r');
     expect(seen).toEqual([
       'PATCH /api/v1/namespaces/ns%201/configmaps/a Bearer tok application/merge-patch+json {"data":{"x":"1"}}',
       'GET /api/v1/namespaces/ns%201/pods?labelSelector=app%3Dx%2Ctier+in+%28a%29 Bearer tok - ',
       'PATCH /api/v1/namespaces/ns%201/pods/p/status Bearer tok application/merge-patch+json {"status":{}}',
+      'POST /api/v1/namespaces/ns%201/serviceaccounts/default/token Bearer tok application/json {"spec":{"audiences":[]}}',
+      'PATCH /api/v1/nodes/n/status Bearer tok application/merge-patch+json {"status":{}}',
+      'GET /apis/rbac.authorization.k8s.io/v1/namespaces/x/roles/r Bearer tok - ',
     ]);
+    expect(kindOf('v1', 'PersistentVolume')).toBe(KINDS.PersistentVolume);
+    expect(kindOf('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding')).toBe(KINDS.ClusterRoleBinding);
+    expect(kindOf('apps/v1', 'Deployment')).toBeUndefined();
+    expect(() => resourceFor(client, { apiVersion: 'apps/v1', kind: 'Deployment' })).toThrow(/no resource for apps\/v1 Deployment/);
     expect(resourcePath(KINDS.Lease, 'd', 'l')).toBe('/apis/coordination.k8s.io/v1/namespaces/d/leases/l');
     expect(resourcePath(KINDS.Namespace, 'ignored', 'n')).toBe('/api/v1/namespaces/n');
+  });
+
+  it('createOrReplace creates, or replaces an existing object at its live resourceVersion', async () => {
+    const seen: string[] = [];
+    const client = await fake((req, res, url, body) => {
+      seen.push(`${req.method} ${url.pathname} ${body}`);
+      if (req.method === 'POST') json(res, 409, { kind: 'Status', code: 409, reason: 'AlreadyExists' });
+      else if (req.method === 'GET') json(res, 200, { metadata: { name: 'r', resourceVersion: '7' } });
+      else json(res, 200, JSON.parse(body) as unknown);
+    });
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'r' }, rules: [] };
+    expect(await clusterRoles(client).createOrReplace(role)).toEqual({ ...role, metadata: { name: 'r', resourceVersion: '7' } });
+    expect(seen.map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual([
+      'POST /apis/rbac.authorization.k8s.io/v1/clusterroles',
+      'GET /apis/rbac.authorization.k8s.io/v1/clusterroles/r',
+      'PUT /apis/rbac.authorization.k8s.io/v1/clusterroles/r',
+    ]);
   });
 
   it('turns Status answers into KubeApiError with code, reason and the words of the call', async () => {

@@ -20,6 +20,8 @@ describe('architecture lint rules', () => {
     ['agent/decide/fixture.ts', "import { LocalInstance } from '../instance/local.js';\nexport const x = LocalInstance;\n", /pure code/],
     ['agent/decide/fixture.ts', "import { ShoalError } from '../../shared/log.js';\nexport const x = ShoalError;\n", /imports only agent\/decide\//],
     ['agent/tarantool/fixture.ts', "import { pino } from 'pino';\nexport const x = pino;\n", /pure code/],
+    ['agent/kube/fixture.ts', "import { CoreV1Api } from '@kubernetes/client-node';\nexport const x = CoreV1Api;\n", /types only/],
+    ['localcluster/kubelet/fixture.ts', "import { KubeConfig, type V1Pod } from '@kubernetes/client-node';\nexport const x: [typeof KubeConfig, V1Pod | null] = [KubeConfig, null];\n", /types only/],
   ])('%s: %s is reported', async (file, code, message) => {
     const messages = await restrictedImports(file, code);
     expect(messages.length, messages.join('\n')).toBeGreaterThan(0);
@@ -31,6 +33,8 @@ describe('architecture lint rules', () => {
     ['agent/tarantool/fixture.ts', "import type { OfflineVclock } from '../instance/state.js';\nexport type X = OfflineVclock;\n"],
     ['agent/member/fixture.ts', "import { readFile } from 'node:fs/promises';\nimport { pino } from 'pino';\nexport const x = [readFile, pino];\n"],
     ['localcluster/fixture.ts', "import { sampleTarantool } from '../tools/sampler.js';\nexport const x = sampleTarantool;\n"],
+    ['demo/fixture.ts', "import type { V1Pod } from '@kubernetes/client-node';\nexport type X = V1Pod;\n"],
+    ['test/integration/fixture.test.ts', "import { Watch } from '@kubernetes/client-node';\nexport const x = Watch;\n"],
   ])('%s: allowed imports pass', async (file, code) => {
     expect(await restrictedImports(file, code)).toEqual([]);
   });

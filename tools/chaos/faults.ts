@@ -79,7 +79,7 @@ export async function injectFault(t: FaultTarget, f: ScheduledFault): Promise<Fa
       const pod = pickOf(all, f.pick);
       if (!pod) return out(false, 'no pod running');
       t.mark('pod-delete', `delete ${pod}`);
-      await t.k.core.deleteNamespacedPod({ name: pod, namespace: t.namespace });
+      await t.k.in(t.namespace).pods.delete(pod);
       return out(true, pod);
     }
     case 'partition': {

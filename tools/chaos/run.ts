@@ -90,7 +90,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   let namespace: string | undefined;
   let failed = false;
   try {
-    namespace = await createNamespace(k.core, 'chaos', signal);
+    namespace = await createNamespace(k.client, 'chaos', signal);
     const ns = namespace;
     await deployReplicaSet(k, { namespace: ns, cluster: 'chaos', name: RS, replicas: REPLICAS, lane, memtxMemoryMB: MEMTX_MEMORY_MB });
     const first = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: 240_000, signal });
@@ -175,7 +175,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     failed = true;
     throw err;
   } finally {
-    if (namespace && o.stack) await deleteNamespace(k.core, namespace);
+    if (namespace && o.stack) await deleteNamespace(k.client, namespace);
     if (!o.stack) {
       await stack.stop().catch((err: unknown) => o.log(`the local cluster did not stop cleanly: ${errorMessage(err)}`));
       if (ownDir && !failed && !o.keep) await rm(ownDir, { recursive: true, force: true });
