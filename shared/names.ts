@@ -19,6 +19,10 @@ export const INSTALL_CONTAINER = 'shoal-install';
 export const RUN_VOLUME = 'shoal-run';
 export const RUN_DIR = '/var/run/shoal';
 export const CONSOLE_SOCKET = `${RUN_DIR}/console.sock`;
+/** Where a pod's ServiceAccount credentials (token, ca.crt, namespace) are mounted: Kubernetes' path. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** The projected volume with the agent's ServiceAccount token; mounted in the agent container only. */
+export const API_ACCESS_VOLUME = 'shoal-api-access';
 
 export const DEFAULT_AGENT_PORT = 8080;
 export const DEFAULT_LISTEN_PORT = 3301;

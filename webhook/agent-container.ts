@@ -2,6 +2,7 @@
 // to recognise them again (so a second pass over an injected pod changes nothing).
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
 import { AGENT_CONTAINER, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { apiAccessMount } from './service-account-token.js';
 
 export type SidecarMode = 'native' | 'container';
 
@@ -62,7 +63,8 @@ export function agentContainer(a: AgentSpec): V1Container {
       { name: 'SHOAL_REPLICASET', value: a.replicaset },
       { name: 'SHOAL_PORT', value: String(a.port) },
     ],
-    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }],
+    // The pod's only ServiceAccount token (service-account-token.ts): the agent calls the API, Tarantool does not.
+    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }, apiAccessMount()],
     readinessProbe: probe('/readyz', 5, 2),
     // Generous: a restart of the agent never stops Tarantool, but restarting it needlessly is noise.
     livenessProbe: probe('/healthz', 10, 6),

@@ -1,12 +1,13 @@
 // The pure core of the webhook: object in → mutated object (or a refusal that says what to fix) out.
 // No I/O here; review.ts turns the difference into a JSON Patch.
 import type { V1Container, V1EnvVar, V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
 import { dns1123LabelProblem } from '../shared/dns.js';
 import { isRecord, jsonEqual, stringMap, type JsonRecord } from './json.js';
 import { podSpecProblems, podSpecShapeProblems, tarantoolContainer, type PodView } from './pod-checks.js';
 import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';
 import { applyNativeStyle, nativeStyleOf } from './native-style.js';
+import { apiAccessVolume, applyTokenDecision, decideServiceAccountToken } from './service-account-token.js';
 
 export interface InjectOptions {
   agentImage: string;
@@ -116,8 +117,13 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
   podMeta.annotations ??= {};
   podMeta.annotations[ANNOTATIONS.injected] ??= opts.version;
 
+  // Only the agent holds the ServiceAccount token (unless the pod itself asks for it everywhere).
+  const token = decideServiceAccountToken(spec);
+  applyTokenDecision(spec, token);
+
   spec.volumes ??= [];
   if (!spec.volumes.some((v) => v.name === RUN_VOLUME)) spec.volumes.push({ name: RUN_VOLUME, emptyDir: {} });
+  if (!spec.volumes.some((v) => v.name === API_ACCESS_VOLUME)) spec.volumes.push(apiAccessVolume());
 
   const tarantool = tarantoolContainer({ ...view, spec }) as V1Container; // podSpecProblems proved it exists
   tarantool.volumeMounts ??= [];
@@ -151,7 +157,12 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
     if (opts.sidecarMode === 'native') spec.initContainers.push(agent);
     else spec.containers.push(agent);
   }
-  return { allowed: true, object: pod, reason: view.injected ? 'already injected' : 'injected', warnings: [] };
+  return {
+    allowed: true,
+    object: pod,
+    reason: `${view.injected ? 'already injected' : 'injected'}; ${token.reason}`,
+    warnings: token.kind === 'every-container' ? [token.warning] : [],
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +186,10 @@ function statefulSetProblems(sts: JsonRecord, l: Labelled, agentPort: number): s
         `${JSON.stringify(l.cluster)}: make them equal (or drop the template's; Shoal copies the StatefulSet's)`,
     );
   }
-  if (Array.isArray(spec.volumeClaimTemplates) && spec.volumeClaimTemplates.some((t) => isRecord(t) && isRecord(t.metadata) && t.metadata.name === RUN_VOLUME)) {
-    problems.push(`rename your volumeClaimTemplate "${RUN_VOLUME}": Shoal reserves that volume name`);
+  for (const reserved of [RUN_VOLUME, API_ACCESS_VOLUME]) {
+    if (Array.isArray(spec.volumeClaimTemplates) && spec.volumeClaimTemplates.some((t) => isRecord(t) && isRecord(t.metadata) && t.metadata.name === reserved)) {
+      problems.push(`rename your volumeClaimTemplate "${reserved}": Shoal reserves that volume name`);
+    }
   }
   const shape = podSpecShapeProblems(spec.template.spec, 'spec.template.spec');
   if (shape.length > 0 || problems.length > 0) return [...problems, ...shape];
@@ -253,5 +266,7 @@ export function mutateStatefulSet(input: unknown, opts: InjectOptions, old?: unk
   const original = jsonEqual(current, ON_DELETE) && kept !== undefined ? kept : JSON.stringify(current);
   (meta.annotations ??= {})[ANNOTATIONS.updateStrategy] = original;
   spec.updateStrategy = { ...ON_DELETE };
-  return { allowed: true, object: sts, reason: 'mutated', warnings: [] };
+  // Said here too: the pods' own warning reaches only the StatefulSet controller, this one reaches `kubectl apply`.
+  const token = decideServiceAccountToken(template.spec as V1PodSpec);
+  return { allowed: true, object: sts, reason: 'mutated', warnings: token.kind === 'every-container' ? [token.warning] : [] };
 }

@@ -8,13 +8,13 @@ import { homedir } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { ShoalError, errorMessage } from '../errors.js';
+import { SERVICE_ACCOUNT_DIR } from '../names.js';
 import { parseKubeconfig } from './kubeconfig.js';
 import { tokenFileSource, type KubeTarget } from './target.js';
 
 export type { KubeTarget, TokenSource } from './target.js';
 
-/** Where a pod's service account credentials are mounted. */
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+export { SERVICE_ACCOUNT_DIR };
 
 export interface LoadOptions {
   /** An explicit kubeconfig file: wins over everything else. */

@@ -1,10 +1,12 @@
 // Least privilege, checked by the API server itself: what `kubectl auth can-i --list` says the
 // agents' ServiceAccount may do in its namespace is exactly what the agent calls (the rules of
 // manifests/agent-rbac.yaml, plus system:auth-delegator's TokenReview and SubjectAccessReview for
-// POST /switchover), and nothing that lets it read users' Secrets or change workloads.
+// POST /switchover), and nothing that lets it read users' Secrets or change workloads. And only the
+// agent holds that ServiceAccount's token: on a running pod, the Tarantool container has none.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl } from '../../tools/kube.js';
+import { agentStatus, deployReplicaSet, waitForReplicaSet } from '../../tools/shoal-cluster.js';
 
 const kubeconfig = inject('kubeconfig');
 const k = kubeClients(kubeconfig);
@@ -58,5 +60,60 @@ describe('the agents’ ServiceAccount', () => {
       const r = await kubectl(kubeconfig, ['-n', ns, 'auth', 'can-i', verb, resource, as]);
       expect(r.stdout.trim(), `${verb} ${resource}`).toBe('no');
     }
+  });
+});
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+describe('the ServiceAccount token in a Shoal pod (issue 14)', () => {
+  let ns = '';
+  afterAll(async () => {
+    if (!ns) return;
+    await deleteNamespace(k.core, ns);
+    await kubectl(kubeconfig, ['delete', 'clusterrolebinding', `shoal-agent-auth-delegator-${ns}`, '--ignore-not-found']);
+  });
+
+  /** Runs a shell command in a container of the pod (kubectl exec, through the API server and the kubelet). */
+  async function inContainer(pod: string, container: string, script: string): Promise<string> {
+    const r = await kubectl(kubeconfig, ['-n', ns, 'exec', pod, '-c', container, '--', 'sh', '-c', script], { timeoutMs: 30_000 });
+    expect(r.code, `${container}: ${r.stderr}`).toBe(0);
+    return r.stdout.trim();
+  }
+
+  it('is mounted in the agent alone; the agent works with it; Tarantool cannot read it', async () => {
+    ns = await createNamespace(k.core, 'sat');
+    await deployReplicaSet(k, { namespace: ns, cluster: 'sat', name: 'store', replicas: 1 });
+    const master = await waitForReplicaSet(k, ns, 'store', 1, { timeoutMs: 180_000 });
+    const pod = await k.core.readNamespacedPod({ namespace: ns, name: master });
+    const spec = pod.spec!;
+
+    // The pod spec: no automount, one token mount — the agent's projected volume, read-only.
+    expect(spec.automountServiceAccountToken).toBe(false);
+    const holders = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => (c.volumeMounts ?? []).some((m) => m.mountPath === SA_DIR));
+    expect(holders.map((c) => c.name)).toEqual(['shoal-agent']);
+    expect(holders[0]!.volumeMounts!.find((m) => m.mountPath === SA_DIR)).toEqual({ name: 'shoal-api-access', mountPath: SA_DIR, readOnly: true });
+    const sources = spec.volumes!.find((v) => v.name === 'shoal-api-access')?.projected?.sources ?? [];
+    expect(sources.map((src) => Object.keys(src).filter((key) => src[key as keyof typeof src] !== undefined)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
+
+    // What each container sees: each runs in its own mount namespace on the process kubelet.
+    expect(await inContainer(master, 'tarantool', `if [ -e ${SA_DIR}/token ]; then echo present; else echo absent; fi`)).toBe('absent');
+    expect(await inContainer(master, 'shoal-agent', `cat ${SA_DIR}/namespace; echo; [ -s ${SA_DIR}/ca.crt ] && echo ca`)).toBe(`${ns}\nca`);
+    const token = await inContainer(master, 'shoal-agent', `cat ${SA_DIR}/token`);
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+      iat: number;
+      exp: number;
+      'kubernetes.io': { namespace: string; pod: { name: string; uid: string }; serviceaccount: { name: string }; warnafter?: number };
+    };
+    // Bound to this pod (TokenRequest with the pod as bound object): void once the pod is gone.
+    expect(claims['kubernetes.io']).toMatchObject({ namespace: ns, pod: { name: master, uid: pod.metadata!.uid }, serviceaccount: { name: 'shoal-agent' } });
+    // The process kubelet writes the token once and never refreshes it (the real one does at 80% of
+    // its lifetime); it stays valid because the API server extends 3607 s tokens to a year and only
+    // warns after 3607 s (--service-account-extend-token-expiration, default true in 1.20).
+    expect({ lifetime: claims.exp - claims.iat, warnAfter: (claims['kubernetes.io'].warnafter ?? 0) - claims.iat }).toEqual({ lifetime: 365 * 24 * 3600, warnAfter: 3607 });
+
+    // The agent calls the API with that token: it holds the Lease and publishes a coordinator.
+    const status = await agentStatus(pod.status?.podIP);
+    expect(status?.coordinator).toMatchObject({ pod: master, self: true });
+    expect(status?.instance.role).toBe('master');
   });
 });

@@ -127,5 +127,17 @@ describe('webhook on a real 1.20 API server', () => {
     expect(agent.readinessProbe!.httpGet!.path).toBe('/readyz');
     expect(spec.containers[0]!.lifecycle!.preStop!.httpGet!.path).toBe('/prestop');
     expect(pod.metadata!.annotations!['shoal.dev/injected']).toBeDefined();
+
+    // Issue 14: the ServiceAccount plugin mounted the pod's token into every container before the
+    // webhook ran (and runs again after it); only the agent holds one, its own projected volume.
+    const saDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+    expect(spec.automountServiceAccountToken).toBe(false);
+    const holders = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => (c.volumeMounts ?? []).some((m) => m.mountPath === saDir));
+    expect(holders.map((c) => c.name)).toEqual(['shoal-agent']);
+    expect(agent.volumeMounts!.find((m) => m.mountPath === saDir)).toEqual({ name: 'shoal-api-access', mountPath: saDir, readOnly: true });
+    expect(spec.volumes!.map((v) => v.name).filter((n) => /-token-|^kube-api-access-/.test(n))).toEqual([]);
+    // …whose CA source exists in every namespace (1.20's controller-manager publishes kube-root-ca.crt).
+    const rootCa = await until('kube-root-ca.crt in the namespace', () => core.readNamespacedConfigMap({ namespace: ns, name: 'kube-root-ca.crt' }));
+    expect(rootCa.data?.['ca.crt']).toMatch(/BEGIN CERTIFICATE/);
   });
 });

@@ -1,6 +1,6 @@
 // Objects and AdmissionReviews for the webhook tests, shaped like what the API server sends.
 import { applyPatch, type Operation } from 'rfc6902';
-import type { V1Container, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1StatefulSet, V1Volume } from '@kubernetes/client-node';
 import type { InjectOptions } from '../../webhook/inject.js';
 
 export const OPTS: InjectOptions = { agentImage: 'shoal/agent:test', sidecarMode: 'native', agentPort: 8080, version: '9.9.9' };
@@ -26,6 +26,32 @@ export function stsPod(over: { name?: string; labels?: Record<string, string>; a
     spec: { containers: over.containers ?? [tarantoolContainer()] },
   };
 }
+
+/**
+ * The pod as the webhook really receives it: the API server's ServiceAccount admission plugin runs
+ * first and mounts the token into every container that has nothing at the path — up to 1.20 a Secret volume named after the
+ * token Secret (`legacy`), from 1.21 a projected `kube-api-access-*` volume (`bound`).
+ */
+export function withAutomountedToken(pod: V1Pod, style: 'legacy' | 'bound' = 'legacy', serviceAccount = 'default'): V1Pod {
+  const out = structuredClone(pod);
+  const spec = out.spec!;
+  spec.serviceAccountName ??= serviceAccount;
+  if (spec.automountServiceAccountToken === false) return out; // the pod's word wins over the ServiceAccount's
+  const volume: V1Volume =
+    style === 'legacy'
+      ? { name: `${spec.serviceAccountName}-token-wz82w`, secret: { secretName: `${spec.serviceAccountName}-token-wz82w`, defaultMode: 420 } }
+      : { name: 'kube-api-access-x7k2q', projected: { defaultMode: 420, sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: 'token' } }] } };
+  let mounted = false;
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if ((c.volumeMounts ?? []).some((m) => m.mountPath === SA_DIR)) continue;
+    (c.volumeMounts ??= []).push({ name: volume.name, readOnly: true, mountPath: SA_DIR });
+    mounted = true;
+  }
+  if (mounted) (spec.volumes ??= []).push(volume);
+  return out;
+}
+
+export const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export function statefulSet(over: { labels?: Record<string, string>; annotations?: Record<string, string>; strategy?: object | null } = {}): V1StatefulSet {
   return {

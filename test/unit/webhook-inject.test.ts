@@ -29,7 +29,11 @@ describe('mutatePod', () => {
     expect(install).toMatchObject({ name: 'shoal-install', image: 'shoal/agent:test', args: ['install-lua'] });
     expect(install.volumeMounts).toContainEqual({ name: 'shoal-run', mountPath: '/var/run/shoal' });
     expect(install.restartPolicy).toBeUndefined();
-    expect(spec.volumes).toEqual([{ name: 'shoal-run', emptyDir: {} }]);
+    expect(spec.volumes?.map((v) => v.name)).toEqual(['shoal-run', 'shoal-api-access']);
+    // The ServiceAccount token: the agent's own projected one, no one else's (service-account-token tests).
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(agent!.volumeMounts).toContainEqual({ name: 'shoal-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
+    expect(install.volumeMounts).toEqual([{ name: 'shoal-run', mountPath: '/var/run/shoal' }]);
     for (const c of [agent, spec.containers[0]]) {
       expect(c!.volumeMounts).toContainEqual({ name: 'shoal-run', mountPath: '/var/run/shoal' });
     }
@@ -125,6 +129,7 @@ describe('mutatePod', () => {
     ['empty cluster', () => stsPod({ labels: { 'shoal.dev/cluster': '' } }), /not a valid cluster name \(it is empty\)/],
     ['too long cluster', () => stsPod({ labels: { 'shoal.dev/cluster': 'a'.repeat(64) } }), /64 characters long/],
     ['a user volume named shoal-run', () => ({ ...stsPod(), spec: { containers: [tarantoolContainer()], volumes: [{ name: 'shoal-run', emptyDir: {} }] } }), /rename your volume "shoal-run"/],
+    ['a user volume named shoal-api-access', () => ({ ...stsPod(), spec: { containers: [tarantoolContainer()], volumes: [{ name: 'shoal-api-access', emptyDir: {} }] } }), /rename your volume "shoal-api-access"/],
     ['a user container named shoal-agent', () => stsPod({ containers: [tarantoolContainer(), { name: 'shoal-agent', image: 'x' }] }), /rename your container "shoal-agent"/],
     ['a user init container named shoal-install', () => ({ ...stsPod(), spec: { ...stsPod().spec!, initContainers: [{ name: 'shoal-install', image: 'x' }] } }), /rename your container "shoal-install"/],
     ['an annotation naming a missing container', () => stsPod({ annotations: { 'shoal.dev/tarantool-container': 'db' } }), /names no container of the pod \(it has: tarantool\)/],

@@ -51,6 +51,18 @@ describe('jsonPatch', () => {
     expect(jsonPatch(env, env)).toEqual([]);
     expect(jsonPatch(env, [...env.slice(0, 10), { name: 'VAR_10', value: 'new' }, ...env.slice(11)])).toEqual([{ op: 'replace', path: '/10/value', value: 'new' }]);
   });
+
+  it('diffs an entry that keeps its name in place, and replaces one that changed its name whole', () => {
+    const tarantool = { name: 'tarantool', image: 't', env: [{ name: 'A', value: '1' }] };
+    const changed = { ...tarantool, env: [...tarantool.env, { name: 'B', value: '2' }] };
+    expect(jsonPatch([tarantool], [changed, { name: 'shoal-agent' }])).toEqual([
+      { op: 'add', path: '/0/env/1', value: { name: 'B', value: '2' } },
+      { op: 'add', path: '/1', value: { name: 'shoal-agent' } },
+    ]);
+    expect(jsonPatch([{ name: 'token', mountPath: '/a', readOnly: true }], [{ name: 'run', mountPath: '/b' }])).toEqual([
+      { op: 'replace', path: '/0', value: { name: 'run', mountPath: '/b' } },
+    ]);
+  });
 });
 
 describe('the admission answer', () => {
