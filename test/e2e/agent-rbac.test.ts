@@ -69,7 +69,7 @@ describe('the ServiceAccount token in a Shoal pod (issue 14)', () => {
   let ns = '';
   afterAll(async () => {
     if (!ns) return;
-    await deleteNamespace(k.core, ns);
+    await deleteNamespace(k.client, ns);
     await kubectl(kubeconfig, ['delete', 'clusterrolebinding', `shoal-agent-auth-delegator-${ns}`, '--ignore-not-found']);
   });
 
@@ -81,10 +81,10 @@ describe('the ServiceAccount token in a Shoal pod (issue 14)', () => {
   }
 
   it('is mounted in the agent alone; the agent works with it; Tarantool cannot read it', async () => {
-    ns = await createNamespace(k.core, 'sat');
+    ns = await createNamespace(k.client, 'sat');
     await deployReplicaSet(k, { namespace: ns, cluster: 'sat', name: 'store', replicas: 1 });
     const master = await waitForReplicaSet(k, ns, 'store', 1, { timeoutMs: 180_000 });
-    const pod = await k.core.readNamespacedPod({ namespace: ns, name: master });
+    const pod = await k.in(ns).pods.get(master);
     const spec = pod.spec!;
 
     // The pod spec: no automount, one token mount — the agent's projected volume, read-only.

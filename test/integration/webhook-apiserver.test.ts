@@ -137,7 +137,7 @@ describe('webhook on a real 1.20 API server', () => {
     expect(agent.volumeMounts!.find((m) => m.mountPath === saDir)).toEqual({ name: 'shoal-api-access', mountPath: saDir, readOnly: true });
     expect(spec.volumes!.map((v) => v.name).filter((n) => /-token-|^kube-api-access-/.test(n))).toEqual([]);
     // …whose CA source exists in every namespace (1.20's controller-manager publishes kube-root-ca.crt).
-    const rootCa = await until('kube-root-ca.crt in the namespace', () => core.readNamespacedConfigMap({ namespace: ns, name: 'kube-root-ca.crt' }));
+    const rootCa = await until('kube-root-ca.crt in the namespace', () => kube.configMaps.get('kube-root-ca.crt'));
     expect(rootCa.data?.['ca.crt']).toMatch(/BEGIN CERTIFICATE/);
   });
 });
