@@ -24,6 +24,25 @@ export type InstanceOverrides = Partial<Omit<ObservedInstance, 'tarantool'>> & {
   tarantool?: Partial<ObservedTarantool> | null;
 };
 
+/** A configured, running, read-only replica following its master at vclock {1: 10}, bent by `over`. */
+export function observedTarantool(over: Partial<ObservedTarantool> = {}): ObservedTarantool {
+  return {
+    configured: true,
+    alive: true,
+    ro: true,
+    status: 'running',
+    vclock: { 1: 10 },
+    id: 1,
+    upstreamOk: true,
+    upstreams: [],
+    lagMs: 0,
+    replication: [],
+    synchroQuorum: 2,
+    clusterUuids: [],
+    ...over,
+  };
+}
+
 export function instance(pod: string, over: InstanceOverrides = {}): ObservedInstance {
   const { tarantool: t, ...rest } = over;
   const base: ObservedInstance = {
@@ -42,24 +61,7 @@ export function instance(pod: string, over: InstanceOverrides = {}): ObservedIns
     tarantoolDownSinceMs: null,
     tarantool: null,
   };
-  const tarantool: ObservedTarantool | null =
-    t === null
-      ? null
-      : {
-          configured: true,
-          alive: true,
-          ro: true,
-          status: 'running',
-          vclock: { 1: 10 },
-          id: ordinalOf(pod) + 1,
-          upstreamOk: true,
-          upstreams: [],
-          lagMs: 0,
-          replication: [],
-          synchroQuorum: 2,
-          clusterUuids: [],
-          ...t,
-        };
+  const tarantool: ObservedTarantool | null = t === null ? null : observedTarantool({ id: ordinalOf(pod) + 1, ...t });
   return { ...base, ...rest, tarantool };
 }
 

@@ -12,22 +12,9 @@ import type { Peer } from '../../agent/kube/peers.js';
 import type { ReplicaSetSpec } from '../../agent/kube/statefulsets.js';
 import type { Heartbeat } from '../../agent/wire/mesh-protocol.js';
 import { instanceUuid } from '../../shared/identity.js';
+import { observedTarantool } from './decide-fixtures.js';
 
-const T = (over: Partial<ObservedTarantool> = {}): ObservedTarantool => ({
-  configured: true,
-  alive: true,
-  ro: true,
-  status: 'running',
-  vclock: { '1': 5 },
-  id: 2,
-  upstreamOk: true,
-  upstreams: [],
-  lagMs: 0,
-  replication: [],
-  synchroQuorum: 2,
-  clusterUuids: [],
-  ...over,
-});
+const T = (over: Partial<ObservedTarantool> = {}): ObservedTarantool => observedTarantool({ vclock: { '1': 5 }, id: 2, ...over });
 
 const peer = (n: number, over: Partial<Peer> = {}): Peer => ({
   pod: `s-${n}`,
