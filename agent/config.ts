@@ -31,9 +31,9 @@
 // timeout (agent/decide/timings.ts): with the defaults a cut-off master is read-only after
 // 5000 − (1000 heartbeat + 250 heartbeat interval + 250 fence + 100 tick + 10 % slack) = 2900 ms, before any failover can
 // fire; a failover timeout too small for that margin is refused.
-import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../shared/names.js';
-import { dns1123LabelProblem } from '../shared/dns.js';
-import { ShoalError } from '../shared/errors.js';
+import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../common/names.js';
+import { dns1123LabelProblem } from '../common/dns.js';
+import { ShoalError } from '../common/errors.js';
 import { DEFAULT_FAILOVER_TIMEOUT_MS } from './decide/timings.js';
 
 export interface AgentTimings {

@@ -1,12 +1,12 @@
 // shoal-agent entry point: configuration from the environment, then the agent (runtime.ts) with
 // coordination (start.ts) until SIGTERM/SIGINT. `shoal-agent install-lua` only writes
 // shoal.lua into the run directory and exits (the pod's init container, before Tarantool starts).
-import { createLogger } from '../shared/log.js';
-import { errorMessage, ShoalError } from '../shared/errors.js';
-import { VERSION } from '../shared/version.js';
+import { createLogger } from '../common/log.js';
+import { errorMessage, ShoalError } from '../common/errors.js';
+import { VERSION } from '../common/version.js';
 import { parseConfig } from './config.js';
 import { installShoalLua } from './lua/module.js';
-import { RUN_DIR } from '../shared/names.js';
+import { RUN_DIR } from '../common/names.js';
 import { startAgent, type Agent } from './runtime.js';
 
 // Bound of a clean stop; after it the process exits anyway (the kubelet would SIGKILL it).

@@ -1,8 +1,8 @@
 // Composes the agent's pieces: shoal.lua in the run dir, metrics, the console client, the local
 // instance and the HTTP server. main.ts runs it; the coordinator plugs in through the returned
 // handles (instance, http.app / http.server, setClusterStatusProvider) without touching this file much.
-import type { Logger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
 import type { AgentConfig } from './config.js';
 import { ConsoleClient } from './console/client.js';
 import { TarantoolGoneError } from './console/errors.js';

@@ -4,9 +4,9 @@
 // pod and StatefulSet watches feeding it, heartbeats, the command executor, self-fencing, and the
 // Lease election whose holder runs the coordinator loop. Nothing here touches Tarantool when the API
 // server is unreachable: masters stay masters, the mesh keeps running on what the watches last saw.
-import type { Logger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
-import { leaseName } from '../shared/names.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
+import { leaseName } from '../common/names.js';
 import type { AgentConfig } from './config.js';
 import { emptyState } from './decide/reconcile.js';
 import { deriveTimings, fenceDeadline } from './decide/timings.js';
@@ -15,11 +15,11 @@ import type { AgentMetrics } from './http/metrics.js';
 import { mountControlRoutes } from './http/control-routes.js';
 import type { AgentServer } from './http/server.js';
 import type { LocalInstance } from './instance/local.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { isConflict, isNotFound } from '../shared/kube/errors.js';
-import { EventRecorder } from '../shared/kube/events.js';
-import { namespaced, type Resources } from '../shared/kube/resources.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { isConflict, isNotFound } from '../common/kube/errors.js';
+import { EventRecorder } from '../common/kube/events.js';
+import { namespaced, type Resources } from '../common/kube/resources.js';
 import { unsupportedVersion } from './tarantool/version.js';
 import { PeerWatcher } from './kube/peers.js';
 import { getOrCreateMeshSecret, replicationPassword } from './kube/secret.js';
@@ -27,7 +27,7 @@ import { StatefulSetWatcher } from './kube/statefulsets.js';
 import { LeaderElector } from './lease/election.js';
 import { kubeLeaseApi } from './lease/lease-api.js';
 import { electionTimings } from './lease/timing.js';
-import { sleep } from '../shared/time.js';
+import { sleep } from '../common/time.js';
 import { Mesh } from './mesh/mesh.js';
 import { StateStore } from './state/store.js';
 import { CommandExecutor } from './member/commands.js';

@@ -2,7 +2,7 @@
 // replica set, read from /proc after a few idle seconds (the kubelet runs them on this machine).
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AGENT_CONTAINER } from '../shared/names.js';
+import { AGENT_CONTAINER } from '../common/names.js';
 import { benchCluster, REPLICAS } from './cluster.js';
 import { stats } from './stats.js';
 import type { Benchmark, FigureSpec } from './types.js';

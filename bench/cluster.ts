@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TarantoolLane } from '../demo/tarantool-binaries.js';
-import { createLogger } from '../shared/log.js';
+import { createLogger } from '../common/log.js';
 import { freeIpBase } from '../localcluster/kubelet/ipbase-lock.js';
 import { startShoalStack, type ShoalStack } from '../demo/shoal-stack.js';
 import { createNamespace, kubeClients, type KubeClients } from '../tools/kube.js';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_FAILOVER_TIMEOUT_MS } from '../agent/decide/timings.js';
-import { errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../common/errors.js';
 import { waitFor } from '../tools/kube.js';
 import { nowMs, startObservedLoad } from '../tools/observed-load.js';
 import { writeTimelineSvg } from '../tools/timeline-svg.js';

@@ -12,8 +12,8 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import { errorMessage } from '../shared/errors.js';
-import { ANNOTATIONS } from '../shared/names.js';
+import { errorMessage } from '../common/errors.js';
+import { ANNOTATIONS } from '../common/names.js';
 import { condition, waitFor, waitPodGone, type KubeClients } from '../tools/kube.js';
 import { startObservedLoad } from '../tools/observed-load.js';
 import { instancesOf } from '../tools/shoal-cluster.js';

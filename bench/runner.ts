@@ -1,8 +1,8 @@
 // Runs one benchmark within its time budget and turns whatever happens into figures: what it
 // measured, and "not measured" with the reason for every declared figure it did not report.
-import { abortAfter } from '../shared/abort.js';
+import { abortAfter } from '../common/abort.js';
 import type { TarantoolLane } from '../demo/tarantool-binaries.js';
-import { errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../common/errors.js';
 import type { BenchmarkOutcome } from './report.js';
 import { notMeasured, type Benchmark, type Figure } from './types.js';
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { startWebhookServer } from '../webhook/server.js';
 import { generateBundle, servingNames } from '../webhook/tls.js';
-import { VERSION } from '../shared/version.js';
+import { VERSION } from '../common/version.js';
 import { stats, ratio } from './stats.js';
 import type { Benchmark, BenchContext, Figure, FigureSpec } from './types.js';
 

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { CLUSTER_LABEL, DEFAULT_AGENT_PORT } from '../shared/names.js';
-import { errorMessage } from '../shared/errors.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { namespaced } from '../shared/kube/resources.js';
-import { VERSION } from '../shared/version.js';
+import { CLUSTER_LABEL, DEFAULT_AGENT_PORT } from '../common/names.js';
+import { errorMessage } from '../common/errors.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { namespaced } from '../common/kube/resources.js';
+import { VERSION } from '../common/version.js';
 import { asAgentStatus, renderStatusTable } from './status-table.js';
 
 // `shoal status`: a patronictl-list style view of a cluster, read from any agent's /status —

@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../shared/status.js';
+import type { AgentStatus } from '../common/status.js';
 
 // Renders an agent's /status as a patronictl-style table: one row per member of every replica
 // set, with the coordinator and term in the header. Pure, so it is unit-tested.

@@ -1,6 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { ShoalError } from '../shared/errors.js';
+import { ShoalError } from '../common/errors.js';
 import { runtimeEnv } from '../localcluster/kubelet/launch.js';
 import type { ImageSpec, ImageTable } from '../localcluster/kubelet/types.js';
 import { repoRoot } from './repo-root.js';

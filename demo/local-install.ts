@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { ShoalError } from '../shared/errors.js';
-import type { Bound, KubeClient } from '../shared/kube/client.js';
-import { resourceFor } from '../shared/kube/resources.js';
+import { ShoalError } from '../common/errors.js';
+import type { Bound, KubeClient } from '../common/kube/client.js';
+import { resourceFor } from '../common/kube/resources.js';
 
 /** The objects of a file in manifests/ (works from demo/ and from dist/demo/), each `${VAR}` replaced from `vars`. */
 export function loadManifest(file: string, vars: Record<string, string> = {}): KubernetesObject[] {
@@ -56,7 +56,7 @@ export function agentRbacObjects(namespace: string): KubernetesObject[] {
 
 /**
  * Creates each object, or replaces it at its live resourceVersion when it exists (like `kubectl
- * apply` for objects we own). Kinds come from shared/kube's table (KINDS): one it lacks is refused.
+ * apply` for objects we own). Kinds come from common/kube's table (KINDS): one it lacks is refused.
  */
 export async function applyObjects(client: KubeClient, objects: KubernetesObject[], o: Bound = {}): Promise<void> {
   for (const obj of objects) await resourceFor(client, obj).createOrReplace(obj, o);

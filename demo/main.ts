@@ -5,14 +5,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
 import type { V1Pod } from '@kubernetes/client-node';
-import { createLogger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
-import { CLUSTER_LABEL } from '../shared/names.js';
-import { namespaced, type Resource } from '../shared/kube/resources.js';
-import type { AgentStatus } from '../shared/status.js';
+import { createLogger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
+import { CLUSTER_LABEL } from '../common/names.js';
+import { namespaced, type Resource } from '../common/kube/resources.js';
+import type { AgentStatus } from '../common/status.js';
 import { repoRoot } from './repo-root.js';
 import { demoState, writeStateFile } from './state-file.js';
-import { sleep } from '../shared/time.js';
+import { sleep } from '../common/time.js';
 import { startShoalStack, type ShoalStack } from './shoal-stack.js';
 
 // `npm run demo`: the local cluster, the webhook, and an example from examples/ (by default

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ShoalError } from '../shared/errors.js';
+import { ShoalError } from '../common/errors.js';
 
 /** The repository root (this file runs from the source tree under vitest/tsx and from dist/). */
 export function repoRoot(): string {

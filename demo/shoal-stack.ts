@@ -1,10 +1,10 @@
 import path from 'node:path';
-import type { Logger } from '../shared/log.js';
-import { errorMessage, ShoalError } from '../shared/errors.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { VERSION } from '../shared/version.js';
-import { DEFAULT_AGENT_PORT } from '../shared/names.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage, ShoalError } from '../common/errors.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { VERSION } from '../common/version.js';
+import { DEFAULT_AGENT_PORT } from '../common/names.js';
 import { startWebhook, type StartedWebhook } from '../webhook/start.js';
 import { agentRbacObjects, applyObjects, installLocalWebhook } from './local-install.js';
 import type { LocalCluster, LocalClusterOptions } from '../localcluster/cluster.js';

@@ -1,6 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATIONS, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT, AGENT_CONTAINER, RUN_VOLUME } from '../shared/names.js';
+import { ANNOTATIONS, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT, AGENT_CONTAINER, RUN_VOLUME } from '../common/names.js';
 import type { PodRuntimeInfo } from '../localcluster/kubelet/types.js';
 
 // The demo's --state-file (SPEC §6): where outside tools find and disturb the pieces. Pure mapping

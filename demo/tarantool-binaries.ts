@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ShoalError } from '../shared/errors.js';
+import { ShoalError } from '../common/errors.js';
 
 // Which Tarantool binary runs for which version, in the local world (the process kubelet's image
 // table, integration tests, benchmarks). Users deploy tarantool/tarantool:3.x: scripts/provision-

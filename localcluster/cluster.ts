@@ -1,16 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createLogger, type Logger } from '../shared/log.js';
-import { ShoalError, errorMessage } from '../shared/errors.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { nodes } from '../shared/kube/resources.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { ShoalError, errorMessage } from '../common/errors.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { nodes } from '../common/kube/resources.js';
 import { startApiFaultProxy, type ApiFaultProxy } from './api-fault-proxy.js';
 import { startControlPlane, type ControlPlane } from './controlplane/index.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
-import { sleep } from '../shared/time.js';
+import { sleep } from '../common/time.js';
 import { createNetFault, type NetFault } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
 

@@ -1,15 +1,15 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
-import type { Logger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
-import { isAlreadyExists, isNotFound } from '../shared/kube/errors.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { persistentVolumes, storageClasses } from '../shared/kube/resources.js';
-import { ListWatch, type KubeObject } from '../shared/kube/reflector.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
+import { isAlreadyExists, isNotFound } from '../common/kube/errors.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { persistentVolumes, storageClasses } from '../common/kube/resources.js';
+import { ListWatch, type KubeObject } from '../common/kube/reflector.js';
 import { KUBELET_WATCH } from './kubelet/backoff.js';
-import { sleep, waitAtMost } from '../shared/time.js';
+import { sleep, waitAtMost } from '../common/time.js';
 
 // The local volume provisioner (KUBERNETES.md "Volumes from volumeClaimTemplates"): a default
 // StorageClass `local` with WaitForFirstConsumer; for every claim the scheduler placed on this

@@ -13,4 +13,4 @@ function walk(dir) {
     }
   }
 }
-for (const top of ['shared', 'webhook', 'agent', 'localcluster']) walk(top);
+for (const top of ['common', 'webhook', 'agent', 'localcluster']) walk(top);

@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { readPodInfo, type LocalPodInfo } from '../localcluster/cluster.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { loadKubeConfig } from '../shared/kube/config.js';
-import { isNotFound } from '../shared/kube/errors.js';
-import { namespaced, namespaces, nodes, type Resource, type Resources } from '../shared/kube/resources.js';
-import { sleep } from '../shared/time.js';
+import { KubeClient } from '../common/kube/client.js';
+import { loadKubeConfig } from '../common/kube/config.js';
+import { isNotFound } from '../common/kube/errors.js';
+import { namespaced, namespaces, nodes, type Resource, type Resources } from '../common/kube/resources.js';
+import { sleep } from '../common/time.js';
 
 // Small helpers for e2e tests, benchmarks and the chaos runner against a local cluster (in tests, test/e2e/global-setup.ts provides
 // its kubeconfig and state file through vitest's inject()).

@@ -1,7 +1,7 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { defaultLane, tarantoolImage, type TarantoolLane } from '../demo/tarantool-binaries.js';
-import { CLUSTER_LABEL } from '../shared/names.js';
-import type { AgentStatus } from '../shared/status.js';
+import { CLUSTER_LABEL } from '../common/names.js';
+import type { AgentStatus } from '../common/status.js';
 import { agentRbacObjects, applyObjects } from '../demo/local-install.js';
 import { condition, podRuntime, waitFor, type KubeClients, type WaitOptions } from './kube.js';
 import type { WriteTarget } from './workload.js';

@@ -3,8 +3,8 @@
 // exist yet, so a ServiceAccount's legacy token Secret (made by the token controller) is the token.
 // With `grant`, a Role allowing `update` on the StatefulSets (what /switchover checks) is bound to it.
 import type { V1Role } from '@kubernetes/client-node';
-import { isAlreadyExists } from '../shared/kube/errors.js';
-import { reviewAccess, type Resources } from '../shared/kube/resources.js';
+import { isAlreadyExists } from '../common/kube/errors.js';
+import { reviewAccess, type Resources } from '../common/kube/resources.js';
 import { waitFor } from './kube.js';
 
 export interface SwitchoverCredentialOptions {

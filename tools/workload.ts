@@ -6,8 +6,8 @@
 // aborted write is not acknowledged (it may or may not have committed): never count it as either.
 import { ConsoleClient } from '../agent/console/client.js';
 import { ConsoleProtocolError, ConsoleTimeoutError, LuaError, TarantoolGoneError } from '../agent/console/errors.js';
-import { abortAfter } from '../shared/abort.js';
-import { sleep } from '../shared/time.js';
+import { abortAfter } from '../common/abort.js';
+import { sleep } from '../common/time.js';
 
 /** Where the current master's admin console is. */
 export interface WriteTarget {

@@ -1,7 +1,7 @@
 // The pieces Shoal adds to a pod: the agent container, the Tarantool container's additions, and how
 // to recognise them again (so a second pass over an injected pod changes nothing).
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
 import { apiAccessMount } from './service-account-token.js';
 
 export type SidecarMode = 'native' | 'container';

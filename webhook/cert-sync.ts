@@ -2,8 +2,8 @@
 // creates it (a 409 means another was first: read theirs), a replica that finds it expiring renews
 // the serving certificate with the same CA (compare-and-swap on resourceVersion). One CA, so the
 // caBundle never flips between replicas.
-import type { Logger } from '../shared/log.js';
-import { ShoalError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../common/log.js';
+import { ShoalError, errorMessage } from '../common/errors.js';
 import { apiStatus, type ClusterAccess, type StoredSecret } from './cluster.js';
 import { bundleProblems, generateBundle, renewServing, type TlsBundle } from './tls.js';
 

@@ -2,8 +2,8 @@
 // replacement), without a restart: the caller swaps the https server's secure context.
 import { watch, type FSWatcher } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { Logger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
 import { readCertDir, sameBundle, type TlsBundle } from './tls.js';
 
 export interface CertWatcher {

@@ -1,7 +1,7 @@
 // shoal-webhook's flags (SPEC §2), each also read from SHOAL_WEBHOOK_<FLAG>.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_AGENT_PORT, DEFAULT_WEBHOOK_PORT } from '../shared/names.js';
-import { VERSION } from '../shared/version.js';
+import { DEFAULT_AGENT_PORT, DEFAULT_WEBHOOK_PORT } from '../common/names.js';
+import { VERSION } from '../common/version.js';
 import { SIDECAR_MODES, type SidecarModeFlag } from './sidecar-mode.js';
 
 export interface WebhookConfig {

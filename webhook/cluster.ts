@@ -4,11 +4,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { ShoalError } from '../shared/errors.js';
-import { KubeClient } from '../shared/kube/client.js';
-import { SERVICE_ACCOUNT_DIR, loadKubeConfig } from '../shared/kube/config.js';
-import { apiStatus } from '../shared/kube/errors.js';
-import { JSON_PATCH, KINDS, Resource, mutatingWebhookConfigurations, serverVersion } from '../shared/kube/resources.js';
+import { ShoalError } from '../common/errors.js';
+import { KubeClient } from '../common/kube/client.js';
+import { SERVICE_ACCOUNT_DIR, loadKubeConfig } from '../common/kube/config.js';
+import { apiStatus } from '../common/kube/errors.js';
+import { JSON_PATCH, KINDS, Resource, mutatingWebhookConfigurations, serverVersion } from '../common/kube/resources.js';
 
 export { apiStatus };
 

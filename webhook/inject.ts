@@ -1,8 +1,8 @@
 // The pure core of the webhook: object in → mutated object (or a refusal that says what to fix) out.
 // No I/O here; review.ts turns the difference into a JSON Patch.
 import type { V1Container, V1EnvVar, V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
-import { dns1123LabelProblem } from '../shared/dns.js';
+import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
+import { dns1123LabelProblem } from '../common/dns.js';
 import { isRecord, jsonEqual, stringMap, type JsonRecord } from './json.js';
 import { podSpecProblems, podSpecShapeProblems, tarantoolContainer, type PodView } from './pod-checks.js';
 import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';

@@ -1,9 +1,9 @@
 // Small guards and helpers for untrusted JSON: an AdmissionReview can hold anything, and the webhook
 // must answer every input with a message instead of a TypeError.
 
-import { isRecord } from '../shared/json.js';
+import { isRecord } from '../common/json.js';
 
-export { isRecord, type JsonRecord } from '../shared/json.js';
+export { isRecord, type JsonRecord } from '../common/json.js';
 
 /** A map of string values (labels, annotations), or null when `value` is not one. Absent = {}. */
 export function stringMap(value: unknown): Record<string, string> | null {

@@ -1,6 +1,6 @@
 // Entry point of `shoal-webhook`: parse flags, start, stop cleanly on SIGTERM/SIGINT.
-import { createLogger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
+import { createLogger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
 import { parseWebhookArgs } from './cli.js';
 import { startWebhook } from './start.js';
 

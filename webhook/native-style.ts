@@ -4,7 +4,7 @@
 // agent writes into the run volume (the user's options plus the topology), names the instance after
 // its pod and preloads the module that waits for that config. Pure: container in, changes out.
 import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
-import { RUN_DIR } from '../shared/names.js';
+import { RUN_DIR } from '../common/names.js';
 
 export const NATIVE_CONFIG = `${RUN_DIR}/config.yaml`;
 export const NATIVE_PRELOAD = `${RUN_DIR}/preload.lua`;

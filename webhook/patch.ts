@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Pointer, type Operation } from 'rfc6902';
 import { diffAny, type Diff } from 'rfc6902/diff.js';
-import { isRecord } from '../shared/json.js';
+import { isRecord } from '../common/json.js';
 
 function diffArrays(input: unknown[], output: unknown[], ptr: Pointer): Operation[] {
   let head = 0;

@@ -1,7 +1,7 @@
 // What a pod (or a StatefulSet's pod template) must look like for Shoal to inject into it. Every
 // problem is a sentence that says what to fix; an empty list means "go ahead".
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../shared/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
 import { isRecord } from './json.js';
 import { isShoalPreStop } from './agent-container.js';
 

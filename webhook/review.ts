@@ -1,6 +1,6 @@
 // AdmissionReview (admission.k8s.io/v1) in, AdmissionReview out. Pure: the server only moves bytes.
 import { jsonPatch } from './patch.js';
-import { errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../common/errors.js';
 import { isRecord, type JsonRecord } from './json.js';
 import { mutatePod, mutateStatefulSet, type InjectOptions, type Mutation } from './inject.js';
 

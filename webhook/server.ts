@@ -2,8 +2,8 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Logger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
 import { handleReview, type Endpoint } from './review.js';
 import type { InjectOptions } from './inject.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';

@@ -11,7 +11,7 @@
 // A pod that sets `automountServiceAccountToken: true` itself asked for the token everywhere: Shoal
 // respects that, and says so (log reason and an admission warning).
 import type { V1PodSpec, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, API_ACCESS_VOLUME, SERVICE_ACCOUNT_DIR } from '../shared/names.js';
+import { AGENT_CONTAINER, API_ACCESS_VOLUME, SERVICE_ACCOUNT_DIR } from '../common/names.js';
 import { isRecord } from './json.js';
 
 /** Kubernetes' own lifetime for `kube-api-access-*` tokens (1 h 7 s; the API server may extend such tokens). */

@@ -1,7 +1,7 @@
 // Native sidecars (an init container with restartPolicy: Always) exist from Kubernetes 1.29; older
 // API servers silently drop the restartPolicy, which would leave a pod stuck on an init container
 // that never ends. `auto` asks the API server once at start.
-import { errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../common/errors.js';
 import type { SidecarMode } from './agent-container.js';
 import type { ClusterAccess } from './cluster.js';
 

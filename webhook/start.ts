@@ -1,8 +1,8 @@
 // Puts the webhook together: certificates (files, and the Secret in a cluster), the sidecar mode,
 // the HTTPS server, certificate reloads and the caBundle. What main.ts runs and a demo can call.
-import { createLogger, type Logger } from '../shared/log.js';
-import { ShoalError, errorMessage } from '../shared/errors.js';
-import { VERSION } from '../shared/version.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { ShoalError, errorMessage } from '../common/errors.js';
+import { VERSION } from '../common/version.js';
 import type { WebhookConfig } from './cli.js';
 import { clusterClient, kubeClusterAccess, type ClusterAccess } from './cluster.js';
 import { certSecretName, ensureClusterBundle, syncCaBundle } from './cert-sync.js';

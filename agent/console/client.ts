@@ -2,7 +2,7 @@
 // One connection, one request in flight (FIFO queue), a deadline per call that covers queueing,
 // connecting and the reply, reconnect with exponential backoff, and typed errors (errors.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../common/log.js';
 import { ConnectionLostError, ConsoleConnection } from './connection.js';
 import { callLine, decodeCallReply, type JsonValue } from './envelope.js';
 import {
@@ -13,7 +13,7 @@ import {
   LuaError,
   TarantoolGoneError,
 } from './errors.js';
-import { abortAfter } from '../../shared/abort.js';
+import { abortAfter } from '../../common/abort.js';
 import { FifoLock } from './lock.js';
 import { readLogTail } from './logtail.js';
 import type { ReplyValue } from './reply.js';

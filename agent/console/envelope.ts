@@ -5,7 +5,7 @@
 // The helper compiles the chunk with loadstring (so it may span lines, hold any quotes), runs it in
 // pcall with the decoded args as `...`, and returns one JSON string {id, ok, r}: r is the value or
 // {message, type, code} of the error. The id lets the client prove a reply belongs to its request.
-import { isRecord } from '../../shared/json.js';
+import { isRecord } from '../../common/json.js';
 import { LuaError, ConsoleProtocolError } from './errors.js';
 import type { ReplyValue } from './reply.js';
 

@@ -1,6 +1,6 @@
 // Typed errors of the console client. Callers branch on the class: a LuaError is the chunk's own
 // failure (the connection is fine), the others are about reaching Tarantool at all.
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 /** Base class of every console failure. */
 export class ConsoleError extends ShoalError {

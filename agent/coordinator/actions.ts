@@ -2,8 +2,8 @@
 // actions become mesh commands (to this agent itself too, through the same term check), deletePod
 // is a delete with a uid precondition, `event` a Kubernetes Event. A failed gate (batch.ts isGate)
 // stops the batch: the next round re-observes and re-plans. Every action is logged with its reason.
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import { isGate } from '../decide/batch.js';
 import { instanceOf, liveVclock } from '../decide/members.js';
 import type { Action, ObservedCluster, ObservedTarantool, PersistedState, Vclock } from '../decide/model.js';

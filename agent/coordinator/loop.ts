@@ -2,16 +2,16 @@
 // then every interval observe → reconcile (pure core) → run the batch (persist by CAS first, then
 // commands, gates stop it) → publish the cluster view and topology. Requested switchovers are
 // planned between rounds with the same machinery. A newer term in the ConfigMap ends the loop.
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import { stableJson } from '../decide/batch.js';
 import type { ObservedCluster, PersistedState, Timings } from '../decide/model.js';
 import { reconcile, type ReconcileResult } from '../decide/reconcile.js';
 import { planSwitchover, type SwitchoverRequest } from '../decide/switchover.js';
-import { sleep } from '../../shared/time.js';
+import { sleep } from '../../common/time.js';
 import type { JsonObject } from '../wire/mesh-protocol.js';
 import type { Snapshot } from '../state/store.js';
-import type { InstanceRole, RolloutPhase } from '../../shared/status.js';
+import type { InstanceRole, RolloutPhase } from '../../common/status.js';
 import { runBatch, type ActionDeps, type BatchOutcome } from './actions.js';
 import type { ControlMetrics } from './metrics.js';
 import { buildClusterView, buildTarantoolTopology, encodeTopologyMessage } from '../wire/cluster-view.js';

@@ -71,7 +71,7 @@ export interface ObservedInstance {
   ordinal: number;
   /** metadata.uid; a recreated pod has a new one. */
   uid: string | null;
-  /** UUIDv5 of namespace/cluster/pod (shared/identity.ts). */
+  /** UUIDv5 of namespace/cluster/pod (common/identity.ts). */
   instanceUuid: string;
   podExists: boolean;
   podReady: boolean;

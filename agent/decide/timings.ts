@@ -1,4 +1,4 @@
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 import type { PlannedAction, Timings } from './model.js';
 
 /**

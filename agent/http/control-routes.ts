@@ -4,8 +4,8 @@
 // on an error. /prestop is called by the kubelet's preStop hook and takes no credentials: it acts
 // only while this pod is terminating (member/prestop-gate.ts), which no caller can fake.
 import express, { type Express, type Request, type Response } from 'express';
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
 import type { SwitchoverCaller } from '../member/handover.js';
 import { switchoverRight, type Refusal } from './access.js';

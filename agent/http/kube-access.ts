@@ -1,12 +1,12 @@
-// The effects behind access.ts: TokenReview and SubjectAccessReview through shared/kube, each call
+// The effects behind access.ts: TokenReview and SubjectAccessReview through common/kube, each call
 // bounded and cancellable, each answer (positive or negative) cached briefly so that a burst of
 // requests, or a request forwarded to the coordinator and checked again there, asks the API server
 // once. Failures (503) are never cached: the next request asks again.
 import { createHash } from 'node:crypto';
-import { errorMessage } from '../../shared/errors.js';
-import type { KubeClient } from '../../shared/kube/client.js';
-import { reviewAccess, reviewToken } from '../../shared/kube/resources.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { reviewAccess, reviewToken } from '../../common/kube/resources.js';
+import type { Logger } from '../../common/log.js';
 import { bearerToken } from '../mesh/server.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import { authentication, authorization, NO_TOKEN, type Answer, type Authenticated, type Authorized, type Caller, type Right } from './access.js';

@@ -4,8 +4,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import { readinessOf } from '../instance/readiness.js';
 import type { InstanceState } from '../instance/state.js';

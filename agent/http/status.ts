@@ -1,12 +1,12 @@
 // The /status document (SPEC §4). The local part comes from the instance; coordinator, mesh,
 // replica sets and rollout come from a provider the coordinator installs (empty until then).
-import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../shared/status.js';
+import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../common/status.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
 import type { Vclock } from '../tarantool/vclock.js';
 import { unsupportedVersion } from '../tarantool/version.js';
 
-// The cluster half's parts are exactly those of shared/status.ts, which the `shoal status` CLI reads.
+// The cluster half's parts are exactly those of common/status.ts, which the `shoal status` CLI reads.
 export type CoordinatorStatus = AgentStatus['coordinator'];
 export type MeshPeerStatus = AgentStatus['mesh'][number];
 export type ReplicasetStatus = StatusReplicaSet;

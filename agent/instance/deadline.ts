@@ -1,7 +1,7 @@
 // Bounded operations: one AbortSignal that fires at the operation's deadline (with a typed reason)
 // or when the caller aborts, and an abortable sleep for polling loops.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { abortAfter } from '../../shared/abort.js';
+import { abortAfter } from '../../common/abort.js';
 import { InstanceTimeoutError } from './errors.js';
 
 export interface Bounded {

@@ -1,4 +1,4 @@
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 /** An instance operation failed for a reason the agent understands (wrong phase, box.cfg refused…). */
 export class InstanceError extends ShoalError {

@@ -1,7 +1,7 @@
-// Who this instance is (SPEC §4): UUIDv5 identities from shared/identity.ts, the address Tarantool
+// Who this instance is (SPEC §4): UUIDv5 identities from common/identity.ts, the address Tarantool
 // binds and the address peers are given. A recreated pod derives the same identity, so its data
 // directory still matches.
-import { instanceUuid, replicasetUuid } from '../../shared/identity.js';
+import { instanceUuid, replicasetUuid } from '../../common/identity.js';
 
 export interface InstanceIdentity {
   namespace: string;

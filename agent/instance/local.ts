@@ -3,7 +3,7 @@
 // synchronous queue) run in Tarantool's own fibers and are polled, so the single console
 // connection is never held for seconds and /status keeps answering meanwhile. Calls fail fast
 // (TarantoolGoneError at once) when the console cannot be reached: only waitForConsole waits for it.
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../common/log.js';
 import type { ConsoleClient } from '../console/client.js';
 import type { JsonValue } from '../console/envelope.js';
 import { TarantoolGoneError } from '../console/errors.js';

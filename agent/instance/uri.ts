@@ -1,6 +1,6 @@
 // Replication URIs `user:password@host:port` (TARANTOOL.md). Credentials come from the agent's
 // configuration, never from code; URIs are redacted before they reach a log line or a status page.
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 export interface ReplicationCredentials {
   user: string;

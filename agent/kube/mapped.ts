@@ -1,9 +1,9 @@
 // A ListWatch whose objects are mapped to the small records the coordinator works with (pods →
 // peers, StatefulSets → replica set specs), with a change feed in terms of those records.
-import type { KubeClient } from '../../shared/kube/client.js';
-import { ListWatch, type KubeObject, type ListWatchEvent } from '../../shared/kube/reflector.js';
-import type { Logger } from '../../shared/log.js';
-import type { BackoffPolicy } from '../../shared/time.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { ListWatch, type KubeObject, type ListWatchEvent } from '../../common/kube/reflector.js';
+import type { Logger } from '../../common/log.js';
+import type { BackoffPolicy } from '../../common/time.js';
 
 export type MappedChange<V> = { type: 'upsert'; name: string; value: V } | { type: 'delete'; name: string } | { type: 'synced' };
 

@@ -1,8 +1,8 @@
 // The cluster's pods (label shoal.dev/cluster=<cluster>) as a live map of peers: who exists, where,
 // in which replica set, how far along. Agents find each other here, never through Endpoints.
 import type { V1Pod } from '@kubernetes/client-node';
-import { CLUSTER_LABEL, REVISION_LABEL } from '../../shared/names.js';
-import type { Resources } from '../../shared/kube/resources.js';
+import { CLUSTER_LABEL, REVISION_LABEL } from '../../common/names.js';
+import type { Resources } from '../../common/kube/resources.js';
 import { MappedWatch, type WatcherOptions } from './mapped.js';
 
 export interface Peer {

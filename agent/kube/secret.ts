@@ -3,11 +3,11 @@
 // derived from it, so there is exactly one secret to manage and rotate.
 import { createHmac, randomBytes } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
-import { ShoalError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
-import { CLUSTER_LABEL, MESH_TOKEN_KEY, meshSecretName } from '../../shared/names.js';
-import { isAlreadyExists, isNotFound } from '../../shared/kube/errors.js';
-import type { Resources } from '../../shared/kube/resources.js';
+import { ShoalError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { CLUSTER_LABEL, MESH_TOKEN_KEY, meshSecretName } from '../../common/names.js';
+import { isAlreadyExists, isNotFound } from '../../common/kube/errors.js';
+import type { Resources } from '../../common/kube/resources.js';
 
 /** Shortest token accepted from a user-made Secret: 32 characters ≈ 190 bits as base64url. */
 export const MIN_TOKEN_LENGTH = 32;

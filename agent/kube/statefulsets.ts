@@ -1,8 +1,8 @@
 // The cluster's StatefulSets (label shoal.dev/cluster=<cluster>): one per replica set, with the
 // user's run-time switches read from annotations.
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
-import type { Resources } from '../../shared/kube/resources.js';
+import { ANNOTATIONS, CLUSTER_LABEL } from '../../common/names.js';
+import type { Resources } from '../../common/kube/resources.js';
 import { MappedWatch, type WatcherOptions } from './mapped.js';
 
 export type FailoverMode = 'auto' | 'manual';

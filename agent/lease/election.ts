@@ -3,12 +3,12 @@
 // leadership is announced (onStoppedLeading, and the leader signal aborts) before the renew deadline
 // ends, which is before any other pod can consider the lease expired.
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../../shared/log.js';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
-import { abortAfter } from '../../shared/abort.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../shared/kube/client.js';
-import { isAlreadyExists, isConflict } from '../../shared/kube/errors.js';
-import { sleep } from '../../shared/time.js';
+import type { Logger } from '../../common/log.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
+import { abortAfter } from '../../common/abort.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../common/kube/client.js';
+import { isAlreadyExists, isConflict } from '../../common/kube/errors.js';
+import { sleep } from '../../common/time.js';
 import { microNow, type LeaseApi, type RequestBound, type StoredLease } from './lease-api.js';
 import {
   DEFAULT_ELECTION_TIMINGS,

@@ -1,9 +1,9 @@
 // The Lease object as the election sees it: read, create, replace-with-resourceVersion. An interface so
 // the election loop can be tested against an in-memory fake; `kubeLeaseApi` is the real one.
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { isNotFound } from '../../shared/kube/errors.js';
-import { KINDS, Resource, microTime, timeString, type LeaseJson, type Resources } from '../../shared/kube/resources.js';
-import { ANNOTATIONS, CLUSTER_LABEL } from '../../shared/names.js';
+import { isNotFound } from '../../common/kube/errors.js';
+import { KINDS, Resource, microTime, timeString, type LeaseJson, type Resources } from '../../common/kube/resources.js';
+import { ANNOTATIONS, CLUSTER_LABEL } from '../../common/names.js';
 import type { LeaseRecord } from './timing.js';
 
 export interface StoredLease {

@@ -1,7 +1,7 @@
 // The timing rules of leader election, as pure functions over a local monotonic clock (client-go's
 // leaderelection semantics). Remote timestamps in the Lease are written for humans and other tools
 // but never trusted for decisions: clocks of different pods disagree.
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 export interface ElectionTimings {
   /** How long a non-leader waits after last seeing the record change before it may take over. */

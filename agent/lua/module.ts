@@ -2,7 +2,7 @@
 // finds it. The source ships next to this file (copied into dist/ by scripts/copy-assets.mjs).
 import { readFile, writeFile, rename, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 export const LUA_MODULE_FILE = 'shoal.lua';
 /** TT_PRELOAD of the 3.x native style: Tarantool runs it before its config module starts. */

@@ -7,9 +7,9 @@
 // instance writable (a promote of an old plan must never undo a fence). A superseded command stops
 // (its steps' signal aborts) and is acked as refused. The ack carries the instance's state right
 // after, so the coordinator's next round does not decide on an older heartbeat.
-import { errorMessage } from '../../shared/errors.js';
-import { linkedAbort } from '../../shared/abort.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import { linkedAbort } from '../../common/abort.js';
+import type { Logger } from '../../common/log.js';
 import type { Bounded } from '../instance/deadline.js';
 import type { BootstrapOptions, PromoteOptions, RebootstrapOptions, RebootstrapResult, ReconfigureOptions, MasterRef as InstanceMasterRef } from '../instance/local.js';
 import type { InstanceState } from '../instance/state.js';

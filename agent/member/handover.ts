@@ -7,11 +7,11 @@
 // /prestop acts only while this pod is terminating (prestop-gate.ts). A master that is not the
 // coordinator asks nobody: the coordinator sees the deletionTimestamp in its own pod watch and hands
 // over by itself (decide/switchover.ts); the agent waits for that, within its bound.
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import type { SwitchoverRequest } from '../decide/switchover.js';
-import { sleep } from '../../shared/time.js';
-import { abortAfter } from '../../shared/abort.js';
+import { sleep } from '../../common/time.js';
+import { abortAfter } from '../../common/abort.js';
 import type { SwitchoverOutcome } from '../coordinator/loop.js';
 import type { PrestopVerdict } from './prestop-gate.js';
 

@@ -2,7 +2,7 @@
 // mesh's heartbeats, its own Tarantool, the persisted members — to the core's ObservedCluster, and
 // the "continuously since" bookkeeping (trackSince) that turns symptoms into durations, and which
 // of that memory a new coordinator may carry on (inheritSince).
-import { instanceUuid } from '../../shared/identity.js';
+import { instanceUuid } from '../../common/identity.js';
 import { inMajority, trackSince } from '../decide/fencing.js';
 import { podList, seconds } from '../decide/format.js';
 import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, ObservedTarantool } from '../decide/model.js';

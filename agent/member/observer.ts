@@ -4,7 +4,7 @@
 // see the instance writable again and re-plan). Every agent observes, following or coordinating, so
 // a new coordinator knows how long a symptom has lasted. observe.ts does the mapping.
 import { performance } from 'node:perf_hooks';
-import type { InstanceRole } from '../../shared/status.js';
+import type { InstanceRole } from '../../common/status.js';
 import type { ObservedCluster, ObservedTarantool } from '../decide/model.js';
 import type { Peer } from '../kube/peers.js';
 import type { ReplicaSetSpec } from '../kube/statefulsets.js';

@@ -2,8 +2,8 @@
 // period, with the data directory's offline vclock read once per unconfigured process (it may scan
 // xlogs). Heartbeats, self-fencing and the coordinator's own observation read the latest snapshot,
 // so none of them waits on the console. Pure mappings to the coordinator's and the wire's shapes.
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import type { DataHazard, ObservedTarantool } from '../decide/model.js';
 import type { Bounded } from '../instance/deadline.js';
 import { readinessOf } from '../instance/readiness.js';

@@ -7,8 +7,8 @@
 // an instance writable again (promote). The Kubernetes API plays no part once the pods are known:
 // an API outage alone never demotes a master.
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import { holdsMajority, mayCoordinate, shouldSelfFence, trackSince } from '../decide/fencing.js';
 import type { Timings } from '../decide/model.js';
 import type { LocalSnapshot } from './probe.js';

@@ -2,9 +2,9 @@
 // kubelet runs the preStop hook right after it sees the deletionTimestamp, so the agent's own pod
 // watch may not show it yet: wait a short, bounded time for the watch, then read the pod directly
 // (a list by name: the agent's Role has pods list/watch/delete, not get).
-import { errorMessage } from '../../shared/errors.js';
-import type { Resources } from '../../shared/kube/resources.js';
-import { sleep } from '../../shared/time.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Resources } from '../../common/kube/resources.js';
+import { sleep } from '../../common/time.js';
 import { prestopVerdict, type PodReading, type PrestopVerdict } from './prestop-gate.js';
 
 export interface TerminationSource {

@@ -1,8 +1,8 @@
 // Every agent's end of the coordinator's publication: keeps the latest cluster view for /status
 // (so /status says the same from any pod) and hands the topology to Tarantool's on_topology hooks
 // whenever it changes — and again when Tarantool restarted (a new process has no topology).
-import { errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import { stableJson } from '../decide/batch.js';
 import type { ClusterStatus } from '../http/status.js';
 import type { Bounded, TopologyDelivery } from '../instance/local.js';

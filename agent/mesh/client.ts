@@ -1,8 +1,8 @@
 // The outbound half of the mesh: one connection to one peer, kept up — reconnect with capped
 // exponential backoff and jitter after any close, until stopped.
 import WebSocket from 'ws';
-import type { Logger } from '../../shared/log.js';
-import { Backoff, type BackoffPolicy } from '../../shared/time.js';
+import type { Logger } from '../../common/log.js';
+import { Backoff, type BackoffPolicy } from '../../common/time.js';
 import { CLUSTER_HEADER, MESH_PATH, POD_HEADER } from './server.js';
 import type { LogThrottle } from './throttle.js';
 

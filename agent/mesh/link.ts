@@ -1,7 +1,7 @@
 // One authenticated websocket to a known peer pod, in either direction: validates every frame before
 // handing it on, and detects a dead connection with ping/pong (terminate on a missed pong).
 import type { RawData, WebSocket } from 'ws';
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../common/log.js';
 import type { DropReason, MeshMetrics } from './metrics.js';
 import { encodeMessage, parseMessage, type MeshMessage } from '../wire/mesh-protocol.js';
 import type { LogThrottle } from './throttle.js';

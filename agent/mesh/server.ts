@@ -4,8 +4,8 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Logger } from '../../shared/log.js';
-import { tokenMatches } from '../../shared/token.js';
+import type { Logger } from '../../common/log.js';
+import { tokenMatches } from '../../common/token.js';
 import type { MeshMetrics } from './metrics.js';
 import type { LogThrottle } from './throttle.js';
 

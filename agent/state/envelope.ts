@@ -1,7 +1,7 @@
 // The value stored in the state ConfigMap: a versioned envelope owned by the store (schema, term,
 // coordinator) around the coordinator's own state, which a caller-supplied decoder validates.
 // The term lives in the envelope so the store can fence writes by term without knowing the state.
-import { ShoalError, errorMessage } from '../../shared/errors.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
 
 /** The ConfigMap data key. JSON, so `kubectl get cm shoal-<cluster>-state -o yaml` stays readable. */
 export const STATE_KEY = 'state.json';

@@ -2,12 +2,12 @@
 // resourceVersion compare-and-swap. A 409 means another writer got there first: re-read, re-apply
 // the mutator to the fresh value, try again (bounded).
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { ShoalError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
-import { CLUSTER_LABEL, stateConfigMapName } from '../../shared/names.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
-import type { Resources } from '../../shared/kube/resources.js';
-import { backoffDelay, sleep } from '../../shared/time.js';
+import { ShoalError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { CLUSTER_LABEL, stateConfigMapName } from '../../common/names.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../../common/kube/errors.js';
+import type { Resources } from '../../common/kube/resources.js';
+import { backoffDelay, sleep } from '../../common/time.js';
 import { STATE_KEY, STATE_SCHEMA, StateCorruptError, decodeEnvelope, encodeEnvelope, type StateDecoder } from './envelope.js';
 
 export interface Snapshot<S> {

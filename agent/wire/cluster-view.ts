@@ -2,8 +2,8 @@
 // /status (so it is the same from any pod), and the topology handed to Tarantool's on_topology
 // hooks (SPEC §3: every replica set, its instances' UUIDs and URIs, its master). The topology holds
 // only what a router needs, so health and lag changes do not wake the hooks.
-import { replicasetUuid } from '../../shared/identity.js';
-import { DIVERGENCE_REPAIRS, type InstanceRole, type RolloutPhase, type StatusDivergence, type StatusReplicaSet } from '../../shared/status.js';
+import { replicasetUuid } from '../../common/identity.js';
+import { DIVERGENCE_REPAIRS, type InstanceRole, type RolloutPhase, type StatusDivergence, type StatusReplicaSet } from '../../common/status.js';
 import { divergedUpstream } from '../decide/divergence.js';
 import { healthProblem, instanceOf } from '../decide/members.js';
 import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from '../decide/model.js';

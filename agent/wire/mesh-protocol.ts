@@ -2,8 +2,8 @@
 // acts on it. A message that fails validation is reported with a reason (for the metric and the log)
 // and dropped. The validated message is rebuilt from known fields only: unknown fields (say, from a
 // newer agent during a rolling upgrade) are ignored, never passed on.
-import { isDns1123Label } from '../../shared/dns.js';
-import { isRecord, type JsonRecord } from '../../shared/json.js';
+import { isDns1123Label } from '../../common/dns.js';
+import { isRecord, type JsonRecord } from '../../common/json.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest message acted on; larger ones are dropped. */

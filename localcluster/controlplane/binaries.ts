@@ -1,7 +1,7 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 // Where the control plane's binaries are: built once by scripts/provision-kubernetes.sh into the
 // cache, etcd from Debian on PATH.

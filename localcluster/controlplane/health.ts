@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
 import type { ManagedProcess } from './processes.js';
 
 // Bounded waits on a starting process's HTTP health endpoint; a process that exits meanwhile fails

@@ -3,8 +3,8 @@
 // Facts behind the flags: docs/KUBERNETES.md. Binaries: scripts/provision-kubernetes.sh.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { errorMessage } from '../../shared/errors.js';
-import { createLogger } from '../../shared/log.js';
+import { errorMessage } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
 import { locateKubernetesBinaries } from './binaries.js';
 import type { TlsMaterial } from './health.js';
 import { kubeconfigPathIn, Kubeconfigs } from './kubeconfig.js';

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 import type { Pki } from './pki.js';
 
 // Kubeconfigs for the cluster's users, each with a client certificate of the cluster PKI. They are

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
 import type { ServiceAccountInfo } from './types.js';
 
 // The cluster's PKI: openssl for certificates, node:crypto for keys. Kept in the run directory and

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import type { ControlPlanePorts } from './types.js';
 
 // Ports picked free on loopback, so several control planes run side by side; a pick can be lost

@@ -3,8 +3,8 @@ import { closeSync, existsSync, openSync, rmSync, writeFileSync, writeSync } fro
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import { onPath } from './binaries.js';
 import type { ComponentName } from './types.js';
 

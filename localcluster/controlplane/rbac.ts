@@ -1,7 +1,7 @@
 import type { V1ClusterRole, V1ClusterRoleBinding } from '@kubernetes/client-node';
-import { KubeClient } from '../../shared/kube/client.js';
-import { loadKubeConfig } from '../../shared/kube/config.js';
-import { clusterRoleBindings, clusterRoles } from '../../shared/kube/resources.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { loadKubeConfig } from '../../common/kube/config.js';
+import { clusterRoleBindings, clusterRoles } from '../../common/kube/resources.js';
 
 // RBAC for nodes beyond what the Node authorizer grants.
 

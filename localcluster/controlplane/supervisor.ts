@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { ShoalError, errorMessage } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { ShoalError, errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import type { KubernetesBinaries } from './binaries.js';
 import { apiServerFlags, controllerManagerFlags, etcdFlags, schedulerFlags, type FlagInputs } from './flags.js';
 import { probe, waitUntil, type TlsMaterial } from './health.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../common/log.js';
 
 // What a control plane is and how it is asked for; the parts in this folder build it.
 

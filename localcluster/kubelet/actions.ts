@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { V1ContainerPort, V1ExecAction, V1HTTPGetAction, V1TCPSocketAction } from '@kubernetes/client-node';
-import { errorMessage } from '../../shared/errors.js';
+import { errorMessage } from '../../common/errors.js';
 import { execInContainer } from './process.js';
 
 // The three handler kinds probes and lifecycle hooks share: httpGet, tcpSocket, exec.

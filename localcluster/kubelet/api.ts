@@ -1,10 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import type { KubeClient } from '../../shared/kube/client.js';
-import { KINDS, MERGE_PATCH, Resource } from '../../shared/kube/resources.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { KINDS, MERGE_PATCH, Resource } from '../../common/kube/resources.js';
 import type { PodStatusJson } from './status.js';
 
 // The few API calls whose exact shape matters (KUBERNETES.md: "What a kubelet must do here").
-// How their failures read (status code, unreachable) is shared/kube/errors.ts's apiStatus.
+// How their failures read (status code, unreachable) is common/kube/errors.ts's apiStatus.
 
 const pods = (client: KubeClient, namespace: string): Resource<V1Pod> => new Resource<V1Pod>(client, KINDS.Pod, namespace);
 

@@ -1,6 +1,6 @@
-import type { KubeClient } from '../../shared/kube/client.js';
-import { EventRecorder as SharedRecorder } from '../../shared/kube/events.js';
-import type { Logger } from '../../shared/log.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { EventRecorder as SharedRecorder } from '../../common/kube/events.js';
+import type { Logger } from '../../common/log.js';
 
 // Pod events as the kubelet records them (Started, Killing, Unhealthy, BackOff, Failed…), so
 // `kubectl describe pod` and `kubectl get events` tell what happened. Fire and forget through the

@@ -1,4 +1,4 @@
-import { errorMessage } from '../../shared/errors.js';
+import { errorMessage } from '../../common/errors.js';
 import { exitCodeOf, signalGroup, spawnInContainer, type ContainerTarget } from './process.js';
 import { acceptSpdy, type SpdyStream, type SpdyUpgrade } from './spdy.js';
 import {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 // One kubelet per pod IP base on a machine. Two on the same base would hand out the same IPs and
 // uids, and each would take the other's processes for leftovers (the start-up sweep kills every

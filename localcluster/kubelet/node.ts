@@ -1,12 +1,12 @@
 import os from 'node:os';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
-import type { KubeClient } from '../../shared/kube/client.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
-import { KINDS, MERGE_PATCH, microTime, nodes, Resource, type LeaseJson } from '../../shared/kube/resources.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../../common/kube/errors.js';
+import { KINDS, MERGE_PATCH, microTime, nodes, Resource, type LeaseJson } from '../../common/kube/resources.js';
 import { kubeTime } from './lifecycle.js';
-import { sleep } from '../../shared/time.js';
+import { sleep } from '../../common/time.js';
 
 // The Node object and its heartbeats: a Lease in kube-node-lease renewed every 10 s, and a status
 // PATCH with a fresh lastHeartbeatTime (the only thing that brings a node back to Ready after the

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { AuthenticationV1TokenRequest, V1Pod } from '@kubernetes/client-node';
-import type { KubeClient } from '../../shared/kube/client.js';
-import { isNotFound } from '../../shared/kube/errors.js';
-import { namespaced, persistentVolumes } from '../../shared/kube/resources.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import { isNotFound } from '../../common/kube/errors.js';
+import { namespaced, persistentVolumes } from '../../common/kube/resources.js';
 import type { ObjectData } from './env.js';
 import type { PodRef } from './events.js';
 import { referencedObjects } from './refs.js';

@@ -1,7 +1,7 @@
-import type { KubeClient } from '../../shared/kube/client.js';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
-import { apiStatus, isUnreachable } from '../../shared/kube/errors.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
+import { apiStatus, isUnreachable } from '../../common/kube/errors.js';
 import { patchPodStatus } from './api.js';
 import type { PodRef } from './events.js';
 import type { PodStatusJson } from './status.js';

@@ -1,9 +1,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import type { KubeClient } from '../../shared/kube/client.js';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
 import { retryDelayMs, type BackoffOptions } from './backoff.js';
 import { startContainerProcess } from './container-start.js';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { errorMessage } from '../../shared/errors.js';
+import { errorMessage } from '../../common/errors.js';
 import { acceptSpdy, type SpdyStream, type SpdyUpgrade } from './spdy.js';
 import { ForwardPairs, parseForwardStream, type ForwardPair } from './streaming.js';
 

@@ -2,7 +2,7 @@ import type { V1Probe } from '@kubernetes/client-node';
 import { runHandler, type Handler, type HandlerTarget } from './actions.js';
 import type { ContainerRun } from './lifecycle.js';
 import { probeTiming, type ProbeKind, type ProbeResult, type ProbeTiming } from './probe-state.js';
-import { sleep } from '../../shared/time.js';
+import { sleep } from '../../common/time.js';
 
 // A container's probes as the kubelet runs them: each kind on its own period, liveness and
 // readiness held back until the startup probe succeeded; a changed result changes the container.

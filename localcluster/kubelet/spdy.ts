@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import transport, { type SpdyConnection, type SpdyStream } from 'spdy-transport';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
 
 // The server side of the SPDY/3.1 upgrade the API server proxies from kubectl (apimachinery's
 // httpstream/spdy over Go's spdystream), on spdy-transport. Go's spdystream differs from the

@@ -1,11 +1,11 @@
-import type { KubeClient } from '../../shared/kube/client.js';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
-import { apiStatus } from '../../shared/kube/errors.js';
+import type { KubeClient } from '../../common/kube/client.js';
+import type { Logger } from '../../common/log.js';
+import { errorMessage } from '../../common/errors.js';
+import { apiStatus } from '../../common/kube/errors.js';
 import { deletePodNow } from './api.js';
 import type { PodRef } from './events.js';
 import type { ContainerProcess } from './process.js';
-import { sleep, waitAtMost } from '../../shared/time.js';
+import { sleep, waitAtMost } from '../../common/time.js';
 
 // Stopping as the kubelet does: SIGTERM, SIGKILL when the grace period (or the pod's termination
 // deadline, which a second DELETE may shorten) has passed; then the final DELETE of the pod.

@@ -1,5 +1,5 @@
 import type { V1Pod, V1Taint } from '@kubernetes/client-node';
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../common/log.js';
 import type { ServerAuth } from './server.js';
 
 /** What an image means to the process kubelet: the command a container of it runs by default. */

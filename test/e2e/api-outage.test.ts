@@ -7,7 +7,7 @@ import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { startShoalStack, type ShoalStack } from '../../demo/shoal-stack.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { createNamespace, kubeClients, waitFor } from '../../tools/kube.js';
 import { agentStatus, consoleOf, deployReplicaSet, instancesOf, waitForReplicaSet, type LiveInstance } from '../../tools/shoal-cluster.js';
 import { startWriteLoad } from '../../tools/workload.js';

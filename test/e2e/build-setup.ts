@@ -28,7 +28,7 @@ export function buildIfStale(): Promise<void> {
 
 async function build(): Promise<void> {
   const built = await stat(path.join(ROOT, 'dist/agent/main.js')).then((s) => s.mtimeMs, () => 0);
-  const sources = await Promise.all(['shared', 'webhook', 'agent', 'localcluster', 'demo', 'cli', 'tools'].map((d) => newestSource(path.join(ROOT, d))));
+  const sources = await Promise.all(['common', 'webhook', 'agent', 'localcluster', 'demo', 'cli', 'tools'].map((d) => newestSource(path.join(ROOT, d))));
   if (Math.max(...sources) <= built) return;
   process.stderr.write('[e2e] dist/ is older than the sources: npm run build\n');
   try {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { pidsOfUids } from '../../localcluster/kubelet/process.js';

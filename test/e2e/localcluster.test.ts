@@ -9,7 +9,7 @@ import { unixUidRange } from '../../localcluster/kubelet/ipam.js';
 import { freeIpBase } from '../../localcluster/kubelet/ipbase-lock.js';
 import { execInContainer, pidsOfUids } from '../../localcluster/kubelet/process.js';
 import { createNetFault } from '../../localcluster/netfault.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import {
   clusterCa,
   condition,

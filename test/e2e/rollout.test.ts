@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { AgentStatus, RolloutPhase } from '../../shared/status.js';
+import type { AgentStatus, RolloutPhase } from '../../common/status.js';
 import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { agentStatus, consoleOf, deployReplicaSet, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
 import { startWriteLoad, summarize, verifyAcknowledged, type WriteLoad, type WriteSummary } from '../../tools/workload.js';

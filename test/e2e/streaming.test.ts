@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../demo/repo-root.js';
 import { debianKubectlPath } from '../../localcluster/controlplane/index.js';
-import type { AgentStatus } from '../../shared/status.js';
+import type { AgentStatus } from '../../common/status.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { clusterCa, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { waitForReplicaSet } from '../../tools/shoal-cluster.js';

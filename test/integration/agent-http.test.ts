@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { eventually, freePort, TarantoolFleet, TEST_CLUSTER, TEST_CREDENTIALS, TEST_NAMESPACE, TEST_REPLICASET, type TarantoolInstance } from '../support/tarantool.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';

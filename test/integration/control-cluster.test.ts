@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
-import { KubeClient } from '../../shared/kube/client.js';
-import { loadKubeConfig } from '../../shared/kube/config.js';
-import { MERGE_PATCH, namespaced, namespaces, type Resources } from '../../shared/kube/resources.js';
-import type { AgentStatus } from '../../shared/status.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { loadKubeConfig } from '../../common/kube/config.js';
+import { MERGE_PATCH, namespaced, namespaces, type Resources } from '../../common/kube/resources.js';
+import type { AgentStatus } from '../../common/status.js';
 import { eventually, freePort, TarantoolFleet, type TarantoolInstance } from '../support/tarantool.js';
 import { switchoverToken } from '../../tools/switchover-credential.js';
 

@@ -15,12 +15,12 @@ import {
   type ComponentName,
   type ControlPlane,
 } from '../../localcluster/controlplane/index.js';
-import { ShoalError } from '../../shared/errors.js';
-import { KubeClient } from '../../shared/kube/client.js';
-import { loadKubeConfig } from '../../shared/kube/config.js';
-import { KubeApiError } from '../../shared/kube/errors.js';
-import { namespaced, namespaces, nodes, persistentVolumes, serverVersion, microTime, type LeaseJson } from '../../shared/kube/resources.js';
-import { createLogger } from '../../shared/log.js';
+import { ShoalError } from '../../common/errors.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { loadKubeConfig } from '../../common/kube/config.js';
+import { KubeApiError } from '../../common/kube/errors.js';
+import { namespaced, namespaces, nodes, persistentVolumes, serverVersion, microTime, type LeaseJson } from '../../common/kube/resources.js';
+import { createLogger } from '../../common/log.js';
 
 const log = createLogger({ component: 'test' });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { applied, review, statefulSet, stsPod, withAutomountedToken, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const SEED = 4242;

@@ -19,7 +19,7 @@ import type { Action, ObservedCluster, ObservedInstance, ObservedReplicaSet, Per
 import { reconcile } from '../../agent/decide/reconcile.js';
 import { DEFAULT_TIMINGS as T } from '../../agent/decide/timings.js';
 import type { TarantoolLane } from '../../demo/tarantool-binaries.js';
-import type { StatusReplicaSet } from '../../shared/status.js';
+import type { StatusReplicaSet } from '../../common/status.js';
 import { observedPod } from '../support/observe.js';
 import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 

@@ -1,7 +1,7 @@
 // LocalInstance against real Tarantool 2.6: bootstrap with deterministic identities, a replica
 // joining, runtime reconfiguration, fencing, a restart that keeps identity, topology hooks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { instanceUuid, replicasetUuid } from '../../shared/identity.js';
+import { instanceUuid, replicasetUuid } from '../../common/identity.js';
 import { LuaError } from '../../agent/console/errors.js';
 import { readinessOf } from '../../agent/instance/readiness.js';
 import { covers } from '../../agent/tarantool/vclock.js';

@@ -5,8 +5,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerWatcher } from '../../agent/kube/peers.js';
-import { namespaced, type Resources } from '../../shared/kube/resources.js';
-import { sleep } from '../../shared/time.js';
+import { namespaced, type Resources } from '../../common/kube/resources.js';
+import { sleep } from '../../common/time.js';
 import { answerJson, fakeApiServer, type FakeHandler } from '../support/fake-apiserver.js';
 
 const silent = pino({ level: 'silent' });

@@ -13,11 +13,11 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
-import { createLogger } from '../../shared/log.js';
-import { KubeClient } from '../../shared/kube/client.js';
-import { loadKubeConfig } from '../../shared/kube/config.js';
-import { apiStatus, isAlreadyExists } from '../../shared/kube/errors.js';
-import { mutatingWebhookConfigurations, namespaced } from '../../shared/kube/resources.js';
+import { createLogger } from '../../common/log.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { loadKubeConfig } from '../../common/kube/config.js';
+import { apiStatus, isAlreadyExists } from '../../common/kube/errors.js';
+import { mutatingWebhookConfigurations, namespaced } from '../../common/kube/resources.js';
 
 const log = createLogger({ component: 'test' }).child({}, { level: process.env.SHOAL_TEST_VERBOSE ? 'info' : 'silent' });
 

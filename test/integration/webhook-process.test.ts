@@ -15,7 +15,7 @@ const ROOT = join(import.meta.dirname, '../..');
 
 function entry(): string[] {
   const dist = join(ROOT, 'dist/webhook/main.js');
-  const newestSource = Math.max(...['webhook', 'shared'].flatMap((d) => readdirSync(join(ROOT, d)).map((f) => statSync(join(ROOT, d, f)).mtimeMs)));
+  const newestSource = Math.max(...['webhook', 'common'].flatMap((d) => readdirSync(join(ROOT, d)).map((f) => statSync(join(ROOT, d, f)).mtimeMs)));
   return existsSync(dist) && statSync(dist).mtimeMs >= newestSource ? [dist] : ['--import', 'tsx', join(ROOT, 'webhook/main.ts')];
 }
 

@@ -11,7 +11,7 @@ import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import type { WebhookConfig } from '../../webhook/cli.js';
 import type { ClusterAccess, StoredSecret } from '../../webhook/cluster.js';
 import { generateBundle, servingNames, writeCertDir } from '../../webhook/tls.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { applied, review, stsPod, type ReviewResponse } from '../support/webhook-fixtures.js';
 
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });

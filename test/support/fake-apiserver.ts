@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
-import { KubeClient } from '../../shared/kube/client.js';
+import { KubeClient } from '../../common/kube/client.js';
 
 export type FakeHandler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void;
 

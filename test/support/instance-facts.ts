@@ -1,7 +1,7 @@
 // Facts about a pod's Tarantool and the cluster's persisted state, read the way an operator would
 // (the console on the pod's run volume, the state ConfigMap, kubectl): shared by the e2e files.
 import { ConsoleClient } from '../../agent/console/client.js';
-import { stateConfigMapName } from '../../shared/names.js';
+import { stateConfigMapName } from '../../common/names.js';
 import { kubectl, type KubeClients } from '../../tools/kube.js';
 import { consoleOf } from '../../tools/shoal-cluster.js';
 

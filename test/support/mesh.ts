@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Registry, type Counter } from 'prom-client';
 import { Mesh, type MeshOptions } from '../../agent/mesh/mesh.js';
-import { sleep } from '../../shared/time.js';
+import { sleep } from '../../common/time.js';
 import type { InstanceState } from '../../agent/wire/mesh-protocol.js';
 
 export const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvwxyz';

@@ -12,7 +12,7 @@ import { installShoalLua, luaPathFor } from '../../agent/lua/module.js';
 import { identityOf } from '../../agent/instance/identity.js';
 import { LocalInstance } from '../../agent/instance/local.js';
 import type { ReplicationCredentials } from '../../agent/instance/uri.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
 
 export interface TarantoolStartOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../agent/config.js';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 const BASE = { POD_NAME: 'storage-2', POD_NAMESPACE: 'default', POD_IP: '10.1.0.5', SHOAL_CLUSTER: 'demo' };
 

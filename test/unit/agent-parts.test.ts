@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { deriveTimings, fenceDeadline } from '../../agent/decide/timings.js';
 import { parseSwitchoverBody } from '../../agent/http/control-routes.js';
-import { tokenMatches } from '../../shared/token.js';
+import { tokenMatches } from '../../common/token.js';
 import { followSymptoms } from '../../agent/member/symptom-follower.js';
 import { toTarantoolReport, toWireInstance, type LocalSnapshot } from '../../agent/member/probe.js';
 import { SelfFencer } from '../../agent/member/self-fence.js';

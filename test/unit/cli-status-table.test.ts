@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { asAgentStatus, renderStatusTable } from '../../cli/status-table.js';
-import type { AgentStatus } from '../../shared/status.js';
+import type { AgentStatus } from '../../common/status.js';
 
 const status: AgentStatus = {
   cluster: 'demo',

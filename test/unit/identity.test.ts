@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { instanceUuid, replicasetUuid } from '../../shared/identity.js';
-import { dns1123LabelProblem, isDns1123Label } from '../../shared/dns.js';
+import { instanceUuid, replicasetUuid } from '../../common/identity.js';
+import { dns1123LabelProblem, isDns1123Label } from '../../common/dns.js';
 
 describe('identity', () => {
   it('is deterministic and distinct per pod, namespace and cluster', () => {

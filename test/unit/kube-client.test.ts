@@ -4,12 +4,12 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KubeClient } from '../../shared/kube/client.js';
-import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../../shared/kube/errors.js';
-import { ListWatch } from '../../shared/kube/reflector.js';
-import { MERGE_PATCH, clusterRoles, namespaced, resourcePath, resourceFor, KINDS, kindOf, microTime, nodes } from '../../shared/kube/resources.js';
-import { watchEvents } from '../../shared/kube/watch.js';
-import { sleep } from '../../shared/time.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { KubeApiError, isAlreadyExists, isConflict, isNotFound } from '../../common/kube/errors.js';
+import { ListWatch } from '../../common/kube/reflector.js';
+import { MERGE_PATCH, clusterRoles, namespaced, resourcePath, resourceFor, KINDS, kindOf, microTime, nodes } from '../../common/kube/resources.js';
+import { watchEvents } from '../../common/kube/watch.js';
+import { sleep } from '../../common/time.js';
 import { answerJson, fakeApiServer } from '../support/fake-apiserver.js';
 
 const json = (res: ServerResponse, code: number, body: unknown): void => answerJson(res, body, code);

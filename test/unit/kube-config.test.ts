@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from '../../shared/kube/config.js';
-import { parseKubeconfig } from '../../shared/kube/kubeconfig.js';
-import { tokenFileSource } from '../../shared/kube/target.js';
+import { loadKubeConfig } from '../../common/kube/config.js';
+import { parseKubeconfig } from '../../common/kube/kubeconfig.js';
+import { tokenFileSource } from '../../common/kube/target.js';
 
 const dirs: string[] = [];
 afterEach(async () => {

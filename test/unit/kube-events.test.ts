@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { eventRecorder } from '../../localcluster/kubelet/events.js';
-import { sleep } from '../../shared/time.js';
+import { sleep } from '../../common/time.js';
 import { answerJson, fakeApiServer } from '../support/fake-apiserver.js';
 
 const { start } = fakeApiServer();

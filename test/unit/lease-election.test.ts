@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../agent/lease/election.js';
 import type { LeaseApi, RequestBound, StoredLease } from '../../agent/lease/lease-api.js';
 import type { LeaseRecord } from '../../agent/lease/timing.js';
-import { KubeApiError } from '../../shared/kube/errors.js';
-import { sleep } from '../../shared/time.js';
+import { KubeApiError } from '../../common/kube/errors.js';
+import { sleep } from '../../common/time.js';
 
 // Short but valid timings: lease 1 s > renewDeadline 500 ms > 1.2 × retry 100 ms.
 const timings = { leaseDurationMs: 1_000, renewDeadlineMs: 500, retryPeriodMs: 100 };

@@ -11,7 +11,7 @@ import { inheritSince, observeCluster, replicaSetOf, type HeardAgent, type Obser
 import type { Peer } from '../../agent/kube/peers.js';
 import type { ReplicaSetSpec } from '../../agent/kube/statefulsets.js';
 import type { Heartbeat } from '../../agent/wire/mesh-protocol.js';
-import { instanceUuid } from '../../shared/identity.js';
+import { instanceUuid } from '../../common/identity.js';
 import { observedTarantool } from './decide-fixtures.js';
 
 const T = (over: Partial<ObservedTarantool> = {}): ObservedTarantool => observedTarantool({ vclock: { '1': 5 }, id: 2, ...over });

@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { NOT_TERMINATING, prestopVerdict, type PrestopVerdict, type TerminationEvidence } from '../../agent/member/prestop-gate.js';
 import { readPod, terminationVerdict } from '../../agent/member/termination.js';
-import { KubeClient } from '../../shared/kube/client.js';
-import { namespaced } from '../../shared/kube/resources.js';
+import { KubeClient } from '../../common/kube/client.js';
+import { namespaced } from '../../common/kube/resources.js';
 import { answerJson, fakeApiServer } from '../support/fake-apiserver.js';
 
 const base: TerminationEvidence = { sigterm: false, watched: null, selfUid: 'uid-1' };

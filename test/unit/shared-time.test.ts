@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backoff, backoffDelay, sleep } from '../../shared/time.js';
+import { Backoff, backoffDelay, sleep } from '../../common/time.js';
 
 const policy = { initialMs: 100, maxMs: 5_000 };
 

@@ -2,7 +2,7 @@
 // SHOAL_TARANTOOL_LANE) and whether a reported version belongs to it. Pure: no binary is run.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { defaultLane, parseLane, tarantoolImage, versionMatchesLane } from '../../demo/tarantool-binaries.js';
-import { ShoalError } from '../../shared/errors.js';
+import { ShoalError } from '../../common/errors.js';
 
 describe('parseLane', () => {
   it('accepts exactly the lanes the local cluster runs', () => {

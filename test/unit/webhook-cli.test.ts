@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_AGENT_IMAGE, parseWebhookArgs, webhookCommand } from '../../webhook/cli.js';
-import { VERSION } from '../../shared/version.js';
+import { VERSION } from '../../common/version.js';
 
 const argv = (...args: string[]) => ['node', 'shoal-webhook', ...args];
 /** A command that throws instead of exiting and keeps commander's output out of the test log. */

@@ -3,7 +3,7 @@ import { ensureClusterBundle, syncCaBundle } from '../../webhook/cert-sync.js';
 import type { ClusterAccess, StoredSecret } from '../../webhook/cluster.js';
 import { decideSidecarMode, resolveSidecarMode } from '../../webhook/sidecar-mode.js';
 import { bundleProblems, generateBundle, servingNames } from '../../webhook/tls.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger } from '../../common/log.js';
 
 const NAMES = servingNames('shoal-webhook', 'shoal-system');
 const log = createLogger({ component: 'test' }).child({}, { level: 'silent' });

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import type { KubernetesObject, V1ClusterRole, V1Deployment, V1MutatingWebhookConfiguration, V1Role } from '@kubernetes/client-node';
 import { agentRbacObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
 import { certSecretName } from '../../webhook/cert-sync.js';
-import { CLUSTER_LABEL } from '../../shared/names.js';
+import { CLUSTER_LABEL } from '../../common/names.js';
 
 const kustomization = parse(readFileSync(new URL('../../manifests/kustomization.yaml', import.meta.url), 'utf8')) as { resources: string[] };
 const all: KubernetesObject[] = kustomization.resources.flatMap((f) => loadManifest(f));

@@ -2,7 +2,7 @@
 // partition healed, the API server back) before the next one starts; what it hit is logged.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster } from '../../localcluster/cluster.js';
-import { AGENT_CONTAINER } from '../../shared/names.js';
+import { AGENT_CONTAINER } from '../../common/names.js';
 import type { EventKind } from '../events.js';
 import type { KubeClients } from '../kube.js';
 import { agentStatus, localPods } from '../shoal-cluster.js';

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
-import { errorMessage } from '../../shared/errors.js';
+import { errorMessage } from '../../common/errors.js';
 import { formatSummary, runChaos } from './run.js';
 
 const USAGE = 'usage: npm run chaos -- [--minutes N (default 5)] [--seed S (default: time-based, printed)] [--tarantool 3|2.6 (default 3: 3.8.0; 2.6: Debian\'s 2.6.0)] [--svg FILE (default bench/chaos.svg)] [--json FILE] [--keep (keep the run directory: every pod log)]';

@@ -272,7 +272,7 @@ export async function reviewAccess(client: KubeClient, spec: V1SubjectAccessRevi
 /** Any object of a kind in KINDS, by its apiVersion and kind (a manifest's); throws for a kind the table lacks. */
 export function resourceFor(client: KubeClient, obj: KubernetesObject): Resource<KubernetesObject> {
   const k = kindOf(obj.apiVersion ?? '', obj.kind ?? '');
-  if (!k) throw new ShoalError(`no resource for ${obj.apiVersion ?? '?'} ${obj.kind ?? '?'}`, 'add the kind to KINDS in shared/kube/resources.ts');
+  if (!k) throw new ShoalError(`no resource for ${obj.apiVersion ?? '?'} ${obj.kind ?? '?'}`, 'add the kind to KINDS in common/kube/resources.ts');
   return new Resource<KubernetesObject>(client, k, k.namespaced ? (obj.metadata?.namespace ?? 'default') : undefined);
 }
 
