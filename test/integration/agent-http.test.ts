@@ -1,7 +1,7 @@
 // The agent's HTTP endpoints over real HTTP against real Tarantool: /healthz, /readyz, /status,
 // /metrics through startAgent (shoal.lua, console, instance, server), and main.ts as a process.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,11 +156,30 @@ describe('shoal-agent main', () => {
     expect(res.stderr).toContain('SHOAL_PORT="abc"');
   });
 
-  it('starts, writes shoal.lua, serves /healthz and stops cleanly on SIGTERM', async () => {
+  it('refuses to start without a Kubernetes configuration, saying how to give it one', async () => {
     const runDir = await mkdtemp(join(tmpdir(), 'shoal-main-'));
     try {
       const port = await freePort();
-      const env = { POD_NAME: 'storage-0', POD_NAMESPACE: 'it', POD_IP: '127.0.0.1', SHOAL_CLUSTER: 'test', SHOAL_PORT: String(port), SHOAL_BIND_HOST: '127.0.0.1', SHOAL_RUN_DIR: runDir, SHOAL_LOG_LEVEL: 'info' };
+      const env = { HOME: runDir, POD_NAME: 'storage-0', POD_NAMESPACE: 'it', POD_IP: '127.0.0.1', SHOAL_CLUSTER: 'test', SHOAL_PORT: String(port), SHOAL_BIND_HOST: '127.0.0.1', SHOAL_RUN_DIR: runDir };
+      const res = await run(env, 30_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/cannot load a Kubernetes client configuration: .*\(fix: run inside a pod with a service account, or set KUBECONFIG/);
+    } finally {
+      await rm(runDir, { recursive: true, force: true });
+    }
+  });
+
+  it('starts, writes shoal.lua, serves /healthz and stops cleanly on SIGTERM (API server unreachable)', async () => {
+    const runDir = await mkdtemp(join(tmpdir(), 'shoal-main-'));
+    try {
+      const port = await freePort();
+      // Nothing listens on port 1: coordination keeps retrying in the background, the local endpoints serve.
+      const kubeconfig = join(runDir, 'kubeconfig');
+      await writeFile(
+        kubeconfig,
+        ['apiVersion: v1', 'kind: Config', 'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]', 'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', ''].join('\n'),
+      );
+      const env = { KUBECONFIG: kubeconfig, POD_NAME: 'storage-0', POD_NAMESPACE: 'it', POD_IP: '127.0.0.1', SHOAL_CLUSTER: 'test', SHOAL_PORT: String(port), SHOAL_BIND_HOST: '127.0.0.1', SHOAL_RUN_DIR: runDir, SHOAL_LOG_LEVEL: 'info' };
       const res = await run(env, 60_000, async (kill) => {
         await eventually(async () => ((await get(port, '/healthz').catch(() => undefined))?.status === 200 ? true : undefined), 45_000, 100);
         expect((await get(port, '/status')).json()['instance']).toMatchObject({ status: 'unreachable' });
