@@ -6,6 +6,16 @@ import { promisify } from 'node:util';
 // so three iptables rules do it: OUTPUT `--uid-owner <uid>` (what the pod sends, whatever source
 // address the kernel picks), OUTPUT and INPUT `-d <ip>` (what others send). DROP, not REJECT: a
 // connection attempt hangs as across a real partition (verified on loopback).
+// Other shapes (`NetFaultShape`, for the chaos suite):
+//  - 'out': only what the pod sends is dropped (its peers stop hearing it; it still hears them: TCP
+//    delivers their data to it even though its ACKs are lost, until their connections time out);
+//  - 'in': only what reaches the pod is dropped. Peers dial from 127.0.0.1, not from their pod IP,
+//    so "to the pod" cannot be told by address alone: every connection the pod has sent on (or that
+//    has its IP as source) is connmarked with the pod's uid, and packets of such a connection sent
+//    by anyone else are dropped, as are packets to its IP from other uids;
+//  - { port }: only TCP to that port on the pod's IP from other pods (uid ≠ 0: the harness and the
+//    kubelet, root, still reach it) and from the pod to that port anywhere: the agent mesh cut while
+//    Tarantool replication and the harness's /status reads still flow.
 // The rules live in two dedicated chains jumped to from INPUT/OUTPUT; `healAll` removes the chains
 // and the jumps, leaving the tables as they were. Stateless: the state is in iptables, so any
 // process (a test file, the global teardown) can cut and heal.
@@ -17,10 +27,13 @@ export interface NetFaultTarget {
   unixUid: number;
 }
 
+/** 'all': both ways; 'out': what the pod sends; 'in': what reaches it; { port }: one TCP port between pods. */
+export type NetFaultShape = 'all' | 'out' | 'in' | { port: number };
+
 export interface NetFault {
-  cutOff(target: NetFaultTarget): Promise<void>;
-  heal(target: NetFaultTarget): Promise<void>;
-  isCutOff(target: NetFaultTarget): Promise<boolean>;
+  cutOff(target: NetFaultTarget, shape?: NetFaultShape): Promise<void>;
+  heal(target: NetFaultTarget, shape?: NetFaultShape): Promise<void>;
+  isCutOff(target: NetFaultTarget, shape?: NetFaultShape): Promise<boolean>;
   /** Removes every rule, jump and chain this helper added. */
   healAll(): Promise<void>;
 }
@@ -48,11 +61,7 @@ export function createNetFault(prefix = 'SHOAL-NF'): NetFault {
   if (!/^[A-Za-z0-9_-]{1,24}$/.test(prefix)) throw new Error(`netfault chain prefix "${prefix}" must be 1-24 of [A-Za-z0-9_-]`);
   const chains = { INPUT: `${prefix}-IN`, OUTPUT: `${prefix}-OUT` } as const;
 
-  const rules = (t: NetFaultTarget): [string, string[]][] => [
-    [chains.OUTPUT, ['-m', 'owner', '--uid-owner', String(t.unixUid), '-j', 'DROP']],
-    [chains.OUTPUT, ['-d', `${t.ip}/32`, '-j', 'DROP']],
-    [chains.INPUT, ['-d', `${t.ip}/32`, '-j', 'DROP']],
-  ];
+  const rules = (t: NetFaultTarget, shape: NetFaultShape = 'all'): [string, string[]][] => netFaultRules(chains, t, shape);
 
   const ensureChains = async (): Promise<void> => {
     for (const [builtin, chain] of Object.entries(chains)) {
@@ -62,21 +71,21 @@ export function createNetFault(prefix = 'SHOAL-NF'): NetFault {
   };
 
   return {
-    async cutOff(t) {
+    async cutOff(t, shape) {
       await ensureChains();
-      for (const [chain, spec] of rules(t)) {
+      for (const [chain, spec] of rules(t, shape)) {
         if (!(await iptables(['-C', chain, ...spec]))) await must(['-A', chain, ...spec]);
       }
     },
-    async heal(t) {
-      for (const [chain, spec] of rules(t)) {
+    async heal(t, shape) {
+      for (const [chain, spec] of rules(t, shape)) {
         while (await iptables(['-D', chain, ...spec])) {
           // delete every copy
         }
       }
     },
-    async isCutOff(t) {
-      for (const [chain, spec] of rules(t)) if (!(await iptables(['-C', chain, ...spec]))) return false;
+    async isCutOff(t, shape) {
+      for (const [chain, spec] of rules(t, shape)) if (!(await iptables(['-C', chain, ...spec]))) return false;
       return true;
     },
     async healAll() {
@@ -89,4 +98,33 @@ export function createNetFault(prefix = 'SHOAL-NF'): NetFault {
       }
     },
   };
+}
+
+/** Pure: the rules (chain, rule spec) that make one fault shape for one pod, in the order they are added. */
+export function netFaultRules(chains: { INPUT: string; OUTPUT: string }, t: NetFaultTarget, shape: NetFaultShape): [string, string[]][] {
+  const uid = String(t.unixUid);
+  const ip = `${t.ip}/32`;
+  if (shape === 'all') {
+    return [
+      [chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'DROP']],
+      [chains.OUTPUT, ['-d', ip, '-j', 'DROP']],
+      [chains.INPUT, ['-d', ip, '-j', 'DROP']],
+    ];
+  }
+  if (shape === 'out') return [[chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'DROP']]];
+  if (shape === 'in') {
+    // The mark is the uid (unique per pod on a node); the marking rules come first and only mark.
+    return [
+      [chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'CONNMARK', '--set-mark', uid]],
+      [chains.OUTPUT, ['-s', ip, '-j', 'CONNMARK', '--set-mark', uid]],
+      [chains.OUTPUT, ['-m', 'connmark', '--mark', uid, '-m', 'owner', '!', '--uid-owner', uid, '-j', 'DROP']],
+      [chains.OUTPUT, ['-d', ip, '-m', 'owner', '!', '--uid-owner', uid, '-j', 'DROP']],
+    ];
+  }
+  const port = String(shape.port);
+  if (!Number.isInteger(shape.port) || shape.port < 1 || shape.port > 65535) throw new Error(`netfault: port ${port} out of range`);
+  return [
+    [chains.OUTPUT, ['-p', 'tcp', '-d', ip, '--dport', port, '-m', 'owner', '!', '--uid-owner', '0', '-j', 'DROP']],
+    [chains.OUTPUT, ['-p', 'tcp', '--dport', port, '-m', 'owner', '--uid-owner', uid, '-j', 'DROP']],
+  ];
 }
