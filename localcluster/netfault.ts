@@ -9,13 +9,19 @@ import { promisify } from 'node:util';
 // Other shapes (`NetFaultShape`, for the chaos suite):
 //  - 'out': only what the pod sends is dropped (its peers stop hearing it; it still hears them: TCP
 //    delivers their data to it even though its ACKs are lost, until their connections time out);
-//  - 'in': only what reaches the pod is dropped. Peers dial from 127.0.0.1, not from their pod IP,
-//    so "to the pod" cannot be told by address alone: every connection the pod has sent on (or that
-//    has its IP as source) is connmarked with the pod's uid, and packets of such a connection sent
-//    by anyone else are dropped, as are packets to its IP from other uids;
-//  - { port }: only TCP to that port on the pod's IP from other pods (uid ≠ 0: the harness and the
-//    kubelet, root, still reach it) and from the pod to that port anywhere: the agent mesh cut while
-//    Tarantool replication and the harness's /status reads still flow.
+//  - 'in': only what reaches the pod is dropped (it stops hearing its peers; they still hear it).
+//    A new connection cannot open in either one-way shape (TCP needs both ways); open ones carry the
+//    other direction on (checked with two uids on loopback: the pod's data arrives and the peer's
+//    does not, and the reverse);
+//  - { port }: the connections to that port on the pod's IP dialed by other pods (uid ≠ 0: the
+//    harness and the kubelet, root, still reach it) and those the pod dials to that port anywhere:
+//    the agent mesh cut while Tarantool replication and the harness's /status still flow. What the
+//    pod's listener sends back on a link a peer dialed can still arrive until that link's ws ping
+//    fails (2 s) and it closes; from then on no mesh link of the pod works either way.
+// Peers dial from 127.0.0.1, not from their pod IP, so the reverse direction of a connection cannot
+// be told by address: connections are also marked (conntrack) by who dialed whom and dropped by
+// direction, but a test here saw retransmissions pass such connmark-only rules, so the guarantee
+// rests on the stateless owner/address rules each shape also has.
 // The rules live in two dedicated chains jumped to from INPUT/OUTPUT; `healAll` removes the chains
 // and the jumps, leaving the tables as they were. Stateless: the state is in iptables, so any
 // process (a test file, the global teardown) can cut and heal.
@@ -100,10 +106,25 @@ export function createNetFault(prefix = 'SHOAL-NF'): NetFault {
   };
 }
 
-/** Pure: the rules (chain, rule spec) that make one fault shape for one pod, in the order they are added. */
+/**
+ * Connection marks of one pod (conntrack, on the connection, not the packet): the pod dialed it
+ * (`dialed`), it was dialed to the pod's IP or answered by the pod (`answers`), it is a connection of
+ * a port cut (`port`). Distinct per pod (uid) and per purpose.
+ */
+export function netFaultMarks(unixUid: number): { dialed: string; answers: string; port: string } {
+  return { dialed: String(unixUid * 4), answers: String(unixUid * 4 + 1), port: String(unixUid * 4 + 2) };
+}
+
+/**
+ * Pure: the rules (chain, rule spec) that make one fault shape for one pod, in the order they are added.
+ * The one-way and port shapes mark connections by who dialed whom (conntrack's original direction)
+ * and drop by direction, then drop statelessly by owner and address what can be told that way
+ * (see the header: the stateless rules carry the guarantee).
+ */
 export function netFaultRules(chains: { INPUT: string; OUTPUT: string }, t: NetFaultTarget, shape: NetFaultShape): [string, string[]][] {
   const uid = String(t.unixUid);
   const ip = `${t.ip}/32`;
+  const m = netFaultMarks(t.unixUid);
   if (shape === 'all') {
     return [
       [chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'DROP']],
@@ -111,19 +132,35 @@ export function netFaultRules(chains: { INPUT: string; OUTPUT: string }, t: NetF
       [chains.INPUT, ['-d', ip, '-j', 'DROP']],
     ];
   }
-  if (shape === 'out') return [[chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'DROP']]];
-  if (shape === 'in') {
-    // The mark is the uid (unique per pod on a node); the marking rules come first and only mark.
+  if (shape === 'out' || shape === 'in') {
+    // Marking first (a packet goes on through the chain after CONNMARK), then the drops by direction.
+    const classify: [string, string[]][] = [
+      [chains.OUTPUT, ['-m', 'conntrack', '--ctorigdst', ip, '-j', 'CONNMARK', '--set-mark', m.answers]],
+      [chains.OUTPUT, ['-m', 'conntrack', '--ctdir', 'ORIGINAL', '-m', 'owner', '--uid-owner', uid, '-j', 'CONNMARK', '--set-mark', m.dialed]],
+      [chains.OUTPUT, ['-m', 'conntrack', '--ctdir', 'REPLY', '-m', 'owner', '--uid-owner', uid, '-j', 'CONNMARK', '--set-mark', m.answers]],
+    ];
+    // The pod's own direction: ORIGINAL on what it dialed, REPLY on what was dialed to it.
+    const [dialedDir, answersDir] = shape === 'out' ? ['ORIGINAL', 'REPLY'] : ['REPLY', 'ORIGINAL'];
+    // Stateless rules too, for packets conntrack does not classify (a retransmission of a dropped
+    // segment got through connmark-only rules in a test here).
+    const stateless: [string, string[]] =
+      shape === 'out' ? [chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'DROP']] : [chains.OUTPUT, ['-d', ip, '-m', 'owner', '!', '--uid-owner', uid, '-j', 'DROP']];
     return [
-      [chains.OUTPUT, ['-m', 'owner', '--uid-owner', uid, '-j', 'CONNMARK', '--set-mark', uid]],
-      [chains.OUTPUT, ['-s', ip, '-j', 'CONNMARK', '--set-mark', uid]],
-      [chains.OUTPUT, ['-m', 'connmark', '--mark', uid, '-m', 'owner', '!', '--uid-owner', uid, '-j', 'DROP']],
-      [chains.OUTPUT, ['-d', ip, '-m', 'owner', '!', '--uid-owner', uid, '-j', 'DROP']],
+      ...classify,
+      stateless,
+      [chains.OUTPUT, ['-m', 'connmark', '--mark', m.dialed, '-m', 'conntrack', '--ctdir', dialedDir, '-j', 'DROP']],
+      [chains.OUTPUT, ['-m', 'connmark', '--mark', m.answers, '-m', 'conntrack', '--ctdir', answersDir, '-j', 'DROP']],
     ];
   }
   const port = String(shape.port);
   if (!Number.isInteger(shape.port) || shape.port < 1 || shape.port > 65535) throw new Error(`netfault: port ${port} out of range`);
   return [
+    // dialed to the pod's port by another pod (root, the harness and the kubelet, keeps /status)
+    [chains.OUTPUT, ['-p', 'tcp', '-m', 'conntrack', '--ctdir', 'ORIGINAL', '--ctorigdst', ip, '--ctorigdstport', port, '-m', 'owner', '!', '--uid-owner', '0', '-j', 'CONNMARK', '--set-mark', m.port]],
+    // dialed by the pod to that port anywhere
+    [chains.OUTPUT, ['-p', 'tcp', '-m', 'conntrack', '--ctdir', 'ORIGINAL', '--ctorigdstport', port, '-m', 'owner', '--uid-owner', uid, '-j', 'CONNMARK', '--set-mark', m.port]],
+    [chains.OUTPUT, ['-m', 'connmark', '--mark', m.port, '-j', 'DROP']],
+    // stateless: what other pods send to the port, what the pod sends to it
     [chains.OUTPUT, ['-p', 'tcp', '-d', ip, '--dport', port, '-m', 'owner', '!', '--uid-owner', '0', '-j', 'DROP']],
     [chains.OUTPUT, ['-p', 'tcp', '--dport', port, '-m', 'owner', '--uid-owner', uid, '-j', 'DROP']],
   ];
