@@ -250,7 +250,7 @@ export function formatSummary(s: ChaosSummary): string {
       : '  longest stretch without an acknowledged write: none',
     `  acknowledged writes lost: ${s.lost}`,
     `  samples (every instance's box.info every ${s.sampleMs} ms): ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
-    `  history: ${s.history.puts} puts, ${s.history.gets} gets (final reads included); ${s.history.ok} ok, ${s.history.failed} failed for certain, ${s.history.unknown} of unknown outcome (${s.history.file})`,
+    `  history: ${s.history.puts} puts, ${s.history.gets} gets (final reads included); ${s.history.ok} ok, ${s.history.failed} failed (puts refused or never sent, gets unanswered: left out), ${s.history.unknown} puts of unknown outcome (${s.history.file})`,
     `  linearizability (Porcupine): ${s.linearizability.verdict.toUpperCase()} — ${s.linearizability.detail}${s.linearizability.html ? ` (see ${s.linearizability.html})` : ''}`,
     `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
     s.violations.length ? `  VIOLATIONS:\n${s.violations.map((v) => `    - ${v}`).join('\n')}` : '  violations: none',
