@@ -11,7 +11,7 @@ import { startControlPlane, type ControlPlane } from './controlplane/index.js';
 import { startKubelet, type ImageTable, type Kubelet, type KubeletOptions, type KubeletState, type PodRuntimeInfo } from './kubelet/index.js';
 import { ipBaseTaken } from './kubelet/ipbase-lock.js';
 import { sleep } from '../common/time.js';
-import { createNetFault, type NetFault } from './netfault.js';
+import { createNetFault, type NetFault, type NetFaultShape } from './netfault.js';
 import { startProvisioner, type Provisioner } from './provisioner.js';
 
 // The local cluster: a real control plane, the process kubelet on one node, the local volume
@@ -64,9 +64,9 @@ export interface LocalCluster {
   /** JSON `KubeletState`, rewritten whenever a pod's processes change (readable from other processes). */
   readonly stateFile: string;
   podInfo(namespace: string, name: string): LocalPodInfo | undefined;
-  /** Cuts a pod off the network until `heal`. */
-  cutOff(namespace: string, name: string): Promise<void>;
-  heal(namespace: string, name: string): Promise<void>;
+  /** Cuts a pod off the network (both ways unless `shape` says otherwise) until `heal` with the same shape. */
+  cutOff(namespace: string, name: string, shape?: NetFaultShape): Promise<void>;
+  heal(namespace: string, name: string, shape?: NetFaultShape): Promise<void>;
   /** Stops the kubelet (no pod process is left), the provisioner and the control plane; heals every fault. */
   stop(): Promise<void>;
 }
@@ -212,8 +212,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       const info = started.podInfo(namespace, pod);
       return info ? withLookups(info) : undefined;
     },
-    cutOff: (namespace, pod) => netfault.cutOff(target(namespace, pod)),
-    heal: (namespace, pod) => netfault.heal(target(namespace, pod)),
+    cutOff: (namespace, pod, shape) => netfault.cutOff(target(namespace, pod), shape),
+    heal: (namespace, pod, shape) => netfault.heal(target(namespace, pod), shape),
     stop: () => (stopping ??= stopAll()),
   };
 }

@@ -12,5 +12,6 @@ apt_install tarantool iptables util-linux
 npm_deps
 bash scripts/provision-tarantool.sh
 bash scripts/provision-kubernetes.sh
+bash scripts/provision-linearizability.sh # after provision-kubernetes.sh: it installs Go
 log "building Shoal (tsc)"
 npm run --silent build

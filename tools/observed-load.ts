@@ -19,6 +19,8 @@ export interface ObservedLoadOptions {
   /** The mix's key ranges start here (each mix on one space needs its own: see mixKeySpan). */
   firstKey: number;
   signal?: AbortSignal;
+  /** Gets among the writes (see WriteMixOptions.readShare). Default none. */
+  readShare?: number;
 }
 
 export interface ObservedLoad {
@@ -38,6 +40,7 @@ export function startObservedLoad(o: ObservedLoadOptions): ObservedLoad {
     ...(o.loads ? { loads: o.loads } : {}),
     firstKey: o.firstKey,
     writeTimeoutMs: 5_000,
+    ...(o.readShare ? { readShare: o.readShare } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
   });
   const sampler = startSampler({

@@ -4,6 +4,9 @@
 // the console returned success: with a synchronous space that means a quorum has it in its WAL, so
 // an acknowledged key missing anywhere after the cluster settles is a lost write. A timed-out or
 // aborted write is not acknowledged (it may or may not have committed): never count it as either.
+// With `reads`, a share of the operations are gets of recently written keys (any writer's) on the
+// same master, refused by an instance that is read-only at that moment: the history a
+// linearizability checker reads (tools/history.ts).
 import { ConsoleClient } from '../agent/console/client.js';
 import { ConsoleProtocolError, ConsoleTimeoutError, LuaError, TarantoolGoneError } from '../agent/console/errors.js';
 import { abortAfter } from '../common/abort.js';
@@ -41,6 +44,44 @@ export interface WriteLoadOptions {
   resolveTimeoutMs?: number;
   /** Backoff after failures: starts at max(intervalMs, 10 ms), doubles, capped here. Default 200 ms. */
   backoffMaxMs?: number;
+  /** Gets between the writes: none when unset. */
+  reads?: ReadOptions;
+}
+
+export interface ReadOptions {
+  /** Before each write, a get happens with this probability. */
+  share: number;
+  /** Keys to read from; the writer adds the key of every write that has returned (whatever its outcome). */
+  recent: RecentKeys;
+  /** [0, 1) draws; default Math.random. */
+  random?: () => number;
+}
+
+/** A ring of the keys written last (several writers share one): where the gets pick their keys. */
+export class RecentKeys {
+  private readonly ring: number[] = [];
+  private next = 0;
+  constructor(private readonly size = 256) {}
+  add(key: number): void {
+    if (this.ring.length < this.size) this.ring.push(key);
+    else this.ring[this.next] = key;
+    this.next = (this.next + 1) % this.size;
+  }
+  pick(p: number): number | undefined {
+    return this.ring[Math.min(this.ring.length - 1, Math.floor(p * this.ring.length))];
+  }
+}
+
+/** One get: value is the seq stored under the key (each key is written once, by the write of that seq), null when absent. */
+export interface ReadAttempt {
+  key: number;
+  startedAt: number;
+  endedAt: number;
+  ok: boolean;
+  value?: number | null;
+  error?: string;
+  errorKind?: WriteErrorKind;
+  target: string | null;
 }
 
 export type WriteErrorKind = 'no-target' | 'gone' | 'timeout' | 'lua' | 'protocol' | 'aborted' | 'other';
@@ -67,6 +108,8 @@ export interface WriteLog {
   /** The writer used up its key range (WriteLoadOptions.lastKey) and stopped writing before stop(). */
   exhausted?: boolean;
   attempts: WriteAttempt[];
+  /** The gets (WriteLoadOptions.reads), in order. */
+  reads?: ReadAttempt[];
 }
 
 /** A period without a successful write (see summarize for where it starts and ends). */
@@ -106,6 +149,12 @@ export interface WriteLoad {
 }
 
 const INSERT = 'local space, key, seq, ts = ... box.space[space]:insert{key, seq, ts} return true';
+/** A get only a writable instance answers (no yield between the check and the read). */
+const GET = `local space, key = ...
+if box.info.ro then error('read-only: not the master') end
+local t = box.space[space]:get{key}
+if t == nil then return {found = false} end
+return {found = true, seq = t[2]}`;
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -113,7 +162,8 @@ const now = (): number => performance.timeOrigin + performance.now();
 const MIN_BACKOFF_MS = 10;
 
 export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
-  const log: WriteLog = { space: o.space, intervalMs: o.intervalMs, startedAt: now(), attempts: [] };
+  const log: WriteLog = { space: o.space, intervalMs: o.intervalMs, startedAt: now(), attempts: [], reads: [] };
+  const random = o.reads?.random ?? Math.random;
   const stopping = new AbortController();
   const aborted = o.signal ?? new AbortController().signal;
   const wake = AbortSignal.any([stopping.signal, aborted]);
@@ -139,6 +189,22 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
     let resolveNeeded = true;
     let failuresInRow = 0;
     let nextAt = now();
+    /** Resolves the target when the last operation failed, then runs one console call on it; records whom it asked. */
+    const onTarget = async <T>(op: { target: string | null }, call: (c: ConsoleClient) => Promise<T>): Promise<T> => {
+      if (resolveNeeded) {
+        await switchTo(await resolveTarget(o.target, resolveTimeoutMs, aborted));
+        resolveNeeded = false;
+      }
+      op.target = current?.name ?? null;
+      if (!client) throw new NoTargetError();
+      return call(client);
+    };
+    /** After a failure: back off (doubling from max(intervalMs, 10 ms), capped) and resolve the target again. */
+    const failedOnce = (): void => {
+      failuresInRow++;
+      resolveNeeded = true;
+      nextAt = now() + Math.min(backoffMaxMs, Math.max(MIN_BACKOFF_MS, o.intervalMs) * 2 ** (failuresInRow - 1));
+    };
     for (let seq = 1; !wake.aborted; seq++) {
       await sleepUntil(nextAt, wake);
       if (wake.aborted) break;
@@ -146,15 +212,29 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
         log.exhausted = true;
         break;
       }
+      const readKey = o.reads && random() < o.reads.share ? o.reads.recent.pick(random()) : undefined;
+      if (readKey !== undefined) {
+        const read: ReadAttempt = { key: readKey, startedAt: now(), endedAt: 0, ok: false, target: current?.name ?? null };
+        try {
+          read.value = decodeGet(await onTarget(read, (c) => c.eval(GET, [o.space, readKey], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true })));
+          read.ok = true;
+        } catch (err) {
+          read.error = describe(err);
+          read.errorKind = aborted.aborted ? 'aborted' : kindOf(err);
+        } finally {
+          read.endedAt = now();
+          (log.reads ??= []).push(read);
+        }
+        if (!read.ok) {
+          failedOnce();
+          seq--; // the write of this seq has not happened yet
+          continue;
+        }
+      }
       const attempt: WriteAttempt = { seq, key: firstKey + seq - 1, startedAt: now(), endedAt: 0, ok: false, target: current?.name ?? null };
       try {
-        if (resolveNeeded) {
-          await switchTo(await resolveTarget(o.target, resolveTimeoutMs, aborted));
-          resolveNeeded = false;
-        }
-        attempt.target = current?.name ?? null;
-        if (!client) throw new NoTargetError();
-        await client.eval(INSERT, [o.space, attempt.key, seq, Math.round(attempt.startedAt)], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true });
+        const s = seq;
+        await onTarget(attempt, (c) => c.eval(INSERT, [o.space, attempt.key, s, Math.round(attempt.startedAt)], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true }));
         attempt.ok = true;
         acknowledged++;
         failuresInRow = 0;
@@ -163,12 +243,11 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
         attempt.error = describe(err);
         attempt.errorKind = aborted.aborted ? 'aborted' : kindOf(err);
         failed++;
-        failuresInRow++;
-        resolveNeeded = true;
-        nextAt = now() + Math.min(backoffMaxMs, Math.max(MIN_BACKOFF_MS, o.intervalMs) * 2 ** (failuresInRow - 1));
+        failedOnce();
       } finally {
         attempt.endedAt = now();
         log.attempts.push(attempt);
+        if (attempt.target !== null) o.reads?.recent.add(attempt.key);
       }
     }
   };
@@ -192,6 +271,15 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
       return summarize(log);
     },
   };
+}
+
+function decodeGet(r: unknown): number | null {
+  if (r !== null && typeof r === 'object' && !Array.isArray(r)) {
+    const v = r as Record<string, unknown>;
+    if (v['found'] === false) return null;
+    if (v['found'] === true && typeof v['seq'] === 'number') return v['seq'];
+  }
+  throw new ConsoleProtocolError(`unexpected get reply ${JSON.stringify(r)}`);
 }
 
 class NoTargetError extends Error {
@@ -358,6 +446,10 @@ export interface AckCheck {
   keysRead: number;
   /** The instance could not be read (no answer, no space): the check did not happen. */
   error?: string;
+  /** With VerifyOptions.keepKeys: every key the last read found, and when that read started and ended (epoch ms). */
+  present?: ReadonlySet<number>;
+  readFrom?: number;
+  readTo?: number;
 }
 
 export interface VerifyOptions {
@@ -367,6 +459,8 @@ export interface VerifyOptions {
   callTimeoutMs?: number;
   /** Re-read an instance that misses keys (or cannot be read) until this bound: lets a lagging replica catch up. Default 0. */
   settleMs?: number;
+  /** Return the keys found (AckCheck.present): the final reads of a history. */
+  keepKeys?: boolean;
   signal?: AbortSignal;
 }
 
@@ -401,8 +495,9 @@ async function verifyOne(space: string, wanted: number[], inst: WriteTarget, o: 
     for (;;) {
       let check: AckCheck;
       try {
+        const readFrom = now();
         const present = await readKeys(client, space, o.batch ?? 5000, callTimeoutMs, o.signal);
-        check = { name: inst.name, missing: wanted.filter((k) => !present.has(k)), keysRead: present.size };
+        check = { name: inst.name, missing: wanted.filter((k) => !present.has(k)), keysRead: present.size, ...(o.keepKeys ? { present, readFrom, readTo: now() } : {}) };
       } catch (err) {
         if (o.signal?.aborted) throw err;
         check = { name: inst.name, missing: [], keysRead: 0, error: describe(err) };

@@ -6,7 +6,7 @@
 // paced writes a second never hit) and a concurrent group (several unpaced writers at once).
 // Summaries are per load: writes/s, the longest gap, the time a writer saw no acknowledgement.
 import { setMaxListeners } from 'node:events';
-import { startWriteLoad, summarize, type WriteErrorKind, type WriteLoad, type WriteLog, type WriteSummary, type WriteTarget } from './workload.js';
+import { RecentKeys, startWriteLoad, summarize, type WriteErrorKind, type WriteLoad, type WriteLog, type WriteSummary, type WriteTarget } from './workload.js';
 
 export interface LoadSpec {
   /** Names the load in summaries and figures: unique within a mix. */
@@ -178,6 +178,8 @@ export interface WriteMixOptions {
   keysPerWriter?: number;
   writeTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Every writer also reads: before each write, with this probability, a get of a key any writer of the mix wrote recently. */
+  readShare?: number;
 }
 
 export interface WriteMix {
@@ -199,6 +201,7 @@ export function startWriteMix(o: WriteMixOptions): WriteMix {
   const forward = (): void => own.abort(o.signal?.reason);
   if (o.signal?.aborted) forward();
   else o.signal?.addEventListener('abort', forward, { once: true });
+  const recent = new RecentKeys();
   const writers = plans.map((plan) => ({
     plan,
     load: startWriteLoad({
@@ -208,6 +211,7 @@ export function startWriteMix(o: WriteMixOptions): WriteMix {
       firstKey: plan.firstKey,
       lastKey: plan.lastKey,
       ...(o.writeTimeoutMs !== undefined ? { writeTimeoutMs: o.writeTimeoutMs } : {}),
+      ...(o.readShare ? { reads: { share: o.readShare, recent } } : {}),
       signal: own.signal,
     }),
   }));

@@ -21,6 +21,13 @@ describe('longestGapCause', () => {
     expect(gap).toEqual({ fromS: 0.5, toS: 1, seconds: 0.5, faults: ['t+0.6 s kill-master-tarantool: cs-1 (master)'] });
   });
 
+  it('names a windowed fault that began long before the gap but was still open', () => {
+    const frozen: FaultOutcome = { fault: { atS: 0, kind: 'freeze-agent', pick: 0.1, durationS: 10 }, at: T0 - 9_000, done: true, detail: 'cs-1 (master) agent stopped for 10 s' };
+    const over: FaultOutcome = { ...frozen, fault: { ...frozen.fault, durationS: 1 }, detail: 'over long before' };
+    const gap = longestGapCause(timeline, [frozen, over], T0, 300);
+    expect(gap?.faults).toEqual(['t+-9.0 s freeze-agent: cs-1 (master) agent stopped for 10 s']);
+  });
+
   it('says nothing when writes never stopped or never started', () => {
     expect(longestGapCause({ ...timeline, successes: [1, 1, 1] }, [], T0)).toBeNull();
     expect(longestGapCause({ ...timeline, successes: [0, 0, 0] }, [], T0)).toBeNull();

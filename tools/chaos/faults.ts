@@ -1,12 +1,15 @@
 // Carrying out one scheduled fault on a running local cluster. Each fault ends healed (a
-// partition healed, the API server back) before the next one starts; what it hit is logged.
+// partition healed, a frozen agent continued, the API server back) in a `finally` before the next
+// one starts; what it hit is logged. What a fault cannot undo itself (the run is aborted while a
+// rule is in place, the process it stopped was replaced) `healAll` undoes at teardown.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster } from '../../localcluster/cluster.js';
-import { AGENT_CONTAINER } from '../../common/names.js';
+import type { NetFaultShape, NetFaultTarget } from '../../localcluster/netfault.js';
+import { AGENT_CONTAINER, DEFAULT_AGENT_PORT } from '../../common/names.js';
 import type { EventKind } from '../events.js';
 import type { KubeClients } from '../kube.js';
 import { agentStatus, localPods } from '../shoal-cluster.js';
-import { prng, type ScheduledFault } from './schedule.js';
+import { MASTER_SHARE, prng, type ScheduledFault } from './schedule.js';
 
 /** In a flaky-API window: the fraction of the pods' API requests that get a fault, and how late a slow one is forwarded. */
 export const API_FLAKY_RATE = 0.4;
@@ -20,6 +23,52 @@ export interface FaultTarget {
   replicas: number;
   mark(kind: EventKind, label: string): void;
   signal: AbortSignal;
+  /** Process groups a freeze-agent fault has SIGSTOPped and not yet continued (healAll continues them). */
+  frozen: Set<number>;
+}
+
+/** At teardown: continue every process group still stopped and remove every network rule of the cluster. */
+export async function healAll(t: Pick<FaultTarget, 'cluster' | 'frozen'>): Promise<string[]> {
+  const done: string[] = [];
+  for (const pgid of t.frozen) {
+    signalGroup(pgid, 'SIGCONT');
+    done.push(`SIGCONT process group ${pgid}`);
+  }
+  t.frozen.clear();
+  await t.cluster.netfault.healAll();
+  return done;
+}
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): string {
+  try {
+    process.kill(-pgid, sig);
+    return '';
+  } catch (err) {
+    return `${sig} to process group ${pgid} failed: ${(err as Error).message}`;
+  }
+}
+
+/** The pod a targeted fault hits: the master with probability MASTER_SHARE (when one is known), else a pod drawn by pick. */
+export function mostlyMaster(pods: readonly { pod: string; role: string | undefined }[], pick: number): string | undefined {
+  const master = pods.find((p) => p.role === 'master')?.pod;
+  if (master && pick < MASTER_SHARE) return master;
+  return pickOf(pods.map((p) => p.pod), master ? (pick - MASTER_SHARE) / (1 - MASTER_SHARE) : pick);
+}
+
+/** Cuts a pod's network in one shape for the fault's window, healed in finally (by the target taken at the cut: the pod may be gone by then). */
+async function netWindow(t: FaultTarget, pod: string, shape: NetFaultShape, durationS: number, label: string): Promise<string> {
+  const info = t.cluster.podInfo(t.namespace, pod);
+  if (!info?.ip || info.unixUid === null) return `${pod} is not running`;
+  const target: NetFaultTarget = { ip: info.ip, unixUid: info.unixUid };
+  try {
+    await t.cluster.netfault.cutOff(target, shape);
+    t.mark('partition', `${label} ${pod}`);
+    await sleep(durationS * 1000, undefined, { signal: t.signal }).catch(() => undefined);
+  } finally {
+    await t.cluster.netfault.heal(target, shape);
+    t.mark('heal', `heal ${pod} (${label})`);
+  }
+  return '';
 }
 
 /** What happened: the pod hit, or why nothing was (e.g. no master known at that moment). */
@@ -41,6 +90,8 @@ async function roles(t: FaultTarget): Promise<{ pod: string; role: string | unde
     }),
   );
 }
+
+const isMaster = (pods: readonly { pod: string; role: string | undefined }[], pod: string): boolean => pods.some((p) => p.pod === pod && p.role === 'master');
 
 function kill(t: FaultTarget, pod: string, container: string): string {
   const pid = t.cluster.podInfo(t.namespace, pod)?.pids[container];
@@ -96,6 +147,43 @@ export async function injectFault(t: FaultTarget, f: ScheduledFault): Promise<Fa
         t.mark('heal', `heal ${pod}`);
       }
       return out(true, `${pod}${pod === master ? ' (master)' : ''} for ${f.durationS} s`);
+    }
+    case 'partition-oneway': {
+      const pod = mostlyMaster(pods, f.pick);
+      if (!pod) return out(false, 'no pod running');
+      const shape = f.reverse === true ? 'in' : 'out';
+      const what = shape === 'out' ? 'one-way cut (its frames lost, it still hears its peers)' : 'one-way cut (it does not hear its peers, they hear it)';
+      const err = await netWindow(t, pod, shape, f.durationS, what);
+      return out(!err, err || `${pod}${isMaster(pods, pod) ? ' (master)' : ''} ${what} for ${f.durationS} s`);
+    }
+    case 'mesh-cut': {
+      const pod = mostlyMaster(pods, f.pick);
+      if (!pod) return out(false, 'no pod running');
+      const err = await netWindow(t, pod, { port: DEFAULT_AGENT_PORT }, f.durationS, `mesh port ${DEFAULT_AGENT_PORT} cut`);
+      return out(!err, err || `${pod}${isMaster(pods, pod) ? ' (master)' : ''} mesh port ${DEFAULT_AGENT_PORT} cut between pods for ${f.durationS} s (replication flows)`);
+    }
+    case 'freeze-agent': {
+      const pod = pods.find((p) => p.role === 'master')?.pod;
+      if (!pod) return out(false, 'no master known');
+      // The container's pid leads its process group (the process kubelet spawns it detached): stop the whole group.
+      const pgid = t.cluster.podInfo(t.namespace, pod)?.pids[AGENT_CONTAINER];
+      if (!pgid) return out(false, `${pod} has no running ${AGENT_CONTAINER}`);
+      const err = signalGroup(pgid, 'SIGSTOP');
+      if (err) return out(false, err);
+      t.frozen.add(pgid);
+      t.mark('agent-kill', `SIGSTOP ${pod} agent (master)`);
+      let cont = '';
+      try {
+        await sleep(f.durationS * 1000, undefined, { signal: t.signal }).catch(() => undefined);
+      } finally {
+        // The kubelet may have replaced a hung agent (liveness) meanwhile; the old group is then gone.
+        const now = t.cluster.podInfo(t.namespace, pod)?.pids[AGENT_CONTAINER];
+        cont = signalGroup(pgid, 'SIGCONT');
+        t.frozen.delete(pgid);
+        t.mark('heal', `SIGCONT ${pod} agent`);
+        if (now !== pgid) cont = `${cont ? `${cont}; ` : ''}the kubelet restarted the agent meanwhile (pid ${pgid} → ${now ?? 'none'})`;
+      }
+      return out(true, `${pod} (master) agent pid ${pgid} stopped for ${f.durationS} s${cont ? `; ${cont}` : ''}`);
     }
     case 'api-down': {
       await t.cluster.controlPlane.stopApiServer();

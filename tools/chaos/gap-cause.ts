@@ -14,7 +14,9 @@ export interface GapCause {
 
 /**
  * From the per-bucket timeline: the longest run of buckets without a success (null when there was
- * never a success, or no gap), with the injected faults that began up to `leadMs` before it or in it.
+ * never a success, or no gap), with the injected faults that began up to `leadMs` before it or in it,
+ * or whose window (a partition, a mesh cut, a frozen agent, an API outage) was still open `leadMs`
+ * before it.
  * `chaosStartedAt` is the epoch ms the fault times (`t+…`) count from.
  */
 export function longestGapCause(
@@ -36,7 +38,7 @@ export function longestGapCause(
   const fromAt = startedAt + from * bucketMs;
   const toAt = startedAt + to * bucketMs;
   const faults = outcomes
-    .filter((o) => o.done && o.at >= fromAt - leadMs && o.at <= toAt)
+    .filter((o) => o.done && o.at + o.fault.durationS * 1000 >= fromAt - leadMs && o.at <= toAt)
     .map((o) => `t+${((o.at - chaosStartedAt) / 1000).toFixed(1)} s ${o.fault.kind}${o.detail ? `: ${o.detail}` : ''}`);
   return { fromS: (fromAt - startedAt) / 1000, toS: (toAt - startedAt) / 1000, seconds: ((to - from) * bucketMs) / 1000, faults };
 }

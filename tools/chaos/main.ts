@@ -1,6 +1,7 @@
-// `npm run chaos -- --minutes N --seed S [--tarantool 3|2.6] [--svg FILE] [--json FILE]`: one local cluster, one chaos
-// run (run.ts), the summary printed; exit code 1 on any violation, 2 on bad arguments or a run that
-// could not be carried out.
+// `npm run chaos -- --minutes N --seed S [--tarantool 3|2.6] [--svg FILE] [--json FILE] [--history FILE]`: one local
+// cluster, one chaos run (run.ts), the summary printed; the operation history (JSON lines, checked by
+// Porcupine) beside the summary; exit code 1 on any violation, 2 on bad arguments or a run that could
+// not be carried out.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -8,12 +9,12 @@ import { parseLane, tarantoolBinary, type TarantoolLane } from '../../demo/taran
 import { errorMessage } from '../../common/errors.js';
 import { formatSummary, runChaos } from './run.js';
 
-const USAGE = 'usage: npm run chaos -- [--minutes N (default 5)] [--seed S (default: time-based, printed)] [--tarantool 3|2.6 (default 3: 3.8.0; 2.6: Debian\'s 2.6.0)] [--svg FILE (default bench/chaos.svg)] [--json FILE] [--keep (keep the run directory: every pod log)]';
+const USAGE = 'usage: npm run chaos -- [--minutes N (default 5)] [--seed S (default: time-based, printed)] [--tarantool 3|2.6 (default 3: 3.8.0; 2.6: Debian\'s 2.6.0)] [--svg FILE (default bench/chaos.svg)] [--json FILE] [--history FILE (default: beside --json, else bench/chaos-history.jsonl)] [--keep (keep the run directory: every pod log)]';
 
 async function main(): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { minutes: { type: 'string' }, seed: { type: 'string' }, tarantool: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { minutes: { type: 'string' }, seed: { type: 'string' }, tarantool: { type: 'string' }, svg: { type: 'string' }, json: { type: 'string' }, history: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     console.error(`${errorMessage(err)}\n${USAGE}`);
     return 2;
@@ -43,7 +44,8 @@ async function main(): Promise<number> {
   const log = (m: string): void => void process.stderr.write(`[chaos] ${m}\n`);
   log(`seed ${seed}, Tarantool lane ${lane} (rerun the same schedule with --seed ${seed} --tarantool ${lane})`);
   try {
-    const s = await runChaos({ minutes, seed, lane, svg: resolve(values.svg ?? 'bench/chaos.svg'), log, signal: interrupt.signal, keep: values.keep === true });
+    const history = resolve(values.history ?? (values.json ? values.json.replace(/(\.json)?$/, '-history.jsonl') : 'bench/chaos-history.jsonl'));
+    const s = await runChaos({ minutes, seed, lane, svg: resolve(values.svg ?? 'bench/chaos.svg'), history, log, signal: interrupt.signal, keep: values.keep === true });
     console.log(`\n${formatSummary(s)}`);
     if (values.json) await writeFile(resolve(values.json), JSON.stringify(s, null, 2) + '\n');
     return s.violations.length ? 1 : 0;

@@ -1,8 +1,11 @@
 // The chaos run: a 3-instance replica set of the chosen Tarantool (lane) under logged write loads
 // (is_sync space; a paced, an unpaced and a concurrent load: tools/write-mix.ts), faults at
-// seeded moments (schedule.ts), a sampler of every instance's box.info throughout; then the cluster
-// settles and the checker asserts: every acknowledged write on every instance, never two writable
-// instances in one sample, one master and every pod Ready within a bound.
+// seeded moments (schedule.ts), a sampler of every instance's box.ro/status every 100 ms throughout
+// (through the admin consoles, unix sockets: no network fault or frozen agent hides an instance from
+// it); then the cluster settles and the checkers assert: every acknowledged write on every instance,
+// never two writable instances in one sample, the history of puts and gets (a tenth of the
+// operations are gets of recent keys on the master; the final state read as gets) linearizable by
+// Porcupine (tools/linearizability), one master and every pod Ready within a bound.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,9 +20,11 @@ import { createNamespace, deleteNamespace, kubeClients } from '../kube.js';
 import { startObservedLoad } from '../observed-load.js';
 import { deployReplicaSet, localPods, tarantoolVersions, waitForReplicaSet } from '../shoal-cluster.js';
 import { writeTimelineSvg } from '../timeline-svg.js';
+import { countHistory, finalReads, historyOf, writeHistory, type HistoryCounts } from '../history.js';
 import { verifyAcknowledged } from '../workload.js';
 import { describeLoads, type LoadSummary } from '../write-mix.js';
-import { injectFault, type FaultOutcome } from './faults.js';
+import { healAll, injectFault, type FaultOutcome } from './faults.js';
+import { checkLinearizability, type LinearizabilityResult } from './linearizability.js';
 import { longestGapCause, type GapCause } from './gap-cause.js';
 import { chaosSchedule, describeSchedule, FAULT_KINDS, type FaultKind } from './schedule.js';
 
@@ -38,6 +43,8 @@ export interface ChaosOptions {
   signal?: AbortSignal;
   /** Keep the run directory (pod and agent logs) even when the run passed. */
   keep?: boolean;
+  /** Where the operation history goes (JSON lines); Porcupine's visualisation of a violation goes beside it (.html). Default: the run directory. */
+  history?: string;
 }
 
 export interface ChaosSummary {
@@ -62,7 +69,12 @@ export interface ChaosSummary {
   /** Instances whose acknowledged writes could not be read. */
   unread: string[];
   samples: number;
+  /** The sampler's interval (ms): a dual-writable stretch shorter than this can fall between samples. */
+  sampleMs: number;
   dualWritableSamples: number;
+  /** The operation history (puts, gets, the final reads) and Porcupine's verdict on it. */
+  history: HistoryCounts & { file: string };
+  linearizability: LinearizabilityResult;
   /** From the end of the last fault to one agreed master with every pod Ready; null when it did not within the bound. */
   convergeS: number | null;
   violations: string[];
@@ -72,6 +84,10 @@ const REPLICAS = 3;
 const RS = 'cs';
 /** The unpaced writers write a few million rows in 30 minutes (about 50 bytes each): a cap, touched only as used. */
 const MEMTX_MEMORY_MB = 512;
+/** Sampler interval: every instance's box.info.ro ten times a second. */
+const SAMPLE_MS = 100;
+/** Before each write, a get of a recently written key with this probability. */
+const READ_SHARE = 0.1;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const started = Date.now();
@@ -89,6 +105,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const k = kubeClients(stack.cluster.kubeconfig);
   let namespace: string | undefined;
   let failed = false;
+  const frozen = new Set<number>();
   try {
     namespace = await createNamespace(k.client, 'chaos', signal);
     const ns = namespace;
@@ -98,10 +115,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const schedule = chaosSchedule({ seed: o.seed, durationS: o.minutes * 60 });
     o.log(`replica set ${ns}/${RS} up on Tarantool lane ${lane} (${Object.entries(versions).map(([p, v]) => `${p} ${v ?? 'version unknown'}`).join(', ')}; master ${first}); seed ${o.seed}, ${o.minutes} min, ${schedule.length} faults:\n${describeSchedule(schedule)}`);
 
-    const obs = startObservedLoad({ stateFile: stack.cluster.stateFile, namespace: ns, replicaset: RS, replicas: REPLICAS, firstKey: 1, signal });
+    const obs = startObservedLoad({ stateFile: stack.cluster.stateFile, namespace: ns, replicaset: RS, replicas: REPLICAS, firstKey: 1, signal, sampleMs: SAMPLE_MS, readShare: READ_SHARE });
     const outcomes: FaultOutcome[] = [];
     const t0 = Date.now();
-    const target = { cluster: stack.cluster, k, namespace: ns, replicaset: RS, replicas: REPLICAS, mark: obs.mark, signal };
+    const target = { cluster: stack.cluster, k, namespace: ns, replicaset: RS, replicas: REPLICAS, mark: obs.mark, signal, frozen };
     for (const f of schedule) {
       const wait = t0 + f.atS * 1000 - Date.now();
       if (wait > 0) await sleep(wait, undefined, { signal });
@@ -122,8 +139,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     if (foreign.length) violations.push(`not Tarantool ${lane}: ${foreign.map(([p, v]) => `${p} runs ${v ?? '?'}`).join(', ')}`);
     const bound = o.convergeBoundMs ?? 180_000;
     let convergeS: number | null = null;
+    let master: string | undefined;
     try {
-      const master = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: bound, signal });
+      master = await waitForReplicaSet(k, ns, RS, REPLICAS, { timeoutMs: bound, signal });
       convergeS = (Date.now() - chaosEnd) / 1000;
       o.log(`converged in ${convergeS.toFixed(1)} s: master ${master}, ${REPLICAS} pods Ready`);
     } catch (err) {
@@ -134,7 +152,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     obs.mark('heal', 'checks start');
     const r = await obs.stop();
     // Every writer's keys, on every instance.
-    const checks = await verifyAcknowledged(obs.mix.logs(), localPods(stack.cluster.stateFile, ns, RS, REPLICAS).map((p) => ({ name: p.pod, console: p.console })), { settleMs: 30_000, signal });
+    const checks = await verifyAcknowledged(obs.mix.logs(), localPods(stack.cluster.stateFile, ns, RS, REPLICAS).map((p) => ({ name: p.pod, console: p.console })), { settleMs: 30_000, signal, keepKeys: true });
     const lostKeys = new Set(checks.flatMap((c) => c.missing));
     const unread = checks.filter((c) => c.error !== undefined).map((c) => `${c.name}: ${c.error ?? ''}`);
     if (lostKeys.size) violations.push(`${lostKeys.size} acknowledged writes missing (${checks.filter((c) => c.missing.length).map((c) => `${c.name} misses ${c.missing.length}, e.g. ${c.missing.slice(0, 5).join(',')}`).join('; ')})`);
@@ -144,6 +162,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       const ex = r.dualWritable.slice(0, 3).map((s) => `${new Date(s.startedAt).toISOString()} ${s.writable.join('+')} (spread ${s.spreadMs.toFixed(0)} ms)`);
       violations.push(`${r.dualWritable.length} samples with two writable instances: ${ex.join('; ')}`);
     }
+    // The history: every writer's puts and gets, then the final state (the master's read) as gets.
+    // A failure here is a violation (the run cannot claim linearizability), not a lost summary.
+    const historyFile = o.history ?? path.join(ownDir ?? os.tmpdir(), `chaos-history-${o.seed}.jsonl`);
+    let counts = countHistory([]);
+    let linearizability: LinearizabilityResult;
+    try {
+      const logs = obs.mix.logs();
+      const ops = historyOf(logs);
+      const final = checks.find((c) => c.name === master && c.present) ?? checks.find((c) => c.present);
+      // no spread: a history has hundreds of thousands of operations
+      if (final?.present && final.readFrom !== undefined && final.readTo !== undefined) for (const op of finalReads(logs, final.present, final.readFrom, final.readTo, final.name)) ops.push(op);
+      else violations.push('no instance could be read for the final state: the history ends without it');
+      counts = countHistory(ops);
+      await writeHistory(historyFile, ops);
+      o.log(`history: ${ops.length} operations in ${historyFile}; checking linearizability (Porcupine)`);
+      linearizability = await checkLinearizability(historyFile, historyFile.replace(/\.jsonl$/, '') + '.html', { signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      linearizability = { verdict: 'unknown', detail: `the history could not be written or checked: ${errorMessage(err)}`, history: historyFile };
+    }
+    o.log(`linearizability: ${linearizability.verdict}: ${linearizability.detail}`);
+    if (linearizability.verdict === 'violated') violations.push(`history not linearizable (Porcupine): ${linearizability.detail}`);
+    if (linearizability.verdict === 'unknown') violations.push(`linearizability not established: ${linearizability.detail}`);
     if (o.svg) {
       await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults, Tarantool ${lane} (acknowledged writes per 100 ms, all writers)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
         o.log(`timeline not drawn: ${errorMessage(err)}`),
@@ -167,7 +208,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       lost: lostKeys.size,
       unread,
       samples: r.samples.length,
+      sampleMs: SAMPLE_MS,
       dualWritableSamples: r.dualWritable.length,
+      history: { ...counts, file: historyFile },
+      linearizability,
       convergeS,
       violations,
     };
@@ -175,6 +219,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     failed = true;
     throw err;
   } finally {
+    // Whatever a fault left behind (the run aborted mid-window): stopped agents continued, every rule removed.
+    const healed = await healAll({ cluster: stack.cluster, frozen }).catch((err: unknown) => [`healAll failed: ${errorMessage(err)}`]);
+    if (healed.length) o.log(`teardown: ${healed.join('; ')}`);
     if (namespace && o.stack) await deleteNamespace(k.client, namespace);
     if (!o.stack) {
       await stack.stop().catch((err: unknown) => o.log(`the local cluster did not stop cleanly: ${errorMessage(err)}`));
@@ -202,7 +249,9 @@ export function formatSummary(s: ChaosSummary): string {
       ? `  longest stretch without an acknowledged write: ${s.longestGap.seconds.toFixed(1)} s (load t+${s.longestGap.fromS.toFixed(1)}–${s.longestGap.toS.toFixed(1)} s); faults just before or in it: ${s.longestGap.faults.join('; ') || 'none'}`
       : '  longest stretch without an acknowledged write: none',
     `  acknowledged writes lost: ${s.lost}`,
-    `  samples: ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
+    `  samples (every instance's box.info every ${s.sampleMs} ms): ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
+    `  history: ${s.history.puts} puts, ${s.history.gets} gets (final reads included); ${s.history.ok} ok, ${s.history.failed} failed (puts refused or never sent, gets unanswered: left out), ${s.history.unknown} puts of unknown outcome (${s.history.file})`,
+    `  linearizability (Porcupine): ${s.linearizability.verdict.toUpperCase()} — ${s.linearizability.detail}${s.linearizability.html ? ` (see ${s.linearizability.html})` : ''}`,
     `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
     s.violations.length ? `  VIOLATIONS:\n${s.violations.map((v) => `    - ${v}`).join('\n')}` : '  violations: none',
   ].join('\n');
