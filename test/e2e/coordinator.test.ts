@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import type { V1ConfigMap, V1Service } from '@kubernetes/client-node';
-import { leaseName, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
+import { DEFAULT_AGENT_PORT, leaseName, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
+import { createNetFault } from '../../localcluster/netfault.js';
 import type { AgentStatus } from '../../common/status.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
@@ -20,6 +21,7 @@ import { evalOn, factsOf, persisted, scale } from '../support/instance-facts.js'
 const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
 const k = kubeClients(kubeconfig);
+const netfault = createNetFault(inject('netfaultPrefix'));
 const namespaces: string[] = [];
 const timings: string[] = [];
 
@@ -463,6 +465,43 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     expect(ack.ok).toBe(false);
     expect(ack.error).toMatch(/^refused: stale term/);
     expect((await factsOf(stateFile, ns, third.pod)).ro).toBe(thirdFacts.ro);
+  });
+
+  // Issue 14: a coordinator that lost the mesh majority but still reaches the API server used to
+  // renew its Lease for ever, so the majority side could never elect one that can act. It releases
+  // the Lease once cut off for the self-fence deadline; a pod of the majority takes it at once.
+  it('a coordinator cut off from the mesh (the API server still reachable) releases the Lease; the majority elects another', async () => {
+    const { ns } = await formReplicaSet('co-cut', 'cut', 3);
+    const coordinator = (await k.in(ns).leases.get(leaseName('cut'))).spec?.holderIdentity;
+    expect(coordinator).toMatch(/^store-\d$/);
+    const info = podRuntime(stateFile, ns, coordinator!);
+    expect(info?.ip).toBeTruthy();
+    const target = { ip: info!.ip!, unixUid: info!.unixUid! };
+    const mesh = { port: DEFAULT_AGENT_PORT } as const;
+    const cutAt = Date.now();
+    await netfault.cutOff(target, mesh);
+    try {
+      const taken = await waitFor(
+        'another agent holding the Lease',
+        async () => {
+          const holder = (await k.in(ns).leases.get(leaseName('cut'))).spec?.holderIdentity;
+          return holder && holder !== coordinator ? holder : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
+      record(`coordinator ${coordinator} cut from the mesh → Lease released, taken by ${taken}`, Date.now() - cutAt);
+      // It gave the Lease up itself: the agent says so (not a lease that merely expired).
+      const released = (await agentLog(stateFile, ns, coordinator!)).filter((l) => l.msg === 'stepping down as coordinator' || l.msg === 'released the coordinator lease');
+      expect(released.map((l) => l.msg)).toEqual(expect.arrayContaining(['stepping down as coordinator', 'released the coordinator lease']));
+      // While cut off it does not take the Lease back.
+      await sleep(3_000);
+      expect((await k.in(ns).leases.get(leaseName('cut'))).spec?.holderIdentity).toBe(taken);
+    } finally {
+      await netfault.heal(target, mesh);
+    }
+    // Healed: one agreed view again, one master, every replica following.
+    await waitForReplicaSet(k, ns, 'store', 3, { timeoutMs: 120_000 });
+    record('mesh healed → the replica set settled again', Date.now() - cutAt);
   });
 
   it('refuses unauthenticated mesh connections, drops malformed frames, and ignores forged commands of an old term', async () => {

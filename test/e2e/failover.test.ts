@@ -2,8 +2,8 @@ import { readdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { ConsoleClient } from '../../agent/console/client.js';
-import { createNetFault, type NetFaultTarget } from '../../localcluster/netfault.js';
-import { meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
+import { createNetFault, type NetFaultShape, type NetFaultTarget } from '../../localcluster/netfault.js';
+import { DEFAULT_AGENT_PORT, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { switchoverToken } from '../../tools/switchover-credential.js';
 import { KubeClient } from '../../common/kube/client.js';
@@ -48,10 +48,10 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 // What each test started, undone in afterEach even when the test failed half-way.
 let cleanups: Array<() => Promise<void>> = [];
-const cuts = new Map<string, NetFaultTarget>();
+const cuts = new Map<string, { target: NetFaultTarget; shape: NetFaultShape }>();
 
 afterEach(async () => {
-  for (const t of cuts.values()) await netfault.heal(t);
+  for (const c of cuts.values()) await netfault.heal(c.target, c.shape);
   cuts.clear();
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   cleanups = [];
@@ -106,16 +106,16 @@ function cutTarget(ns: string, pod: string): NetFaultTarget {
   return { ip: info.ip, unixUid: info.unixUid };
 }
 
-async function cutOff(ns: string, pod: string): Promise<NetFaultTarget> {
+async function cutOff(ns: string, pod: string, shape: NetFaultShape = 'all'): Promise<NetFaultTarget> {
   const t = cutTarget(ns, pod);
-  cuts.set(`${ns}/${pod}`, t);
-  await netfault.cutOff(t);
+  cuts.set(`${ns}/${pod}`, { target: t, shape });
+  await netfault.cutOff(t, shape);
   return t;
 }
 
 async function heal(ns: string, pod: string): Promise<void> {
-  const t = cuts.get(`${ns}/${pod}`);
-  if (t) await netfault.heal(t);
+  const c = cuts.get(`${ns}/${pod}`);
+  if (c) await netfault.heal(c.target, c.shape);
   cuts.delete(`${ns}/${pod}`);
 }
 
@@ -282,12 +282,20 @@ describe('failover', () => {
     await expectNothingLost(ns, load.log);
   });
 
-  it('a master cut off from the network fences itself before another is promoted; after the heal: one master, nothing lost', async () => {
-    const { ns, master: old } = await formed('fo-cut');
+  // Issue 14: besides the full cut, the shapes the chaos suite could not make before. One way — its
+  // frames lost, its peers' arriving — the master used to count the peers it heard and keep its seat
+  // while they failed it over; it counts only peers that hear it back now. Cut from the mesh alone
+  // (replication still flows), its agent no longer renews the Tarantool watchdog's lease either.
+  it.each([
+    { what: 'from the network', prefix: 'fo-cut', shape: 'all' as NetFaultShape },
+    { what: "one way (its frames lost, its peers' arriving)", prefix: 'fo-cutout', shape: 'out' as NetFaultShape },
+    { what: 'from the agent mesh alone (replication still flows)', prefix: 'fo-cutmesh', shape: { port: DEFAULT_AGENT_PORT } as NetFaultShape },
+  ])('a master cut off $what fences itself before another is promoted; after the heal: one master, nothing lost', async ({ prefix, shape }) => {
+    const { ns, master: old } = await formed(prefix);
     const { load, sampler, stop } = observe(ns);
     await waitFor('the load to write', () => load.acknowledged > 20, { timeoutMs: 30_000 });
     const cutAt = now();
-    await cutOff(ns, old);
+    await cutOff(ns, old, shape);
     // Its console is a Unix socket: the cut does not hide what it does.
     await waitFor('the cut-off master to make itself read-only', async () => (await evalOn(ns, old, 'return box.info.ro')) === true, { timeoutMs: 30_000, intervalMs: 50 });
     const promoted = await waitNewMaster(ns, old);
@@ -302,7 +310,7 @@ describe('failover', () => {
     const promotedAt = promotedSample?.instances.find((i) => i.name === promoted)?.observedAt;
     expect(fencedAt).toBeDefined();
     expect(promotedAt).toBeDefined();
-    record(`cut-off master ${old}: read-only ${secs((fencedAt ?? 0) - cutAt)} after the cut, ${promoted} writable ${secs((promotedAt ?? 0) - cutAt)} after it`);
+    record(`${prefix}: cut-off master ${old}: read-only ${secs((fencedAt ?? 0) - cutAt)} after the cut, ${promoted} writable ${secs((promotedAt ?? 0) - cutAt)} after it`);
     expect(fencedAt ?? Infinity).toBeLessThan(promotedAt ?? -Infinity);
     // And in between, a moment (one sample) with the old master read-only and nobody writable.
     expect(after.some((s) => s.writable.length === 0 && s.instances.some((i) => i.name === old && i.ro === true))).toBe(true);
@@ -315,9 +323,9 @@ describe('failover', () => {
     const master = await settled(ns, 'after the partition healed');
     expect(master).toBe(promoted);
     expect((await agentStatus(runtime(ns, old).ip))?.instance.role).toBe('replica');
-    record(`cut-off master ${old} back as a replica within ${secs(now() - healedAt)} of the heal`);
+    record(`${prefix}: cut-off master ${old} back as a replica within ${secs(now() - healedAt)} of the heal`);
     const { summary } = await stop();
-    record(`partition: ${summary.acknowledged} acknowledged, ${summary.failed} failed, longest gap ${secs(summary.longestGapMs)}`);
+    record(`${prefix}: ${summary.acknowledged} acknowledged, ${summary.failed} failed, longest gap ${secs(summary.longestGapMs)}`);
     expectNeverTwoWritable(sampler, 'partition');
     await expectNothingLost(ns, load.log);
   });
