@@ -180,11 +180,30 @@ local SPACE_SPACE, CLUSTER_SPACE = 280, 320
 -- IPROTO_CONFIRM / IPROTO_ROLLBACK rows: body {[2] = replica id, [3] = lsn}.
 local CONFIRM, ROLLBACK = 40, 41
 
+-- The flags field of _space (is_sync lives there) as an update operation names it.
+local function is_flags_field(field, index_base)
+    return field == 'flags' or field == 6 - 1 + (index_base or 0)
+end
+
 -- Keeps what a row of _space or _cluster says: which spaces are synchronous, which id is whose.
-local function learn(facts, space_id, tuple)
+-- A space made synchronous later is an UPDATE of _space (2.x has no space:alter; the row holds the
+-- key and the operations, not the tuple) or a REPLACE (3.x's space:alter).
+local function learn(facts, space_id, body, row_type)
+    local tuple = body.tuple
     if tuple == nil then return end -- a tuple (cdata) in rows read by xlog.pairs
-    if space_id == SPACE_SPACE then
+    if space_id == SPACE_SPACE and row_type == 'UPDATE' then
+        -- key and operations come as tuples (cdata), each operation as a table
+        local id = body.key ~= nil and body.key[1] or nil
+        local name = id ~= nil and facts.names[id] or nil
+        for i = 1, #tuple do
+            local op = tuple[i]
+            if type(op) == 'table' and op[1] == '=' and is_flags_field(op[2], body.index_base) and name ~= nil then
+                facts.sync[id] = type(op[3]) == 'table' and op[3].is_sync == true and name or nil
+            end
+        end
+    elseif space_id == SPACE_SPACE then
         local opts = tuple[6]
+        facts.names[tuple[1]] = tuple[3]
         facts.sync[tuple[1]] = type(opts) == 'table' and opts.is_sync == true and tuple[3] or nil
     elseif space_id == CLUSTER_SPACE then
         facts.ids[tuple[2]] = tuple[1]
@@ -200,7 +219,7 @@ local function scan_snapshot(path, facts)
         for _, row in xlog.pairs(path) do
             local b = row.BODY or {}
             local id = b.space_id
-            if id == SPACE_SPACE or id == CLUSTER_SPACE then learn(facts, id, b.tuple)
+            if id == SPACE_SPACE or id == CLUSTER_SPACE then learn(facts, id, b, row.HEADER and row.HEADER.type)
             elseif id ~= nil and facts.sync[id] ~= nil then found = facts.sync[id] break
             elseif id ~= nil and id > CLUSTER_SPACE then
                 local last = 0
@@ -224,7 +243,7 @@ function M.offline_vclock(instance_uuid)
     local snaps = sorted_glob(d.memtx, '*.snap')
     local xlogs = sorted_glob(d.wal, '*.xlog')
     local vc, warnings = {}, {}
-    local facts = {sync = {}, ids = {}}
+    local facts = {sync = {}, names = {}, ids = {}}
     local newest_snap = snaps[#snaps]
     local from = 0
     local sync_snapshot_space
@@ -256,7 +275,7 @@ function M.offline_vclock(instance_uuid)
                         pending[h.replica_id] = pending[h.replica_id] or {}
                         table.insert(pending[h.replica_id], h.lsn)
                     end
-                    learn(facts, b.space_id, b.tuple)
+                    learn(facts, b.space_id, b, h.type)
                 end
             end
         end)
