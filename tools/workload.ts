@@ -97,6 +97,8 @@ export interface WriteAttempt {
   errorKind?: WriteErrorKind;
   /** Name of the instance written to; null when no target was known. */
   target: string | null;
+  /** Acknowledged: the synchronous queue's term it was admitted under (null on 2.6.0). */
+  term?: number | null;
 }
 
 export interface WriteLog {
@@ -148,7 +150,15 @@ export interface WriteLoad {
   stop(): Promise<WriteSummary>;
 }
 
-const INSERT = 'local space, key, seq, ts = ... box.space[space]:insert{key, seq, ts} return true';
+/**
+ * Returns the synchronous queue's term the write was admitted under (read with no yield before the
+ * insert; null on 2.6.0, which has no box.info.synchro): tools/write-terms.ts checks them.
+ */
+const INSERT = `local space, key, seq, ts = ...
+local synchro = box.info.synchro
+local term = synchro ~= nil and synchro.queue.term or box.NULL
+box.space[space]:insert{key, seq, ts}
+return term`;
 /** A get only a writable instance answers (no yield between the check and the read). */
 const GET = `local space, key = ...
 if box.info.ro then error('read-only: not the master') end
@@ -234,8 +244,9 @@ export function startWriteLoad(o: WriteLoadOptions): WriteLoad {
       const attempt: WriteAttempt = { seq, key: firstKey + seq - 1, startedAt: now(), endedAt: 0, ok: false, target: current?.name ?? null };
       try {
         const s = seq;
-        await onTarget(attempt, (c) => c.eval(INSERT, [o.space, attempt.key, s, Math.round(attempt.startedAt)], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true }));
+        const term = await onTarget(attempt, (c) => c.eval(INSERT, [o.space, attempt.key, s, Math.round(attempt.startedAt)], { timeoutMs: writeTimeoutMs, signal: aborted, failFast: true }));
         attempt.ok = true;
+        attempt.term = typeof term === 'number' ? term : null;
         acknowledged++;
         failuresInRow = 0;
         nextAt = attempt.startedAt + o.intervalMs;

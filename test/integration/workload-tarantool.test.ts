@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, TarantoolFleet, type Node } from '../support/tarantool.js';
 import { acknowledgedKeys, firstAcknowledgedAfter, startWriteLoad, summarize, verifyAcknowledged, type WriteTarget } from '../../tools/workload.js';
 import { startSampler, type Sample, type Sampler } from '../../tools/sampler.js';
+import { checkWriteTerms } from '../../tools/write-terms.js';
 
 process.env.SHOAL_LOG_LEVEL ??= 'silent';
 
@@ -131,9 +132,56 @@ describe('write load, acknowledged writes and the writable sampler (master + rep
     const [dead] = await verifyAcknowledged(load.log, [at(m)], { callTimeoutMs: 2_000 });
     expect(dead?.error).toBeTruthy();
 
+    // 2.6.0 has no synchronous queue term: the write-history check has nothing to read.
+    expect(load.log.attempts.filter((a) => a.ok).every((a) => a.term === null)).toBe(true);
+
     // Never two writable; the dead master is unknown, not writable.
     expect(samples.filter((x) => x.writable.length >= 2)).toEqual([]);
     expect(samples.at(-1)?.writable).toEqual(['storage-1']);
     expect(samples.at(-1)?.instances.find((i) => i.name === 'storage-0')).toMatchObject({ answered: false, writable: false });
+  });
+});
+
+// The write-history check of two writable instances (tools/write-terms.ts) reads the synchronous
+// queue term each write was admitted under: on Tarantool 3.x, a switchover claims a newer one.
+describe('the queue term of every acknowledged write (Tarantool 3.x)', () => {
+  const fleet = new TarantoolFleet();
+  afterAll(() => fleet.cleanup());
+
+  it('a switchover moves the writes to a newer term on the new master; the history check finds nothing', async () => {
+    const [m3, r3] = await Promise.all([fleet.node('storage-0', { lane: '3' }), fleet.node('storage-1', { lane: '3' })]);
+    await m3.inst.bootstrap({ role: 'master', synchroQuorum: 2, synchroTimeoutS: 10, timeoutMs: 60_000 });
+    await r3.inst.bootstrap({ role: 'replica', master: { uuid: m3.inst.identity.instanceUuid, address: m3.t.address }, peers: [m3.t.address], synchroQuorum: 2, synchroTimeoutS: 10, timeoutMs: 60_000 });
+    await m3.inst.reconfigure({ peers: [m3.t.address, r3.t.address] });
+    await r3.inst.reconfigure({ peers: [m3.t.address, r3.t.address] });
+    await m3.lua(`local s = box.schema.space.create('${SPACE}', {is_sync = true}) s:create_index('pk', {type = 'tree', parts = {1, 'unsigned'}})`);
+    let current: Node = m3;
+    const load = startWriteLoad({ target: async () => at(current), space: SPACE, intervalMs: 10 });
+    await eventually(atLeast(() => load.acknowledged, 20), 60_000);
+    // A switchover by hand: the old master read-only, the replica caught up and promoted.
+    await m3.inst.fence();
+    await r3.inst.waitForVclock((await m3.inst.state()).vclock, 10_000);
+    await r3.inst.promote({ synchroQuorum: 2, timeoutMs: 30_000 });
+    current = r3;
+    const before = load.acknowledged;
+    await eventually(atLeast(() => load.acknowledged, before + 20), 60_000);
+    await load.stop();
+
+    const acked = load.log.attempts.filter((a) => a.ok);
+    const termOf = (name: string): Set<number | null | undefined> => new Set(acked.filter((a) => a.target === name).map((a) => a.term));
+    const [oldTerm] = [...termOf('storage-0')];
+    const [newTerm] = [...termOf('storage-1')];
+    expect(termOf('storage-0').size).toBe(1);
+    expect(termOf('storage-1').size).toBe(1);
+    expect(typeof oldTerm).toBe('number');
+    expect(newTerm).toBeGreaterThan(oldTerm as number);
+    const check = checkWriteTerms([load.log]);
+    expect(check).toMatchObject({ checked: acked.length, withoutTerm: 0, violations: [] });
+    expect(check.terms.map((t) => t.instances)).toEqual([['storage-0'], ['storage-1']]);
+
+    // And the finding it exists for: the old master made writable again without a promote (two
+    // writable) takes a write under its old term after the new master acknowledged.
+    const forged = { ...load.log, attempts: [...load.log.attempts, { seq: 0, key: 0, startedAt: (acked.at(-1)?.endedAt ?? 0) + 1, endedAt: (acked.at(-1)?.endedAt ?? 0) + 2, ok: true, target: 'storage-0', term: oldTerm ?? null }] };
+    expect(checkWriteTerms([forged]).violations).toHaveLength(1);
   });
 });

@@ -20,6 +20,7 @@ import { createNamespace, deleteNamespace, kubeClients } from '../kube.js';
 import { startObservedLoad } from '../observed-load.js';
 import { deployReplicaSet, localPods, tarantoolVersions, waitForReplicaSet } from '../shoal-cluster.js';
 import { writeTimelineSvg } from '../timeline-svg.js';
+import { checkWriteTerms } from '../write-terms.js';
 import { countHistory, finalReads, historyOf, writeHistory, type HistoryCounts } from '../history.js';
 import { verifyAcknowledged } from '../workload.js';
 import { describeLoads, type LoadSummary } from '../write-mix.js';
@@ -72,6 +73,8 @@ export interface ChaosSummary {
   /** The sampler's interval (ms): a dual-writable stretch shorter than this can fall between samples. */
   sampleMs: number;
   dualWritableSamples: number;
+  /** The write history's check (tools/write-terms.ts): acknowledged writes with a term, terms seen, findings. 0 checked on 2.6.0. */
+  dualWritableHistory: { checked: number; terms: number; violations: number };
   /** The operation history (puts, gets, the final reads) and Porcupine's verdict on it. */
   history: HistoryCounts & { file: string };
   linearizability: LinearizabilityResult;
@@ -162,6 +165,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       const ex = r.dualWritable.slice(0, 3).map((s) => `${new Date(s.startedAt).toISOString()} ${s.writable.join('+')} (spread ${s.spreadMs.toFixed(0)} ms)`);
       violations.push(`${r.dualWritable.length} samples with two writable instances: ${ex.join('; ')}`);
     }
+    // The same question from the write history: who acknowledged writes under which queue term.
+    const terms = checkWriteTerms(obs.mix.logs());
+    violations.push(...terms.violations.map((v) => `two writable instances (write history): ${v}`));
+    if (lane !== '2.6' && terms.withoutTerm > 0) violations.push(`${terms.withoutTerm} acknowledged writes carry no synchronous queue term on Tarantool ${lane}: the write-history check is incomplete`);
     // The history: every writer's puts and gets, then the final state (the master's read) as gets.
     // A failure here is a violation (the run cannot claim linearizability), not a lost summary.
     const historyFile = o.history ?? path.join(ownDir ?? os.tmpdir(), `chaos-history-${o.seed}.jsonl`);
@@ -210,6 +217,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       samples: r.samples.length,
       sampleMs: SAMPLE_MS,
       dualWritableSamples: r.dualWritable.length,
+      dualWritableHistory: { checked: terms.checked, terms: terms.terms.length, violations: terms.violations.length },
       history: { ...counts, file: historyFile },
       linearizability,
       convergeS,
@@ -250,6 +258,9 @@ export function formatSummary(s: ChaosSummary): string {
       : '  longest stretch without an acknowledged write: none',
     `  acknowledged writes lost: ${s.lost}`,
     `  samples (every instance's box.info every ${s.sampleMs} ms): ${s.samples}, with two writable instances: ${s.dualWritableSamples}`,
+    s.dualWritableHistory.checked > 0
+      ? `  write history: ${s.dualWritableHistory.checked} acknowledged writes in ${s.dualWritableHistory.terms} synchronous queue terms, with two writable instances: ${s.dualWritableHistory.violations}`
+      : '  write history: no synchronous queue terms (Tarantool 2.6.0 has none): checked by the samples only',
     `  history: ${s.history.puts} puts, ${s.history.gets} gets (final reads included); ${s.history.ok} ok, ${s.history.failed} failed (puts refused or never sent, gets unanswered: left out), ${s.history.unknown} puts of unknown outcome (${s.history.file})`,
     `  linearizability (Porcupine): ${s.linearizability.verdict.toUpperCase()} — ${s.linearizability.detail}${s.linearizability.html ? ` (see ${s.linearizability.html})` : ''}`,
     `  converged after the last fault: ${s.convergeS === null ? 'NO' : `${s.convergeS.toFixed(1)} s`}`,
