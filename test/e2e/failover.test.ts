@@ -330,6 +330,50 @@ describe('failover', () => {
     await expectNothingLost(ns, load.log);
   });
 
+  // Issue 14, hole 3: a restarted master used to be made writable again after a comparison with the
+  // members that were alive — none here — so it could come back writable missing what a quorum had
+  // acknowledged elsewhere. Now recovery in place needs an election quorum of members with known
+  // vclocks, and members that return are compared first.
+  it('a master restarted while both replicas are down stays read-only until a quorum can compare; then one master, nothing lost', async () => {
+    const { ns, master } = await formed('fo-quorum');
+    const { load, sampler, stop } = observe(ns);
+    await waitFor('the load to write', () => load.acknowledged > 20, { timeoutMs: 30_000 });
+    const replicas = PODS.filter((p) => p !== master);
+    const releases: Array<() => Promise<void>> = [];
+    for (const r of replicas) {
+      releases.push(await holdDown(ns, r));
+      killPid(runtime(ns, r).pids['tarantool'], `the Tarantool of ${r}`);
+    }
+    // The master's Tarantool dies too; the kubelet restarts it at once on its own data.
+    await waitFor('a write to fail for want of a quorum', () => load.failed > 0, { timeoutMs: 30_000 });
+    const oldPid = runtime(ns, master).pids['tarantool'];
+    killPid(oldPid, `the Tarantool of ${master}`);
+    await waitFor(`${master}'s Tarantool to be restarted`, async () => {
+      const pid = runtime(ns, master).pids['tarantool'];
+      return pid && pid !== oldPid && (await evalOn(ns, master, 'return box.info.status').catch(() => null)) !== null ? pid : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    const restartedAt = now();
+    // Well past the failover timeout: nobody may be writable (no quorum to compare with).
+    await new Promise((res) => setTimeout(res, 12_000));
+    const alone = sampler.samples.filter((x) => x.startedAt > restartedAt);
+    expect(alone.length).toBeGreaterThan(50);
+    expect(alone.filter((x) => x.writable.length > 0).map((x) => ({ seq: x.seq, writable: x.writable }))).toEqual([]);
+    const status = await agentStatus(runtime(ns, master).ip);
+    record(`fo-quorum: ${master} restarted alone, read-only for ${secs(now() - restartedAt)}; its agent says role ${status?.instance.role ?? '?'}, ro ${String(status?.instance.ro)}`);
+
+    // One replica returns: a quorum of two can compare, and a master is writable again.
+    const backAt = now();
+    await releases[0]?.();
+    const writable = await waitFor('a writable master once a quorum is back', async () => (await instancesOf(k, ns, RS)).find((i) => i.status.instance.role === 'master' && i.status.instance.ro === false)?.pod, { timeoutMs: 180_000, intervalMs: 200 });
+    record(`fo-quorum: ${replicas[0]} back; ${writable} writable ${secs(now() - backAt)} later`);
+    await releases[1]?.();
+    await settled(ns, 'after both replicas returned');
+    const { summary } = await stop();
+    record(`fo-quorum: ${summary.acknowledged} acknowledged, ${summary.failed} failed, longest gap ${secs(summary.longestGapMs)}`);
+    expectNeverTwoWritable(sampler, 'fo-quorum');
+    await expectNothingLost(ns, load.log);
+  });
+
   it("survives the master pod's processes and the coordinator's agent killed at once: one master, nothing acknowledged lost", async () => {
     const { ns, master } = await formed('fo-pod');
     const { load, sampler, stop } = observe(ns);

@@ -193,7 +193,10 @@ describe('pods on the process kubelet', () => {
       ['first', 'Completed', 0],
       ['second', 'Completed', 0],
     ]);
-    expect(await readFile(path.join(runtime('inits').hostPathOf('work') ?? '', 'steps'), 'utf8')).toBe('init-1\ninit-2\napp\n');
+    // Ready (no probe) means the app's process started, not that its echo ran yet.
+    const steps = path.join(runtime('inits').hostPathOf('work') ?? '', 'steps');
+    await waitFor('the app container to write its step', async () => ((await readFile(steps, 'utf8')).split('\n').length > 3 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
+    expect(await readFile(steps, 'utf8')).toBe('init-1\ninit-2\napp\n');
     await k.in(ns).pods.delete('inits', { gracePeriodSeconds: 1 });
   });
 
