@@ -4,7 +4,6 @@
 // older than the newest it knows, verifies a newer one against the state ConfigMap, and runs each
 // command id at most once.
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type WebSocket from 'ws';
@@ -17,16 +16,17 @@ import { MeshLink, type Direction } from './link.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type CommandMessage, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from '../wire/mesh-protocol.js';
 import { ReplayFilter } from './replay.js';
-import { attachMesh, type MeshServer } from './server.js';
+import { listenMesh, type MeshCredentials, type MeshServer } from './server.js';
 import { TermGuard, type KnownTerm, type TermAuthority } from './terms.js';
 import { LogThrottle } from './throttle.js';
 
 export interface MeshOptions {
   /** This pod. */
   self: string;
+  namespace: string;
   cluster: string;
-  /** The cluster's mesh token (Secret shoal-<cluster>-mesh). */
-  token: string;
+  /** This agent's key and mesh certificate, and the mesh CA (agent/mesh/certificates.ts keeps them current). */
+  credentials: MeshCredentials;
   logger: Logger;
   registry?: Registry;
   /** Checks a term newer than any this agent knows against the state ConfigMap. Omitted = trust authenticated peers. */
@@ -127,13 +127,14 @@ export class Mesh {
   private topologyHandler: ((push: TopologyPush) => void) | undefined;
   private readonly heartbeatListeners = new Set<(hb: Heartbeat) => void>();
   private seq = 0;
-  private readonly o: Required<Omit<MeshOptions, 'registry' | 'termAuthority' | 'clock'>>;
+  private readonly o: Required<Omit<MeshOptions, 'registry' | 'termAuthority' | 'clock' | 'credentials'>>;
+  private credentials: MeshCredentials;
 
   constructor(opts: MeshOptions) {
     this.o = {
       self: opts.self,
+      namespace: opts.namespace,
       cluster: opts.cluster,
-      token: opts.token,
       logger: opts.logger,
       heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 250,
       staleAfterMs: opts.staleAfterMs ?? 1_000,
@@ -144,19 +145,24 @@ export class Mesh {
       maxConnections: opts.maxConnections ?? 512,
       agentVersion: opts.agentVersion ?? VERSION,
     };
-    if (!opts.token) throw new ShoalError('the mesh needs a token', 'the agent reads it from Secret shoal-<cluster>-mesh; check that it could');
+    if (!opts.credentials.cert || !opts.credentials.key || !opts.credentials.ca) {
+      throw new ShoalError('the mesh needs a key, a certificate and the mesh CA', 'the agent gets its certificate from the webhook (SHOAL_MESH_CA_URL); check that it could');
+    }
+    this.credentials = opts.credentials;
     this.log = opts.logger.child({ component: 'mesh' });
     this.metrics = createMeshMetrics(opts.registry);
     this.guard = new TermGuard(opts.termAuthority);
     this.clock = opts.clock ?? (() => performance.now());
   }
 
-  /** Serves /mesh on the agent's HTTP server. */
-  attach(server: Server): void {
-    if (this.server) throw new ShoalError('the mesh is already attached to a server');
-    this.server = attachMesh(server, {
+  /** Serves /mesh over mTLS on host:port (0 = any free port); resolves with the port. */
+  async listen(host: string, port: number): Promise<number> {
+    if (this.server) throw new ShoalError('the mesh is already listening');
+    const server = await listenMesh(host, port, {
+      namespace: this.o.namespace,
       cluster: this.o.cluster,
-      token: this.o.token,
+      credentials: this.credentials,
+      known: (pod) => this.targets.has(pod),
       maxPayload: this.o.maxMessageBytes * 4,
       maxConnections: this.o.maxConnections,
       logger: this.log,
@@ -164,6 +170,18 @@ export class Mesh {
       throttle: this.throttle,
       onConnection: (ws, pod) => this.adopt(ws, pod, 'inbound'),
     });
+    if (this.closing.signal.aborted) {
+      await server.close();
+      throw new ShoalError('the mesh closed while it started listening');
+    }
+    this.server = server;
+    return server.port;
+  }
+
+  /** A renewed certificate (or CA bundle): new handshakes, both ways, use it; open links keep theirs. */
+  setCredentials(c: MeshCredentials): void {
+    this.credentials = c;
+    this.server?.setCredentials(c);
   }
 
   /** The peers to keep connections to (from the pod watch); self is ignored. */
@@ -189,8 +207,9 @@ export class Mesh {
         pod,
         address,
         self: this.o.self,
+        namespace: this.o.namespace,
         cluster: this.o.cluster,
-        token: this.o.token,
+        credentials: () => this.credentials,
         maxPayload: this.o.maxMessageBytes * 4,
         handshakeTimeoutMs: this.o.handshakeTimeoutMs,
         backoff: this.o.backoff,
