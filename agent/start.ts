@@ -283,7 +283,10 @@ function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coord
       return c?.coordinator.active && c.elector.isLeader() ? c.coordinator : null;
     },
     leader: () => coordination.get()?.elector.leader() ?? '',
-    agentAddress: (pod) => agentAddress(peers.current.get(pod)?.ip ?? null, config.port),
+    forward: (pod, r) => {
+      const c = coordination.get();
+      return c ? c.mesh.request(pod, r) : Promise.reject(new ShoalError('this agent has not joined the mesh yet', 'retry shortly'));
+    },
     termination: (sigterm, s) =>
       terminationVerdict(
         {
@@ -299,11 +302,6 @@ function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coord
     publishedMaster: () => receiver.masterOf(config.replicaset),
     logger: log.child({ module: 'handover' }),
   });
-}
-
-/** Peers are dialled at their pod IP on the agent port (SPEC §4). */
-function agentAddress(ip: string | null, port: number): string | null {
-  return ip ? `${ip.includes(':') ? `[${ip}]` : ip}:${port}` : null;
 }
 
 interface CoordinationDeps {
@@ -346,6 +344,15 @@ async function startCoordination(d: CoordinationDeps, signal: AbortSignal): Prom
     staleAfterMs: timings.heartbeatTimeoutMs,
   });
   await mesh.listen(config.bindHost, config.meshPort);
+  // A /switchover another agent forwards arrives here, over mTLS; the sender is who its certificate names.
+  mesh.serveHttp((req, res, pod) => {
+    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/switchover') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('the mesh port serves only the websocket and forwarded POST /switchover\n');
+      return;
+    }
+    req.headers[FORWARDED_HEADER] = pod;
+    agent.http.app(req, res);
+  });
   const observer = new Observer({
     namespace: config.namespace,
     cluster: config.cluster,

@@ -4,7 +4,7 @@
 // pod is of this namespace and cluster, is the pod the peer claims (x-shoal-pod), and is in the
 // watched pod list (identity.ts). Everything else gets a plain HTTP error and a closed socket, and
 // is logged. Only then does ws take over (noServer mode). Plain `ws://` never gets past TLS.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -43,6 +43,8 @@ export interface MeshServerOptions {
   throttle: LogThrottle;
   /** An authenticated peer connected. */
   onConnection: (ws: WebSocket, pod: string, req: IncomingMessage) => void;
+  /** A plain HTTPS request from an authenticated, known peer (e.g. a forwarded /switchover). */
+  onRequest?: (req: IncomingMessage, res: ServerResponse, pod: string) => void;
 }
 
 export interface MeshServer {
@@ -57,7 +59,7 @@ type Refusal = { status: 400 | 403 | 503; reason: PeerRefusal | 'bad_path' | 'to
 
 const tlsOptions = (c: MeshCredentials) => ({ key: c.key, cert: c.cert, ca: c.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const });
 
-function judge(req: IncomingMessage, opts: MeshServerOptions, open: number): Refusal | { pod: string } {
+function judge(req: IncomingMessage, opts: Pick<MeshServerOptions, 'namespace' | 'cluster' | 'known' | 'maxConnections'>, open: number): Refusal | { pod: string } {
   const cert = (req.socket as TLSSocket).getPeerX509Certificate?.();
   const claimed = req.headers[POD_HEADER];
   const verdict = judgePeer({
@@ -86,9 +88,16 @@ function refuse(socket: Duplex, r: Refusal): void {
 
 /** Serves the mesh over mTLS on host:port (0 = any free port). */
 export async function listenMesh(host: string, port: number, opts: MeshServerOptions): Promise<MeshServer> {
-  const server: Server = createServer(tlsOptions(opts.credentials), (_req, res) => {
-    res.statusCode = 404;
-    res.end(`only a websocket at ${MESH_PATH} is served here\n`);
+  const server: Server = createServer(tlsOptions(opts.credentials), (req, res) => {
+    // Only known peers get past here, as for the websocket; what they ask is the handler's business.
+    const verdict = judge(req, { ...opts, maxConnections: Infinity }, 0);
+    if ('status' in verdict) {
+      log(req.socket.remoteAddress, verdict.reason, verdict.detail, req.headers[POD_HEADER]);
+      res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.detail}\n`);
+      return;
+    }
+    if (opts.onRequest) opts.onRequest(req, res, verdict.pod);
+    else res.writeHead(404).end(`only a websocket at ${MESH_PATH} is served here\n`);
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;

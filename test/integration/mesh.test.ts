@@ -117,6 +117,22 @@ describe('mesh over real sockets', () => {
     expect(a.mesh.highestTerm().term).toBe(0);
   });
 
+  it('carries a forwarded request over mTLS to the pod named; the server learns the sender from its certificate', async () => {
+    const [a, b] = [await node('a'), await node('b')];
+    connectAll([a, b]);
+    b.mesh.serveHttp((req, res, pod) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pod, auth: req.headers.authorization }));
+    });
+    const req = () => a.mesh.request('b', { method: 'POST', path: '/switchover', headers: { authorization: 'Bearer t' }, body: '{}', signal: AbortSignal.timeout(2_000) });
+    expect(await req()).toEqual({ status: 200, body: { pod: 'a', auth: 'Bearer t' } });
+    // Whoever answers at b's address must be b: c there is refused before anything is sent.
+    const c = await node('c');
+    a.mesh.setPeers([{ pod: 'b', address: `127.0.0.1:${c.port}` }]);
+    await expect(req()).rejects.toThrow('is not b');
+    // A client without a mesh certificate gets nothing from b.
+    await expect(fetch(`https://127.0.0.1:${b.port}/switchover`, { method: 'POST' })).rejects.toThrow();
+  });
+
   it('drops and counts malformed, oversized and mislabelled messages without acting on them', async () => {
     const a = await node('a', { maxMessageBytes: 4096 });
     let handled = 0;
