@@ -7,12 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { V1Pod, V1TokenReviewStatus } from '@kubernetes/client-node';
 import { MeshCertificates } from '../../agent/mesh/certificates.js';
 import { meshIdentityFromSan } from '../../common/mesh-identity.js';
 import { MESH_CA_AUDIENCE } from '../../common/names.js';
-import { POD_NAME_EXTRA, POD_UID_EXTRA } from '../../webhook/mesh-ca.js';
+import { issueMeshCertificate, POD_NAME_EXTRA, POD_UID_EXTRA } from '../../webhook/mesh-ca.js';
 import { startWebhookServer, type WebhookServer } from '../../webhook/server.js';
 import { generateBundle } from '../../webhook/tls.js';
 import { OPTS } from '../support/webhook-fixtures.js';
@@ -86,6 +86,27 @@ describe('the agent\'s mesh certificate client', () => {
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures[0]).toMatchObject({ err: expect.stringContaining('answered 401'), fix: expect.stringContaining('shoal-mesh-ca') });
     expect(ca.logs.some((l) => l.msg === 'refused a mesh certificate')).toBe(true);
+  });
+
+  it('renews a certificate past its half life at once, hands the new one over, and stops with the signal', async () => {
+    const ca = await meshCa();
+    await writeFile(ca.tokenFile, 'token-storage-1');
+    const certs = new MeshCertificates({ url: ca.url, caCert: ca.caCert, tokenFile: ca.tokenFile, logger: captureLogger([]) });
+    const fresh = await certs.obtain(AbortSignal.timeout(5_000));
+    // The same key's certificate as if issued a day ago: seconds left, far past half life.
+    const publicKey = createPublicKey(createPrivateKey(fresh.key));
+    const old = { ...fresh, cert: await issueMeshCertificate({ cert: ca.caCert, key: ca.caKey }, publicKey, { namespace: 'default', cluster: 'demo', pod: 'storage-1' }, new Date(Date.now() - 24 * 3600_000 + 5_000)) };
+    const renewed: string[] = [];
+    const stop = new AbortController();
+    const loop = certs.renewLoop(old, (c) => renewed.push(c.cert), stop.signal);
+    const deadline = Date.now() + 5_000;
+    while (renewed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(renewed).toHaveLength(1);
+    expect(Date.parse(new X509Certificate(renewed[0]!).validTo) - Date.now()).toBeGreaterThan(23 * 3600_000);
+    // The new one is fresh: the loop now sleeps ~12 h, until the signal ends it.
+    stop.abort();
+    await loop;
+    expect(renewed).toHaveLength(1);
   });
 
   it('refuses a certificate that SHOAL_MESH_CA_CERT did not sign', async () => {
