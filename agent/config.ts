@@ -9,7 +9,11 @@
 // |                              |                              | its pod's coordinator Lease at once (agent/lease)    |
 // | SHOAL_CLUSTER                | required                     | the shoal.dev/cluster label value (DNS-1123)         |
 // | SHOAL_REPLICASET             | POD_NAME without "-<ordinal>"| the StatefulSet name                                 |
-// | SHOAL_PORT                   | 8080                         | HTTP endpoints and /mesh                             |
+// | SHOAL_PORT                   | 8080                         | HTTP endpoints                                       |
+// | SHOAL_MESH_PORT              | 8081                         | the mesh (mTLS, wss://<pod IP>:<port>/mesh)          |
+// | SHOAL_MESH_CA_URL            | required for the mesh        | the webhook that issues mesh certificates            |
+// | SHOAL_MESH_CA_CERT           | required for the mesh        | the mesh CA (PEM) that signs every agent's certificate|
+// | SHOAL_MESH_TOKEN_FILE        | /var/run/secrets/shoal.dev/mesh-ca/token | projected token shown to the mesh CA |
 // | SHOAL_LISTEN_PORT            | 3301                         | Tarantool iproto                                     |
 // | SHOAL_BIND_HOST              | 0.0.0.0                      | bind address of the agent's server and box.cfg.listen|
 // | SHOAL_RUN_DIR                | /var/run/shoal               | where shoal.lua is written (shared with Tarantool)   |
@@ -31,7 +35,7 @@
 // timeout (agent/decide/timings.ts): with the defaults a cut-off master is read-only after
 // 5000 − (1000 heartbeat + 250 heartbeat interval + 250 fence + 100 tick + 10 % slack) = 2900 ms, before any failover can
 // fire; a failover timeout too small for that margin is refused.
-import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT } from '../common/names.js';
+import { RUN_DIR, DEFAULT_AGENT_PORT, DEFAULT_LISTEN_PORT, DEFAULT_MESH_PORT, MESH_CA_TOKEN_DIR } from '../common/names.js';
 import { dns1123LabelProblem } from '../common/dns.js';
 import { ShoalError } from '../common/errors.js';
 import { DEFAULT_FAILOVER_TIMEOUT_MS } from './decide/timings.js';
@@ -59,6 +63,10 @@ export interface AgentConfig {
   replicaset: string;
   port: number;
   listenPort: number;
+  /** The mesh's mTLS port. */
+  meshPort: number;
+  /** Where the mesh certificate comes from; unset = this agent cannot join the mesh (the reason is logged). */
+  meshCa?: { url: string; caCert: string; tokenFile: string };
   bindHost: string;
   runDir: string;
   consoleSocket: string;
@@ -126,6 +134,12 @@ export function parseConfig(env: Env = process.env): AgentConfig {
   const port = int(env, 'SHOAL_PORT', DEFAULT_AGENT_PORT, 1, 65535, problems);
   const listenPort = int(env, 'SHOAL_LISTEN_PORT', DEFAULT_LISTEN_PORT, 1, 65535, problems);
   if (port === listenPort) problems.add(`SHOAL_PORT and SHOAL_LISTEN_PORT are both ${port}`);
+  const meshPort = int(env, 'SHOAL_MESH_PORT', DEFAULT_MESH_PORT, 1, 65535, problems);
+  if (meshPort === port || meshPort === listenPort) problems.add(`SHOAL_MESH_PORT ${meshPort} is also SHOAL_PORT or SHOAL_LISTEN_PORT`);
+  const meshCaUrl = env['SHOAL_MESH_CA_URL']?.trim();
+  const meshCaCert = env['SHOAL_MESH_CA_CERT']?.trim();
+  if (meshCaUrl && !/^https:\/\//.test(meshCaUrl)) problems.add(`SHOAL_MESH_CA_URL=${JSON.stringify(meshCaUrl)} must be an https:// URL`);
+  if (meshCaCert && !meshCaCert.includes('BEGIN CERTIFICATE')) problems.add('SHOAL_MESH_CA_CERT is not a PEM certificate');
   const runDir = env['SHOAL_RUN_DIR']?.trim() || RUN_DIR;
   if (!runDir.startsWith('/')) problems.add(`SHOAL_RUN_DIR=${JSON.stringify(runDir)} must be an absolute path`);
   const consoleSocket = env['SHOAL_CONSOLE_SOCKET']?.trim() || `${runDir}/console.sock`;
@@ -159,6 +173,10 @@ export function parseConfig(env: Env = process.env): AgentConfig {
     replicaset,
     port,
     listenPort,
+    meshPort,
+    ...(meshCaUrl && meshCaCert
+      ? { meshCa: { url: meshCaUrl, caCert: meshCaCert, tokenFile: env['SHOAL_MESH_TOKEN_FILE']?.trim() || `${MESH_CA_TOKEN_DIR}/token` } }
+      : {}),
     bindHost: env['SHOAL_BIND_HOST']?.trim() || '0.0.0.0',
     runDir,
     consoleSocket,

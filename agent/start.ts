@@ -29,6 +29,9 @@ import { kubeLeaseApi } from './lease/lease-api.js';
 import { electionTimings } from './lease/timing.js';
 import { sleep } from '../common/time.js';
 import { Mesh } from './mesh/mesh.js';
+import { MeshCertificates, type CertificateSource } from './mesh/certificates.js';
+import type { MeshCredentials } from './mesh/server.js';
+import { ShoalError } from '../common/errors.js';
 import { StateStore } from './state/store.js';
 import { CommandExecutor } from './member/commands.js';
 import { Coordinator } from './coordinator/loop.js';
@@ -57,6 +60,8 @@ export interface ControlOptions {
   env?: NodeJS.ProcessEnv;
   /** Clear the Lease holder on stop (default true). false behaves like a crash: others wait for expiry. */
   releaseLease?: boolean;
+  /** Where mesh certificates come from; default the webhook named by SHOAL_MESH_CA_URL. */
+  certificates?: CertificateSource;
 }
 
 export interface Control {
@@ -128,13 +133,18 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     logger: log.child({ module: 'http' }),
   });
 
-  // In the background, retried until it works: the Secret, then everything that needs it.
+  // In the background, retried until it works: the Secret, the mesh certificate, then everything that needs them.
+  let renewing: Promise<void> = Promise.resolve();
   const started = (async (): Promise<void> => {
     const secret = await retry('read the mesh Secret', () => getOrCreateMeshSecret(kube, config.cluster, log, signal), signal, log);
     if (!secret) return;
     instance.setCredentials({ user: config.replicationUser, password: config.replicationPassword ?? replicationPassword(secret.token) });
-    coordination.set(startCoordination({ agent, log, opts, kube, timings, metrics, record, peers, sets, probe, receiver, token: secret.token }, signal));
-    log.info({ peersKnown: peers.current.size }, 'coordination started (mesh, watches, election)');
+    const certificates = opts.certificates ?? meshCertificates(config, log);
+    const credentials = await certificates.obtain(signal);
+    const c = await startCoordination({ agent, log, opts, kube, timings, metrics, record, peers, sets, probe, receiver, credentials }, signal);
+    coordination.set(c);
+    renewing = certificates.renewLoop(credentials, (next) => c.mesh.setCredentials(next), signal);
+    log.info({ peersKnown: peers.current.size, meshPort: config.meshPort }, 'coordination started (mesh, watches, election)');
   })().catch((err: unknown) => {
     if (!signal.aborted) log.error({ err: errorMessage(err) }, 'coordination failed to start; this agent only serves its local endpoints');
   });
@@ -148,6 +158,7 @@ export function startControl(agent: AgentParts, log: Logger, opts: ControlOption
     await step('the hand-over', handover.beforeStop(config.timings.prestopTimeoutMs), config.timings.prestopTimeoutMs + STOP_STEP_MS);
     stopping.abort();
     await step('the start-up', started, STOP_STEP_MS);
+    await step('the certificate renewal', renewing, STOP_STEP_MS);
     await step('the Lease release', coordination.get()?.electing ?? Promise.resolve(), STOP_STEP_MS); // releases the Lease when configured to
     await step('closing the mesh and the event recorder', Promise.allSettled([coordination.get()?.mesh.close(), events.close()]), STOP_STEP_MS);
   });
@@ -272,7 +283,10 @@ function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coord
       return c?.coordinator.active && c.elector.isLeader() ? c.coordinator : null;
     },
     leader: () => coordination.get()?.elector.leader() ?? '',
-    agentAddress: (pod) => agentAddress(peers.current.get(pod)?.ip ?? null, config.port),
+    forward: (pod, r) => {
+      const c = coordination.get();
+      return c ? c.mesh.request(pod, r) : Promise.reject(new ShoalError('this agent has not joined the mesh yet', 'retry shortly'));
+    },
     termination: (sigterm, s) =>
       terminationVerdict(
         {
@@ -290,11 +304,6 @@ function handoverFor(agent: AgentParts, log: Logger, coordination: Pending<Coord
   });
 }
 
-/** Peers are dialled at their pod IP on the agent port (SPEC §4). */
-function agentAddress(ip: string | null, port: number): string | null {
-  return ip ? `${ip.includes(':') ? `[${ip}]` : ip}:${port}` : null;
-}
-
 interface CoordinationDeps {
   agent: AgentParts;
   log: Logger;
@@ -307,13 +316,13 @@ interface CoordinationDeps {
   sets: StatefulSetWatcher;
   probe: LocalProbe;
   receiver: TopologyReceiver;
-  token: string;
+  credentials: MeshCredentials;
 }
 
 /** In this order: the state store, the mesh and what feeds it, self-fencing, the coordinator, the election. */
-function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordination {
+async function startCoordination(d: CoordinationDeps, signal: AbortSignal): Promise<Coordination> {
   const { agent, log, kube, timings, metrics, peers, sets, probe } = d;
-  const { config, instance, http } = agent;
+  const { config, instance } = agent;
   const store = new StateStore<PersistedState>({
     kube,
     cluster: config.cluster,
@@ -325,15 +334,25 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
   });
   const mesh = new Mesh({
     self: config.pod,
+    namespace: config.namespace,
     cluster: config.cluster,
-    token: d.token,
+    credentials: d.credentials,
     logger: log,
     registry: agent.metrics.registry,
     termAuthority: (s) => store.currentTerm(s),
     heartbeatIntervalMs: timings.heartbeatIntervalMs,
     staleAfterMs: timings.heartbeatTimeoutMs,
   });
-  mesh.attach(http.server);
+  await mesh.listen(config.bindHost, config.meshPort);
+  // A /switchover another agent forwards arrives here, over mTLS; the sender is who its certificate names.
+  mesh.serveHttp((req, res, pod) => {
+    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/switchover') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('the mesh port serves only the websocket and forwarded POST /switchover\n');
+      return;
+    }
+    req.headers[FORWARDED_HEADER] = pod;
+    agent.http.app(req, res);
+  });
   const observer = new Observer({
     namespace: config.namespace,
     cluster: config.cluster,
@@ -357,7 +376,7 @@ function startCoordination(d: CoordinationDeps, signal: AbortSignal): Coordinati
   mesh.onTopology((push) => d.receiver.receive(push));
   // The watch cache survives API outages: the mesh keeps its peers.
   const retarget = (): void =>
-    mesh.setPeers([...peers.current.values()].filter((p) => p.ip !== null).map((p) => ({ pod: p.pod, address: `${p.ip?.includes(':') ? `[${p.ip}]` : p.ip}:${config.port}` })));
+    mesh.setPeers([...peers.current.values()].filter((p) => p.ip !== null).map((p) => ({ pod: p.pod, address: `${p.ip?.includes(':') ? `[${p.ip}]` : p.ip}:${config.meshPort}` })));
   // Once the pods were listed, the count holds through API outages (the watch cache stays).
   let peersListed = false;
   peers.onChange((change) => {
@@ -466,4 +485,12 @@ async function retry<T>(what: string, op: () => Promise<T>, signal: AbortSignal,
     }
   }
   return undefined;
+}
+
+/** The webhook's mesh CA, as the pod's env names it. */
+function meshCertificates(config: AgentConfig, log: Logger): CertificateSource {
+  if (!config.meshCa) {
+    throw new ShoalError('SHOAL_MESH_CA_URL and SHOAL_MESH_CA_CERT are not set: this agent cannot get a mesh certificate', 'recreate the pod so that shoal-webhook (with its mesh CA) injects them');
+  }
+  return new MeshCertificates({ ...config.meshCa, logger: log });
 }

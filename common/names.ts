@@ -24,7 +24,18 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 /** The projected volume with the agent's ServiceAccount token; mounted in the agent container only. */
 export const API_ACCESS_VOLUME = 'shoal-api-access';
 
+/** The projected volume with the agent's mesh-CA token (audience MESH_CA_AUDIENCE); agent container only. */
+export const MESH_CA_VOLUME = 'shoal-mesh-ca';
+/** Where that volume is mounted in the agent; the token is the file `token`. */
+export const MESH_CA_TOKEN_DIR = '/var/run/secrets/shoal.dev/mesh-ca';
+/** The audience of the token an agent shows the webhook to get its mesh certificate; nobody else accepts it. */
+export const MESH_CA_AUDIENCE = 'shoal.dev/mesh-ca';
+/** The webhook's endpoint that issues mesh certificates (SPEC §2). */
+export const MESH_CERTIFICATE_PATH = '/mesh/certificate';
+
 export const DEFAULT_AGENT_PORT = 8080;
+/** The agent's mTLS port for the mesh (SPEC §4). */
+export const DEFAULT_MESH_PORT = 8081;
 export const DEFAULT_LISTEN_PORT = 3301;
 export const DEFAULT_WEBHOOK_PORT = 8443;
 
@@ -32,7 +43,7 @@ export const DEFAULT_WEBHOOK_PORT = 8443;
 export const leaseName = (cluster: string): string => `shoal-${cluster}`;
 /** The ConfigMap with state that must outlive a coordinator (term, masters, members, expelled). */
 export const stateConfigMapName = (cluster: string): string => `shoal-${cluster}-state`;
-/** The Secret with the mesh token (key `token`). */
+/** The Secret whose `token` the Tarantool replication password is derived from (it authenticates no mesh link). */
 export const meshSecretName = (cluster: string): string => `shoal-${cluster}-mesh`;
 export const MESH_TOKEN_KEY = 'token';
 

@@ -1,12 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
-/**
- * Constant-time token check: both sides are hashed first, so the comparison is over equal-length
- * digests and leaks neither the token's content nor its length.
- */
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  if (presented === undefined) return false;
-  return timingSafeEqual(digest(presented), digest(expected));
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m?.[1];
 }

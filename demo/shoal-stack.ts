@@ -28,6 +28,9 @@ export interface ShoalStack {
 export async function startShoalStack(opts: LocalClusterOptions & { logger: Logger }): Promise<ShoalStack> {
   const cluster = await startShoalLocalCluster(opts);
   let webhook: StartedWebhook | undefined;
+  // The webhook's mesh CA asks this API server (TokenReview, pods); the admin identity stands in for
+  // the webhook's ServiceAccount, whose ClusterRole (manifests/rbac.yaml) grants exactly those calls.
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: cluster.kubeconfig }));
   try {
     webhook = await startWebhook(
       {
@@ -40,10 +43,9 @@ export async function startShoalStack(opts: LocalClusterOptions & { logger: Logg
         agentPort: DEFAULT_AGENT_PORT,
         sidecarMode: 'container',
       },
-      { access: null, logger: opts.logger.child({ component: 'webhook' }) },
+      { access: null, meshCaClient: client, logger: opts.logger.child({ component: 'webhook' }) },
     );
     if (!webhook.caCert) throw new ShoalError('the webhook started without a CA certificate');
-    const client = new KubeClient(loadKubeConfig({ kubeconfig: cluster.kubeconfig }));
     await installLocalWebhook(client, { url: webhook.url, caCert: webhook.caCert });
     const started = webhook;
     return {
@@ -60,6 +62,7 @@ export async function startShoalStack(opts: LocalClusterOptions & { logger: Logg
       },
     };
   } catch (err) {
+    client.close();
     await webhook?.close().catch(() => undefined);
     await cluster.stop().catch(() => undefined);
     throw err;

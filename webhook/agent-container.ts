@@ -1,13 +1,19 @@
 // The pieces Shoal adds to a pod: the agent container, the Tarantool container's additions, and how
 // to recognise them again (so a second pass over an injected pod changes nothing).
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
-import { apiAccessMount } from './service-account-token.js';
+import { AGENT_CONTAINER, CONSOLE_SOCKET, DEFAULT_MESH_PORT, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
+import { apiAccessMount, meshCaTokenMount } from './service-account-token.js';
 
 export type SidecarMode = 'native' | 'container';
 
 /** The Lua search path entry that lets `require('shoal')` find the module the agent writes. */
 export const SHOAL_LUA_PATH_ENTRY = `${RUN_DIR}/?.lua`;
+
+/** Where the agent asks the webhook for its mesh certificate, and the CA (PEM) that signs every peer's. */
+export interface MeshCaSettings {
+  url: string;
+  caCert: string;
+}
 
 export interface AgentSpec {
   image: string;
@@ -15,6 +21,7 @@ export interface AgentSpec {
   mode: SidecarMode;
   cluster: string;
   replicaset: string;
+  meshCa?: MeshCaSettings | undefined;
 }
 
 const fieldEnv = (name: string, fieldPath: string): V1EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
@@ -53,7 +60,10 @@ export function agentContainer(a: AgentSpec): V1Container {
     image: a.image,
     // Native sidecar: an init container that keeps running, started before and stopped after Tarantool.
     ...(a.mode === 'native' ? { restartPolicy: 'Always' } : {}),
-    ports: [{ name: 'shoal', containerPort: a.port, protocol: 'TCP' }],
+    ports: [
+      { name: 'shoal', containerPort: a.port, protocol: 'TCP' },
+      ...(a.meshCa ? [{ name: 'shoal-mesh', containerPort: DEFAULT_MESH_PORT, protocol: 'TCP' }] : []),
+    ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
       fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
@@ -62,9 +72,17 @@ export function agentContainer(a: AgentSpec): V1Container {
       { name: 'SHOAL_CLUSTER', value: a.cluster },
       { name: 'SHOAL_REPLICASET', value: a.replicaset },
       { name: 'SHOAL_PORT', value: String(a.port) },
+      ...(a.meshCa
+        ? [
+            { name: 'SHOAL_MESH_PORT', value: String(DEFAULT_MESH_PORT) },
+            { name: 'SHOAL_MESH_CA_URL', value: a.meshCa.url },
+            { name: 'SHOAL_MESH_CA_CERT', value: a.meshCa.caCert },
+          ]
+        : []),
     ],
-    // The pod's only ServiceAccount token (service-account-token.ts): the agent calls the API, Tarantool does not.
-    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }, apiAccessMount()],
+    // The pod's only ServiceAccount tokens (service-account-token.ts): the agent calls the API and the
+    // mesh CA, Tarantool neither.
+    volumeMounts: [{ name: RUN_VOLUME, mountPath: RUN_DIR }, apiAccessMount(), ...(a.meshCa ? [meshCaTokenMount()] : [])],
     readinessProbe: probe('/readyz', 5, 2),
     // Generous: a restart of the agent never stops Tarantool, but restarting it needlessly is noise.
     livenessProbe: probe('/healthz', 10, 6),

@@ -17,6 +17,8 @@ export interface WebhookConfig {
   sidecarMode: SidecarModeFlag;
   /** Talk to this cluster instead of the in-cluster one (also enables the Secret and caBundle handling). */
   kubeconfig?: string;
+  /** Where agents ask for mesh certificates (SHOAL_MESH_CA_URL); default https://<service>.<namespace>.svc:443. */
+  meshCaUrl?: string;
 }
 
 export const DEFAULT_AGENT_IMAGE = `shoal/agent:${VERSION}`;
@@ -42,7 +44,8 @@ export function webhookCommand(): Command {
     .addOption(opt('--agent-image <image>', 'image of the injected shoal-agent container', 'AGENT_IMAGE').default(DEFAULT_AGENT_IMAGE))
     .addOption(opt('--agent-port <port>', "the agent's HTTP port in injected pods", 'AGENT_PORT').argParser(port).default(DEFAULT_AGENT_PORT))
     .addOption(opt('--sidecar-mode <mode>', 'how to add the agent: native (1.29+), container, or auto', 'SIDECAR_MODE').choices(SIDECAR_MODES).default('auto'))
-    .addOption(opt('--kubeconfig <file>', 'kubeconfig to use instead of the in-cluster service account', 'KUBECONFIG'));
+    .addOption(opt('--kubeconfig <file>', 'kubeconfig to use instead of the in-cluster service account', 'KUBECONFIG'))
+    .addOption(opt('--mesh-ca-url <url>', 'where injected agents ask this webhook for mesh certificates (default https://<service>.<namespace>.svc:443)', 'MESH_CA_URL'));
 }
 
 /** Parses argv (node-style: [node, script, ...args]); commander prints usage and exits on bad flags. */
@@ -59,5 +62,6 @@ export function parseWebhookArgs(argv: string[], command = webhookCommand()): We
     sidecarMode: o.sidecarMode,
     ...(o.webhookConfig ? { webhookConfig: o.webhookConfig } : {}),
     ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+    ...(o.meshCaUrl ? { meshCaUrl: o.meshCaUrl } : {}),
   };
 }

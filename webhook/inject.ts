@@ -1,13 +1,13 @@
 // The pure core of the webhook: object in → mutated object (or a refusal that says what to fix) out.
 // No I/O here; review.ts turns the difference into a JSON Patch.
 import type { V1Container, V1EnvVar, V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CLUSTER_LABEL, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CLUSTER_LABEL, INSTALL_CONTAINER, MESH_CA_VOLUME, RUN_DIR, RUN_VOLUME } from '../common/names.js';
 import { dns1123LabelProblem } from '../common/dns.js';
 import { isRecord, jsonEqual, stringMap, type JsonRecord } from './json.js';
 import { podSpecProblems, podSpecShapeProblems, tarantoolContainer, type PodView } from './pod-checks.js';
-import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type SidecarMode } from './agent-container.js';
+import { agentContainer, extendLuaPath, installContainer, shoalPreStop, TARANTOOL_ENV, type MeshCaSettings, type SidecarMode } from './agent-container.js';
 import { applyNativeStyle, nativeStyleOf } from './native-style.js';
-import { apiAccessVolume, applyTokenDecision, decideServiceAccountToken } from './service-account-token.js';
+import { apiAccessVolume, applyTokenDecision, decideServiceAccountToken, meshCaTokenVolume } from './service-account-token.js';
 
 export interface InjectOptions {
   agentImage: string;
@@ -16,6 +16,8 @@ export interface InjectOptions {
   agentPort: number;
   /** Written to `shoal.dev/injected`. */
   version: string;
+  /** Where the agent asks for its mesh certificate and the CA it checks peers with; omitted = no mesh-CA settings. */
+  meshCa?: MeshCaSettings;
 }
 
 export type Mutation =
@@ -124,6 +126,7 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
   spec.volumes ??= [];
   if (!spec.volumes.some((v) => v.name === RUN_VOLUME)) spec.volumes.push({ name: RUN_VOLUME, emptyDir: {} });
   if (!spec.volumes.some((v) => v.name === API_ACCESS_VOLUME)) spec.volumes.push(apiAccessVolume());
+  if (opts.meshCa && !spec.volumes.some((v) => v.name === MESH_CA_VOLUME)) spec.volumes.push(meshCaTokenVolume());
 
   const tarantool = tarantoolContainer({ ...view, spec }) as V1Container; // podSpecProblems proved it exists
   tarantool.volumeMounts ??= [];
@@ -151,6 +154,7 @@ export function mutatePod(input: unknown, opts: InjectOptions): Mutation {
       mode: opts.sidecarMode,
       cluster,
       replicaset,
+      meshCa: opts.meshCa,
     });
     spec.initContainers ??= [];
     if (!spec.initContainers.some((c) => c.name === INSTALL_CONTAINER)) spec.initContainers.push(installContainer(opts.agentImage));
@@ -186,7 +190,7 @@ function statefulSetProblems(sts: JsonRecord, l: Labelled, agentPort: number): s
         `${JSON.stringify(l.cluster)}: make them equal (or drop the template's; Shoal copies the StatefulSet's)`,
     );
   }
-  for (const reserved of [RUN_VOLUME, API_ACCESS_VOLUME]) {
+  for (const reserved of [RUN_VOLUME, API_ACCESS_VOLUME, MESH_CA_VOLUME]) {
     if (Array.isArray(spec.volumeClaimTemplates) && spec.volumeClaimTemplates.some((t) => isRecord(t) && isRecord(t.metadata) && t.metadata.name === reserved)) {
       problems.push(`rename your volumeClaimTemplate "${reserved}": Shoal reserves that volume name`);
     }

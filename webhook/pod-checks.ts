@@ -1,7 +1,7 @@
 // What a pod (or a StatefulSet's pod template) must look like for Shoal to inject into it. Every
 // problem is a sentence that says what to fix; an empty list means "go ahead".
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CONSOLE_SOCKET, INSTALL_CONTAINER, RUN_DIR, RUN_VOLUME } from '../common/names.js';
+import { AGENT_CONTAINER, ANNOTATIONS, API_ACCESS_VOLUME, CONSOLE_SOCKET, INSTALL_CONTAINER, MESH_CA_VOLUME, RUN_DIR, RUN_VOLUME } from '../common/names.js';
 import { isRecord } from './json.js';
 import { isShoalPreStop } from './agent-container.js';
 
@@ -102,8 +102,10 @@ export function podSpecProblems(view: PodView, agentPort: number): string[] {
           `directory it shares between the agent and Tarantool`,
       );
     }
-    if ((spec.volumes ?? []).some((v) => v.name === API_ACCESS_VOLUME)) {
-      problems.push(`rename your volume "${API_ACCESS_VOLUME}": Shoal reserves that name for the agent's ServiceAccount token`);
+    for (const reserved of [API_ACCESS_VOLUME, MESH_CA_VOLUME]) {
+      if ((spec.volumes ?? []).some((v) => v.name === reserved)) {
+        problems.push(`rename your volume "${reserved}": Shoal reserves that name for the agent's ServiceAccount tokens`);
+      }
     }
     if (tarantool && (tarantool.volumeMounts ?? []).some((m) => m.mountPath.replace(/\/+$/, '') === RUN_DIR)) {
       problems.push(`container "${tarantool.name}" already mounts something at ${RUN_DIR}: Shoal needs that path, mount yours elsewhere`);

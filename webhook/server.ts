@@ -7,6 +7,7 @@ import { errorMessage } from '../common/errors.js';
 import { handleReview, type Endpoint } from './review.js';
 import type { InjectOptions } from './inject.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
+import { mountMeshCa, type MeshCaDeps } from './mesh-ca-route.js';
 
 export const BODY_LIMIT_BYTES = 3 * 1024 * 1024;
 
@@ -19,6 +20,8 @@ export interface WebhookServerOptions {
   inject: InjectOptions;
   logger: Logger;
   metrics?: WebhookMetrics;
+  /** Serve POST /mesh/certificate (the mesh CA); omitted = no such route. */
+  meshCa?: MeshCaDeps;
 }
 
 export interface WebhookServer {
@@ -49,7 +52,7 @@ function bodyErrorReply(err: unknown): { status: number; message: string } {
   return { status: 500, message: `internal error: ${errorMessage(err)}` };
 }
 
-export function createWebhookApp(inject: InjectOptions, logger: Logger, metrics: WebhookMetrics): express.Express {
+export function createWebhookApp(inject: InjectOptions, logger: Logger, metrics: WebhookMetrics, meshCa?: MeshCaDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   // Any content type: a client that forgets the header still gets a JSON answer, not a silent {}.
@@ -72,6 +75,7 @@ export function createWebhookApp(inject: InjectOptions, logger: Logger, metrics:
       else logger.info(line, 'admission');
     });
   }
+  if (meshCa) mountMeshCa(app, meshCa);
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
@@ -79,7 +83,7 @@ export function createWebhookApp(inject: InjectOptions, logger: Logger, metrics:
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use((req: Request, res: Response) => {
-    res.status(404).json({ message: `no route ${req.method} ${req.path}: use POST /mutate/pods, POST /mutate/statefulsets, GET /healthz or GET /metrics` });
+    res.status(404).json({ message: `no route ${req.method} ${req.path}: use POST /mutate/pods, POST /mutate/statefulsets, POST /mesh/certificate, GET /healthz or GET /metrics` });
   });
   // Express recognises error middleware by its four parameters.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -96,7 +100,7 @@ export function createWebhookApp(inject: InjectOptions, logger: Logger, metrics:
 
 export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServer> {
   const metrics = o.metrics ?? createWebhookMetrics();
-  const app = createWebhookApp(o.inject, o.logger, metrics);
+  const app = createWebhookApp(o.inject, o.logger, metrics, o.meshCa);
   const server: Server = createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, app);
   // The API server gives up after timeoutSeconds (≤ 30): a slower client is not one we need to wait for.
   server.requestTimeout = 30_000;

@@ -11,7 +11,7 @@
 // A pod that sets `automountServiceAccountToken: true` itself asked for the token everywhere: Shoal
 // respects that, and says so (log reason and an admission warning).
 import type { V1PodSpec, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { AGENT_CONTAINER, API_ACCESS_VOLUME, SERVICE_ACCOUNT_DIR } from '../common/names.js';
+import { AGENT_CONTAINER, API_ACCESS_VOLUME, MESH_CA_AUDIENCE, MESH_CA_TOKEN_DIR, MESH_CA_VOLUME, SERVICE_ACCOUNT_DIR } from '../common/names.js';
 import { isRecord } from './json.js';
 
 /** Kubernetes' own lifetime for `kube-api-access-*` tokens (1 h 7 s; the API server may extend such tokens). */
@@ -36,6 +36,25 @@ export function apiAccessVolume(): V1Volume {
 
 export function apiAccessMount(): V1VolumeMount {
   return { name: API_ACCESS_VOLUME, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true };
+}
+
+/**
+ * The token the agent shows the webhook's mesh CA (webhook/mesh-ca.ts): pod-bound like the API token,
+ * but of audience shoal.dev/mesh-ca, so the API server refuses it and only TokenReview with that
+ * audience accepts it. The kubelet refreshes it (TokenRequest) before it expires; the agent re-reads it.
+ */
+export function meshCaTokenVolume(): V1Volume {
+  return {
+    name: MESH_CA_VOLUME,
+    projected: {
+      defaultMode: 0o644,
+      sources: [{ serviceAccountToken: { audience: MESH_CA_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: 'token' } }],
+    },
+  };
+}
+
+export function meshCaTokenMount(): V1VolumeMount {
+  return { name: MESH_CA_VOLUME, mountPath: MESH_CA_TOKEN_DIR, readOnly: true };
 }
 
 export type TokenDecision =

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { generate } from 'selfsigned';
 
-export const CERT_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
+export const CERT_FILES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key' } as const;
 
-/** PEM texts. `caKey` is known only for a CA this webhook generated (kept in the cluster Secret). */
+/** PEM texts. `caKey` is known only for a CA this webhook generated (kept in the cluster Secret and in --cert-dir). */
 export interface TlsBundle {
   cert: string;
   key: string;
@@ -108,13 +108,13 @@ async function readIfExists(path: string): Promise<string | undefined> {
 
 /** The bundle in `dir`, or null when tls.crt or tls.key is absent. */
 export async function readCertDir(dir: string): Promise<TlsBundle | null> {
-  const [cert, key, caCert] = await Promise.all(Object.values(CERT_FILES).map((f) => readIfExists(join(dir, f))));
+  const [cert, key, caCert, caKey] = await Promise.all(Object.values(CERT_FILES).map((f) => readIfExists(join(dir, f))));
   if (cert === undefined || key === undefined) return null;
-  return { cert, key, ...(caCert !== undefined ? { caCert } : {}) };
+  return { cert, key, ...(caCert !== undefined ? { caCert } : {}), ...(caKey !== undefined ? { caKey } : {}) };
 }
 
 /**
- * Writes each file atomically (rename), the key readable by its owner only: ca.crt, then the key,
+ * Writes each file atomically (rename), the keys readable by their owner only: ca.crt (and ca.key), then the key,
  * then the certificate, so a watcher firing in between sees a key/cert mismatch and waits.
  */
 export async function writeCertDir(dir: string, b: TlsBundle): Promise<void> {
@@ -125,6 +125,8 @@ export async function writeCertDir(dir: string, b: TlsBundle): Promise<void> {
     await rename(tmp, join(dir, name));
   };
   if (b.caCert !== undefined) await put(CERT_FILES.ca, b.caCert, 0o644);
+  // The CA's key signs mesh certificates (mesh-ca.ts): readable by the webhook's user only.
+  if (b.caKey !== undefined) await put(CERT_FILES.caKey, b.caKey, 0o600);
   // …and the certificate after it, so a watcher that fires between the two sees a mismatch and waits.
   await put(CERT_FILES.key, b.key, 0o600);
   await put(CERT_FILES.cert, b.cert, 0o644);

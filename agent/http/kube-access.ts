@@ -7,7 +7,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { KubeClient } from '../../common/kube/client.js';
 import { reviewAccess, reviewToken } from '../../common/kube/resources.js';
 import type { Logger } from '../../common/log.js';
-import { bearerToken } from '../mesh/server.js';
+import { bearerToken } from '../../common/token.js';
 import { TtlCache } from '../util/ttl-cache.js';
 import { authentication, authorization, NO_TOKEN, type Answer, type Authenticated, type Authorized, type Caller, type Right } from './access.js';
 

@@ -1,7 +1,8 @@
 // Switchover requests and /prestop. A request is served by the coordinator's loop; an agent that is
-// not the coordinator forwards POST /switchover over HTTP to the Lease holder's /switchover with the
-// caller's own Authorization header, which the coordinator checks again (TokenReview and
-// SubjectAccessReview, cached): no credential of the agents' own opens that path.
+// not the coordinator forwards POST /switchover to the Lease holder's /switchover with the caller's
+// own Authorization header, which the coordinator checks again (TokenReview and SubjectAccessReview,
+// cached): no credential of the agents' own opens that path. The forward goes over the mesh's mTLS
+// port (Mesh.request), so the caller's token never crosses the network in clear text.
 // Why not a mesh command: the mesh accepts commands only from the holder of the current term, by
 // design, so an ordinary agent cannot send one.
 // /prestop acts only while this pod is terminating (prestop-gate.ts). A master that is not the
@@ -40,8 +41,11 @@ export interface HandoverOptions {
   localCoordinator: () => { requestSwitchover(r: SwitchoverRequest, signal: AbortSignal): Promise<SwitchoverOutcome> } | null;
   /** The Lease holder as last observed ('' = none). */
   leader: () => string;
-  /** host:port of a pod's agent, or null when unknown. */
-  agentAddress: (pod: string) => string | null;
+  /**
+   * Sends a forwarded request to a pod's agent, never in clear text: the mesh's mTLS port, the peer's
+   * certificate checked to name that pod (Mesh.request). Rejects when the pod cannot be reached.
+   */
+  forward: (pod: string, req: ForwardRequest) => Promise<{ status: number; body: unknown }>;
   /** Is this pod terminating? (termination.ts: SIGTERM, the pod watch, a direct read.) */
   termination: (sigterm: () => boolean, signal: AbortSignal) => Promise<PrestopVerdict>;
   /** The local instance: is it writable right now (a fresh read)? */
@@ -49,7 +53,14 @@ export interface HandoverOptions {
   /** The replica set's master as last published by the coordinator (undefined = no view yet). */
   publishedMaster: () => string | null | undefined;
   logger: Logger;
-  fetchImpl?: typeof fetch;
+}
+
+export interface ForwardRequest {
+  method: 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  signal: AbortSignal;
 }
 
 const reply = (status: number, body: SwitchoverReply['body']): SwitchoverReply => ({ status, body });
@@ -92,18 +103,15 @@ export class Handover {
       const reason = leader === '' ? 'no coordinator is elected right now' : `this agent does not coordinate (the Lease names ${leader})`;
       return reply(503, { ok: false, reason: `${reason}; retry shortly`, coordinator: leader || null });
     }
-    const address = this.o.agentAddress(leader);
-    if (address === null) {
-      return reply(503, { ok: false, reason: `cannot reach the coordinator ${leader}: its address is unknown`, coordinator: leader });
-    }
     try {
-      const res = await (this.o.fetchImpl ?? fetch)(`http://${address}/switchover`, {
+      const res = await this.o.forward(leader, {
         method: 'POST',
+        path: '/switchover',
         headers: { authorization: caller.authorization, 'content-type': 'application/json', [FORWARDED_HEADER]: this.o.self },
         body: JSON.stringify(req),
         signal,
       });
-      const body = (await res.json()) as SwitchoverReply['body'];
+      const body = res.body as SwitchoverReply['body'];
       return reply(res.status, { ...body, coordinator: body.coordinator ?? leader });
     } catch (err) {
       if (signal.aborted) return reply(504, { ok: false, reason: 'the switchover did not finish in time', coordinator: leader });

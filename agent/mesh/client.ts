@@ -1,9 +1,13 @@
-// The outbound half of the mesh: one connection to one peer, kept up — reconnect with capped
-// exponential backoff and jitter after any close, until stopped.
-import WebSocket from 'ws';
+// The outbound half of the mesh: one mTLS connection to one peer, kept up — reconnect with capped
+// exponential backoff and jitter after any close, until stopped. The handshake shows our
+// certificate and accepts the peer's only when it chains to the mesh CA and names the pod we dialled.
+import type { PeerCertificate } from 'node:tls';
+import WebSocket, { type ClientOptions } from 'ws';
 import type { Logger } from '../../common/log.js';
+import { meshIdentityFromSan } from '../../common/mesh-identity.js';
 import { Backoff, type BackoffPolicy } from '../../common/time.js';
-import { CLUSTER_HEADER, MESH_PATH, POD_HEADER } from './server.js';
+import { judgePeer } from './identity.js';
+import { MESH_PATH, POD_HEADER, type MeshCredentials } from './server.js';
 import type { LogThrottle } from './throttle.js';
 
 export interface PeerDialerOptions {
@@ -12,8 +16,10 @@ export interface PeerDialerOptions {
   /** host:port of its agent. */
   address: string;
   self: string;
+  namespace: string;
   cluster: string;
-  token: string;
+  /** Read at every dial: a renewed certificate is used from the next connection on. */
+  credentials: () => MeshCredentials;
   maxPayload: number;
   handshakeTimeoutMs: number;
   backoff: BackoffPolicy;
@@ -22,6 +28,8 @@ export interface PeerDialerOptions {
   /** A connection is open: the mesh wraps it in a MeshLink. */
   onOpen: (ws: WebSocket) => void;
 }
+
+const IDENTITY_ERROR = 'SHOAL_MESH_PEER_IDENTITY';
 
 export class PeerDialer {
   private ws: WebSocket | undefined;
@@ -64,8 +72,20 @@ export class PeerDialer {
   private dial(): void {
     if (this.stopped) return;
     const { opts } = this;
-    const ws = new WebSocket(`ws://${this.address}${MESH_PATH}`, {
-      headers: { authorization: `Bearer ${opts.token}`, [CLUSTER_HEADER]: opts.cluster, [POD_HEADER]: opts.self },
+    const { key, cert, ca } = opts.credentials();
+    // Not the host name: the peer is a pod IP; its certificate must name the pod we meant to reach.
+    const checkServerIdentity = (_host: string, peer: PeerCertificate): Error | undefined => {
+      const v = judgePeer({ identity: meshIdentityFromSan(peer.subjectaltname), namespace: opts.namespace, cluster: opts.cluster, expected: opts.pod, known: () => true });
+      return v.ok ? undefined : Object.assign(new Error(`mesh peer at ${this.address} is not ${opts.pod}: ${v.detail}`), { code: IDENTITY_ERROR });
+    };
+    const ws = new WebSocket(`wss://${this.address}${MESH_PATH}`, {
+      key,
+      cert,
+      ca,
+      minVersion: 'TLSv1.2',
+      // ws hands its options to tls.connect, whose callback returns an Error (ws's types say boolean).
+      checkServerIdentity: checkServerIdentity as unknown as ClientOptions['checkServerIdentity'],
+      headers: { [POD_HEADER]: opts.self },
       maxPayload: opts.maxPayload,
       handshakeTimeout: opts.handshakeTimeoutMs,
       perMessageDeflate: false,
@@ -73,8 +93,8 @@ export class PeerDialer {
     });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {
-      // 401/403: our token or cluster is wrong (or theirs is). Retrying is right (the secret may be
-      // being created), but it must be loud.
+      // 403: the peer does not accept our certificate for who we are; 503: it does not know us yet
+      // (its pod watch lags). Retrying is right, but a refusal must be loud.
       const key = `dial/${opts.pod}/${res.statusCode}`;
       const suppressed = opts.throttle.admit(key);
       if (suppressed !== null) {
@@ -88,7 +108,13 @@ export class PeerDialer {
       opts.onOpen(ws);
     });
     ws.on('error', (err) => {
-      opts.logger.debug({ peer: opts.pod, address: this.address, err: err.message }, 'mesh dial error');
+      // A peer whose certificate names someone else is worth a warning; a refused port is not.
+      if ((err as Error & { code?: string }).code === IDENTITY_ERROR) {
+        const suppressed = opts.throttle.admit(`dial/${opts.pod}/identity`);
+        if (suppressed !== null) opts.logger.warn({ peer: opts.pod, address: this.address, err: err.message, suppressed }, 'mesh peer has the wrong certificate');
+      } else {
+        opts.logger.debug({ peer: opts.pod, address: this.address, err: err.message }, 'mesh dial error');
+      }
     });
     ws.on('close', () => {
       if (this.ws === ws) this.ws = undefined;

@@ -4,7 +4,11 @@
 // older than the newest it knows, verifies a newer one against the state ConfigMap, and runs each
 // command id at most once.
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { PeerCertificate } from 'node:tls';
+import { meshIdentityFromSan } from '../../common/mesh-identity.js';
+import { judgePeer } from './identity.js';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type WebSocket from 'ws';
@@ -17,16 +21,17 @@ import { MeshLink, type Direction } from './link.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Ack, type CommandMessage, type Heartbeat, type InstanceState, type JsonObject, type JsonValue, type MeshMessage, type TopologyPush } from '../wire/mesh-protocol.js';
 import { ReplayFilter } from './replay.js';
-import { attachMesh, type MeshServer } from './server.js';
+import { listenMesh, POD_HEADER, type MeshCredentials, type MeshServer } from './server.js';
 import { TermGuard, type KnownTerm, type TermAuthority } from './terms.js';
 import { LogThrottle } from './throttle.js';
 
 export interface MeshOptions {
   /** This pod. */
   self: string;
+  namespace: string;
   cluster: string;
-  /** The cluster's mesh token (Secret shoal-<cluster>-mesh). */
-  token: string;
+  /** This agent's key and mesh certificate, and the mesh CA (agent/mesh/certificates.ts keeps them current). */
+  credentials: MeshCredentials;
   logger: Logger;
   registry?: Registry;
   /** Checks a term newer than any this agent knows against the state ConfigMap. Omitted = trust authenticated peers. */
@@ -124,16 +129,18 @@ export class Mesh {
   private server: MeshServer | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private commandHandler: CommandHandler | undefined;
+  private httpHandler: ((req: IncomingMessage, res: ServerResponse, pod: string) => void) | undefined;
   private topologyHandler: ((push: TopologyPush) => void) | undefined;
   private readonly heartbeatListeners = new Set<(hb: Heartbeat) => void>();
   private seq = 0;
-  private readonly o: Required<Omit<MeshOptions, 'registry' | 'termAuthority' | 'clock'>>;
+  private readonly o: Required<Omit<MeshOptions, 'registry' | 'termAuthority' | 'clock' | 'credentials'>>;
+  private credentials: MeshCredentials;
 
   constructor(opts: MeshOptions) {
     this.o = {
       self: opts.self,
+      namespace: opts.namespace,
       cluster: opts.cluster,
-      token: opts.token,
       logger: opts.logger,
       heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 250,
       staleAfterMs: opts.staleAfterMs ?? 1_000,
@@ -144,26 +151,47 @@ export class Mesh {
       maxConnections: opts.maxConnections ?? 512,
       agentVersion: opts.agentVersion ?? VERSION,
     };
-    if (!opts.token) throw new ShoalError('the mesh needs a token', 'the agent reads it from Secret shoal-<cluster>-mesh; check that it could');
+    if (!opts.credentials.cert || !opts.credentials.key || !opts.credentials.ca) {
+      throw new ShoalError('the mesh needs a key, a certificate and the mesh CA', 'the agent gets its certificate from the webhook (SHOAL_MESH_CA_URL); check that it could');
+    }
+    this.credentials = opts.credentials;
     this.log = opts.logger.child({ component: 'mesh' });
     this.metrics = createMeshMetrics(opts.registry);
     this.guard = new TermGuard(opts.termAuthority);
     this.clock = opts.clock ?? (() => performance.now());
   }
 
-  /** Serves /mesh on the agent's HTTP server. */
-  attach(server: Server): void {
-    if (this.server) throw new ShoalError('the mesh is already attached to a server');
-    this.server = attachMesh(server, {
+  /** Serves /mesh over mTLS on host:port (0 = any free port); resolves with the port. */
+  async listen(host: string, port: number): Promise<number> {
+    if (this.server) throw new ShoalError('the mesh is already listening');
+    const server = await listenMesh(host, port, {
+      namespace: this.o.namespace,
       cluster: this.o.cluster,
-      token: this.o.token,
+      credentials: this.credentials,
+      known: (pod) => this.targets.has(pod),
       maxPayload: this.o.maxMessageBytes * 4,
       maxConnections: this.o.maxConnections,
       logger: this.log,
       metrics: this.metrics,
       throttle: this.throttle,
       onConnection: (ws, pod) => this.adopt(ws, pod, 'inbound'),
+      onRequest: (req, res, pod) => {
+        if (this.httpHandler) this.httpHandler(req, res, pod);
+        else res.writeHead(404).end();
+      },
     });
+    if (this.closing.signal.aborted) {
+      await server.close();
+      throw new ShoalError('the mesh closed while it started listening');
+    }
+    this.server = server;
+    return server.port;
+  }
+
+  /** A renewed certificate (or CA bundle): new handshakes, both ways, use it; open links keep theirs. */
+  setCredentials(c: MeshCredentials): void {
+    this.credentials = c;
+    this.server?.setCredentials(c);
   }
 
   /** The peers to keep connections to (from the pod watch); self is ignored. */
@@ -189,8 +217,9 @@ export class Mesh {
         pod,
         address,
         self: this.o.self,
+        namespace: this.o.namespace,
         cluster: this.o.cluster,
-        token: this.o.token,
+        credentials: () => this.credentials,
         maxPayload: this.o.maxMessageBytes * 4,
         handshakeTimeoutMs: this.o.handshakeTimeoutMs,
         backoff: this.o.backoff,
@@ -201,6 +230,52 @@ export class Mesh {
       this.targets.set(pod, dialer);
       dialer.start();
     }
+  }
+
+  /** Serves plain HTTPS requests of authenticated peers on the mesh port (`pod`: who sent it, from its certificate). */
+  serveHttp(handler: (req: IncomingMessage, res: ServerResponse, pod: string) => void): void {
+    this.httpHandler = handler;
+  }
+
+  /**
+   * An HTTPS request to a peer's mesh port, with this agent's certificate, accepted only from a server
+   * whose certificate names `pod`. Rejects when the peer's address is unknown or it cannot be reached.
+   */
+  request(pod: string, r: { method: string; path: string; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<{ status: number; body: unknown }> {
+    const address = this.targets.get(pod)?.target;
+    if (!address) return Promise.reject(new ShoalError(`the address of ${pod}'s agent is unknown`, 'wait for the pod watch to list it'));
+    const { key, cert, ca } = this.credentials;
+    const checkServerIdentity = (_host: string, peer: PeerCertificate): Error | undefined => {
+      const v = judgePeer({ identity: meshIdentityFromSan(peer.subjectaltname), namespace: this.o.namespace, cluster: this.o.cluster, expected: pod, known: () => true });
+      return v.ok ? undefined : new ShoalError(`the agent at ${address} is not ${pod}: ${v.detail}`);
+    };
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`https://${address}${r.path}`, {
+        method: r.method,
+        key,
+        cert,
+        ca,
+        minVersion: 'TLSv1.2',
+        checkServerIdentity,
+        headers: { ...r.headers, [POD_HEADER]: this.o.self, 'content-length': Buffer.byteLength(r.body) },
+        signal: r.signal,
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
+          } catch {
+            reject(new ShoalError(`${pod} answered ${res.statusCode} with no JSON: ${text.slice(0, 200)}`));
+          }
+        });
+      });
+      req.on('error', reject);
+      req.end(r.body);
+    });
   }
 
   /** The persisted term from the state ConfigMap (the authority): raises what this agent refuses below. */

@@ -1,24 +1,39 @@
-// The `/mesh` endpoint on the agent's HTTP server. Authentication happens in the `upgrade` handler,
-// before any websocket handshake: no token, a wrong token or another cluster's claim gets a plain
-// HTTP error and a closed socket, and is logged. Only then does ws take over (noServer mode).
-import type { IncomingMessage, Server } from 'node:http';
+// The mesh's own mTLS server (SPEC §4: SHOAL_MESH_PORT, `wss://…/mesh`). The TLS handshake admits
+// only peers whose certificate chains to the mesh CA (the webhook) and who hold its key; the
+// `upgrade` handler then reads the pod the certificate names and accepts the link only when that
+// pod is of this namespace and cluster, is the pod the peer claims (x-shoal-pod), and is in the
+// watched pod list (identity.ts). Everything else gets a plain HTTP error and a closed socket, and
+// is logged. Only then does ws take over (noServer mode). Plain `ws://` never gets past TLS.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { tokenMatches } from '../../common/token.js';
+import { meshIdentityFromSan } from '../../common/mesh-identity.js';
+import { judgePeer, type PeerRefusal } from './identity.js';
 import type { MeshMetrics } from './metrics.js';
 import type { LogThrottle } from './throttle.js';
 
 export const MESH_PATH = '/mesh';
-/** Request headers a dialling agent sends besides `Authorization: Bearer <token>`. */
-export const CLUSTER_HEADER = 'x-shoal-cluster';
+/** The pod a dialling agent says it is; its certificate must name the same pod. */
 export const POD_HEADER = 'x-shoal-pod';
 
-const POD_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** A key, its certificate and the CA bundle that every peer's certificate must chain to (PEM). */
+export interface MeshCredentials {
+  key: string;
+  cert: string;
+  ca: string;
+}
 
 export interface MeshServerOptions {
+  namespace: string;
   cluster: string;
-  token: string;
+  credentials: MeshCredentials;
+  /** Whether the pod watch lists this pod. */
+  known: (pod: string) => boolean;
   /** ws's hard frame limit; above it the connection is closed (1009). */
   maxPayload: number;
   /** Open inbound connections allowed at once (one per peer is normal). */
@@ -28,77 +43,100 @@ export interface MeshServerOptions {
   throttle: LogThrottle;
   /** An authenticated peer connected. */
   onConnection: (ws: WebSocket, pod: string, req: IncomingMessage) => void;
+  /** A plain HTTPS request from an authenticated, known peer (e.g. a forwarded /switchover). */
+  onRequest?: (req: IncomingMessage, res: ServerResponse, pod: string) => void;
 }
 
 export interface MeshServer {
+  port: number;
+  /** New handshakes use these credentials (a renewed certificate, a new CA bundle). */
+  setCredentials(c: MeshCredentials): void;
   /** Stops accepting and closes the server side of every connection. */
   close(): Promise<void>;
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or undefined. */
-export function bearerToken(header: string | undefined): string | undefined {
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  return m?.[1];
-}
+type Refusal = { status: 400 | 403 | 503; reason: PeerRefusal | 'bad_path' | 'too_many'; detail: string };
 
-type Refusal = { status: 400 | 401 | 403 | 503; reason: string; detail: string };
+const tlsOptions = (c: MeshCredentials) => ({ key: c.key, cert: c.cert, ca: c.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const });
 
-function judge(req: IncomingMessage, opts: MeshServerOptions, open: number): Refusal | { pod: string } {
-  const token = bearerToken(req.headers.authorization);
-  if (token === undefined) return { status: 401, reason: 'missing_token', detail: 'no Authorization: Bearer token' };
-  if (!tokenMatches(token, opts.token)) return { status: 401, reason: 'wrong_token', detail: 'the token does not match this cluster\'s mesh secret' };
-  const cluster = req.headers[CLUSTER_HEADER];
-  if (cluster !== opts.cluster) return { status: 403, reason: 'wrong_cluster', detail: `claims cluster ${JSON.stringify(cluster)}, this is ${opts.cluster}` };
-  const pod = req.headers[POD_HEADER];
-  if (typeof pod !== 'string' || !POD_NAME.test(pod)) return { status: 400, reason: 'bad_pod', detail: `no valid ${POD_HEADER} header` };
+function judge(req: IncomingMessage, opts: Pick<MeshServerOptions, 'namespace' | 'cluster' | 'known' | 'maxConnections'>, open: number): Refusal | { pod: string } {
+  const cert = (req.socket as TLSSocket).getPeerX509Certificate?.();
+  const claimed = req.headers[POD_HEADER];
+  const verdict = judgePeer({
+    identity: cert ? meshIdentityFromSan(cert.subjectAltName) : null,
+    namespace: opts.namespace,
+    cluster: opts.cluster,
+    claimed: typeof claimed === 'string' ? claimed : undefined,
+    known: opts.known,
+  });
+  if (!verdict.ok) return { status: verdict.reason === 'unknown_pod' ? 503 : 403, reason: verdict.reason, detail: verdict.detail };
   if (open >= opts.maxConnections) return { status: 503, reason: 'too_many', detail: `already ${open} mesh connections` };
-  return { pod };
+  return { pod: verdict.pod };
 }
 
-const STATUS_TEXT: Record<Refusal['status'], string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<Refusal['status'], string> = { 400: 'Bad Request', 403: 'Forbidden', 503: 'Service Unavailable' };
 
 function refuse(socket: Duplex, r: Refusal): void {
   const body = `${r.detail}\n`;
   socket.end(
     `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n${r.status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   // A client that never reads must not keep the socket: destroy shortly after.
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
-/** Serves the mesh on `server` at /mesh. Other upgrade paths are left to other listeners (404 if none). */
-export function attachMesh(server: Server, opts: MeshServerOptions): MeshServer {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, perMessageDeflate: false, clientTracking: true });
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== MESH_PATH) {
-      if (server.listenerCount('upgrade') === 1) refuse(socket, { status: 400, reason: 'bad_path', detail: `no websocket endpoint at ${path}` });
+/** Serves the mesh over mTLS on host:port (0 = any free port). */
+export async function listenMesh(host: string, port: number, opts: MeshServerOptions): Promise<MeshServer> {
+  const server: Server = createServer(tlsOptions(opts.credentials), (req, res) => {
+    // Only known peers get past here, as for the websocket; what they ask is the handler's business.
+    const verdict = judge(req, { ...opts, maxConnections: Infinity }, 0);
+    if ('status' in verdict) {
+      log(req.socket.remoteAddress, verdict.reason, verdict.detail, req.headers[POD_HEADER]);
+      res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.detail}\n`);
       return;
     }
+    if (opts.onRequest) opts.onRequest(req, res, verdict.pod);
+    else res.writeHead(404).end(`only a websocket at ${MESH_PATH} is served here\n`);
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, perMessageDeflate: false, clientTracking: true });
+  const log = (remote: string | undefined, reason: string, detail: string, claimed: unknown): void => {
+    opts.metrics.rejected(reason);
+    const suppressed = opts.throttle.admit(`reject/${remote}/${reason}`);
+    if (suppressed !== null) opts.logger.warn({ remote, claimedPod: claimed ?? null, reason, detail, suppressed }, 'refused a mesh connection');
+  };
+  // No certificate, another CA's, an expired one, or not TLS at all (a plain ws:// dial).
+  server.on('tlsClientError', (err, socket) => log(socket.remoteAddress, 'tls', errorMessage(err), null));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const verdict = judge(req, opts, wss.clients.size);
+    const path = (req.url ?? '').split('?')[0];
+    const verdict: Refusal | { pod: string } =
+      path === MESH_PATH ? judge(req, opts, wss.clients.size) : { status: 400, reason: 'bad_path', detail: `no websocket endpoint at ${path}` };
     if ('status' in verdict) {
-      opts.metrics.rejected(verdict.reason);
-      const suppressed = opts.throttle.admit(`reject/${req.socket.remoteAddress}/${verdict.reason}`);
-      if (suppressed !== null) {
-        opts.logger.warn(
-          { remote: req.socket.remoteAddress, claimedPod: req.headers[POD_HEADER] ?? null, reason: verdict.reason, detail: verdict.detail, suppressed },
-          'refused a mesh connection',
-        );
-      }
+      log(req.socket.remoteAddress, verdict.reason, verdict.detail, req.headers[POD_HEADER]);
       refuse(socket, verdict);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => opts.onConnection(ws, verdict.pod, req));
-  };
-  server.on('upgrade', onUpgrade);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return {
+    port: (server.address() as AddressInfo).port,
+    setCredentials: (c) => server.setSecureContext(tlsOptions(c)),
     close: () =>
       new Promise<void>((resolve) => {
-        server.off('upgrade', onUpgrade);
         for (const ws of wss.clients) ws.terminate();
-        wss.close(() => resolve());
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
       }),
   };
 }

@@ -256,8 +256,8 @@ export const mutatingWebhookConfigurations = (client: KubeClient): Resource<V1Mu
  * Asks the API server who a bearer token belongs to (authentication.k8s.io/v1 TokenReview, as
  * kube-rbac-proxy does). The answer's status says authenticated or not; a failed call rejects.
  */
-export async function reviewToken(client: KubeClient, token: string, o: Bound = {}): Promise<V1TokenReviewStatus> {
-  const review: V1TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } };
+export async function reviewToken(client: KubeClient, token: string, o: Bound = {}, audiences?: string[]): Promise<V1TokenReviewStatus> {
+  const review: V1TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(audiences ? { audiences } : {}) } };
   const answer = await new Resource<V1TokenReview>(client, KINDS.TokenReview).create(review, { ...o, what: 'create a TokenReview' });
   return answer.status ?? {};
 }

@@ -29,7 +29,7 @@ import { killUids, type ContainerProcess, type ContainerTarget } from './process
 import { computePodStatus, type PodStatusJson } from './status.js';
 import { deletePodFinally, MIN_TERM_GRACE_MS, terminateProcess } from './termination.js';
 import type { ImageTable, PodRuntimeInfo } from './types.js';
-import { materializeVolumes, VolumeError, type FetchedObjects } from './volumes.js';
+import { materializeVolumes, refreshTokenVolumes, tokenRefreshDelayMs, VolumeError, type FetchedObjects, type VolumeContext } from './volumes.js';
 
 // One pod's life on this node: prepare (IP, directories, volumes), start containers as the pure
 // plan says, probe them, post status, and on deletion run preStop, SIGTERM, SIGKILL, then finish
@@ -82,6 +82,7 @@ export class PodWorker {
   private readonly live = new Map<string, Live>();
   private readonly abort = new AbortController();
   private wakeTimer: NodeJS.Timeout | undefined;
+  private tokenTimer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private reconcileAgain = false;
   private terminating = false;
@@ -267,6 +268,38 @@ export class PodWorker {
     this.wakeTimer = setTimeout(() => this.kick(), Math.max(0, ms - Date.now()));
   }
 
+  private volumeContext(): VolumeContext {
+    return {
+      pod: this.pod,
+      facts: this.facts(),
+      podDir: this.dir,
+      unixUid: this.unixUid as number,
+      objects: this.objects as FetchedObjects,
+      claimPath: (c) => claimPath(this.deps.client, this.namespace, c, this.abort.signal),
+      serviceAccountToken: (a, e) => serviceAccountToken(this.deps.client, this.ref, this.pod.spec?.serviceAccountName, a, e, this.abort.signal),
+    };
+  }
+
+  /** Projected ServiceAccount tokens are fetched again before they expire, as the real kubelet does. */
+  private scheduleTokenRefresh(retryMs?: number): void {
+    const delay = retryMs ?? tokenRefreshDelayMs(this.pod);
+    if (delay === null || this.terminating || this.abort.signal.aborted) return;
+    clearTimeout(this.tokenTimer);
+    this.tokenTimer = setTimeout(() => {
+      void refreshTokenVolumes(this.volumeContext(), this.volumes ?? {}).then(
+        (done) => {
+          if (done.length > 0) this.log.info({ volumes: done }, 'refreshed projected service account tokens');
+          this.scheduleTokenRefresh();
+        },
+        (err: unknown) => {
+          this.log.warn({ err: errorMessage(err) }, 'could not refresh projected service account tokens; retrying in 10 s');
+          this.scheduleTokenRefresh(10_000);
+        },
+      );
+    }, delay);
+    this.tokenTimer.unref();
+  }
+
   private async reconcile(): Promise<void> {
     if (this.terminating || this.finished || this.abort.signal.aborted) return;
     if (!this.volumes) {
@@ -327,15 +360,8 @@ export class PodWorker {
     await mkdir(path.join(this.dir, 'volumes'), { recursive: true });
     try {
       await this.fetchObjects();
-      this.volumes = await materializeVolumes({
-        pod: this.pod,
-        facts: this.facts(),
-        podDir: this.dir,
-        unixUid: this.unixUid as number,
-        objects: this.objects as FetchedObjects,
-        claimPath: (c) => claimPath(this.deps.client, this.namespace, c, this.abort.signal),
-        serviceAccountToken: (a, e) => serviceAccountToken(this.deps.client, this.ref, this.pod.spec?.serviceAccountName, a, e, this.abort.signal),
-      });
+      this.volumes = await materializeVolumes(this.volumeContext());
+      this.scheduleTokenRefresh();
       this.deps.onChange();
       return true;
     } catch (err) {
@@ -476,6 +502,7 @@ export class PodWorker {
     if (this.terminating) return;
     this.terminating = true;
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.tokenTimer);
     const graceS = this.pod.metadata?.deletionGracePeriodSeconds ?? this.pod.spec?.terminationGracePeriodSeconds ?? 30;
     this.termDeadlineMs = Date.now() + graceS * 1000;
     this.log.info({ graceS }, 'pod is being deleted: stopping its containers');
@@ -512,6 +539,7 @@ export class PodWorker {
     this.abort.abort();
     this.finished = true;
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.tokenTimer);
     this.status.cancel();
     if (this.unixUid !== null) {
       // Anything that escaped its process group (a daemon that called setsid) still runs as the pod's uid.

@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Pod, V1Volume } from '@kubernetes/client-node';
 import type { PodFacts } from './env.js';
@@ -131,4 +131,40 @@ export async function materializeVolumes(ctx: VolumeContext): Promise<Record<str
   const out: Record<string, string> = {};
   for (const v of ctx.pod.spec?.volumes ?? []) out[v.name] = await materialize(v, ctx);
   return out;
+}
+
+/** TokenRequest's default lifetime when a source names none (the API's own default). */
+const DEFAULT_TOKEN_SECONDS = 3600;
+
+/**
+ * When the pod's projected ServiceAccount tokens must be fetched again, in ms after they were
+ * written: at 80 % of the shortest lifetime, as the real kubelet's token manager refreshes them
+ * (pkg/kubelet/token). null when the pod has no such source. Pure.
+ */
+export function tokenRefreshDelayMs(pod: V1Pod): number | null {
+  const lifetimes = (pod.spec?.volumes ?? []).flatMap((v) => (v.projected?.sources ?? []).filter((s) => s.serviceAccountToken).map((s) => s.serviceAccountToken?.expirationSeconds ?? DEFAULT_TOKEN_SECONDS));
+  return lifetimes.length === 0 ? null : Math.round(Math.min(...lifetimes) * 0.8 * 1000);
+}
+
+/**
+ * Rewrites every projected volume that holds a ServiceAccount token with fresh tokens, each file
+ * replaced by a rename in its directory (the directory the pod's bind mount shows stays the same,
+ * and a reader sees the old file or the new one, never half of one). Returns the volumes rewritten.
+ */
+export async function refreshTokenVolumes(ctx: VolumeContext, dirs: Record<string, string>): Promise<string[]> {
+  const done: string[] = [];
+  for (const v of ctx.pod.spec?.volumes ?? []) {
+    const dir = dirs[v.name];
+    if (!dir || !(v.projected?.sources ?? []).some((s) => s.serviceAccountToken)) continue;
+    for (const f of await projectedFiles(v, ctx)) {
+      const p = path.join(dir, f.path);
+      const tmp = path.join(path.dirname(p), `.${path.basename(p)}.refresh`);
+      await writeFile(tmp, f.data, { mode: f.mode });
+      await chmod(tmp, f.mode);
+      await chown(tmp, ctx.unixUid, ctx.unixUid);
+      await rename(tmp, p);
+    }
+    done.push(v.name);
+  }
+  return done;
 }

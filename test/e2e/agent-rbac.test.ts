@@ -106,10 +106,19 @@ describe('the ServiceAccount token in a Shoal pod (issue 14)', () => {
     };
     // Bound to this pod (TokenRequest with the pod as bound object): void once the pod is gone.
     expect(claims['kubernetes.io']).toMatchObject({ namespace: ns, pod: { name: master, uid: pod.metadata!.uid }, serviceaccount: { name: 'shoal-agent' } });
-    // The process kubelet writes the token once and never refreshes it (the real one does at 80% of
-    // its lifetime); it stays valid because the API server extends 3607 s tokens to a year and only
-    // warns after 3607 s (--service-account-extend-token-expiration, default true in 1.20).
+    // The API server extends 3607 s tokens to a year and only warns after 3607 s
+    // (--service-account-extend-token-expiration, default true in 1.20); the process kubelet, like
+    // the real one, still fetches it again at 80 % of the 3607 s it asked for.
     expect({ lifetime: claims.exp - claims.iat, warnAfter: (claims['kubernetes.io'].warnafter ?? 0) - claims.iat }).toEqual({ lifetime: 365 * 24 * 3600, warnAfter: 3607 });
+
+    // The mesh-CA token (issue 14, hole 6): the agent alone holds it, bound to this pod, for the mesh
+    // CA's audience only — the webhook is the one party it is ever shown to.
+    const meshDir = '/var/run/secrets/shoal.dev/mesh-ca';
+    expect(await inContainer(master, 'tarantool', `if [ -e ${meshDir}/token ]; then echo present; else echo absent; fi`)).toBe('absent');
+    const meshToken = await inContainer(master, 'shoal-agent', `cat ${meshDir}/token`);
+    const meshClaims = JSON.parse(Buffer.from(meshToken.split('.')[1] ?? '', 'base64url').toString()) as { aud: string[]; 'kubernetes.io': { pod: { name: string; uid: string } } };
+    expect(meshClaims.aud).toEqual(['shoal.dev/mesh-ca']);
+    expect(meshClaims['kubernetes.io'].pod).toEqual({ name: master, uid: pod.metadata!.uid });
 
     // The agent calls the API with that token: it holds the Lease and publishes a coordinator.
     const status = await agentStatus(pod.status?.podIP);

@@ -1,10 +1,15 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { pino } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import type { V1ConfigMap, V1Service } from '@kubernetes/client-node';
-import { DEFAULT_AGENT_PORT, leaseName, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
+import { DEFAULT_MESH_PORT, leaseName, meshSecretName, MESH_CA_VOLUME, MESH_TOKEN_KEY } from '../../common/names.js';
 import { createNetFault } from '../../localcluster/netfault.js';
+import { MeshCertificates } from '../../agent/mesh/certificates.js';
+import type { MeshCredentials } from '../../agent/mesh/server.js';
 import type { AgentStatus } from '../../common/status.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
@@ -444,22 +449,29 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     expect(freed.length).toBeGreaterThan(0);
 
     // The old coordinator's voice is worth nothing now: a command signed with its name and its last
-    // term (sent over a connection that authenticates as that pod) is refused by the third agent.
+    // term (sent over a connection whose certificate is that pod's: made from the token in its
+    // volume) is refused by the third agent. The pod's own agent is frozen meanwhile so that its
+    // link does not replace ours.
     const third = final.find((i) => i.pod !== oldCoordinator && i.pod !== takenOver.holder)!;
     const thirdFacts = await factsOf(stateFile, ns, third.pod);
-    const token = await meshToken(ns, 'lease');
-    const impostor = await openMesh(`ws://${third.ip}:8080/mesh`, { authorization: `Bearer ${token}`, 'x-shoal-cluster': 'lease', 'x-shoal-pod': oldCoordinator });
+    const creds = await certificateFromVolume(ns, oldCoordinator);
+    const thaw = freezeAgent(ns, oldCoordinator);
     let ack: MeshAck;
     try {
+      const impostor = await waitFor('a link as the old coordinator', () => openMesh(meshUrl(third.ip), creds, oldCoordinator).catch(() => undefined), { timeoutMs: 20_000, intervalMs: 500 });
+      try {
       // Whatever would change this instance's role: fence a master, promote a replica.
       const kind = thirdFacts.ro ? 'promote' : 'fence';
       const payload = thirdFacts.ro
         ? { ...commandBase('store', third.pod), replication: [`${third.ip}:3301`], synchroQuorum: 1 }
         : commandBase('store', third.pod);
-      impostor.ws.send(JSON.stringify({ type: 'command', v: 1, id: 'old-term-replay', term: oldTerm, from: oldCoordinator, kind, payload }));
-      ack = await waitFor('the ack of the old-term command', () => acksOf(impostor).find((a) => a.id === 'old-term-replay'), { timeoutMs: 15_000, intervalMs: 100 });
+        impostor.ws.send(JSON.stringify({ type: 'command', v: 1, id: 'old-term-replay', term: oldTerm, from: oldCoordinator, kind, payload }));
+        ack = await waitFor('the ack of the old-term command', () => acksOf(impostor).find((a) => a.id === 'old-term-replay'), { timeoutMs: 15_000, intervalMs: 100 });
+      } finally {
+        impostor.ws.terminate();
+      }
     } finally {
-      impostor.ws.terminate();
+      thaw();
     }
     process.stderr.write(`[e2e coordinator] command of term ${oldTerm} signed ${oldCoordinator} → ${third.pod}: ${JSON.stringify(ack)}\n`);
     expect(ack.ok).toBe(false);
@@ -477,7 +489,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     const info = podRuntime(stateFile, ns, coordinator!);
     expect(info?.ip).toBeTruthy();
     const target = { ip: info!.ip!, unixUid: info!.unixUid! };
-    const mesh = { port: DEFAULT_AGENT_PORT } as const;
+    const mesh = { port: DEFAULT_MESH_PORT } as const;
     const cutAt = Date.now();
     await netfault.cutOff(target, mesh);
     try {
@@ -504,41 +516,61 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     record('mesh healed → the replica set settled again', Date.now() - cutAt);
   });
 
-  it('refuses unauthenticated mesh connections, drops malformed frames, and ignores forged commands of an old term', async () => {
+  // Issue 14, hole 6: the mesh trusts certificates from the webhook's CA, each naming one pod.
+  it('refuses peers without a mesh certificate and a pod acting as another, drops malformed frames, ignores forged commands', async () => {
     const { ns, master } = await formReplicaSet('co-mesh', 'mesh', 3);
     const inst = await instancesOf(k, ns, 'store');
     const target = inst.find((i) => i.pod !== master)!;
-    const url = `ws://${target.ip}:8080/mesh`;
-    const token = await meshToken(ns, 'mesh');
-    expect(token.length).toBeGreaterThan(16);
+    const forger = inst.find((i) => i.pod !== master && i.pod !== target.pod)!;
+    const url = meshUrl(target.ip);
     const metricsBefore = await metricsOf(target.ip);
+    const current = target.status.coordinator.term;
+    const holder = target.status.coordinator.pod!;
 
-    // No token, a wrong token: HTTP 401 before any websocket handshake.
-    expect(await dialMesh(url, { 'x-shoal-cluster': 'mesh', 'x-shoal-pod': 'intruder-0' })).toBe(401);
-    expect(await dialMesh(url, { authorization: 'Bearer not-the-token', 'x-shoal-cluster': 'mesh', 'x-shoal-pod': 'intruder-0' })).toBe(401);
+    // The mesh formed with certificates: every agent holds one from the webhook naming its pod.
+    for (const i of inst) {
+      const got = (await agentLog(stateFile, ns, i.pod)).filter((l) => l.msg === 'got a mesh certificate');
+      expect(got.length, i.pod).toBeGreaterThan(0);
+      expect(String(got[0]!.fields.subject)).toBe(`URI:spiffe://shoal.dev/ns/${ns}/cluster/mesh/pod/${i.pod}`);
+    }
+    // The old shared Secret opens nothing: not in clear (ws://), not over TLS without a certificate,
+    // and the webhook issues nothing for it.
+    const secretToken = await meshToken(ns, 'mesh');
+    expect(await dialOutcome(`ws://${target.ip}:${DEFAULT_MESH_PORT}/mesh`, { headers: { authorization: `Bearer ${secretToken}`, 'x-shoal-pod': holder } })).toMatch(/^error/);
+    const ca = await meshCaOf(ns, target.pod);
+    expect(await dialOutcome(url, { ca: ca.caCert, checkServerIdentity: anyName, headers: { authorization: `Bearer ${secretToken}`, 'x-shoal-pod': holder } })).toMatch(/^error/);
+    expect((await certificateRequest(ca, secretToken)).status).toBe(401);
 
-    // The right token: malformed frames are dropped (and counted), forged commands refused.
-    const peer = await openMesh(url, { authorization: `Bearer ${token}`, 'x-shoal-cluster': 'mesh', 'x-shoal-pod': 'intruder-0' });
+    // A forged peer: a process holding the mesh-CA token from the forger pod's volume gets a
+    // certificate for that pod, and only that pod: claiming the coordinator is refused before the handshake.
+    const creds = await certificateFromVolume(ns, forger.pod);
+    expect(await dialOutcome(url, { ...creds, checkServerIdentity: anyName, headers: { 'x-shoal-pod': holder } })).toBe('HTTP 403');
+    // As itself it gets in (its agent frozen, so the real link does not replace ours), and whatever
+    // it says as someone else, or with a term that is not its own, does nothing.
+    const thaw = freezeAgent(ns, forger.pod);
     let acks: MeshAck[];
     try {
-      peer.ws.send('this is not json');
-      peer.ws.send(JSON.stringify({ type: 'heartbeat', v: 1, pod: 'intruder-0' })); // missing fields
-      peer.ws.send(JSON.stringify({ type: 'gossip', v: 1 }));
-      const current = target.status.coordinator.term;
-      const holder = target.status.coordinator.pod!;
-      // A complete, valid promote for the replica: only its term stands between it and a second master.
-      const payload = { ...commandBase('store', target.pod), replication: [`${target.ip}:3301`], synchroQuorum: 1 };
-      const promote = (id: string, term: number, from: string): string => JSON.stringify({ type: 'command', v: 1, id, term, from, kind: 'promote', payload });
-      peer.ws.send(promote('forged-old', Math.max(0, current - 1), 'intruder-0'));
-      peer.ws.send(promote('forged-same', current, 'intruder-0'));
-      peer.ws.send(promote('forged-future', current + 10, 'intruder-0'));
-      // Claiming to be the coordinator on someone else's connection: an identity mismatch, dropped.
-      peer.ws.send(promote('forged-holder', current, holder));
-      await waitFor('acks of the three forged commands', () => acksOf(peer).length >= 3, { timeoutMs: 15_000, intervalMs: 100 });
-      await sleep(1_000); // would an ack of the identity-mismatched command come? It must not.
-      acks = acksOf(peer);
+      const peer = await waitFor('a link as the forger pod', () => openMesh(url, creds, forger.pod).catch(() => undefined), { timeoutMs: 20_000, intervalMs: 500 });
+      try {
+        peer.ws.send('this is not json');
+        peer.ws.send(JSON.stringify({ type: 'heartbeat', v: 1, pod: forger.pod })); // missing fields
+        peer.ws.send(JSON.stringify({ type: 'gossip', v: 1 }));
+        // A complete, valid promote for the replica: only its sender and term stand between it and a second master.
+        const payload = { ...commandBase('store', target.pod), replication: [`${target.ip}:3301`], synchroQuorum: 1 };
+        const promote = (id: string, term: number, from: string): string => JSON.stringify({ type: 'command', v: 1, id, term, from, kind: 'promote', payload });
+        peer.ws.send(promote('forged-old', Math.max(0, current - 1), forger.pod));
+        peer.ws.send(promote('forged-same', current, forger.pod));
+        peer.ws.send(promote('forged-future', current + 10, forger.pod));
+        // Claiming to be the coordinator on the forger's certificate: an identity mismatch, dropped.
+        peer.ws.send(promote('forged-holder', current, holder));
+        await waitFor('acks of the three forged commands', () => acksOf(peer).length >= 3, { timeoutMs: 15_000, intervalMs: 100 });
+        await sleep(1_000); // would an ack of the identity-mismatched command come? It must not.
+        acks = acksOf(peer);
+      } finally {
+        peer.ws.terminate();
+      }
     } finally {
-      peer.ws.terminate();
+      thaw();
     }
     process.stderr.write(`[e2e coordinator] forged command acks: ${JSON.stringify(acks)}\n`);
     expect(acks.map((a) => a.id).sort()).toEqual(['forged-future', 'forged-old', 'forged-same']);
@@ -560,8 +592,8 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     // Counted in /metrics …
     const metricsAfter = await metricsOf(target.ip);
     const delta = (name: string, label: string, value: string): number => counter(metricsAfter, name, label, value) - counter(metricsBefore, name, label, value);
-    expect(delta('shoal_mesh_connections_rejected_total', 'reason', 'missing_token')).toBe(1);
-    expect(delta('shoal_mesh_connections_rejected_total', 'reason', 'wrong_token')).toBe(1);
+    expect(delta('shoal_mesh_connections_rejected_total', 'reason', 'claim_mismatch')).toBe(1);
+    expect(delta('shoal_mesh_connections_rejected_total', 'reason', 'tls')).toBeGreaterThanOrEqual(2);
     expect(delta('shoal_mesh_messages_dropped_total', 'reason', 'not_json')).toBe(1);
     expect(delta('shoal_mesh_messages_dropped_total', 'reason', 'bad_field')).toBeGreaterThanOrEqual(1);
     expect(delta('shoal_mesh_messages_dropped_total', 'reason', 'unknown_type')).toBe(1);
@@ -572,7 +604,7 @@ require('shoal').on_topology(function(t) rawset(_G, 'last_topology', t) end)
     // … and logged.
     const log = await agentLog(stateFile, ns, target.pod);
     const reasons = (msg: string): unknown[] => log.filter((l) => l.msg === msg).map((l) => l.fields.reason);
-    expect(reasons('refused a mesh connection')).toEqual(expect.arrayContaining(['missing_token', 'wrong_token']));
+    expect(reasons('refused a mesh connection')).toEqual(expect.arrayContaining(['tls', 'claim_mismatch']));
     expect(reasons('dropped an invalid mesh message')).toEqual(expect.arrayContaining(['not_json', 'unknown_type', 'identity_mismatch']));
     expect(log.filter((l) => l.msg === 'refused a coordinator command').map((l) => l.fields.id).sort()).toEqual(['forged-future', 'forged-old', 'forged-same']);
   });
@@ -600,19 +632,66 @@ function acksOf(peer: MeshPeer): MeshAck[] {
   return peer.messages.filter((m): m is MeshAck & Record<string, unknown> => m.type === 'ack');
 }
 
-/** Dials /mesh expecting a refusal; returns the HTTP status. */
-function dialMesh(url: string, headers: Record<string, string>): Promise<number> {
+/** The agent's mesh endpoint (SPEC §4). */
+const meshUrl = (ip: string): string => `wss://${ip}:${DEFAULT_MESH_PORT}/mesh`;
+
+/** Peers are pod IPs: the certificate's name, not the host, is what these tests look at. */
+const anyName = (() => undefined) as unknown as () => boolean;
+
+/** Where the pod's agent asks for its certificate and the CA it trusts (from the injected env). */
+async function meshCaOf(ns: string, pod: string): Promise<{ url: string; caCert: string }> {
+  const spec = (await k.in(ns).pods.get(pod)).spec!;
+  const agent = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.name === 'shoal-agent')!;
+  const env = (name: string): string => agent.env!.find((e) => e.name === name)!.value!;
+  return { url: env('SHOAL_MESH_CA_URL'), caCert: env('SHOAL_MESH_CA_CERT') };
+}
+
+/** POST /mesh/certificate with `token`; the status and body. */
+async function certificateRequest(ca: { url: string; caCert: string }, token: string): Promise<{ status: number; body: string }> {
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, handshakeTimeout: 5_000 });
+    const req = httpsRequest(new URL('/mesh/certificate', ca.url), { method: 'POST', ca: ca.caCert, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ publicKey: publicKey.export({ type: 'spki', format: 'pem' }) }));
+  });
+}
+
+/**
+ * What a process that read the pod's mesh-CA token from its volume (the kubelet's files on this
+ * machine) can get: a certificate for that pod, with the agent's own client code.
+ */
+async function certificateFromVolume(ns: string, pod: string): Promise<MeshCredentials> {
+  const dir = podRuntime(stateFile, ns, pod)?.hostPathOf(MESH_CA_VOLUME);
+  if (!dir) throw new Error(`${pod} has no ${MESH_CA_VOLUME} volume on this machine`);
+  const certs = new MeshCertificates({ ...(await meshCaOf(ns, pod)), tokenFile: `${dir}/token`, logger: pino({ level: 'silent' }) });
+  return certs.obtain(AbortSignal.timeout(20_000));
+}
+
+/** SIGSTOPs the pod's agent (its process group); returns the SIGCONT. */
+function freezeAgent(ns: string, pod: string): () => void {
+  const pgid = podRuntime(stateFile, ns, pod)?.pids['shoal-agent'];
+  if (!pgid) throw new Error(`${pod} has no running agent`);
+  process.kill(-pgid, 'SIGSTOP');
+  return () => process.kill(-pgid, 'SIGCONT');
+}
+
+/** Dials expecting a refusal: 'HTTP <status>', or 'error: …' when TLS (or the socket) refuses. */
+function dialOutcome(url: string, options: WebSocket.ClientOptions): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { handshakeTimeout: 5_000, ...options });
     ws.on('unexpected-response', (req, res) => {
-      resolve(res.statusCode ?? 0);
+      resolve(`HTTP ${res.statusCode ?? 0}`);
       req.destroy();
     });
     ws.on('open', () => {
       ws.terminate();
-      reject(new Error(`the mesh at ${url} accepted a connection it should refuse`));
+      resolve('open');
     });
-    ws.on('error', (err) => reject(err));
+    ws.on('error', (err) => resolve(`error: ${err.message}`));
   });
 }
 
@@ -621,9 +700,9 @@ interface MeshPeer {
   messages: Array<{ type?: string } & Record<string, unknown>>;
 }
 
-function openMesh(url: string, headers: Record<string, string>): Promise<MeshPeer> {
+function openMesh(url: string, creds: MeshCredentials, pod: string): Promise<MeshPeer> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, handshakeTimeout: 5_000 });
+    const ws = new WebSocket(url, { ...creds, checkServerIdentity: anyName, headers: { 'x-shoal-pod': pod }, handshakeTimeout: 5_000 });
     const peer: MeshPeer = { ws, messages: [] };
     ws.on('message', (data) => {
       try {
@@ -635,7 +714,7 @@ function openMesh(url: string, headers: Record<string, string>): Promise<MeshPee
     ws.on('open', () => resolve(peer));
     ws.on('unexpected-response', (req, res) => {
       req.destroy();
-      reject(new Error(`the mesh refused the right token: HTTP ${res.statusCode}`));
+      reject(new Error(`the mesh refused a valid certificate: HTTP ${res.statusCode}`));
     });
     ws.on('error', (err) => reject(err));
   });

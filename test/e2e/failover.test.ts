@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { ConsoleClient } from '../../agent/console/client.js';
 import { createNetFault, type NetFaultShape, type NetFaultTarget } from '../../localcluster/netfault.js';
-import { DEFAULT_AGENT_PORT, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
+import { DEFAULT_MESH_PORT, meshSecretName, MESH_TOKEN_KEY } from '../../common/names.js';
 import { createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
 import { switchoverToken } from '../../tools/switchover-credential.js';
 import { KubeClient } from '../../common/kube/client.js';
@@ -289,7 +289,7 @@ describe('failover', () => {
   it.each([
     { what: 'from the network', prefix: 'fo-cut', shape: 'all' as NetFaultShape },
     { what: "one way (its frames lost, its peers' arriving)", prefix: 'fo-cutout', shape: 'out' as NetFaultShape },
-    { what: 'from the agent mesh alone (replication still flows)', prefix: 'fo-cutmesh', shape: { port: DEFAULT_AGENT_PORT } as NetFaultShape },
+    { what: 'from the agent mesh alone (replication still flows)', prefix: 'fo-cutmesh', shape: { port: DEFAULT_MESH_PORT } as NetFaultShape },
   ])('a master cut off $what fences itself before another is promoted; after the heal: one master, nothing lost', async ({ prefix, shape }) => {
     const { ns, master: old } = await formed(prefix);
     const { load, sampler, stop } = observe(ns);

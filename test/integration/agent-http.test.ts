@@ -21,6 +21,7 @@ function configFor(t: TarantoolInstance, pod: string, port: number): AgentConfig
     replicaset: TEST_REPLICASET,
     port,
     listenPort: t.port,
+    meshPort: port + 1,
     bindHost: '127.0.0.1',
     runDir: t.runDir,
     consoleSocket: t.consoleSocket,

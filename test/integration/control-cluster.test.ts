@@ -12,6 +12,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConfig } from '../../agent/config.js';
 import { startAgent, type Agent } from '../../agent/runtime.js';
+import type { CertificateSource } from '../../agent/mesh/certificates.js';
+import { credentialsFor } from '../support/mesh.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { KubeClient } from '../../common/kube/client.js';
 import { loadKubeConfig } from '../../common/kube/config.js';
@@ -59,6 +61,7 @@ describe('coordination of three real agents, Tarantools and API server', () => {
       replicaset: RS,
       port: agentPort,
       listenPort,
+      meshPort: agentPort + 1,
       bindHost: p.ip,
       runDir: p.t.runDir,
       consoleSocket: p.t.consoleSocket,
@@ -71,7 +74,7 @@ describe('coordination of three real agents, Tarantools and API server', () => {
   async function startPodAgent(p: Pod): Promise<void> {
     const log = pino({ level: process.env.SHOAL_TEST_LOG_LEVEL ?? 'info', base: { pod: p.name } }, pino.destination({ dest: join(runDir, `${p.name}.agent.log`), sync: false }));
     // releaseLease false: stopping the agent is a crash as far as the Lease goes.
-    p.agent = await startAgent(configFor(p), log, { processMetrics: false, control: { env: { KUBECONFIG: cp?.adminKubeconfigPath }, releaseLease: false } });
+    p.agent = await startAgent(configFor(p), log, { processMetrics: false, control: { env: { KUBECONFIG: cp?.adminKubeconfigPath }, releaseLease: false, certificates: testCertificates(p.name) } });
   }
 
   beforeAll(async () => {
@@ -423,3 +426,11 @@ describe('coordination of three real agents, Tarantools and API server', () => {
     expect(metrics).toMatch(/shoal_coordinator_actions_total\{kind="expel",outcome="ok"\} [1-9]/);
   }, 240_000);
 });
+
+/** Mesh certificates from the tests' CA, naming each pod of this test's namespace and cluster (no webhook here). */
+function testCertificates(pod: string): CertificateSource {
+  return {
+    obtain: () => credentialsFor(pod, { id: { namespace: NS, cluster: CLUSTER } }),
+    renewLoop: async () => undefined,
+  };
+}

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import fc from 'fast-check';
-import { CLUSTER, TOKEN, counterValue, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
+import { counterValue, credentialsFor, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
 
 const SEED = 8008;
 const nodes: Node[] = [];
@@ -14,8 +14,16 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.stop()));
 });
 
+/** A peer with a valid certificate for `pod`, which `port`'s node must know. */
 async function peer(port: number, pod: string): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/mesh`, { headers: { authorization: `Bearer ${TOKEN}`, 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': pod } });
+  const c = await credentialsFor(pod);
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/mesh`, {
+    key: c.key,
+    cert: c.cert,
+    ca: c.ca,
+    checkServerIdentity: (() => undefined) as unknown as () => boolean,
+    headers: { 'x-shoal-pod': pod },
+  });
   sockets.push(ws);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
@@ -41,23 +49,27 @@ const mutatedCommand = fc
   .filter(([field, value]) => typeof value !== typeof (valid as Record<string, unknown>)[field] || field === 'from' || field === 'v' || field === 'type');
 
 describe('fuzz: /mesh', () => {
-  it('refuses every unauthenticated or mislabelled upgrade before the handshake', async () => {
+  it('refuses every upgrade whose claim or certificate does not name a known pod of this cluster', async () => {
     const a = await startNode('a');
     nodes.push(a);
-    const headers = fc.record(
-      {
-        authorization: fc.oneof(fc.string(), fc.constant(`Bearer ${TOKEN}x`), fc.constant('Bearer '), fc.constant(`Basic ${TOKEN}`)),
-        'x-shoal-cluster': fc.oneof(fc.constant(CLUSTER), fc.string({ minLength: 1 })),
-        'x-shoal-pod': fc.oneof(fc.constant('b'), fc.string()),
-      },
-      { requiredKeys: [] },
+    a.mesh.setPeers([{ pod: 'b', address: '127.0.0.1:1' }]);
+    const b = await credentialsFor('b');
+    const name = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/);
+    const wrong = fc.oneof(
+      // b's certificate claiming to be someone else (any printable header value but "b")
+      fc.string().filter((p) => p !== 'b' && /^[\x21-\x7e]+$/.test(p)).map((claim) => ({ claim, id: {} })),
+      // a certificate of another namespace, cluster or an unknown pod
+      fc.tuple(fc.constantFrom('namespace', 'cluster', 'pod'), name).filter(([, v]) => v !== 'b' && v !== 'demo' && v !== 'default').map(([k, v]) => ({ claim: undefined, id: { [k]: v } })),
     );
-    const inputs = fc.sample(headers, { seed: SEED, numRuns: 120 }).map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => /^[\x20-\x7e]*$/.test(v))));
+    const inputs = fc.sample(wrong, { seed: SEED, numRuns: 120 });
     const statuses: number[] = [];
-    for (const h of inputs) statuses.push(await upgradeStatus(a.port, h).catch(() => -1));
+    for (const w of inputs) {
+      const creds = Object.keys(w.id).length === 0 ? b : await credentialsFor('b', { id: w.id });
+      statuses.push(await upgradeStatus(a.port, w.claim === undefined ? {} : { 'x-shoal-pod': w.claim }, creds).catch(() => -1));
+    }
     expect(statuses.filter((s) => s === 101)).toEqual([]);
     expect(await rejected(a)).toBeGreaterThanOrEqual(inputs.filter((_, i) => statuses[i] !== -1).length);
-    console.log(`fuzz /mesh: ${inputs.length} unauthenticated upgrades refused`);
+    console.log(`fuzz /mesh: ${inputs.length} mismatched or unknown upgrades refused`);
   });
 
   it('drops random, mutated, forged, oversized and replayed messages without running a handler', async () => {
@@ -69,6 +81,7 @@ describe('fuzz: /mesh', () => {
       return { ok: true };
     });
     a.mesh.observeTerm(5, 'b'); // b is the coordinator of term 5
+    a.mesh.setPeers([{ pod: 'b', address: '127.0.0.1:1' }]);
     let ws = await peer(a.port, 'b');
     const send = async (data: string | Buffer, binary = false): Promise<void> => {
       if (ws.readyState !== WebSocket.OPEN) ws = await peer(a.port, 'b');

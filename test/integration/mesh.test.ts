@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { CommandMessage } from '../../agent/wire/mesh-protocol.js';
-import { CLUSTER, TOKEN, connectAll, counterValue, instanceState, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
+import { sleep } from '../../common/time.js';
+import { CLUSTER, connectAll, counterValue, credentialsFor, instanceState, newCa, startNode, until, upgradeStatus, type Node } from '../support/mesh.js';
 
 const nodes: Node[] = [];
 const sockets: WebSocket[] = [];
@@ -17,9 +18,11 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.stop()));
 });
 
-/** A hand-driven peer: authenticates as `pod` and sends whatever the test wants. */
-async function rawPeer(port: number, pod: string): Promise<{ ws: WebSocket; received: unknown[] }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/mesh`, { headers: { authorization: `Bearer ${TOKEN}`, 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': pod } });
+/** A hand-driven peer with a valid certificate for `pod` (made known to `n` unless told not to); sends whatever the test wants. */
+async function rawPeer(n: Node, pod: string, makeKnown = true): Promise<{ ws: WebSocket; received: unknown[] }> {
+  if (makeKnown) n.mesh.setPeers([{ pod, address: '127.0.0.1:1' }]);
+  const creds = await credentialsFor(pod);
+  const ws = new WebSocket(`wss://127.0.0.1:${n.port}/mesh`, { key: creds.key, cert: creds.cert, ca: creds.ca, checkServerIdentity: (() => undefined) as unknown as () => boolean, headers: { 'x-shoal-pod': pod } });
   sockets.push(ws);
   const received: unknown[] = [];
   ws.on('message', (d) => received.push(JSON.parse(String(d))));
@@ -33,7 +36,7 @@ async function rawPeer(port: number, pod: string): Promise<{ ws: WebSocket; rece
 const command = (over: Partial<CommandMessage>): CommandMessage => ({ type: 'command', v: 1, id: 'c-1', term: 1, from: 'a', kind: 'noop', payload: {}, ...over });
 
 describe('mesh over real sockets', () => {
-  it('three agents connect with the token, exchange heartbeats and see each other', async () => {
+  it('three agents connect over mTLS, exchange heartbeats and see each other', async () => {
     const [a, b, c] = [await node('a'), await node('b'), await node('c')];
     connectAll([a, b, c]);
     for (const n of [a, b, c]) n.mesh.startHeartbeats(() => instanceState());
@@ -50,30 +53,84 @@ describe('mesh over real sockets', () => {
     expect(a.mesh.peers().find((p) => p.pod === 'b')?.heartbeat?.sees).toEqual(['a', 'c']);
   });
 
-  it('refuses a missing or wrong token (401), another cluster (403), a bad pod header (400), and logs it', async () => {
+  it('judges a peer by its certificate: claims, namespace, cluster and the pod list; logs each refusal once', async () => {
     const a = await node('a');
-    const good = { authorization: `Bearer ${TOKEN}`, 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': 'b' };
-    expect(await upgradeStatus(a.port, { 'x-shoal-cluster': CLUSTER, 'x-shoal-pod': 'b' })).toBe(401);
-    expect(await upgradeStatus(a.port, { ...good, authorization: 'Bearer wrong' })).toBe(401);
-    expect(await upgradeStatus(a.port, { ...good, authorization: `Bearer ${TOKEN}x` })).toBe(401);
-    expect(await upgradeStatus(a.port, { ...good, 'x-shoal-cluster': 'other' })).toBe(403);
-    expect(await upgradeStatus(a.port, { ...good, 'x-shoal-pod': 'Not_A_Pod' })).toBe(400);
-    expect(await upgradeStatus(a.port, good)).toBe(101);
+    a.mesh.setPeers([{ pod: 'b', address: '127.0.0.1:1' }]); // b is known (its dial goes nowhere)
+    const b = await credentialsFor('b');
+    const hdr = (pod: string) => ({ 'x-shoal-pod': pod });
+    expect(await upgradeStatus(a.port, hdr('c'), b)).toBe(403); // b's certificate claiming c
+    expect(await upgradeStatus(a.port, hdr('b'), await credentialsFor('b', { id: { namespace: 'other' } }))).toBe(403);
+    expect(await upgradeStatus(a.port, hdr('b'), await credentialsFor('b', { id: { cluster: 'other' } }))).toBe(403);
+    expect(await upgradeStatus(a.port, hdr('z'), await credentialsFor('z'))).toBe(503); // not in the pod list
+    expect(await upgradeStatus(a.port, hdr('c'), b)).toBe(403); // again: counted, not logged again
+    expect(await upgradeStatus(a.port, hdr('b'), b)).toBe(101);
     const refused = a.logs.filter((l) => l.msg === 'refused a mesh connection').map((l) => l.reason);
-    // The repeated wrong token from the same address within 5 s is counted but not logged again (no log flood).
-    expect(refused).toEqual(['missing_token', 'wrong_token', 'wrong_cluster', 'bad_pod']);
-    expect(await counterValue(a.registry, 'shoal_mesh_connections_rejected_total', { reason: 'wrong_token' })).toBe(2);
-    // The token never appears in a log line.
-    expect(JSON.stringify(a.logs)).not.toContain(TOKEN);
+    expect(refused).toEqual(['claim_mismatch', 'wrong_namespace', 'wrong_cluster', 'unknown_pod']);
+    expect(await counterValue(a.registry, 'shoal_mesh_connections_rejected_total', { reason: 'claim_mismatch' })).toBe(2);
   });
 
-  it('an agent with the wrong token cannot join, and says so', async () => {
+  it('refuses a certificate from another CA and a plain ws:// connection at the TLS handshake', async () => {
     const a = await node('a');
-    const intruder = await node('x', { token: 'another-token-0123456789abcdefghijklmnop' });
+    a.mesh.setPeers([{ pod: 'b', address: '127.0.0.1:1' }]);
+    const other = await newCa();
+    await expect(upgradeStatus(a.port, { 'x-shoal-pod': 'b' }, await credentialsFor('b', { ca: other }))).rejects.toThrow();
+    const plain = new WebSocket(`ws://127.0.0.1:${a.port}/mesh`, { headers: { 'x-shoal-pod': 'b' } });
+    sockets.push(plain);
+    const outcome = await new Promise<string>((resolve) => {
+      plain.once('open', () => resolve('open'));
+      plain.once('error', (err) => resolve(`error: ${err.message}`));
+    });
+    expect(outcome).toMatch(/^error/);
+    await until(() => a.logs.filter((l) => l.msg === 'refused a mesh connection' && l.reason === 'tls').length >= 1, 2_000, 'TLS refusal logged');
+    expect(a.mesh.peers().filter((p) => p.connected)).toEqual([]);
+  });
+
+  it('an agent with another CA\'s certificate cannot join, and the dialler refuses a peer that is not who it dialled', async () => {
+    const a = await node('a');
+    const intruder = await node('x', { credentials: await credentialsFor('x', { ca: await newCa() }) });
+    a.mesh.setPeers([{ pod: 'x', address: `127.0.0.1:${intruder.port}` }]);
     intruder.mesh.setPeers([{ pod: 'a', address: `127.0.0.1:${a.port}` }]);
-    await until(() => intruder.logs.some((l) => l.msg === 'mesh peer refused our connection' && l.status === 401), 3_000, 'dial refusal logged');
-    expect(a.mesh.peers()).toEqual([]);
+    await sleep(500);
+    expect(a.mesh.peers()[0]?.connected).toBe(false);
     expect(intruder.mesh.peers()[0]?.connected).toBe(false);
+    // c answers at the address where a expects b (a reused pod IP): a's handshake refuses it.
+    const c = await node('c');
+    a.mesh.setPeers([{ pod: 'b', address: `127.0.0.1:${c.port}` }]);
+    await until(() => a.logs.some((l) => l.msg === 'mesh peer has the wrong certificate'), 3_000, 'wrong certificate logged');
+    expect(a.mesh.peers().find((p) => p.pod === 'b')?.connected).toBe(false);
+  });
+
+  it('a peer with a valid certificate for b that speaks as c is dropped and logged, and nothing runs', async () => {
+    const a = await node('a');
+    let handled = 0;
+    a.mesh.onCommand(async () => {
+      handled++;
+      return { ok: true };
+    });
+    a.mesh.setPeers([{ pod: 'b', address: '127.0.0.1:1' }, { pod: 'c', address: '127.0.0.1:1' }]);
+    const peer = await rawPeer(a, 'b', false);
+    peer.ws.send(JSON.stringify({ type: 'hello', v: 1, pod: 'c', cluster: CLUSTER, term: 0, agentVersion: 'x' }));
+    peer.ws.send(JSON.stringify(command({ from: 'c', term: 99 })));
+    await until(() => a.logs.filter((l) => l.msg === 'dropped an invalid mesh message' && l.reason === 'identity_mismatch').length >= 1, 2_000, 'mismatch logged');
+    expect(await counterValue(a.registry, 'shoal_mesh_messages_dropped_total', { reason: 'identity_mismatch' })).toBeGreaterThanOrEqual(1);
+    expect(handled).toBe(0);
+    expect(a.mesh.highestTerm().term).toBe(0);
+  });
+
+  it('carries a forwarded request over mTLS to the pod named; the server learns the sender from its certificate', async () => {
+    const [a, b] = [await node('a'), await node('b')];
+    connectAll([a, b]);
+    b.mesh.serveHttp((req, res, pod) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pod, auth: req.headers.authorization }));
+    });
+    const req = () => a.mesh.request('b', { method: 'POST', path: '/switchover', headers: { authorization: 'Bearer t' }, body: '{}', signal: AbortSignal.timeout(2_000) });
+    expect(await req()).toEqual({ status: 200, body: { pod: 'a', auth: 'Bearer t' } });
+    // Whoever answers at b's address must be b: c there is refused before anything is sent.
+    const c = await node('c');
+    a.mesh.setPeers([{ pod: 'b', address: `127.0.0.1:${c.port}` }]);
+    await expect(req()).rejects.toThrow('is not b');
+    // A client without a mesh certificate gets nothing from b.
+    await expect(fetch(`https://127.0.0.1:${b.port}/switchover`, { method: 'POST' })).rejects.toThrow();
   });
 
   it('drops and counts malformed, oversized and mislabelled messages without acting on them', async () => {
@@ -83,7 +140,7 @@ describe('mesh over real sockets', () => {
       handled++;
       return { ok: true };
     });
-    const peer = await rawPeer(a.port, 'b');
+    const peer = await rawPeer(a, 'b');
     peer.ws.send('this is not json');
     peer.ws.send(JSON.stringify({ type: 'command', v: 1, id: 'x', term: 'one' }));
     peer.ws.send(Buffer.from([1, 2, 3]), { binary: true });
@@ -114,7 +171,7 @@ describe('mesh over real sockets', () => {
       return { ok: true };
     });
     b.mesh.observeTerm(5, 'a'); // the state ConfigMap says term 5 belongs to a
-    const old = await rawPeer(b.port, 'old');
+    const old = await rawPeer(b, 'old');
     old.ws.send(JSON.stringify(command({ id: 'forged-1', term: 4, from: 'old' })));
     await until(() => old.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'ack');
     expect(old.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ id: 'forged-1', ok: false, error: expect.stringContaining('stale term 4') });
@@ -152,12 +209,13 @@ describe('mesh over real sockets', () => {
       handled++;
       return { ok: true };
     });
-    const liar = await rawPeer(b.port, 'liar');
+    const liar = await rawPeer(b, 'liar');
     liar.ws.send(JSON.stringify(command({ id: 'big-term', term: 1_000_000, from: 'liar' })));
     await until(() => liar.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'ack');
     expect(liar.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ ok: false, error: expect.stringContaining('not persisted') });
     expect(b.mesh.highestTerm()).toEqual({ term: 3, holder: 'a' });
-    const real = await rawPeer(b.port, 'a');
+    b.mesh.setPeers([{ pod: 'liar', address: '127.0.0.1:1' }, { pod: 'a', address: '127.0.0.1:1' }]);
+    const real = await rawPeer(b, 'a', false);
     real.ws.send(JSON.stringify(command({ id: 'real', term: 3, from: 'a' })));
     await until(() => real.received.some((m) => (m as { type: string }).type === 'ack'), 2_000, 'real ack');
     expect(real.received.find((m) => (m as { type: string }).type === 'ack')).toMatchObject({ id: 'real', ok: true });

@@ -9,7 +9,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1StatefulSet } from '@kubernetes/client-node';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import type { AuthenticationV1TokenRequest, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { meshIdentityFromSan } from '../../common/mesh-identity.js';
+import { MESH_CA_AUDIENCE } from '../../common/names.js';
 import { startControlPlane, type ControlPlane } from '../../localcluster/controlplane/index.js';
 import { startWebhook, type StartedWebhook } from '../../webhook/start.js';
 import { agentRbacObjects, applyObjects, loadManifest, localWebhookConfiguration } from '../../demo/local-install.js';
@@ -139,5 +143,80 @@ describe('webhook on a real 1.20 API server', () => {
     // …whose CA source exists in every namespace (1.20's controller-manager publishes kube-root-ca.crt).
     const rootCa = await until('kube-root-ca.crt in the namespace', () => kube.configMaps.get('kube-root-ca.crt'));
     expect(rootCa.data?.['ca.crt']).toMatch(/BEGIN CERTIFICATE/);
+
+    // Issue 14, hole 6: the agent alone gets the mesh-CA token, the CA and where to ask.
+    const meshDir = '/var/run/secrets/shoal.dev/mesh-ca';
+    expect(spec.volumes!.find((v) => v.name === 'shoal-mesh-ca')?.projected?.sources?.[0]?.serviceAccountToken?.audience).toBe(MESH_CA_AUDIENCE);
+    expect([...(spec.initContainers ?? []), ...spec.containers].filter((c) => (c.volumeMounts ?? []).some((m) => m.mountPath === meshDir)).map((c) => c.name)).toEqual(['shoal-agent']);
+    expect(agent.env!.find((e) => e.name === 'SHOAL_MESH_CA_CERT')?.value).toBe(webhooks[0]!.caCert);
+    expect(agent.env!.find((e) => e.name === 'SHOAL_MESH_CA_URL')?.value).toBe('https://shoal-webhook.shoal-system.svc:443');
+  });
+
+  it('issues a mesh certificate only for the labelled pod a token of its audience is bound to', async () => {
+    const ns = 'shoal-it';
+    const kube = namespaced(admin, ns);
+    const pod = await until('pod storage-0', () => kube.pods.get('storage-0'));
+    // An unlabelled pod the same ServiceAccount runs (no webhook touches it).
+    const other = await kube.pods.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain' }, spec: { serviceAccountName: 'shoal-agent', containers: [{ name: 'c', image: 'busybox' }] } });
+    // What the kubelet asks for a projected serviceAccountToken volume.
+    const tokenFor = async (p: V1Pod, audiences: string[]): Promise<string> => {
+      const tr = await kube.serviceAccounts.createSubresource<AuthenticationV1TokenRequest>('shoal-agent', 'token', {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences, expirationSeconds: 3607, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: p.metadata!.name!, uid: p.metadata!.uid! } },
+      });
+      return tr.status!.token;
+    };
+    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ask = async (token: string | null, publicKey: string = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()) => {
+      const res = await httpsPost(`${webhooks[1]!.url}/mesh/certificate`, webhooks[1]!.caCert!, token, { publicKey });
+      return { status: res.status, body: JSON.parse(res.text) as { certificate?: string; ca?: string; message?: string } };
+    };
+
+    const meshToken = await tokenFor(pod, [MESH_CA_AUDIENCE]);
+    const ok = await ask(meshToken);
+    expect(ok.status).toBe(200);
+    const cert = new X509Certificate(ok.body.certificate!);
+    expect(meshIdentityFromSan(cert.subjectAltName)).toEqual({ namespace: ns, cluster: 'it', pod: 'storage-0' });
+    expect(cert.checkPrivateKey(keys.privateKey)).toBe(true);
+    expect(cert.verify(new X509Certificate(webhooks[0]!.caCert!).publicKey)).toBe(true);
+    expect(ok.body.ca).toBe(webhooks[0]!.caCert);
+
+    const refusals = [
+      ['no token', await ask(null)],
+      ['a token of the API audience', await ask(await tokenFor(pod, []))],
+      ['a token bound to an unlabelled pod', await ask(await tokenFor(other, [MESH_CA_AUDIENCE]))],
+      ['garbage', await ask('not-a-token')],
+      ['an RSA key', await ask(meshToken, generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString())],
+    ] as const;
+    expect(refusals.map(([what, r]) => [what, r.status])).toEqual([
+      ['no token', 401],
+      ['a token of the API audience', 401],
+      ['a token bound to an unlabelled pod', 403],
+      ['garbage', 401],
+      ['an RSA key', 400],
+    ]);
+    // Once its pod is gone, its token gets nothing (TokenReview checks the bound pod's uid).
+    await kube.pods.delete('plain', { gracePeriodSeconds: 0 });
+    const goneToken = await tokenFor(pod, [MESH_CA_AUDIENCE]);
+    await kube.pods.delete('storage-0', { gracePeriodSeconds: 0 });
+    await until('storage-0 replaced', async () => {
+      const p = await kube.pods.get('storage-0');
+      return p.metadata?.uid !== pod.metadata?.uid ? p : undefined;
+    });
+    expect((await ask(goneToken)).status).toBeGreaterThanOrEqual(401);
   });
 });
+
+function httpsPost(url: string, ca: string, token: string | null, body: unknown): Promise<{ status: number; text: string }> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', ca, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}

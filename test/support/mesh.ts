@@ -1,15 +1,44 @@
-// Real meshes on 127.0.0.1 for the mesh integration tests: each node has its own HTTP server, metrics
-// registry and captured log lines. Everything a node opens, stop() closes.
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// Real meshes on 127.0.0.1 for the mesh integration tests: each node has its own mTLS server (a
+// certificate for its pod from a test mesh CA, signed by the webhook's own code), metrics registry
+// and captured log lines. Everything a node opens, stop() closes.
+import { generateKeyPairSync } from 'node:crypto';
+import { request } from 'node:https';
 import { pino, type Logger } from 'pino';
 import { Registry, type Counter } from 'prom-client';
 import { Mesh, type MeshOptions } from '../../agent/mesh/mesh.js';
+import type { MeshCredentials } from '../../agent/mesh/server.js';
 import { sleep } from '../../common/time.js';
+import type { MeshIdentity } from '../../common/mesh-identity.js';
 import type { InstanceState } from '../../agent/wire/mesh-protocol.js';
+import { issueMeshCertificate } from '../../webhook/mesh-ca.js';
+import { generateBundle } from '../../webhook/tls.js';
 
-export const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvwxyz';
 export const CLUSTER = 'demo';
+export const NAMESPACE = 'default';
+
+export interface TestCa {
+  cert: string;
+  key: string;
+}
+
+/** A fresh mesh CA (the webhook's CA generator). */
+export async function newCa(): Promise<TestCa> {
+  const b = await generateBundle(['localhost']);
+  return { cert: b.caCert, key: b.caKey };
+}
+
+let sharedCa: Promise<TestCa> | undefined;
+/** The CA every node of these tests trusts. */
+export const testCa = (): Promise<TestCa> => (sharedCa ??= newCa());
+
+/** A key of its own and a certificate from `ca` naming `id` (default: `pod` of this namespace and cluster). */
+export async function credentialsFor(pod: string, o: { ca?: TestCa; trust?: TestCa; id?: Partial<MeshIdentity> } = {}): Promise<MeshCredentials> {
+  const ca = o.ca ?? (await testCa());
+  const trust = o.trust ?? (await testCa());
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const cert = await issueMeshCertificate(ca, publicKey, { namespace: NAMESPACE, cluster: CLUSTER, pod, ...o.id });
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert, ca: trust.cert };
+}
 
 export interface LogLine {
   level: number;
@@ -21,7 +50,6 @@ export interface Node {
   pod: string;
   port: number;
   mesh: Mesh;
-  server: Server;
   registry: Registry;
   logs: LogLine[];
   stop(): Promise<void>;
@@ -45,18 +73,11 @@ export function captureLogger(lines: LogLine[]): Logger {
 export async function startNode(pod: string, opts: Partial<MeshOptions> = {}, port = 0): Promise<Node> {
   const logs: LogLine[] = [];
   const registry = new Registry();
-  const server = createServer((_req, res) => {
-    res.statusCode = 404;
-    res.end();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
   const mesh = new Mesh({
     self: pod,
+    namespace: NAMESPACE,
     cluster: CLUSTER,
-    token: TOKEN,
+    credentials: await credentialsFor(pod),
     logger: captureLogger(logs),
     registry,
     heartbeatIntervalMs: 50,
@@ -65,21 +86,18 @@ export async function startNode(pod: string, opts: Partial<MeshOptions> = {}, po
     backoff: { initialMs: 50, maxMs: 400 },
     ...opts,
   });
-  mesh.attach(server);
+  const listening = await mesh.listen('127.0.0.1', port);
   let stopped = false;
   return {
     pod,
-    port: (server.address() as AddressInfo).port,
+    port: listening,
     mesh,
-    server,
     registry,
     logs,
     async stop() {
       if (stopped) return;
       stopped = true;
       await mesh.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
@@ -106,10 +124,22 @@ export async function counterValue(registry: Registry, name: string, labels: Rec
   return hit?.value ?? 0;
 }
 
-/** A raw upgrade request; resolves with the HTTP status the server answered (101 = accepted). */
-export function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+/**
+ * A raw upgrade request over TLS with `creds` (its certificate is what the server judges); resolves
+ * with the HTTP status the server answered (101 = accepted). Rejects when TLS itself refuses.
+ */
+export function upgradeStatus(port: number, headers: Record<string, string>, creds: MeshCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/mesh', headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } });
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path: '/mesh',
+      key: creds.key,
+      cert: creds.cert,
+      ca: creds.ca,
+      checkServerIdentity: () => undefined,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
     req.on('upgrade', (res, socket) => {
       socket.destroy();
       resolve(res.statusCode ?? 0);

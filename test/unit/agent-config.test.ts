@@ -14,6 +14,7 @@ describe('agent config', () => {
       replicaset: 'storage',
       port: 8080,
       listenPort: 3301,
+      meshPort: 8081,
       bindHost: '0.0.0.0',
       runDir: '/var/run/shoal',
       consoleSocket: '/var/run/shoal/console.sock',

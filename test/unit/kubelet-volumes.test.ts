@@ -2,6 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { downwardFiles, keyFiles } from '../../localcluster/kubelet/volume-files.js';
 import { storageClass, volumeFor, wantsVolume } from '../../localcluster/provisioner.js';
+import { refreshTokenVolumes, tokenRefreshDelayMs, type VolumeContext } from '../../localcluster/kubelet/volumes.js';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const data = { 'ca.crt': Buffer.from('CA'), namespace: Buffer.from('ns1'), token: Buffer.from('tok') };
 
@@ -102,5 +106,51 @@ describe('local volume provisioner', () => {
       volumeBindingMode: 'WaitForFirstConsumer',
       reclaimPolicy: 'Delete',
     });
+  });
+});
+
+describe('projected service account tokens', () => {
+  const tokenPod = (expirations: Array<number | undefined>): V1Pod => ({
+    spec: {
+      containers: [],
+      volumes: [
+        { name: 'run', emptyDir: {} },
+        ...expirations.map((e, i) => ({ name: `t${i}`, projected: { sources: [{ serviceAccountToken: { path: 'token', ...(e ? { expirationSeconds: e } : {}) } }] } })),
+      ],
+    },
+  });
+  it.each([
+    ['none', [], null],
+    ['one of 3607 s', [3607], 2_885_600],
+    ['the shortest of two', [3607, 600], 480_000],
+    ['the API default when none is named', [undefined], 2_880_000],
+  ])('refreshes at 80 %% of the shortest lifetime: %s', (_n, exp, want) => {
+    expect(tokenRefreshDelayMs(tokenPod(exp))).toBe(want);
+  });
+
+  it('rewrites each token file in place with a fresh token, leaving the directory the pod sees', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'shoal-tokens-'));
+    try {
+      const vol = path.join(dir, 't0');
+      await mkdir(vol);
+      await writeFile(path.join(vol, 'token'), 'old');
+      const before = (await stat(vol)).ino;
+      let n = 0;
+      const ctx = {
+        pod: tokenPod([600]),
+        facts: { pod: {}, podIP: '', hostIP: '' },
+        podDir: dir,
+        unixUid: process.getuid?.() ?? 0,
+        objects: { secrets: new Map(), configMaps: new Map() },
+        claimPath: async () => '',
+        serviceAccountToken: async () => `fresh-${++n}`,
+      } as unknown as VolumeContext;
+      expect(await refreshTokenVolumes(ctx, { t0: vol, run: path.join(dir, 'run') })).toEqual(['t0']);
+      expect(await readFile(path.join(vol, 'token'), 'utf8')).toBe('fresh-1');
+      expect((await stat(vol)).ino).toBe(before);
+      expect(await readdir(vol)).toEqual(['token']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -26,7 +26,9 @@ function handover(master: boolean, over: Partial<HandoverOptions> = {}): { h: Ha
       },
     }),
     leader: () => 's-0',
-    agentAddress: () => null,
+    forward: async () => {
+      throw new Error('no forwarding in this test');
+    },
     termination: gate({ found: true, uid: 'u', deleting: true }),
     writable: async () => writable,
     publishedMaster: () => published ?? (writable ? 's-0' : 's-1'),
@@ -105,13 +107,12 @@ describe('Handover.prestopHook (GET /prestop)', () => {
     const { h } = handover(true, {
       localCoordinator: () => null,
       leader: () => 's-2',
-      agentAddress: () => '127.0.0.1:1',
       writable: async () => writable,
       publishedMaster: () => (writable ? 's-0' : 's-1'),
-      fetchImpl: (async (...args: unknown[]) => {
+      forward: async (...args: unknown[]) => {
         forwarded.push(args);
         throw new Error('must not be called');
-      }) as typeof fetch,
+      },
     });
     setTimeout(() => (writable = false), 300); // the coordinator saw the deletion and handed over
     const r = await h.prestopHook(5_000, signal());
@@ -122,19 +123,18 @@ describe('Handover.prestopHook (GET /prestop)', () => {
 
 describe('Handover.switchover', () => {
   it('forwards the caller\'s own Authorization header to the coordinator, and nothing of its own', async () => {
-    const sent: Array<{ url: string; headers: Record<string, string> }> = [];
+    const sent: Array<{ pod: string; path: string; headers: Record<string, string> }> = [];
     const { h } = handover(false, {
       localCoordinator: () => null,
       leader: () => 's-2',
-      agentAddress: () => '10.0.0.3:8080',
-      fetchImpl: (async (url: string, init: { headers: Record<string, string> }) => {
-        sent.push({ url, headers: init.headers });
-        return new Response(JSON.stringify({ ok: true, from: 's-0', to: 's-1', reason: 'switched' }), { status: 200 });
-      }) as unknown as typeof fetch,
+      forward: async (pod, r) => {
+        sent.push({ pod, path: r.path, headers: r.headers });
+        return { status: 200, body: { ok: true, from: 's-0', to: 's-1', reason: 'switched' } };
+      },
     });
     const r = await h.switchover({ replicaset: 's', to: 's-1' }, { authorization: 'Bearer caller-token', forwardedBy: null }, new AbortController().signal);
     expect(r).toMatchObject({ status: 200, body: { ok: true, coordinator: 's-2' } });
-    expect(sent).toEqual([{ url: 'http://10.0.0.3:8080/switchover', headers: { authorization: 'Bearer caller-token', 'content-type': 'application/json', 'x-shoal-forwarded-by': 's-0' } }]);
+    expect(sent).toEqual([{ pod: 's-2', path: '/switchover', headers: { authorization: 'Bearer caller-token', 'content-type': 'application/json', 'x-shoal-forwarded-by': 's-0' } }]);
   });
 
   it('does not forward a forwarded request again', async () => {

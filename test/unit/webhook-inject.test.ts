@@ -225,3 +225,30 @@ describe('mutateStatefulSet', () => {
     expect(refused(mutateStatefulSet(scaled, OPTS, legacy))).toMatch(/rename your volume/);
   });
 });
+
+describe('mesh CA settings', () => {
+  const meshCa = { url: 'https://shoal-webhook.shoal-system.svc:443', caCert: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----' };
+  it('give the agent alone the mesh-CA token, the CA and the webhook address', () => {
+    const pod = ok<V1Pod>(mutatePod(stsPod(), { ...OPTS, sidecarMode: 'container', meshCa }));
+    const spec = pod.spec!;
+    const agent = find(spec.containers, 'shoal-agent');
+    const tarantool = find(spec.containers, 'tarantool');
+    expect(spec.volumes!.find((v) => v.name === 'shoal-mesh-ca')?.projected?.sources).toEqual([
+      { serviceAccountToken: { audience: 'shoal.dev/mesh-ca', expirationSeconds: 3607, path: 'token' } },
+    ]);
+    expect(agent!.volumeMounts).toContainEqual({ name: 'shoal-mesh-ca', mountPath: '/var/run/secrets/shoal.dev/mesh-ca', readOnly: true });
+    expect(env(agent, 'SHOAL_MESH_CA_URL')?.value).toBe(meshCa.url);
+    expect(env(agent, 'SHOAL_MESH_CA_CERT')?.value).toBe(meshCa.caCert);
+    expect(env(agent, 'SHOAL_MESH_PORT')?.value).toBe('8081');
+    expect(agent!.ports).toContainEqual({ name: 'shoal-mesh', containerPort: 8081, protocol: 'TCP' });
+    expect((tarantool!.volumeMounts ?? []).some((m) => m.name === 'shoal-mesh-ca')).toBe(false);
+    expect((tarantool!.env ?? []).some((e) => e.name.startsWith('SHOAL_MESH'))).toBe(false);
+    // A second pass changes nothing.
+    expect(ok<V1Pod>(mutatePod(pod, { ...OPTS, sidecarMode: 'container', meshCa }))).toEqual(pod);
+  });
+  it('refuses a user volume named shoal-mesh-ca', () => {
+    const pod = stsPod();
+    pod.spec!.volumes = [{ name: 'shoal-mesh-ca', emptyDir: {} }];
+    expect(refused(mutatePod(pod, { ...OPTS, meshCa }))).toContain('shoal-mesh-ca');
+  });
+});

@@ -55,7 +55,12 @@ describe('manifests/', () => {
     expect(role.rules!.flatMap((r) => r.resourceNames ?? [])).toEqual([certSecretName(service)]);
     expect(role.rules!.every((r) => r.resources?.join() === 'secrets')).toBe(true);
     const clusterRole = find<V1ClusterRole>('ClusterRole');
-    expect(clusterRole.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [webhookConfig], verbs: ['get', 'patch'] }]);
+    expect(clusterRole.rules).toEqual([
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [webhookConfig], verbs: ['get', 'patch'] },
+      // The mesh CA: TokenReview of the agent's token, and the pod it names.
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ]);
     expect(find<V1MutatingWebhookConfiguration>('MutatingWebhookConfiguration').metadata!.name).toBe(webhookConfig);
   });
 });

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster } from '../../localcluster/cluster.js';
 import type { NetFaultShape, NetFaultTarget } from '../../localcluster/netfault.js';
-import { AGENT_CONTAINER, DEFAULT_AGENT_PORT } from '../../common/names.js';
+import { AGENT_CONTAINER, DEFAULT_MESH_PORT } from '../../common/names.js';
 import type { EventKind } from '../events.js';
 import type { KubeClients } from '../kube.js';
 import { agentStatus, localPods } from '../shoal-cluster.js';
@@ -159,8 +159,8 @@ export async function injectFault(t: FaultTarget, f: ScheduledFault): Promise<Fa
     case 'mesh-cut': {
       const pod = mostlyMaster(pods, f.pick);
       if (!pod) return out(false, 'no pod running');
-      const err = await netWindow(t, pod, { port: DEFAULT_AGENT_PORT }, f.durationS, `mesh port ${DEFAULT_AGENT_PORT} cut`);
-      return out(!err, err || `${pod}${isMaster(pods, pod) ? ' (master)' : ''} mesh port ${DEFAULT_AGENT_PORT} cut between pods for ${f.durationS} s (replication flows)`);
+      const err = await netWindow(t, pod, { port: DEFAULT_MESH_PORT }, f.durationS, `mesh port ${DEFAULT_MESH_PORT} cut`);
+      return out(!err, err || `${pod}${isMaster(pods, pod) ? ' (master)' : ''} mesh port ${DEFAULT_MESH_PORT} cut between pods for ${f.durationS} s (replication flows)`);
     }
     case 'freeze-agent': {
       const pod = pods.find((p) => p.role === 'master')?.pod;
