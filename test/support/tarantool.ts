@@ -13,7 +13,7 @@ import { identityOf } from '../../agent/instance/identity.js';
 import { LocalInstance } from '../../agent/instance/local.js';
 import type { ReplicationCredentials } from '../../agent/instance/uri.js';
 import { createLogger } from '../../common/log.js';
-import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
+import { defaultLane, tarantoolBinary, vshardLuaPath, type TarantoolLane } from '../../demo/tarantool-binaries.js';
 
 export interface TarantoolStartOptions {
   /** Lua run after require('shoal').cfg{…} returns (the application's own code). */
@@ -124,9 +124,12 @@ export class TarantoolInstance {
   private async start(args: string[], env: Record<string, string>): Promise<void> {
     const log = await open(this.logPath, 'a');
     try {
-      const child = spawn(tarantoolBinary(this.opts.lane ?? defaultLane()), args, {
+      const lane = this.opts.lane ?? defaultLane();
+      // The 3 lane finds vshard as the local Tarantool 3 image does (demo/images.ts).
+      const luaPath = lane === '3' ? `${luaPathFor(this.runDir).replace(/;;$/, '')};${vshardLuaPath()};;` : luaPathFor(this.runDir);
+      const child = spawn(tarantoolBinary(lane), args, {
         cwd: this.dir,
-        env: { ...process.env, LUA_PATH: luaPathFor(this.runDir), SHOAL_CONSOLE_SOCKET: this.consoleSocket, ...env },
+        env: { ...process.env, LUA_PATH: luaPath, SHOAL_CONSOLE_SOCKET: this.consoleSocket, ...env },
         stdio: ['ignore', log.fd, log.fd],
       });
       this.process = child;
