@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import type { JsonValue } from '../console/envelope.js';
 import type { ReplicationCredentials } from './uri.js';
 import { replicationUri } from './uri.js';
+import { roleFromConfigRoles, type ShardingRole } from '../decide/sharding.js';
 
 type JsonObject = { [k: string]: JsonValue };
 
@@ -74,6 +75,11 @@ export function userConfigProblems(c: JsonObject): string[] {
     problems.push('remove database.mode: Shoal chooses the writable instance (the replica set\'s leader)');
   }
   return problems;
+}
+
+/** The sharding role the user's config gives (`sharding.roles`), with what is wrong in it. */
+export function configShardingRole(c: JsonObject): { role: ShardingRole | null; problems: string[] } {
+  return roleFromConfigRoles(objectAt(c, 'sharding')['roles']);
 }
 
 /** The whole config for one instance: the user's options with the cluster part over them. */
