@@ -29,6 +29,8 @@ export interface TarantoolStartOptions {
    * and memory are added unless it sets them) and, optionally, the application file it runs.
    */
   native?: { config?: string; app?: string };
+  /** Its replica set (the StatefulSet it would belong to); default TEST_REPLICASET. */
+  replicaset?: string;
 }
 
 /** What tests use as the cluster coordinates of their instances. */
@@ -117,7 +119,7 @@ export class TarantoolInstance {
       TT_INSTANCE_NAME: this.name,
       SHOAL_USER_CONFIG: this.userConfigPath,
       SHOAL_CLUSTER: TEST_CLUSTER,
-      SHOAL_REPLICASET: TEST_REPLICASET,
+      SHOAL_REPLICASET: this.opts.replicaset ?? TEST_REPLICASET,
     });
   }
 
@@ -191,7 +193,7 @@ export class TarantoolFleet {
       namespace: TEST_NAMESPACE,
       cluster: TEST_CLUSTER,
       pod,
-      replicaset: TEST_REPLICASET,
+      replicaset: opts.replicaset ?? TEST_REPLICASET,
       bindHost: '127.0.0.1',
       podIp: '127.0.0.1',
       listenPort: t.port,
