@@ -92,3 +92,47 @@ export function agreeOnConfigRole(
   const detail = known.map((r) => `${r.pod}: ${r.role ?? 'none'}`).join(', ');
   return { role: null, problems: [...problems, `the instances' configs name different sharding roles (${detail}); waiting until they agree`] };
 }
+
+/** A storage's buckets by status (vshard.storage.info().bucket). */
+export type BucketCounts = {
+  active: number;
+  sending: number;
+  receiving: number;
+  garbage: number;
+  pinned: number;
+  total: number;
+};
+
+/** A router's view (vshard.router.info()): each storage replica set's master it uses (null: none), buckets it cannot reach. */
+export type RouterView = {
+  masters: Readonly<Record<string, string | null>>;
+  unknown: number;
+  unreachable: number;
+  availableRw: number;
+};
+
+/** What vshard says on one configured instance; each part absent where that side is not configured. */
+export type VshardReport = {
+  storage?: BucketCounts;
+  router?: RouterView;
+};
+
+/** The persisted record of the buckets' bootstrap (state ConfigMap, `sharding`). */
+export interface BucketBootstrap {
+  /**
+   * requested: `router` was asked at `atMs` and no bucket was seen yet; done: buckets exist —
+   * `how` says whether this cluster's coordinator created them (bootstrapped) or found them there.
+   */
+  state: 'requested' | 'done';
+  how: 'bootstrapped' | 'found' | null;
+  /** The router asked (requested, bootstrapped) or the storage instance seen holding buckets (found). */
+  by: string;
+  atMs: number;
+}
+
+export interface ShardingState {
+  bootstrap: BucketBootstrap | null;
+}
+
+export const BOOTSTRAP_STATES = ['requested', 'done'] as const;
+export const BOOTSTRAP_HOWS = ['bootstrapped', 'found'] as const;

@@ -525,6 +525,23 @@ export class LocalInstance {
     }
   }
 
+  /**
+   * On a router: vshard.router.bootstrap() (SPEC §4b). `found`: the cluster already had buckets
+   * (vshard's NON_EMPTY), which is the outcome wanted, not an error.
+   */
+  async bootstrapBuckets(o: Bounded = {}): Promise<{ found: boolean }> {
+    const d = deadline('bucket bootstrap', o, 30_000);
+    try {
+      const timeoutS = Math.max(1, Math.floor(d.remaining() / 1000) - 1);
+      const r = (await this.eval("return require('shoal').bootstrap_buckets(...)", [timeoutS], d)) as { found?: unknown } | null;
+      const found = r?.found === true;
+      this.log.info({ found }, found ? 'buckets were already bootstrapped' : 'buckets bootstrapped');
+      return { found };
+    } finally {
+      d.done();
+    }
+  }
+
   /** Hands the cluster topology to the application's on_topology hooks (each runs in pcall). */
   async topology(topology: JsonValue, o: Bounded = {}): Promise<TopologyDelivery> {
     const d = deadline('topology delivery', o, 10_000);
