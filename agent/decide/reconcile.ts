@@ -29,6 +29,8 @@ export interface ReconcileResult {
   nextPersisted: PersistedState;
   reason: string;
   replicasets: Record<string, ReplicaSetReport>;
+  /** What the sharding planner said (SPEC §4b /status sharding.bootstrap.reason); '' when nothing is sharded. */
+  sharding?: string;
 }
 
 export function emptyState(): PersistedState {
@@ -155,5 +157,5 @@ export function reconcile(
     return e === null ? [] : [stamp(e, batch.nextPersisted.term, timings)];
   });
   const reason = [...Object.entries(replicasets).map(([name, r]) => `${name}: ${r.reason}`), ...(sharding.reason ? [`sharding: ${sharding.reason}`] : [])].join('; ');
-  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets };
+  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets, sharding: sharding.reason };
 }

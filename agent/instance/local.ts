@@ -323,6 +323,8 @@ export class LocalInstance {
     try {
       const s = await this.state(this.bounded(d));
       if (s.style !== 'native') return false;
+      // Its first config may already be rendered without it: hand it over once that is applied.
+      if (s.phase === 'configuring') throw new InstanceError('the instance is being configured: the sharded topology follows once it is', 'retry shortly');
       this.sharding = view ?? undefined;
       if (s.phase === 'configured') {
         await this.applyNative(s, () => undefined, {}, d);
