@@ -1,4 +1,5 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import { ConsoleClient } from '../agent/console/client.js';
 import { defaultLane, tarantoolImage, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { CLUSTER_LABEL } from '../common/names.js';
 import type { AgentStatus } from '../common/status.js';
@@ -220,4 +221,16 @@ export function localMasterTarget(stateFile: string, namespace: string, replicas
     const master = statuses.find(({ s }) => s?.instance.role === 'master' && s.instance.ro === false);
     return master ? { name: master.p.pod, console: master.p.console } : null;
   };
+}
+
+/** Runs Lua on a pod's Tarantool through its admin console (found through the kubelet's state file). */
+export async function consoleEval(stateFile: string, namespace: string, pod: string, lua: string, args: Array<string | number | boolean | null> = [], timeoutMs = 15_000): Promise<unknown> {
+  const socketPath = consoleOf(stateFile, namespace, pod);
+  if (!socketPath) throw new Error(`no console for ${namespace}/${pod} (is the pod running?)`);
+  const client = new ConsoleClient({ socketPath, timeoutMs, connectAttemptMs: 2_000 });
+  try {
+    return await client.eval(lua, args, { failFast: true });
+  } finally {
+    await client.close();
+  }
 }
