@@ -3,14 +3,17 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentStatus, StatusSharding } from '../../common/status.js';
 import { repoRoot } from '../../demo/repo-root.js';
 import { agentRbacObjects, applyObjects } from '../../demo/local-install.js';
-import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, waitFor } from '../../tools/kube.js';
-import { agentStatus, consoleEval } from '../../tools/shoal-cluster.js';
+import { ConsoleClient } from '../../agent/console/client.js';
+import { condition, createNamespace, deleteNamespace, kubeClients, kubectl, podRuntime, waitFor } from '../../tools/kube.js';
+import { agentStatus, consoleEval, consoleOf, holdConsole } from '../../tools/shoal-cluster.js';
 
 // Issue 15's first "done when", on the shared local cluster with real Tarantool 3.8 and vshard
 // 0.1.42: examples/sharded.yaml comes up from `kubectl apply` alone — two storage replica sets of 3,
 // a router replica set of 2, one cluster label — the buckets are bootstrapped once (one Event, the
 // state's record), every bucket is active on exactly one storage replica set, and kv_put / kv_get
-// through either router work. Waits are generous bounds; timings are printed, never asserted.
+// through either router work. Then the second: under a write load through a router, one storage
+// master's Tarantool is SIGKILLed and held down; writes to its buckets resume on the new master and
+// no acknowledged write is lost. Waits are generous bounds; timings are printed, never asserted.
 
 const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
@@ -45,9 +48,78 @@ beforeAll(async () => {
   log(`applied examples/sharded.yaml in ${ns}`);
 });
 
+const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
   if (ns) await deleteNamespace(k.client, ns);
 });
+
+/** The pod of a storage replica set that reports itself master (undefined: none, or more than one). */
+async function masterOf(rs: string, st?: Map<string, AgentStatus>): Promise<string | undefined> {
+  const all = st ?? (await statuses());
+  const masters = [0, 1, 2].map((n) => `${rs}-${n}`).filter((p) => all.get(p)?.instance.role === 'master' && all.get(p)?.instance.ro === false);
+  return masters.length === 1 ? masters[0] : undefined;
+}
+
+/** Which storage replica set holds each active bucket (read from the masters' _bucket). */
+async function bucketOwners(): Promise<Map<number, string>> {
+  const owners = new Map<number, string>();
+  for (const rs of STORAGES) {
+    const master = await masterOf(rs);
+    if (!master) throw new Error(`${rs} has no single master`);
+    const ids = (await consoleEval(stateFile, ns, master, "local ids = {} for _, t in box.space._bucket:pairs() do if t.status == 'active' then table.insert(ids, t.id) end end return ids")) as number[];
+    for (const id of ids) {
+      if (owners.has(id)) throw new Error(`bucket ${id} is active on ${owners.get(id)} and ${rs}`);
+      owners.set(id, rs);
+    }
+  }
+  return owners;
+}
+
+interface Put {
+  key: string;
+  value: number;
+  bucket: number | null;
+  startedAt: number;
+  endedAt: number;
+  ok: boolean;
+  error?: string;
+}
+
+/** kv_put through a router's console, one at a time, until stopped; every attempt logged. */
+function routerLoad(router: string): { puts: Put[]; stop: () => Promise<void> } {
+  const puts: Put[] = [];
+  let stopping = false;
+  const client = new ConsoleClient({ socketPath: consoleOf(stateFile, ns, router)!, timeoutMs: 15_000, connectAttemptMs: 2_000 });
+  const PUT = `local key, value = ...
+local b = vshard.router.bucket_id_strcrc32(key)
+local ok, res = pcall(kv_put, key, value)
+return {ok = ok and res == true, bucket = b, err = (not ok) and tostring(res) or box.NULL}`;
+  const done = (async () => {
+    for (let i = 0; !stopping; i++) {
+      const put: Put = { key: `load-${i}`, value: i, bucket: null, startedAt: Date.now(), endedAt: 0, ok: false };
+      try {
+        const r = (await client.eval(PUT, [put.key, i], { timeoutMs: 15_000, failFast: true })) as { ok: boolean; bucket: number; err: string | null };
+        put.ok = r.ok;
+        put.bucket = r.bucket;
+        if (r.err) put.error = r.err;
+      } catch (err) {
+        put.error = String(err);
+      }
+      put.endedAt = Date.now();
+      puts.push(put);
+      if (!put.ok) await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    puts,
+    stop: async () => {
+      stopping = true;
+      await done;
+      await client.close();
+    },
+  };
+}
 
 describe('examples/sharded.yaml from kubectl apply alone', () => {
   let sharding: StatusSharding;
@@ -140,5 +212,51 @@ describe('examples/sharded.yaml from kubectl apply alone', () => {
     log(`kv rows per instance: ${JSON.stringify(counts)}`);
     expect(STORAGES.reduce((n, rs) => n + counts[rs]![0]!, 0)).toBe(40);
     for (const rs of STORAGES) expect(counts[rs]![0], `${rs} holds some of the keys`).toBeGreaterThan(0);
+  });
+});
+
+describe('a storage master SIGKILLed (held down) under a write load through a router', () => {
+  it('writes to its buckets resume on the new master; no acknowledged write is lost', async () => {
+    const owners = await bucketOwners();
+    const victimRs = 'storage-a';
+    const old = await masterOf(victimRs);
+    expect(old).toBeDefined();
+    const load = routerLoad('router-0');
+    cleanups.push(load.stop);
+    await waitFor('the load to write to both storages', () => new Set(load.puts.filter((p) => p.ok).map((p) => owners.get(p.bucket ?? 0))).size === 2, { timeoutMs: 30_000 });
+    const release = await holdConsole(consoleOf(stateFile, ns, old!)!);
+    cleanups.push(release);
+    const pid = podRuntime(stateFile, ns, old!)?.pids['tarantool'];
+    if (!pid) throw new Error(`the Tarantool of ${old} is not running`);
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    log(`SIGKILLed the Tarantool of ${old} (${victimRs}'s master), held down`);
+    const promoted = await waitFor(`a new master of ${victimRs}`, async () => {
+      const m = await masterOf(victimRs);
+      return m !== undefined && m !== old ? m : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 200 });
+    const resumed = await waitFor(`an acknowledged write to ${victimRs}'s buckets after the kill`, () =>
+      load.puts.find((p) => p.ok && p.startedAt > killedAt && owners.get(p.bucket ?? 0) === victimRs), { timeoutMs: 60_000, intervalMs: 100 });
+    log(`${promoted} promoted; first acknowledged write to ${victimRs} through the router ${((resumed.endedAt - killedAt) / 1000).toFixed(2)} s after the kill`);
+    await release();
+    const settled = Date.now();
+    await waitFor('writes to both storages after the old master returned', () => {
+      const after = load.puts.filter((p) => p.ok && p.startedAt > settled).map((p) => owners.get(p.bucket ?? 0));
+      return after.includes('storage-a') && after.includes('storage-b');
+    }, { timeoutMs: 60_000 });
+    await load.stop();
+    const acked = load.puts.filter((p) => p.ok);
+    const failed = load.puts.filter((p) => !p.ok);
+    log(`${acked.length} writes acknowledged, ${failed.length} failed (${[...new Set(failed.map((p) => (p.error ?? '').slice(0, 80)))].slice(0, 3).join(' | ')})`);
+    // Nothing acknowledged is lost: each reads back through the other router, from whichever master now holds it.
+    const lost: string[] = [];
+    for (const p of acked) {
+      const v = await consoleEval(stateFile, ns, 'router-1', 'return kv_get(...)', [p.key]);
+      if (v !== p.value) lost.push(`${p.key}=${JSON.stringify(v)}`);
+    }
+    expect(lost, 'acknowledged writes lost').toEqual([]);
+    // The old master is back, as a replica of the new one.
+    const back = await waitFor(`${old} back as a replica`, async () => ((await statuses()).get(old!)?.instance.role === 'replica' ? true : undefined), { timeoutMs: 120_000 });
+    expect(back).toBe(true);
   });
 });
