@@ -52,6 +52,7 @@ export function renderStatusTable(status: AgentStatus): string {
     const b = sharding.bootstrap;
     const how = b.state === 'done' ? (b.how === 'found' ? `found on ${b.by ?? '?'}` : `bootstrapped through ${b.by ?? '?'}`) : b.state === 'requested' ? `requested through ${b.by ?? '?'}` : 'waiting';
     lines.push(`Buckets: ${how}${b.state !== 'done' && b.reason ? ` — ${b.reason}` : ''}`);
+    for (const rs of sharding.replicasets) for (const p of rs.problems ?? []) lines.push(`  - ${rs.name}: ${p}`);
     for (const r of sharding.routers) {
       const masters = Object.entries(r.masters).map(([rs, m]) => `${rs}=${m ?? 'none'}`).join(', ');
       lines.push(`  router ${r.pod}: masters ${masters || 'none'}; unknown buckets ${r.unknown}, unreachable ${r.unreachable}`);

@@ -82,8 +82,11 @@ export interface StatusBuckets {
 
 /** The sharded part of /status (SPEC §4b); null or absent when no replica set has a sharding role. */
 export interface StatusSharding {
-  /** Every replica set with a role; `buckets` for storages (null while nobody reports them). */
-  replicasets: Array<{ name: string; role: 'storage' | 'router'; buckets: StatusBuckets | null }>;
+  /**
+   * Every replica set with a role; `buckets` for storages (null while nobody reports them);
+   * `problems`: what is wrong with how its role is given (a contradicting annotation, …), when any.
+   */
+  replicasets: Array<{ name: string; role: 'storage' | 'router'; buckets: StatusBuckets | null; problems?: string[] }>;
   /**
    * The buckets' one bootstrap: waiting (and why), requested through a router, or done —
    * `how`: bootstrapped by this cluster's coordinator, or found already there.

@@ -9,7 +9,7 @@ import { healthProblem, instanceOf } from '../decide/members.js';
 import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from '../decide/model.js';
 import type { ReconcileResult } from '../decide/reconcile.js';
 import type { JsonObject } from './mesh-protocol.js';
-import { clusterRoles } from '../decide/sharding-plan.js';
+import { clusterRoles, replicaSetRole } from '../decide/sharding-plan.js';
 import { SHARDING_ROLES, type ShardingRole } from '../decide/sharding.js';
 import type { ShardedView, ShardStorage } from '../instance/native-config.js';
 
@@ -132,11 +132,13 @@ export function shardingView(observed: ObservedCluster, persisted: PersistedStat
   if (withRole.length === 0) return undefined;
   const replicasets = withRole.map((rs) => {
     const role = roles[rs.name] as ShardingRole;
-    if (role === 'router') return { name: rs.name, role, buckets: null };
+    const problems = replicaSetRole(rs).problems;
+    const extra = problems.length > 0 ? { problems } : {};
+    if (role === 'router') return { name: rs.name, role, buckets: null, ...extra };
     const master = persisted.replicasets[rs.name]?.master ?? null;
     const reports = rs.instances.filter((i) => i.tarantool?.vshard?.storage).sort((a, b) => (a.pod === master ? -1 : b.pod === master ? 1 : 0));
     const b = reports[0]?.tarantool?.vshard?.storage;
-    return { name: rs.name, role, buckets: b ? { active: b.active, sending: b.sending, receiving: b.receiving, garbage: b.garbage } : null };
+    return { name: rs.name, role, buckets: b ? { active: b.active, sending: b.sending, receiving: b.receiving, garbage: b.garbage } : null, ...extra };
   });
   const routers = withRole
     .filter((rs) => roles[rs.name] === 'router')
@@ -239,7 +241,9 @@ function decodeSharding(v: unknown): StatusSharding {
   const replicasets = arr(o['replicasets'], 'sharding.replicasets').map((x) => {
     const r = rec(x, 'sharding replica set');
     const b = r['buckets'] === null ? null : rec(r['buckets'], 'sharding.buckets');
+    const problems = r['problems'] === undefined ? {} : { problems: arr(r['problems'], 'sharding.problems').map((x) => s(x, 'sharding.problems')) };
     return {
+      ...problems,
       name: s(r['name'], 'sharding.name'),
       role: oneOf(r['role'], SHARDING_ROLES, 'sharding.role'),
       buckets: b === null ? null : { active: count(b['active'], 'active'), sending: count(b['sending'], 'sending'), receiving: count(b['receiving'], 'receiving'), garbage: count(b['garbage'], 'garbage') },

@@ -93,6 +93,11 @@ describe('shoal status table of a sharded cluster (SPEC §4b)', () => {
     expect(out).toContain('router router-0: masters storage-a=storage-a-0, storage-b=none; unknown buckets 0, unreachable 1497');
   });
 
+  it('lists what is wrong with how a role is given', () => {
+    const wrong = { ...sharded, sharding: { ...sharded.sharding!, replicasets: [{ name: 'router', role: 'router' as const, buckets: null, problems: ['annotation says storage'] }] } };
+    expect(renderStatusTable(wrong)).toContain('  - router: annotation says storage');
+  });
+
   it('says why the bootstrap waits', () => {
     const waiting = { ...sharded, sharding: { ...sharded.sharding!, bootstrap: { state: 'waiting' as const, how: null, by: null, atMs: null, reason: 'buckets wait: storage-b has no master yet' } } };
     expect(renderStatusTable(waiting)).toContain('Buckets: waiting — buckets wait: storage-b has no master yet');

@@ -88,3 +88,15 @@ describe('shardedViewFor: an agent\'s sharded view from the topology', () => {
     expect(shardedViewFor(topology, 'plain', null)).toBeNull();
   });
 });
+
+describe('/status sharding problems', () => {
+  it('names a contradicting annotation; the config\'s role is shown', () => {
+    const a = formed('a', 1);
+    const rs: ObservedReplicaSet = { ...patch(a.rs, 'a-0', { tarantool: { shardingRoles: ['storage'] } }), shardingAnnotation: 'router' };
+    const view = buildClusterView(cluster(NOW, rs), persisted(1, { a: a.state }), {}, new Map(), T, 'a-0');
+    expect(view.sharding?.replicasets[0]).toMatchObject({ name: 'a', role: 'storage' });
+    expect(view.sharding?.replicasets[0]?.problems?.[0]).toMatch(/contradicts sharding.roles \(storage\).*the config wins/);
+    const back = decodeTopologyMessage(encodeTopologyMessage({ view, topology: buildTarantoolTopology(cluster(NOW, rs), persisted(1, { a: a.state }), 'ns', 'demo') }));
+    expect(back.view.sharding).toEqual(view.sharding);
+  });
+});
