@@ -132,7 +132,6 @@ async function main(): Promise<void> {
       const router = shape.statefulSets.find((st) => st.shardingRole === 'router');
       if (router) {
         say(`  tarantoolctl connect ${consoleOf(`${router.name}-0`)}   # a router's console: kv_put('hello', 'world'), kv_get('hello')`);
-        say(`  npx shoal status --cluster ${CLUSTER}   # the Buckets column: each storage replica set's buckets`);
       } else if (master) {
         say(`  tarantoolctl connect ${consoleOf(master)}   # the master's console: box.space.kv:insert{'hello', 'world'}`);
         say(`  tarantoolctl connect ${consoleOf(pods.find((p) => p.metadata?.name !== master)?.metadata?.name ?? master)}   # a replica's: box.space.kv:select{}`);

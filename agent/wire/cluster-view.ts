@@ -85,6 +85,14 @@ export function divergenceOf(rs: ObservedReplicaSet, state: PersistedReplicaSet 
   return { from: master, error: entry.error, repair };
 }
 
+function routerProblem(i: ObservedInstance): string | null {
+  const t = i.tarantool;
+  if (!i.podExists || !t?.alive) return `router ${i.pod}'s Tarantool does not answer`;
+  if (!t.configured) return `router ${i.pod} is not configured yet`;
+  if (t.ro) return `router ${i.pod} is read-only`;
+  return null;
+}
+
 export function buildClusterView(
   observed: ObservedCluster,
   persisted: PersistedState,
@@ -94,14 +102,21 @@ export function buildClusterView(
   coordinator: string,
   shardingReason = '',
 ): ClusterView {
+  const shardRoles = clusterRoles(observed);
   const replicasets: StatusReplicaSet[] = observed.replicasets.map((rs) => {
     const state = persisted.replicasets[rs.name];
     const master = state?.master ?? null;
     const members = new Set(state?.members.map((m) => m.pod) ?? []);
+    const router = shardRoles[rs.name] === 'router';
     const instances = rs.instances
       .filter((i) => i.podExists || members.has(i.pod))
       .map((i) => {
-        const problem = members.has(i.pod) ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings) : `${i.pod} is not a member yet`;
+        // A router is nobody's member (SPEC §4b): healthy when it runs configured and writable.
+        const problem = router
+          ? routerProblem(i)
+          : members.has(i.pod)
+            ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings)
+            : `${i.pod} is not a member yet`;
         const diverged = members.has(i.pod) ? divergenceOf(rs, state, i) : null;
         return {
           pod: i.pod,

@@ -153,6 +153,10 @@ describe('examples/sharded.yaml from kubectl apply alone', () => {
     }
     // Routers hold no data and have no master.
     expect(st.get('router-0')?.replicasets.find((r) => r.name === 'router')?.master ?? null).toBeNull();
+    expect(st.get('router-0')?.replicasets.find((r) => r.name === 'router')?.instances.map((i) => [i.pod, i.healthy])).toEqual([
+      ['router-0', true],
+      ['router-1', true],
+    ]);
   });
 
   it('every bucket is active on exactly one storage replica set, and was bootstrapped once', async () => {

@@ -100,3 +100,17 @@ describe('/status sharding problems', () => {
     expect(back.view.sharding).toEqual(view.sharding);
   });
 });
+
+describe('/status replicasets: routers are nobody\'s members', () => {
+  it('a configured, writable router is healthy; one not configured says so', () => {
+    const { observed, state } = sharded();
+    const withFresh = { ...observed, replicasets: observed.replicasets.map((rs) => (rs.name === 'router' ? { ...rs, specReplicas: 2, instances: [...rs.instances, instance('router-1', { tarantool: { configured: false, status: 'unconfigured' } })] } : rs)) };
+    const view = buildClusterView(withFresh, state, {}, new Map(), T, 'a-0');
+    const routers = view.replicasets.find((r) => r.name === 'router');
+    expect(routers?.master).toBeNull();
+    expect(routers?.instances.map((i) => [i.pod, i.healthy, i.problem ?? null])).toEqual([
+      ['router-0', true, null],
+      ['router-1', false, 'router router-1 is not configured yet'],
+    ]);
+  });
+});
