@@ -239,9 +239,14 @@ describe('a storage master SIGKILLed (held down) under a write load through a ro
       const m = await masterOf(victimRs);
       return m !== undefined && m !== old ? m : undefined;
     }, { timeoutMs: 120_000, intervalMs: 200 });
+    log(`${promoted} reported master ${((Date.now() - killedAt) / 1000).toFixed(2)} s after the kill`);
     const resumed = await waitFor(`an acknowledged write to ${victimRs}'s buckets after the kill`, () =>
       load.puts.find((p) => p.ok && p.startedAt > killedAt && owners.get(p.bucket ?? 0) === victimRs), { timeoutMs: 60_000, intervalMs: 100 });
-    log(`${promoted} promoted; first acknowledged write to ${victimRs} through the router ${((resumed.endedAt - killedAt) / 1000).toFixed(2)} s after the kill`);
+    const inFlight = load.puts.find((p) => p.startedAt <= killedAt && p.endedAt > killedAt);
+    log(
+      `first acknowledged write to ${victimRs} through the router ${((resumed.endedAt - killedAt) / 1000).toFixed(2)} s after the kill ` +
+        `(the write in flight at the kill ended ${inFlight ? `${((inFlight.endedAt - killedAt) / 1000).toFixed(2)} s after it, ${inFlight.ok ? 'acknowledged' : `failed: ${(inFlight.error ?? '').slice(0, 60)}`}` : 'before it'})`,
+    );
     await release();
     const settled = Date.now();
     await waitFor('writes to both storages after the old master returned', () => {
