@@ -188,6 +188,7 @@ function statefulSetEvents(config: AgentConfig, events: EventRecorder, sets: Sta
 function topologyReceiver(agent: AgentParts, log: Logger, coordination: Pending<Coordination>): TopologyReceiver {
   return new TopologyReceiver({
     deliver: (t, o) => agent.instance.topology(t, o),
+    shard: (v, o) => agent.instance.setSharding(v, o),
     logger: log.child({ module: 'topology' }),
     replicaset: agent.config.replicaset,
     peers: () => coordination.get()?.mesh.peers() ?? [],

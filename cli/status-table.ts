@@ -1,20 +1,34 @@
-import type { AgentStatus } from '../common/status.js';
+import type { AgentStatus, StatusSharding } from '../common/status.js';
 
 // Renders an agent's /status as a patronictl-style table: one row per member of every replica
 // set, with the coordinator and term in the header. Pure, so it is unit-tested.
 
-const HEADERS = ['Replica set', 'Member', 'Role', 'Healthy', 'Lag (s)'];
+const BASE_HEADERS = ['Replica set', 'Member', 'Role', 'Healthy', 'Lag (s)'];
 
 function pad(cells: string[], widths: number[]): string {
   return `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
 }
 
+/** The Buckets cell of a replica set (SPEC §4b): a storage's active buckets, and any in flight. */
+function bucketsCell(sharding: StatusSharding, replicaset: string): string {
+  const entry = sharding.replicasets.find((r) => r.name === replicaset);
+  if (!entry) return '-';
+  if (entry.role === 'router') return 'router';
+  const b = entry.buckets;
+  if (!b) return '?';
+  const moving = [b.sending ? `sending ${b.sending}` : '', b.receiving ? `receiving ${b.receiving}` : '', b.garbage ? `garbage ${b.garbage}` : ''].filter(Boolean);
+  return `${b.active}${moving.length ? ` (${moving.join(', ')})` : ''}`;
+}
+
 export function renderStatusTable(status: AgentStatus): string {
   const rows: string[][] = [];
+  const sharding = status.sharding ?? null;
+  const HEADERS = sharding ? [...BASE_HEADERS, 'Buckets'] : BASE_HEADERS;
   for (const rs of status.replicasets) {
     for (const m of rs.instances) {
       const healthy = m.diverged ? 'DIVERGED' : m.healthy ? 'yes' : 'NO';
-      rows.push([rs.name, m.pod, m.role, healthy, m.lag === null ? '-' : m.lag.toFixed(3)]);
+      const row = [rs.name, m.pod, m.role, healthy, m.lag === null ? '-' : m.lag.toFixed(3)];
+      rows.push(sharding ? [...row, bucketsCell(sharding, rs.name)] : row);
     }
   }
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -33,6 +47,16 @@ export function renderStatusTable(status: AgentStatus): string {
   const r = status.rollout;
   if (r && r.phase !== 'idle') {
     lines.push(`Rollout of ${r.replicaset ?? '?'}: ${r.phase}${r.next ? `, next ${r.next}` : ''}${r.reason ? ` — ${r.reason}` : ''}`);
+  }
+  if (sharding) {
+    const b = sharding.bootstrap;
+    const how = b.state === 'done' ? (b.how === 'found' ? `found on ${b.by ?? '?'}` : `bootstrapped through ${b.by ?? '?'}`) : b.state === 'requested' ? `requested through ${b.by ?? '?'}` : 'waiting';
+    lines.push(`Buckets: ${how}${b.state !== 'done' && b.reason ? ` — ${b.reason}` : ''}`);
+    for (const rs of sharding.replicasets) for (const p of rs.problems ?? []) lines.push(`  - ${rs.name}: ${p}`);
+    for (const r of sharding.routers) {
+      const masters = Object.entries(r.masters).map(([rs, m]) => `${rs}=${m ?? 'none'}`).join(', ');
+      lines.push(`  router ${r.pod}: masters ${masters || 'none'}; unknown buckets ${r.unknown}, unreachable ${r.unreachable}`);
+    }
   }
   if (rows.length === 0) lines.push('(no replica sets reported yet: is a coordinator elected?)');
   return lines.join('\n');

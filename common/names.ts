@@ -7,6 +7,8 @@ export const ANNOTATIONS = {
   failover: 'shoal.dev/failover',
   tarantoolContainer: 'shoal.dev/tarantool-container',
   paused: 'shoal.dev/paused',
+  /** `storage` | `router`: the StatefulSet's role in a sharded cluster when its Tarantool config names none (SPEC §4b). */
+  shardingRole: 'shoal.dev/sharding-role',
   updateStrategy: 'shoal.dev/update-strategy',
   injected: 'shoal.dev/injected',
   /** On the coordinator Lease: the holder's pod UID (a restarted agent recognises its own pod's lease). */

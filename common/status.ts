@@ -72,6 +72,30 @@ export interface StatusReplicaSet {
   instances: StatusMember[];
 }
 
+/** A storage replica set's buckets by status (its master's vshard.storage.info().bucket). */
+export interface StatusBuckets {
+  active: number;
+  sending: number;
+  receiving: number;
+  garbage: number;
+}
+
+/** The sharded part of /status (SPEC §4b); null or absent when no replica set has a sharding role. */
+export interface StatusSharding {
+  /**
+   * Every replica set with a role; `buckets` for storages (null while nobody reports them);
+   * `problems`: what is wrong with how its role is given (a contradicting annotation, …), when any.
+   */
+  replicasets: Array<{ name: string; role: 'storage' | 'router'; buckets: StatusBuckets | null; problems?: string[] }>;
+  /**
+   * The buckets' one bootstrap: waiting (and why), requested through a router, or done —
+   * `how`: bootstrapped by this cluster's coordinator, or found already there.
+   */
+  bootstrap: { state: 'waiting' | 'requested' | 'done'; how: 'bootstrapped' | 'found' | null; by: string | null; atMs: number | null; reason: string };
+  /** Each configured router's view: the master it uses per storage replica set (null: none), buckets it cannot reach. */
+  routers: Array<{ pod: string; masters: Record<string, string | null>; unknown: number; unreachable: number }>;
+}
+
 export interface AgentStatus {
   cluster: string;
   namespace: string;
@@ -82,4 +106,6 @@ export interface AgentStatus {
   mesh: Array<{ pod: string; connected: boolean; lastSeenMs: number | null }>;
   replicasets: StatusReplicaSet[];
   rollout: { replicaset: string | null; phase: RolloutPhase; next: string | null; reason?: string } | null;
+  /** A sharded cluster (SPEC §4b); absent from agents before it existed and when nothing is sharded. */
+  sharding?: StatusSharding | null;
 }

@@ -4,7 +4,7 @@ import { ShoalError } from '../common/errors.js';
 import { runtimeEnv } from '../localcluster/kubelet/launch.js';
 import type { ImageSpec, ImageTable } from '../localcluster/kubelet/types.js';
 import { repoRoot } from './repo-root.js';
-import { tarantoolBinary, type TarantoolLane } from './tarantool-binaries.js';
+import { tarantoolBinary, vshardRoot, type TarantoolLane } from './tarantool-binaries.js';
 
 // What Shoal's images are on the process kubelet: the agent runs from the build, Tarantool from the
 // binary of its lane. The local cluster itself knows only the host's node and shell (hostImages).
@@ -12,7 +12,10 @@ import { tarantoolBinary, type TarantoolLane } from './tarantool-binaries.js';
 /**
  * A Tarantool image of `lane`: the lane's binary shown at /opt/shoal-image/tarantool-<lane>/bin and
  * first on PATH, as the image's own /usr/bin would be (the 3.8 build sits under root's cache, which
- * pod uids cannot traverse). Missing binary: no entry, so the pod fails with ErrImagePull naming the table.
+ * pod uids cannot traverse). The 3 lane also carries vshard where a rock installed into an image
+ * lands on Tarantool's default package.path (/usr/local/share/tarantool/vshard), so `require('vshard')`
+ * works whatever LUA_PATH the pod sets (the webhook keeps the default with `;;`). Missing binary: no
+ * entry, so the pod fails with ErrImagePull naming the table; missing vshard: the image runs without it.
  */
 function tarantoolImageSpec(lane: TarantoolLane): ImageSpec | undefined {
   let binary: string;
@@ -22,11 +25,21 @@ function tarantoolImageSpec(lane: TarantoolLane): ImageSpec | undefined {
     return undefined;
   }
   const bin = `/opt/shoal-image/tarantool-${lane}/bin`;
-  return {
-    entrypoint: ['tarantool'],
-    env: { PATH: `${bin}:${runtimeEnv('').PATH ?? ''}` },
-    files: [{ source: realpathSync(binary.includes('/') ? binary : which(binary)), target: `${bin}/tarantool` }],
-  };
+  const files = [{ source: realpathSync(binary.includes('/') ? binary : which(binary)), target: `${bin}/tarantool` }];
+  const vshard = lane === '3' ? vshardSource() : undefined;
+  if (vshard) files.push({ source: vshard, target: VSHARD_IMAGE_DIR });
+  return { entrypoint: ['tarantool'], env: { PATH: `${bin}:${runtimeEnv('').PATH ?? ''}` }, files };
+}
+
+/** Where the Tarantool 3 image shows vshard's Lua package (on Tarantool's default package.path). */
+export const VSHARD_IMAGE_DIR = '/usr/local/share/tarantool/vshard';
+
+function vshardSource(): string | undefined {
+  try {
+    return path.join(vshardRoot(), 'vshard');
+  } catch {
+    return undefined;
+  }
 }
 
 /** A command's path on this process's PATH. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,15 +14,16 @@ import { repoRoot } from './repo-root.js';
 import { demoState, writeStateFile } from './state-file.js';
 import { sleep } from '../common/time.js';
 import { startShoalStack, type ShoalStack } from './shoal-stack.js';
+import { exampleShape } from './example.js';
 
 // `npm run demo`: the local cluster, the webhook, and an example from examples/ (by default
 // storage.yaml: one replica set "storage" of 3 Tarantool 3 instances in the 3.x native style,
-// cluster "demo"; `--example storage-lua` is the same in the Lua style), kept running until Ctrl-C;
-// then every process it started is stopped.
+// cluster "demo"; `--example storage-lua` is the same in the Lua style; `--example sharded` a sharded
+// cluster of two storage replica sets and routers), kept running until Ctrl-C; then every process it
+// started is stopped.
 
 const run = promisify(execFile);
 const NAMESPACE = 'default';
-const CLUSTER = 'demo';
 const READY_TIMEOUT_MS = 240_000;
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -31,8 +32,8 @@ const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.t
 
 // Bounded by the layer, not ended by Ctrl-C: the loops below check for it themselves and then stop
 // the stack cleanly (an aborted list would end the demo with an error instead).
-async function listPods(pods: Resource<V1Pod>): Promise<V1Pod[]> {
-  const list = await pods.list({ labelSelector: `${CLUSTER_LABEL}=${CLUSTER}` });
+async function listPods(pods: Resource<V1Pod>, cluster: string): Promise<V1Pod[]> {
+  const list = await pods.list({ labelSelector: `${CLUSTER_LABEL}=${cluster}` });
   return list.items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
 }
 
@@ -57,8 +58,10 @@ async function main(): Promise<void> {
     .opts<{ stateFile?: string; runDir: string; ipBase: string; wait: boolean; example: string }>();
   const example = path.join(repoRoot(), 'examples', `${opts.example}.yaml`);
   if (!/^[a-z0-9-]+$/.test(opts.example) || !existsSync(example)) {
-    throw new Error(`no example ${JSON.stringify(opts.example)}: choose one of examples/*.yaml by its name (e.g. storage, storage-lua)`);
+    throw new Error(`no example ${JSON.stringify(opts.example)}: choose one of examples/*.yaml by its name (e.g. storage, storage-lua, sharded)`);
   }
+  const shape = exampleShape(readFileSync(example, 'utf8'));
+  const CLUSTER = shape.cluster;
 
   const runDir = path.resolve(opts.runDir);
   rmSync(runDir, { recursive: true, force: true }); // a fresh cluster every time
@@ -92,19 +95,20 @@ async function main(): Promise<void> {
     stateTimer = setInterval(() => void writeState().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'state file not updated')), 1000);
 
     if (opts.wait) {
-      say('Waiting for the 3 pods of StatefulSet "storage" to be Ready …');
+      const sets = shape.statefulSets.map((s) => `"${s.name}"`).join(', ');
+      say(`Waiting for the ${shape.pods} pods of StatefulSet${shape.statefulSets.length > 1 ? 's' : ''} ${sets} to be Ready …`);
       const deadline = Date.now() + READY_TIMEOUT_MS;
-      let pods = await listPods(podsApi);
-      while (!interrupted.signal.aborted && Date.now() < deadline && !(pods.length === 3 && pods.every(isReady))) {
+      let pods = await listPods(podsApi, CLUSTER);
+      while (!interrupted.signal.aborted && Date.now() < deadline && !(pods.length === shape.pods && pods.every(isReady))) {
         await sleep(1000, interrupted.signal).catch(() => undefined);
-        pods = await listPods(podsApi);
+        pods = await listPods(podsApi, CLUSTER);
       }
-      if (pods.length === 3 && pods.every(isReady)) say('All pods are Ready.');
+      if (pods.length === shape.pods && pods.every(isReady)) say('All pods are Ready.');
       else if (!interrupted.signal.aborted) say(`Not all pods became Ready within ${READY_TIMEOUT_MS / 1000} s; the table below shows where they are.`);
     }
 
     if (!interrupted.signal.aborted) {
-      const pods = await listPods(podsApi);
+      const pods = await listPods(podsApi, CLUSTER);
       say('');
       say('POD          IP            READY  ROLE          STATUS URL');
       let master: string | undefined;
@@ -125,7 +129,10 @@ async function main(): Promise<void> {
       say(`  kubectl port-forward pod/${first} 18080:8080 &   # then: curl -s localhost:18080/status | jq .`);
       say('  npx shoal status --url http://127.0.0.1:18080/status');
       say(`  kubectl exec ${first} -c tarantool -- sh -c 'echo "$HOSTNAME: $(id -u) in $(pwd)"'`);
-      if (master) {
+      const router = shape.statefulSets.find((st) => st.shardingRole === 'router');
+      if (router) {
+        say(`  tarantoolctl connect ${consoleOf(`${router.name}-0`)}   # a router's console: kv_put('hello', 'world'), kv_get('hello')`);
+      } else if (master) {
         say(`  tarantoolctl connect ${consoleOf(master)}   # the master's console: box.space.kv:insert{'hello', 'world'}`);
         say(`  tarantoolctl connect ${consoleOf(pods.find((p) => p.metadata?.name !== master)?.metadata?.name ?? master)}   # a replica's: box.space.kv:select{}`);
       }

@@ -14,10 +14,29 @@ export type TarantoolLane = '3' | '2.6';
 
 export const TARANTOOL_LANES: readonly TarantoolLane[] = ['3', '2.6'];
 
+function cacheDir(): string {
+  return process.env['SHOAL_CACHE_DIR'] ?? path.join(homedir(), '.cache', 'shoal');
+}
+
 /** Where provision-tarantool.sh installs its build. */
 export function cachedTarantool3(): string {
-  const cache = process.env['SHOAL_CACHE_DIR'] ?? path.join(homedir(), '.cache', 'shoal');
-  return path.join(cache, 'tarantool-3.8.0', 'bin', 'tarantool');
+  return path.join(cacheDir(), 'tarantool-3.8.0', 'bin', 'tarantool');
+}
+
+/**
+ * The root of vshard 0.1.42 as scripts/provision-vshard.sh unpacks it (`<root>/vshard/init.lua`): the
+ * 3 lane runs sharded clusters with it (docs/TARANTOOL3.md). Throws with the fix when missing.
+ */
+export function vshardRoot(): string {
+  const root = path.join(cacheDir(), 'vshard-0.1.42');
+  if (existsSync(path.join(root, 'vshard', 'init.lua'))) return root;
+  throw new ShoalError(`vshard 0.1.42 is not unpacked in ${root}`, 'run `bash scripts/provision-vshard.sh` (unpacks the vendored tarball once)');
+}
+
+/** LUA_PATH entries that make `require('vshard')` find the unpacked vshard, for a process on this host. */
+export function vshardLuaPath(): string {
+  const root = vshardRoot();
+  return `${root}/?.lua;${root}/?/init.lua`;
 }
 
 /** The major version a binary reports, or undefined when it does not run. */

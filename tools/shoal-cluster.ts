@@ -1,4 +1,7 @@
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import { unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { ConsoleClient } from '../agent/console/client.js';
 import { defaultLane, tarantoolImage, type TarantoolLane } from '../demo/tarantool-binaries.js';
 import { CLUSTER_LABEL } from '../common/names.js';
 import type { AgentStatus } from '../common/status.js';
@@ -219,5 +222,47 @@ export function localMasterTarget(stateFile: string, namespace: string, replicas
     const statuses = await Promise.all(pods.map(async (p) => ({ p, s: await agentStatus(p.ip, 1000) })));
     const master = statuses.find(({ s }) => s?.instance.role === 'master' && s.instance.ro === false);
     return master ? { name: master.p.pod, console: master.p.console } : null;
+  };
+}
+
+/** Runs Lua on a pod's Tarantool through its admin console (found through the kubelet's state file). */
+export async function consoleEval(stateFile: string, namespace: string, pod: string, lua: string, args: Array<string | number | boolean | null> = [], timeoutMs = 15_000): Promise<unknown> {
+  const socketPath = consoleOf(stateFile, namespace, pod);
+  if (!socketPath) throw new Error(`no console for ${namespace}/${pod} (is the pod running?)`);
+  const client = new ConsoleClient({ socketPath, timeoutMs, connectAttemptMs: 2_000 });
+  try {
+    return await client.eval(lua, args, { failFast: true });
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Keeps a pod's Tarantool from coming back until released: a listener squats its console socket
+ * path, so each restart by the kubelet exits at once ("Address already in use": a crash loop) and
+ * the console answers nothing. Without it the kubelet restarts a killed Tarantool within about a
+ * second, and the coordinator rightly makes the same instance writable again after a vclock check
+ * (SPEC §5: failover is for a master silent for SHOAL_FAILOVER_TIMEOUT_MS), so no failover happens.
+ * Call it before the kill: the live Tarantool keeps listening on the unlinked old socket.
+ */
+export async function holdConsole(path: string): Promise<() => Promise<void>> {
+  await unlink(path).catch(() => undefined);
+  // Accept and hang up at once: to the agent (and the restarted Tarantool's liveness check) this is
+  // a dead console answering nothing, noticed immediately as with a process that is simply gone.
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // The pod's processes run under their own uid: they must be able to connect (and find it live).
+    server.listen({ path, readableAll: true, writableAll: true }, () => resolve());
+  });
+  let released = false;
+  return async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await unlink(path).catch(() => undefined);
   };
 }

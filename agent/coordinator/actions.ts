@@ -80,6 +80,8 @@ export function toInstanceCommand(
   switch (action.kind) {
     case 'fence':
       return { ...base, kind: 'fence' };
+    case 'bootstrapBuckets':
+      return { ...base, kind: 'bootstrapBuckets' };
     case 'expel':
       return { ...base, kind: 'expel', expelledPod: action.expelledPod, expelledUuid: action.expelledUuid };
     case 'waitCatchUp': {

@@ -285,7 +285,7 @@ export class Coordinator {
 
   private publish(observed: ObservedCluster, result: ReconcileResult): void {
     const persisted = this.persisted as PersistedState;
-    const view = buildClusterView(observed, persisted, result.replicasets, this.o.observer.roles(), this.o.timings, this.o.self);
+    const view = buildClusterView(observed, persisted, result.replicasets, this.o.observer.roles(), this.o.timings, this.o.self, result.sharding ?? '');
     const topology = buildTarantoolTopology(observed, persisted, this.o.namespace, this.o.cluster);
     const key = stableJson({ view, topology });
     const now = this.clock();

@@ -1,5 +1,6 @@
 import { emptyReplicaSet } from './members.js';
 import type { Action, PlannedAction, PersistedReplicaSet, PersistedState, Timings } from './model.js';
+import type { ShardingState } from './sharding.js';
 import { budgetMs } from './timings.js';
 import type { Step } from './step.js';
 
@@ -42,7 +43,14 @@ function withReplicaSets(state: PersistedState, term: number, sets: Record<strin
   return { ...state, term, replicasets: { ...state.replicasets, ...sets } };
 }
 
-export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<string, Step>>, timings: Timings): Batch {
+/** What the round decided for the cluster as a whole (sharding.ts): its record and its commands, after the replica sets'. */
+export interface ClusterStep {
+  sharding: ShardingState | undefined;
+  commands: readonly PlannedAction[];
+  reason: string;
+}
+
+export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<string, Step>>, timings: Timings, cluster?: ClusterStep): Batch {
   const changed = (name: string, s: Step) =>
     stableJson(persisted.replicasets[name] ?? emptyReplicaSet()) !== stableJson(s.state);
   // A replica set never recorded and still without state is not written (no empty entries).
@@ -50,23 +58,26 @@ export function assembleBatch(persisted: PersistedState, steps: Readonly<Record<
     .filter(([name, s]) => persisted.replicasets[name] !== undefined || changed(name, s) || s.commands.length > 0)
     .sort(([a], [b]) => (a < b ? -1 : 1));
   const term = persisted.term + (entries.some(([, s]) => s.bumpTerm) ? 1 : 0);
-  const firstStage = withReplicaSets(persisted, term, Object.fromEntries(entries.map(([name, s]) => [name, s.state])));
+  const clusterChanged = cluster !== undefined && stableJson(cluster.sharding ?? null) !== stableJson(persisted.sharding ?? null);
+  const base = clusterChanged && cluster.sharding !== undefined ? { ...persisted, sharding: cluster.sharding } : persisted;
+  const firstStage = withReplicaSets(base, term, Object.fromEntries(entries.map(([name, s]) => [name, s.state])));
   const handovers = entries.filter(([, s]) => s.handover !== undefined);
   const finalState = withReplicaSets(
     firstStage,
     term,
     Object.fromEntries(handovers.map(([name, s]) => [name, s.handover?.state ?? s.state])),
   );
-  const why = entries
-    .filter(([name, s]) => changed(name, s))
-    .map(([name, s]) => `${name}: ${s.reason}`)
-    .join('; ');
+  const why = [
+    ...entries.filter(([name, s]) => changed(name, s)).map(([name, s]) => `${name}: ${s.reason}`),
+    ...(clusterChanged ? [`sharding: ${cluster.reason}`] : []),
+  ].join('; ');
 
   const actions: Action[] = [];
   if (stableJson(firstStage) !== stableJson(persisted)) {
     actions.push({ kind: 'persist', term, state: firstStage, reason: `recording term ${term}${why ? ` — ${why}` : ''}` });
   }
   for (const [, s] of entries) actions.push(...s.commands.map((c) => stamp(c, term, timings)));
+  if (cluster) actions.push(...cluster.commands.map((c) => stamp(c, term, timings)));
   if (handovers.length > 0) {
     const names = handovers.map(([name]) => name).join(', ');
     actions.push({ kind: 'persist', term, state: finalState, reason: `recording the new master of ${names} before promoting it` });

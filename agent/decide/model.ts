@@ -6,6 +6,7 @@
 /** box.info.vclock: instance id (as a string) → lsn; its arithmetic is agent/tarantool/vclock.ts. */
 import type { DataHazard } from '../tarantool/recovery.js';
 import type { Vclock } from '../tarantool/vclock.js';
+import type { ShardingRole, ShardingState, VshardReport } from './sharding.js';
 export type { Vclock };
 
 /**
@@ -57,6 +58,13 @@ export interface ObservedTarantool {
    * writable instance that does not own it cannot commit is_sync writes. null/absent: 2.6 or unknown.
    */
   synchro?: SynchroQueue | null;
+  /**
+   * 3.x native style: `sharding.roles` of the user's config (SPEC §4b), known before box.cfg; [] when
+   * it names none. Absent: the Lua style, or an agent that does not report it.
+   */
+  shardingRoles?: readonly string[];
+  /** vshard on a configured instance (bucket counts, a router's view); absent/null: not configured. */
+  vshard?: VshardReport | null;
 }
 
 export interface SynchroQueue {
@@ -105,6 +113,8 @@ export interface ObservedReplicaSet {
   updateRevision: string;
   failover: FailoverMode;
   paused: boolean;
+  /** shoal.dev/sharding-role (SPEC §4b; the instances' configs win over it). Absent: none. */
+  shardingAnnotation?: ShardingRole | null;
   /** Every existing pod of the StatefulSet AND every persisted member (podExists = false if gone). */
   instances: readonly ObservedInstance[];
 }
@@ -223,6 +233,8 @@ export interface PersistedState {
   term: number;
   coordinator: string | null;
   replicasets: Readonly<Record<string, PersistedReplicaSet>>;
+  /** A sharded cluster's own record (SPEC §4b): the buckets' bootstrap. Absent: never sharded. */
+  sharding?: ShardingState;
 }
 
 /**
@@ -319,6 +331,8 @@ export type Action =
   | (AgentAction & ReplicationConfig & { kind: 'rejoinAsReplica' })
   /** Rollout: delete the pod (precondition: this uid) so the StatefulSet recreates it. */
   | (InstanceAction & { kind: 'deletePod'; uid: string | null })
+  /** On a router: vshard.router.bootstrap() — create the buckets (a cluster that has some answers "found"). */
+  | (AgentAction & { kind: 'bootstrapBuckets' })
   /** A Kubernetes Event on the StatefulSet; `reason` is its message. */
   | (ActionBase & { kind: 'event'; replicaset: string; eventType: 'Normal' | 'Warning'; eventReason: string });
 

@@ -11,6 +11,7 @@ import { planRollout, rolloutPhaseEvent, type RolloutPhase, type RolloutPlan } f
 import { note, type Step } from './step.js';
 import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
 import { validateTimings } from './timings.js';
+import { clusterRoles, planBucketBootstrap, planRouters } from './sharding-plan.js';
 
 // The coordinator's loop body: observe → reconcile (this) → persist (CAS) → send → re-observe.
 // Per replica set, planners run in a fixed order (Patroni's HA loop); each may change the state
@@ -28,6 +29,8 @@ export interface ReconcileResult {
   nextPersisted: PersistedState;
   reason: string;
   replicasets: Record<string, ReplicaSetReport>;
+  /** What the sharding planner said (SPEC §4b /status sharding.bootstrap.reason); '' when nothing is sharded. */
+  sharding?: string;
 }
 
 export function emptyState(): PersistedState {
@@ -132,19 +135,27 @@ export function reconcile(
   }
   const steps: Record<string, Step> = {};
   const replicasets: Record<string, ReplicaSetReport> = {};
+  const roles = clusterRoles(observed);
   for (const rs of [...observed.replicasets].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const { step, rollout } = reconcileReplicaSet(rs, persisted.replicasets[rs.name] ?? emptyReplicaSet(), observed.now, timings);
+    const state = persisted.replicasets[rs.name] ?? emptyReplicaSet();
+    if (roles[rs.name] === 'router') {
+      // Routers hold no data and have no master: none of the replica-set planners apply (SPEC §4b).
+      const step = rs.paused ? note(state, 'paused (shoal.dev/paused): observing only') : planRouters(rs, state);
+      steps[rs.name] = step;
+      replicasets[rs.name] = { reason: step.reason, rollout: { phase: rs.paused ? 'paused' : 'idle', next: null, reason: 'routers are not rolled by Shoal yet' } };
+      continue;
+    }
+    const { step, rollout } = reconcileReplicaSet(rs, state, observed.now, timings);
     steps[rs.name] = step;
     replicasets[rs.name] = { reason: step.reason, rollout: { phase: rollout.phase, next: rollout.next, reason: rollout.reason } };
   }
-  const batch = assembleBatch(persisted, steps, timings);
+  const sharding = planBucketBootstrap(observed, persisted, roles, 2 * timings.commandBudgetMs);
+  const batch = assembleBatch(persisted, steps, timings, { sharding: sharding.next, commands: sharding.commands, reason: sharding.reason });
   // Phase Events lead the batch: they report the plan, whether or not a gate stops the rest.
   const phaseEvents = Object.entries(replicasets).flatMap(([name, r]) => {
     const e = rolloutPhaseEvent(name, previousPhases[name], r.rollout);
     return e === null ? [] : [stamp(e, batch.nextPersisted.term, timings)];
   });
-  const reason = Object.entries(replicasets)
-    .map(([name, r]) => `${name}: ${r.reason}`)
-    .join('; ');
-  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets };
+  const reason = [...Object.entries(replicasets).map(([name, r]) => `${name}: ${r.reason}`), ...(sharding.reason ? [`sharding: ${sharding.reason}`] : [])].join('; ');
+  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets, sharding: sharding.reason };
 }

@@ -1,6 +1,6 @@
 // The /status document (SPEC §4). The local part comes from the instance; coordinator, mesh,
 // replica sets and rollout come from a provider the coordinator installs (empty until then).
-import type { AgentStatus, StatusReplicaSet, StatusUpstream } from '../../common/status.js';
+import type { AgentStatus, StatusReplicaSet, StatusSharding, StatusUpstream } from '../../common/status.js';
 import type { InstanceIdentity } from '../instance/identity.js';
 import type { InstanceState, Role } from '../instance/state.js';
 import type { Vclock } from '../tarantool/vclock.js';
@@ -18,6 +18,8 @@ export interface ClusterStatus {
   mesh: MeshPeerStatus[];
   replicasets: ReplicasetStatus[];
   rollout: RolloutStatus | null;
+  /** SPEC §4b; absent when nothing is sharded. */
+  sharding?: StatusSharding;
 }
 
 /** Implemented by the coordinator; the agent's server asks it on every /status. */

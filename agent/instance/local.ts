@@ -21,7 +21,7 @@ import {
   type OfflineVclock,
 } from './state.js';
 import { checkCredentials, replicationUri, type ReplicationCredentials } from './uri.js';
-import { parseUserConfig, renderNativeConfig, type NativeView } from './native-config.js';
+import { parseUserConfig, renderNativeConfig, type NativeView, type ShardedView } from './native-config.js';
 import { covers, formatVclock, type Vclock } from '../tarantool/vclock.js';
 
 export type { Bounded } from './deadline.js';
@@ -121,6 +121,8 @@ export class LocalInstance {
   private native: { pid: number; user: Record<string, JsonValue>; view: NativeView; follow: MasterRef | null; writable: boolean } | undefined;
   /** The application's style, as the last status() said: fixed by the pod's spec, so a restart keeps it. */
   private style: 'lua' | 'native' | undefined;
+  /** A sharded cluster's topology for the native config (SPEC §4b); kept across Tarantool restarts. */
+  private sharding: ShardedView | undefined;
 
   constructor(opts: LocalInstanceOptions) {
     this.console = opts.console;
@@ -306,7 +308,32 @@ export class LocalInstance {
     const members: Record<string, string> = { [n.view.instance]: this.identity.advertise };
     if (follow && n.follow) members[follow] = n.follow.address;
     const leader = n.writable ? n.view.instance : (follow ?? null);
-    return renderNativeConfig(n.user, { ...n.view, members, leader, credentials: this.requireCredentials() });
+    const sharding = this.sharding ? { sharding: this.sharding } : {};
+    return renderNativeConfig(n.user, { ...n.view, members, leader, credentials: this.requireCredentials(), ...sharding });
+  }
+
+  /**
+   * The sharded topology (SPEC §4b: this replica set's role, every storage replica set) the native
+   * config lists from now on: a configured instance reloads at once, an unconfigured one gets it with
+   * its first config. It holds no masters, so a leader change never reloads anyone for it. Only the
+   * 3.x native style shards (its config module configures vshard): `false` from a Lua-style instance.
+   */
+  async setSharding(view: ShardedView | null, o: Bounded = {}): Promise<boolean> {
+    const d = deadline('sharding topology', o, 30_000);
+    try {
+      const s = await this.state(this.bounded(d));
+      if (s.style !== 'native') return false;
+      // Its first config may already be rendered without it: hand it over once that is applied.
+      if (s.phase === 'configuring') throw new InstanceError('the instance is being configured: the sharded topology follows once it is', 'retry shortly');
+      this.sharding = view ?? undefined;
+      if (s.phase === 'configured') {
+        await this.applyNative(s, () => undefined, {}, d);
+        this.log.info({ role: view?.role ?? null, storages: view?.storages.map((st) => st.name) ?? [] }, 'sharded topology applied (config reload)');
+      }
+      return true;
+    } finally {
+      d.done();
+    }
   }
 
   /** Whether the application runs the 3.x native style; asks Tarantool only until a status() said. */
@@ -495,6 +522,23 @@ export class LocalInstance {
       this.log.warn({ moved, reason: o.reason, pid: s.pid }, 'data moved aside; Tarantool exits to restart empty');
       await this.waitForExit(s.pid, d);
       return { moved, restartRequired: true };
+    } finally {
+      d.done();
+    }
+  }
+
+  /**
+   * On a router: vshard.router.bootstrap() (SPEC §4b). `found`: the cluster already had buckets
+   * (vshard's NON_EMPTY), which is the outcome wanted, not an error.
+   */
+  async bootstrapBuckets(o: Bounded = {}): Promise<{ found: boolean }> {
+    const d = deadline('bucket bootstrap', o, 30_000);
+    try {
+      const timeoutS = Math.max(1, Math.floor(d.remaining() / 1000) - 1);
+      const r = (await this.eval("return require('shoal').bootstrap_buckets(...)", [timeoutS], d)) as { found?: unknown } | null;
+      const found = r?.found === true;
+      this.log.info({ found }, found ? 'buckets were already bootstrapped' : 'buckets bootstrapped');
+      return { found };
     } finally {
       d.done();
     }

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import type { JsonValue } from '../console/envelope.js';
 import type { ReplicationCredentials } from './uri.js';
 import { replicationUri } from './uri.js';
+import { roleFromConfigRoles, type ShardingRole } from '../decide/sharding.js';
 
 type JsonObject = { [k: string]: JsonValue };
 
@@ -39,6 +40,27 @@ export interface NativeView {
    * peer list is tried for connect_timeout and never makes the instance wait for a quorum of it.
    */
   bootstrapStrategy?: 'legacy' | 'auto';
+  /** A sharded cluster (SPEC §4b): this replica set's role and every storage replica set. */
+  sharding?: ShardedView;
+}
+
+/** One storage replica set as every instance's config lists it (vshard finds its master: `master = 'auto'`). */
+export interface ShardStorage {
+  name: string;
+  uuid: string;
+  /** Every instance with an address: pod name → its instance UUID and host:port. */
+  instances: Record<string, { uuid: string; uri: string }>;
+}
+
+/**
+ * The sharded part of an instance's view. It holds no masters: the config module gives vshard
+ * `master = 'auto'`, so a leader change elsewhere never needs a reload here (TARANTOOL3.md: reloading
+ * a router for it costs errors).
+ */
+export interface ShardedView {
+  role: ShardingRole;
+  /** Every storage replica set of the cluster, this one included when it is a storage. */
+  storages: ShardStorage[];
 }
 
 /** The user's config, parsed and checked: problems say what to change. */
@@ -76,6 +98,11 @@ export function userConfigProblems(c: JsonObject): string[] {
   return problems;
 }
 
+/** The sharding role the user's config gives (`sharding.roles`), with what is wrong in it. */
+export function configShardingRole(c: JsonObject): { role: ShardingRole | null; problems: string[] } {
+  return roleFromConfigRoles(objectAt(c, 'sharding')['roles']);
+}
+
 /** The whole config for one instance: the user's options with the cluster part over them. */
 export function renderNativeConfig(user: JsonObject, v: NativeView): JsonObject {
   const instances: JsonObject = {};
@@ -102,14 +129,50 @@ export function renderNativeConfig(user: JsonObject, v: NativeView): JsonObject 
 
   const credentials = objectAt(user, 'credentials');
   const users = objectAt(credentials, 'users');
-  return {
+  const rendered: JsonObject = {
     ...user,
     credentials: {
       ...credentials,
-      users: { ...users, [v.credentials.user]: { password: v.credentials.password, roles: ['replication'] } },
+      users: { ...users, [v.credentials.user]: { password: v.credentials.password, roles: v.sharding ? ['replication', 'sharding'] : ['replication'] } },
     },
     replication,
     groups: { [v.group]: { replicasets: { [v.replicaset]: replicaset } } },
+  };
+  return v.sharding ? addSharding(user, rendered, v, v.sharding) : rendered;
+}
+
+/**
+ * The sharded topology over a rendered config: this replica set carries its role (unless the user's
+ * config names it), every storage replica set is listed with all its instances, and vshard connects
+ * as Shoal's replication user, which also gets the `sharding` role (iproto.advertise.sharding).
+ * Other replica sets are only listed: replication.peers stays exactly this replica set's.
+ */
+function addSharding(user: JsonObject, rendered: JsonObject, v: NativeView, sh: ShardedView): JsonObject {
+  const groups = rendered['groups'] as JsonObject;
+  const group = groups[v.group] as JsonObject;
+  const replicasets = { ...(group['replicasets'] as JsonObject) };
+  const own = replicasets[v.replicaset] as JsonObject;
+  const userRoles = objectAt(user, 'sharding')['roles'];
+  for (const st of sh.storages) {
+    if (st.name === v.replicaset) continue;
+    const instances: JsonObject = {};
+    for (const [pod, i] of Object.entries(st.instances)) {
+      instances[pod] = { database: { instance_uuid: i.uuid }, iproto: { listen: [{ uri: i.uri }] } };
+    }
+    replicasets[st.name] = { database: { replicaset_uuid: st.uuid }, sharding: { roles: ['storage'] }, instances };
+  }
+  const ownInstances = { ...(own['instances'] as JsonObject) };
+  const ownStorage = sh.role === 'storage' ? sh.storages.find((st) => st.name === v.replicaset) : undefined;
+  for (const [pod, i] of Object.entries(ownStorage?.instances ?? {})) {
+    ownInstances[pod] ??= { database: { instance_uuid: i.uuid }, iproto: { listen: [{ uri: i.uri }] } };
+  }
+  replicasets[v.replicaset] = { ...own, ...(userRoles === undefined ? { sharding: { roles: [sh.role] } } : {}), instances: ownInstances };
+
+  const iproto = objectAt(user, 'iproto');
+  return {
+    ...rendered,
+    iproto: { ...iproto, advertise: { ...objectAt(iproto, 'advertise'), sharding: { login: v.credentials.user } } },
+    groups: { ...groups, [v.group]: { ...group, replicasets } },
   };
 }
 

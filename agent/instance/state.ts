@@ -2,6 +2,7 @@
 // hands back `unknown`; everything the agent decides on passes through here first.
 import { ConsoleProtocolError } from '../console/errors.js';
 import type { Vclock } from '../tarantool/vclock.js';
+import type { BucketCounts, RouterView, VshardReport } from '../decide/sharding.js';
 
 /** Where shoal.cfg() is: loaded (cfg not called yet) → waiting → configuring → configured; exiting after move_aside_and_exit. */
 export type Phase = 'loaded' | 'waiting' | 'configuring' | 'configured' | 'exiting' | 'failed';
@@ -89,6 +90,10 @@ export interface InstanceState {
   replicationUris?: string[];
   /** Instance UUIDs registered in box.space._cluster; set once configured. */
   clusterUuids?: string[];
+  /** 3.x native style: sharding.roles of the user's config as written (SPEC §4b); absent in the Lua style. */
+  shardingRoles?: string[];
+  /** vshard on this instance once configured (storage bucket counts, a router's view). */
+  vshard?: VshardReport;
   /** Derived by the agent: see readiness.ts. */
   role: Role;
   /** Seconds behind the master (0 on the master, undefined when unknown). */
@@ -169,6 +174,32 @@ function decodeSynchro(v: unknown): Synchro | undefined {
   return { owner: num(r['owner']) ?? 0, term: num(r['term']) ?? 0, len: num(r['len']) ?? 0, ...(quorum !== undefined ? { quorum } : {}) };
 }
 
+const count = (r: Rec, k: string): number => Math.max(0, Math.trunc(num(r[k]) ?? 0));
+
+function decodeBuckets(v: unknown): BucketCounts | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const r = v as Rec;
+  return { active: count(r, 'active'), sending: count(r, 'sending'), receiving: count(r, 'receiving'), garbage: count(r, 'garbage'), pinned: count(r, 'pinned'), total: count(r, 'total') };
+}
+
+function decodeRouter(v: unknown): RouterView | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const r = v as Rec;
+  const masters: Record<string, string | null> = {};
+  for (const [name, m] of Object.entries(rec(r['masters'] ?? {}, 'vshard.router.masters'))) masters[name] = str(m) ?? null;
+  return { masters, unknown: count(r, 'unknown'), unreachable: count(r, 'unreachable'), availableRw: count(r, 'available_rw') };
+}
+
+/** shoal.status().vshard: absent where vshard is not configured. */
+function decodeVshard(v: unknown): VshardReport | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const r = v as Rec;
+  const storage = decodeBuckets(r['storage']);
+  const router = decodeRouter(r['router']);
+  if (!storage && !router) return undefined;
+  return { ...(storage ? { storage } : {}), ...(router ? { router } : {}) };
+}
+
 /** shoal.status() → InstanceState without the derived role/lag (the caller adds them). */
 export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
   const r = rec(v, 'shoal.status()');
@@ -203,6 +234,8 @@ export function decodeStatus(v: unknown): Omit<InstanceState, 'role' | 'lag'> {
     listen: str(r['listen']) ?? (num(r['listen']) === undefined ? undefined : String(r['listen'])),
     synchroQuorum: num(r['synchro_quorum']),
     vclock: decodeVclock(r['vclock']),
+    ...(r['sharding_roles'] === undefined ? (r['style'] === 'native' ? { shardingRoles: [] } : {}) : { shardingRoles: list(r['sharding_roles']).map((x) => (typeof x === 'string' ? x : JSON.stringify(x))) }),
+    ...(r['vshard'] === undefined ? {} : { vshard: decodeVshard(r['vshard']) }),
     replicationUris: r['cfg_replication'] === undefined ? undefined : list(r['cfg_replication']).map(String),
     clusterUuids: r['cluster_uuids'] === undefined ? undefined : list(r['cluster_uuids']).map(String),
     replication: list(r['replication']).map((p) => {

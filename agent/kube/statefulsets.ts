@@ -4,6 +4,7 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import { ANNOTATIONS, CLUSTER_LABEL } from '../../common/names.js';
 import type { Resources } from '../../common/kube/resources.js';
 import { MappedWatch, type WatcherOptions } from './mapped.js';
+import { roleFromAnnotation, type ShardingRole } from '../decide/sharding.js';
 
 export type FailoverMode = 'auto' | 'manual';
 
@@ -20,6 +21,8 @@ export interface ReplicaSetSpec {
   paused: boolean;
   /** shoal.dev/tarantool-container, or null for "the first container". */
   tarantoolContainer: string | null;
+  /** shoal.dev/sharding-role (null: absent or not understood); the Tarantool config's role wins over it (decide/sharding.ts). */
+  shardingRole: ShardingRole | null;
   /** Annotation values that could not be understood, as sentences for a Warning event. */
   problems: string[];
 }
@@ -45,6 +48,9 @@ export function statefulSetToSpec(sts: V1StatefulSet): ReplicaSetSpec {
     problems.push(`annotation ${ANNOTATIONS.paused}="${pausedRaw}" is neither "true" nor "false"; treating it as "false"`);
   }
 
+  const sharding = roleFromAnnotation(ann[ANNOTATIONS.shardingRole], ANNOTATIONS.shardingRole);
+  problems.push(...sharding.problems);
+
   return {
     name: meta.name ?? '',
     uid: meta.uid ?? '',
@@ -55,6 +61,7 @@ export function statefulSetToSpec(sts: V1StatefulSet): ReplicaSetSpec {
     failover,
     paused,
     tarantoolContainer: ann[ANNOTATIONS.tarantoolContainer] || null,
+    shardingRole: sharding.role,
     problems,
   };
 }

@@ -22,6 +22,7 @@
 --                                       are refused), box.ctl.clear_synchro_queue() on 2.6
 --   ensure_replication_user(name, pw)   idempotent user + 'replication' grant
 --   topology(t)                         calls every on_topology hook (each in pcall)
+--   bootstrap_buckets(timeout)          vshard.router.bootstrap() on a router; {bootstrapped, found} (SPEC §4b)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
 --   expel(uuid)                         on the master: deletes the instance from box.space._cluster
 --   arm_watchdog(seconds)               sets the watchdog lease's length (nil disarms); renews nothing
@@ -604,6 +605,8 @@ function M.preload()
         error(string.format('shoal: %s is not a YAML mapping: %s', n.user_config, tostring(user)))
     end
     state.dirs = native_dirs(user, n)
+    -- The sharding role the user's config names (SPEC §4b); the agent reads it before box.cfg.
+    state.sharding_roles = type(user.sharding) == 'table' and user.sharding.roles or nil
     local socket = os.getenv('SHOAL_CONSOLE_SOCKET') or '/var/run/shoal/console.sock'
     state.console_socket = socket
     require('console').listen('unix/:' .. socket)
@@ -797,6 +800,46 @@ function M.renew_watchdog()
     return watchdog.seconds
 end
 
+-- What vshard reports on this instance (SPEC §4b /status sharding), nil where it is not configured:
+-- a storage's buckets by status, a router's view of the masters and of the buckets it cannot reach.
+local function vshard_status()
+    local vs = rawget(_G, 'vshard')
+    if vs == nil then return nil end
+    local out = {}
+    local ok, info = pcall(vs.storage.info)
+    if ok and type(info) == 'table' and type(info.bucket) == 'table' then
+        local b = info.bucket
+        out.storage = {active = b.active or 0, sending = b.sending or 0, receiving = b.receiving or 0,
+            garbage = b.garbage or 0, pinned = b.pinned or 0, total = b.total or 0}
+    end
+    ok, info = pcall(vs.router.info)
+    if ok and type(info) == 'table' and type(info.bucket) == 'table' then
+        local masters = {}
+        for name, rs in pairs(info.replicasets or {}) do
+            local m = rs.master
+            masters[tostring(name)] = (type(m) == 'table' and m.status == 'available' and m.name) or box.NULL
+        end
+        local b = info.bucket
+        out.router = {masters = masters, unknown = b.unknown or 0, unreachable = b.unreachable or 0,
+            available_rw = b.available_rw or 0, available_ro = b.available_ro or 0}
+    end
+    if next(out) == nil then return nil end
+    return out
+end
+
+-- Asks this router to create the buckets (SPEC §4b), once per cluster: the coordinator sends it
+-- only when every storage replica set has a writable master. A cluster already bootstrapped (by an
+-- earlier coordinator whose record was lost, or by hand) answers found = true instead of an error.
+function M.bootstrap_buckets(timeout)
+    local vs = rawget(_G, 'vshard')
+    if vs == nil then error('vshard is not configured on this instance') end
+    local ok, err = vs.router.bootstrap({timeout = timeout or 10})
+    if ok then return {bootstrapped = true, found = false} end
+    local msg = type(err) == 'table' and (err.message or tostring(err)) or tostring(err)
+    if type(err) == 'table' and err.name == 'NON_EMPTY' then return {bootstrapped = true, found = true, message = msg} end
+    error('vshard.router.bootstrap: ' .. msg)
+end
+
 function M.status()
     local s = {
         phase = state.phase,
@@ -811,8 +854,10 @@ function M.status()
         hooks = #state.hooks,
         notes = state.notes,
         style = state.native and 'native' or 'lua',
+        sharding_roles = state.sharding_roles,
     }
     if state.phase ~= 'configured' then return s end
+    s.vshard = vshard_status()
     local info = box.info
     s.id = info.id
     s.uuid = info.uuid

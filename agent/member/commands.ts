@@ -29,6 +29,7 @@ export interface ExecutorInstance {
   waitForVclock(target: Vclock, timeoutMs: number, signal?: AbortSignal): Promise<Vclock>;
   rebootstrap(o: RebootstrapOptions): Promise<RebootstrapResult>;
   expel(uuid: string, o: Bounded): Promise<{ deleted: boolean; id?: number }>;
+  bootstrapBuckets(o: Bounded): Promise<{ found: boolean }>;
 }
 
 export interface CommandExecutorOptions {
@@ -183,6 +184,8 @@ export class CommandExecutor {
         const r = await i.expel(c.expelledUuid, bound);
         return r.id === undefined ? { deleted: r.deleted } : { deleted: r.deleted, id: r.id };
       }
+      case 'bootstrapBuckets':
+        return { found: (await i.bootstrapBuckets(bound)).found };
       case 'rebootstrap': {
         if (!follow) throw new Error(`cannot rebootstrap ${c.pod}: it needs a master other than itself to copy from`);
         const r = await i.rebootstrap({ ...bound, role: 'replica', master: follow, peers: c.replication, synchroQuorum: c.synchroQuorum, reason: c.reason });
@@ -220,6 +223,7 @@ function guarded(i: ExecutorInstance, check: () => void): ExecutorInstance {
     waitForVclock: step((t, ms, s) => i.waitForVclock(t, ms, s)),
     rebootstrap: step((o) => i.rebootstrap(o)),
     expel: step((u, o) => i.expel(u, o)),
+    bootstrapBuckets: step((o) => i.bootstrapBuckets(o)),
   };
 }
 

@@ -219,7 +219,15 @@ export function observeCluster(input: ObservationInput, previous: SinceMap): { c
         }),
       );
     }
-    replicasets.push({ name: spec.name, specReplicas: spec.replicas, updateRevision, failover: spec.failover, paused: spec.paused, instances });
+    replicasets.push({
+      name: spec.name,
+      specReplicas: spec.replicas,
+      updateRevision,
+      failover: spec.failover,
+      paused: spec.paused,
+      ...(spec.shardingRole ? { shardingAnnotation: spec.shardingRole } : {}),
+      instances,
+    });
   }
 
   return { cluster: { now: input.now, mesh: { size: agents.size, reachableFromCoordinator: reachable }, replicasets }, since: counts ? since : null };

@@ -50,6 +50,7 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
     clusterUuids: null,
   };
   if (!st) return unknown;
+  const sharding = st.shardingRoles === undefined ? {} : { shardingRoles: [...st.shardingRoles] };
   // Never configured: the coordinator sees a member that cannot start, not one to retry.
   if (unsupportedVersion(st.version) !== null) return { ...unknown, status: 'unsupported' };
   const hazard = hazardOf(s);
@@ -73,10 +74,12 @@ export function toTarantoolReport(s: LocalSnapshot): TarantoolReport {
       synchroQuorum: st.synchroQuorum ?? null,
       clusterUuids: st.clusterUuids ? [...st.clusterUuids] : null,
       synchro: st.synchro ? { owner: st.synchro.owner, term: st.synchro.term, len: st.synchro.len } : null,
+      ...sharding,
+      ...(st.vshard ? { vshard: st.vshard } : {}),
     };
   }
-  if (st.phase === 'waiting') return { ...unknown, ...(hazard ? { hazard } : {}), alive: true, status: 'unconfigured', vclock: s.offline ? { ...s.offline } : null };
-  if (st.phase === 'configuring') return { ...unknown, alive: true, status: 'configuring' };
+  if (st.phase === 'waiting') return { ...unknown, ...(hazard ? { hazard } : {}), ...sharding, alive: true, status: 'unconfigured', vclock: s.offline ? { ...s.offline } : null };
+  if (st.phase === 'configuring') return { ...unknown, ...sharding, alive: true, status: 'configuring' };
   // loaded (cannot answer), exiting (moving its data aside), failed (box.cfg broke half-way).
   return { ...unknown, status: st.phase };
 }

@@ -10,11 +10,14 @@ import type { PeerStatus } from '../mesh/mesh.js';
 import type { JsonValue, TopologyPush } from '../wire/mesh-protocol.js';
 import type { KnownMembers } from './observation.js';
 import type { LocalSnapshot } from './probe.js';
-import { decodeTopologyMessage, type ClusterView, type TarantoolTopology } from '../wire/cluster-view.js';
+import { decodeTopologyMessage, shardedViewFor, type ClusterView, type TarantoolTopology } from '../wire/cluster-view.js';
+import type { ShardedView } from '../instance/native-config.js';
 
 export interface TopologyReceiverOptions {
   /** LocalInstance.topology. */
   deliver: (topology: JsonValue, o: Bounded) => Promise<TopologyDelivery>;
+  /** LocalInstance.setSharding: the sharded view its native config lists (SPEC §4b); false = not the native style. */
+  shard?: (view: ShardedView | null, o: Bounded) => Promise<boolean>;
   logger: Logger;
   /** This pod's replica set (its rollout is shown when no other is under way). */
   replicaset: string;
@@ -35,6 +38,11 @@ export class TopologyReceiver {
   private delivering = false;
   private lastFailureAt = 0;
   private pid: number | null = null;
+  /** The sharded view last handed to the instance, and the one to hand over (null: none). */
+  private shardApplied: string | null = null;
+  private shardView: ShardedView | null = null;
+  private sharding = false;
+  private shardFailedAt = 0;
 
   constructor(private readonly o: TopologyReceiverOptions) {}
 
@@ -55,13 +63,38 @@ export class TopologyReceiver {
       this.topologyKey = key;
       this.o.logger.info({ term: msg.view.term, replicasets: msg.topology.replicasets.map((r) => `${r.name}:${r.master ?? '-'}`) }, 'cluster topology changed');
     }
+    this.shardView = shardedViewFor(msg.topology, this.o.replicaset, this.shardView);
     void this.maybeDeliver();
+    void this.maybeShard();
+  }
+
+  /** Hands a changed sharded view to the instance (a reload when configured); retried after a failure. */
+  private async maybeShard(): Promise<void> {
+    const shard = this.o.shard;
+    if (!shard || this.sharding) return;
+    const view = this.shardView;
+    const key = stableJson(view);
+    // Nothing sharded was ever applied and nothing is: a plain replica set stays untouched.
+    if (key === (this.shardApplied ?? 'null') || Date.now() - this.shardFailedAt < (this.o.retryMs ?? 1_000)) return;
+    this.sharding = true;
+    try {
+      const applied = await shard(view, { timeoutMs: 30_000 });
+      this.shardApplied = key;
+      if (applied) this.o.logger.info({ role: view?.role ?? null, storages: view?.storages.map((s) => s.name) ?? [] }, 'sharded topology handed to the instance');
+    } catch (err) {
+      this.shardFailedAt = Date.now();
+      this.o.logger.warn({ err: errorMessage(err) }, 'could not hand the sharded topology to the instance; retrying');
+    } finally {
+      this.sharding = false;
+    }
+    if (stableJson(this.shardView) !== this.shardApplied) void this.maybeShard();
   }
 
   /** Feed every local snapshot: a restarted Tarantool (new pid) gets the topology again. */
   local(s: LocalSnapshot): void {
     this.pid = s.state?.pid ?? null;
     void this.maybeDeliver();
+    void this.maybeShard();
   }
 
   latestView(): ClusterView | null {
@@ -91,6 +124,7 @@ export class TopologyReceiver {
       mesh: this.o.peers().map((p) => ({ pod: p.pod, connected: p.connected, lastSeenMs: p.lastSeenMs })),
       replicasets: v?.replicasets ?? [],
       rollout,
+      ...(v?.sharding ? { sharding: v.sharding } : {}),
     };
   }
 

@@ -3,12 +3,15 @@
 // hooks (SPEC §3: every replica set, its instances' UUIDs and URIs, its master). The topology holds
 // only what a router needs, so health and lag changes do not wake the hooks.
 import { replicasetUuid } from '../../common/identity.js';
-import { DIVERGENCE_REPAIRS, type InstanceRole, type RolloutPhase, type StatusDivergence, type StatusReplicaSet } from '../../common/status.js';
+import { DIVERGENCE_REPAIRS, type InstanceRole, type RolloutPhase, type StatusDivergence, type StatusReplicaSet, type StatusSharding } from '../../common/status.js';
 import { divergedUpstream } from '../decide/divergence.js';
 import { healthProblem, instanceOf } from '../decide/members.js';
 import type { ObservedCluster, ObservedInstance, ObservedReplicaSet, PersistedReplicaSet, PersistedState, Timings } from '../decide/model.js';
 import type { ReconcileResult } from '../decide/reconcile.js';
 import type { JsonObject } from './mesh-protocol.js';
+import { clusterRoles, replicaSetRole } from '../decide/sharding-plan.js';
+import { SHARDING_ROLES, type ShardingRole } from '../decide/sharding.js';
+import type { ShardedView, ShardStorage } from '../instance/native-config.js';
 
 export interface RolloutView {
   replicaset: string;
@@ -22,6 +25,8 @@ export interface ClusterView {
   coordinator: string;
   replicasets: StatusReplicaSet[];
   rollouts: RolloutView[];
+  /** A sharded cluster (SPEC §4b); absent when no replica set has a role. */
+  sharding?: StatusSharding;
 }
 
 export interface TopologyInstance {
@@ -43,6 +48,8 @@ export interface TarantoolTopology {
   cluster: string;
   namespace: string;
   replicasets: TopologyReplicaSet[];
+  /** A sharded cluster (SPEC §4b): the role of every replica set that has one. Absent: none has. */
+  roles?: Record<string, ShardingRole>;
 }
 
 export interface TopologyMessage {
@@ -78,6 +85,14 @@ export function divergenceOf(rs: ObservedReplicaSet, state: PersistedReplicaSet 
   return { from: master, error: entry.error, repair };
 }
 
+function routerProblem(i: ObservedInstance): string | null {
+  const t = i.tarantool;
+  if (!i.podExists || !t?.alive) return `router ${i.pod}'s Tarantool does not answer`;
+  if (!t.configured) return `router ${i.pod} is not configured yet`;
+  if (t.ro) return `router ${i.pod} is read-only`;
+  return null;
+}
+
 export function buildClusterView(
   observed: ObservedCluster,
   persisted: PersistedState,
@@ -85,15 +100,23 @@ export function buildClusterView(
   roles: ReadonlyMap<string, InstanceRole>,
   timings: Timings,
   coordinator: string,
+  shardingReason = '',
 ): ClusterView {
+  const shardRoles = clusterRoles(observed);
   const replicasets: StatusReplicaSet[] = observed.replicasets.map((rs) => {
     const state = persisted.replicasets[rs.name];
     const master = state?.master ?? null;
     const members = new Set(state?.members.map((m) => m.pod) ?? []);
+    const router = shardRoles[rs.name] === 'router';
     const instances = rs.instances
       .filter((i) => i.podExists || members.has(i.pod))
       .map((i) => {
-        const problem = members.has(i.pod) ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings) : `${i.pod} is not a member yet`;
+        // A router is nobody's member (SPEC §4b): healthy when it runs configured and writable.
+        const problem = router
+          ? routerProblem(i)
+          : members.has(i.pod)
+            ? healthProblem(i, i.pod === master ? 'master' : 'replica', timings)
+            : `${i.pod} is not a member yet`;
         const diverged = members.has(i.pod) ? divergenceOf(rs, state, i) : null;
         return {
           pod: i.pod,
@@ -109,7 +132,41 @@ export function buildClusterView(
   const rollouts = Object.entries(report)
     .map(([replicaset, r]) => ({ replicaset, phase: r.rollout.phase, next: r.rollout.next, reason: r.rollout.reason }))
     .sort((a, b) => (a.replicaset < b.replicaset ? -1 : 1));
-  return { term: persisted.term, coordinator, replicasets, rollouts };
+  const sharding = shardingView(observed, persisted, shardingReason);
+  return { term: persisted.term, coordinator, replicasets, rollouts, ...(sharding ? { sharding } : {}) };
+}
+
+/**
+ * /status sharding (SPEC §4b): roles, each storage's buckets as its master reports them (another
+ * member's report while the master's is missing: they replicate the same _bucket space), the
+ * bootstrap record, and each configured router's view.
+ */
+export function shardingView(observed: ObservedCluster, persisted: PersistedState, reason: string): StatusSharding | undefined {
+  const roles = clusterRoles(observed);
+  const withRole = observed.replicasets.filter((rs) => roles[rs.name] !== null && roles[rs.name] !== undefined);
+  if (withRole.length === 0) return undefined;
+  const replicasets = withRole.map((rs) => {
+    const role = roles[rs.name] as ShardingRole;
+    const problems = replicaSetRole(rs).problems;
+    const extra = problems.length > 0 ? { problems } : {};
+    if (role === 'router') return { name: rs.name, role, buckets: null, ...extra };
+    const master = persisted.replicasets[rs.name]?.master ?? null;
+    const reports = rs.instances.filter((i) => i.tarantool?.vshard?.storage).sort((a, b) => (a.pod === master ? -1 : b.pod === master ? 1 : 0));
+    const b = reports[0]?.tarantool?.vshard?.storage;
+    return { name: rs.name, role, buckets: b ? { active: b.active, sending: b.sending, receiving: b.receiving, garbage: b.garbage } : null, ...extra };
+  });
+  const routers = withRole
+    .filter((rs) => roles[rs.name] === 'router')
+    .flatMap((rs) => rs.instances)
+    .flatMap((i) => {
+      const r = i.tarantool?.vshard?.router;
+      return r ? [{ pod: i.pod, masters: { ...r.masters }, unknown: r.unknown, unreachable: r.unreachable }] : [];
+    });
+  const b = persisted.sharding?.bootstrap ?? null;
+  const bootstrap = b
+    ? { state: b.state, how: b.how, by: b.by, atMs: b.atMs, reason }
+    : { state: 'waiting' as const, how: null, by: null, atMs: null, reason };
+  return { replicasets, bootstrap, routers };
 }
 
 export function buildTarantoolTopology(observed: ObservedCluster, persisted: PersistedState, namespace: string, cluster: string): TarantoolTopology {
@@ -123,7 +180,33 @@ export function buildTarantoolTopology(observed: ObservedCluster, persisted: Per
     });
     replicasets.push({ name: rs.name, uuid: replicasetUuid(namespace, cluster, rs.name), master: state.master, instances });
   }
-  return { cluster, namespace, replicasets };
+  const roles: Record<string, ShardingRole> = {};
+  for (const [name, role] of Object.entries(clusterRoles(observed))) if (role !== null) roles[name] = role;
+  return { cluster, namespace, replicasets, ...(Object.keys(roles).length > 0 ? { roles } : {}) };
+}
+
+/**
+ * The sharded view one instance's config is rendered with (native-config.ts), from the published
+ * topology: its replica set's role and every storage replica set with its members' addresses. null:
+ * its replica set has no role. A member whose pod is gone keeps the address `known` had for it, so a
+ * restarting pod does not reload every instance of the cluster twice.
+ */
+export function shardedViewFor(t: TarantoolTopology, replicaset: string, known: ShardedView | null): ShardedView | null {
+  const role = t.roles?.[replicaset];
+  if (role === undefined) return null;
+  const storages: ShardStorage[] = [];
+  for (const rs of t.replicasets) {
+    if (t.roles?.[rs.name] !== 'storage') continue;
+    const before = known?.storages.find((s) => s.name === rs.name)?.instances ?? {};
+    const instances: ShardStorage['instances'] = {};
+    for (const i of rs.instances) {
+      const uri = i.uri ?? before[i.pod]?.uri ?? null;
+      if (uri !== null) instances[i.pod] = { uuid: i.uuid, uri };
+    }
+    if (Object.keys(instances).length > 0) storages.push({ name: rs.name, uuid: rs.uuid, instances });
+  }
+  storages.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { role, storages };
 }
 
 export function encodeTopologyMessage(msg: TopologyMessage): JsonObject {
@@ -161,6 +244,41 @@ function divergence(v: unknown): StatusDivergence {
   const o = rec(v, 'diverged');
   const repair = o['repair'] === null ? null : oneOf(o['repair'], DIVERGENCE_REPAIRS, 'diverged.repair');
   return { from: s(o['from'], 'diverged.from'), error: s(o['error'], 'diverged.error'), repair };
+}
+
+const count = (v: unknown, where: string): number => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new BadView(`${where} must be a non-negative integer`);
+  return v;
+};
+
+function decodeSharding(v: unknown): StatusSharding {
+  const o = rec(v, 'view.sharding');
+  const replicasets = arr(o['replicasets'], 'sharding.replicasets').map((x) => {
+    const r = rec(x, 'sharding replica set');
+    const b = r['buckets'] === null ? null : rec(r['buckets'], 'sharding.buckets');
+    const problems = r['problems'] === undefined ? {} : { problems: arr(r['problems'], 'sharding.problems').map((x) => s(x, 'sharding.problems')) };
+    return {
+      ...problems,
+      name: s(r['name'], 'sharding.name'),
+      role: oneOf(r['role'], SHARDING_ROLES, 'sharding.role'),
+      buckets: b === null ? null : { active: count(b['active'], 'active'), sending: count(b['sending'], 'sending'), receiving: count(b['receiving'], 'receiving'), garbage: count(b['garbage'], 'garbage') },
+    };
+  });
+  const b = rec(o['bootstrap'], 'sharding.bootstrap');
+  const bootstrap = {
+    state: oneOf(b['state'], ['waiting', 'requested', 'done'] as const, 'bootstrap.state'),
+    how: b['how'] === null ? null : oneOf(b['how'], ['bootstrapped', 'found'] as const, 'bootstrap.how'),
+    by: ns(b['by'], 'bootstrap.by'),
+    atMs: nn(b['atMs'], 'bootstrap.atMs'),
+    reason: s(b['reason'], 'bootstrap.reason'),
+  };
+  const routers = arr(o['routers'], 'sharding.routers').map((x) => {
+    const r = rec(x, 'sharding router');
+    const masters: Record<string, string | null> = {};
+    for (const [name, m] of Object.entries(rec(r['masters'], 'router.masters'))) masters[name] = ns(m, 'router.masters');
+    return { pod: s(r['pod'], 'router.pod'), masters, unknown: count(r['unknown'], 'router.unknown'), unreachable: count(r['unreachable'], 'router.unreachable') };
+  });
+  return { replicasets, bootstrap, routers };
 }
 
 /** Validates a pushed topology message (from an authenticated coordinator of an accepted term). */
@@ -203,7 +321,13 @@ export function decodeTopologyMessage(v: JsonObject): TopologyMessage {
         };
       }),
     };
-    return { view: { term, coordinator: s(view['coordinator'], 'view.coordinator'), replicasets, rollouts }, topology };
+    if (t['roles'] !== undefined) {
+      const roles: Record<string, ShardingRole> = {};
+      for (const [name, role] of Object.entries(rec(t['roles'], 'topology.roles'))) roles[name] = oneOf(role, SHARDING_ROLES, 'topology.roles');
+      topology.roles = roles;
+    }
+    const sharding = view['sharding'] === undefined ? {} : { sharding: decodeSharding(view['sharding']) };
+    return { view: { term, coordinator: s(view['coordinator'], 'view.coordinator'), replicasets, rollouts, ...sharding }, topology };
   } catch (err) {
     if (err instanceof BadView) throw new Error(`invalid topology push: ${err.message}`);
     throw err;

@@ -4,6 +4,7 @@
 // newer agent during a rolling upgrade) are ignored, never passed on.
 import { isDns1123Label } from '../../common/dns.js';
 import { isRecord, type JsonRecord } from '../../common/json.js';
+import type { BucketCounts, RouterView, VshardReport } from '../decide/sharding.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest message acted on; larger ones are dropped. */
@@ -54,6 +55,10 @@ export interface TarantoolReport {
   hazard?: { kind: (typeof HAZARD_KINDS)[number]; reason: string; uncommittedFrom?: { id: number; lsn: number } } | null;
   /** Tarantool 3's synchronous queue (box.info.synchro.queue); null on 2.6, absent from an older agent. */
   synchro?: { owner: number; term: number; len: number } | null;
+  /** sharding.roles of a native-style user config (SPEC §4b); absent: the Lua style or an older agent. */
+  shardingRoles?: string[];
+  /** vshard on the instance: storage bucket counts, a router's view; absent/null: not configured. */
+  vshard?: VshardReport | null;
 }
 
 const HAZARD_KINDS = ['unrecoverable-snapshot', 'own-unconfirmed-sync'] as const;
@@ -299,7 +304,41 @@ function tarantoolReport(i: Rec): TarantoolReport {
     clusterUuids: field(t, 'clusterUuids') === null ? null : strings(t, 'clusterUuids', UUID, MAX_MEMBERS),
     ...(hazard === undefined ? {} : { hazard }),
     ...(synchro === undefined ? {} : { synchro }),
+    ...(field(t, 'shardingRoles') === undefined ? {} : { shardingRoles: strings(t, 'shardingRoles', ROLE_NAME, 8) }),
+    ...vshardReport(t),
   };
+}
+
+const ROLE_NAME = /^[A-Za-z0-9_.-]{0,64}$/;
+const RS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+function vshardReport(t: Rec): { vshard?: VshardReport | null } {
+  const v = field(t, 'vshard');
+  if (v === undefined) return {};
+  if (v === null) return { vshard: null };
+  if (!isRecord(v)) throw new Invalid('bad_field', '"vshard" must be an object or null');
+  const out: VshardReport = {};
+  const st = field(v, 'storage');
+  if (st !== undefined) {
+    if (!isRecord(st)) throw new Invalid('bad_field', '"vshard.storage" must be an object');
+    const b: BucketCounts = { active: int(st, 'active'), sending: int(st, 'sending'), receiving: int(st, 'receiving'), garbage: int(st, 'garbage'), pinned: int(st, 'pinned'), total: int(st, 'total') };
+    out.storage = b;
+  }
+  const r = field(v, 'router');
+  if (r !== undefined) {
+    if (!isRecord(r)) throw new Invalid('bad_field', '"vshard.router" must be an object');
+    const m = obj(r, 'masters');
+    const names = Object.keys(m);
+    if (names.length > MAX_MEMBERS) throw new Invalid('bad_field', `"vshard.router.masters" must have at most ${MAX_MEMBERS} replica sets`);
+    const masters: Record<string, string | null> = {};
+    for (const name of names) {
+      if (!RS_NAME.test(name)) throw new Invalid('bad_field', '"vshard.router.masters" keys must be replica set names');
+      masters[name] = m[name] === null ? null : str(m, name, 253, POD);
+    }
+    const view: RouterView = { masters, unknown: int(r, 'unknown'), unreachable: int(r, 'unreachable'), availableRw: int(r, 'availableRw') };
+    out.router = view;
+  }
+  return { vshard: out };
 }
 
 /** A TarantoolReport carried elsewhere (a command's ack result), validated like a heartbeat's; null if invalid. */

@@ -13,6 +13,7 @@ import type {
 } from '../decide/model.js';
 import type { TermLens } from '../state/store.js';
 import { QUARANTINE_REASONS, REPAIR_STEPS } from '../decide/model.js';
+import { BOOTSTRAP_HOWS, BOOTSTRAP_STATES, type BucketBootstrap, type ShardingState } from '../decide/sharding.js';
 
 type Rec = Record<string, unknown>;
 
@@ -140,6 +141,27 @@ function replicaSet(v: unknown, where: string): PersistedReplicaSet {
   return rs;
 }
 
+function oneOfValues<T extends string>(o: Rec, key: string, where: string, allowed: readonly T[]): T {
+  const v = o[key];
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new Bad(`${where}.${key} must be one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function sharding(v: unknown, where: string): ShardingState {
+  const o = rec(v, where);
+  if (o['bootstrap'] === null || o['bootstrap'] === undefined) return { bootstrap: null };
+  const b = rec(o['bootstrap'], `${where}.bootstrap`);
+  const w = `${where}.bootstrap`;
+  const bootstrap: BucketBootstrap = {
+    state: oneOfValues(b, 'state', w, BOOTSTRAP_STATES),
+    how: b['how'] === null || b['how'] === undefined ? null : oneOfValues(b, 'how', w, BOOTSTRAP_HOWS),
+    by: str(b, 'by', w),
+    atMs: num(b, 'atMs', w),
+  };
+  if (bootstrap.state === 'done' && bootstrap.how === null) throw new Bad(`${w}.how must say how a done bootstrap happened`);
+  return { bootstrap };
+}
+
 /** Validates a stored PersistedState; throws with the path of the first problem. */
 export function decodePersistedState(raw: unknown): PersistedState {
   try {
@@ -147,7 +169,9 @@ export function decodePersistedState(raw: unknown): PersistedState {
     const sets = rec(o['replicasets'], 'state.replicasets');
     const replicasets: Record<string, PersistedReplicaSet> = {};
     for (const [name, v] of Object.entries(sets)) replicasets[name] = replicaSet(v, `state.replicasets.${name}`);
-    return { term: nonNegativeInt(o, 'term', 'state'), coordinator: nullableStr(o, 'coordinator', 'state'), replicasets };
+    const state: PersistedState = { term: nonNegativeInt(o, 'term', 'state'), coordinator: nullableStr(o, 'coordinator', 'state'), replicasets };
+    // Absent in the state of a cluster that never sharded (and of every coordinator before sharding).
+    return o['sharding'] === undefined ? state : { ...state, sharding: sharding(o['sharding'], 'state.sharding') };
   } catch (err) {
     if (err instanceof Bad) throw new Error(err.message);
     throw err;

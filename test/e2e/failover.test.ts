@@ -1,5 +1,4 @@
-import { readdir, unlink } from 'node:fs/promises';
-import net from 'node:net';
+import { readdir } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { ConsoleClient } from '../../agent/console/client.js';
 import { createNetFault, type NetFaultShape, type NetFaultTarget } from '../../localcluster/netfault.js';
@@ -10,7 +9,7 @@ import { KubeClient } from '../../common/kube/client.js';
 import { loadKubeConfig } from '../../common/kube/config.js';
 import { namespaced } from '../../common/kube/resources.js';
 import { startSampler, type Sample, type SampledInstance, type Sampler } from '../../tools/sampler.js';
-import { agentStatus, consoleOf, deployReplicaSet, instancesOf, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
+import { agentStatus, consoleOf, deployReplicaSet, holdConsole, instancesOf, masterTarget, waitForReplicaSet, type ReplicaSetSpec } from '../../tools/shoal-cluster.js';
 import { firstAcknowledgedAfter, startWriteLoad, verifyAcknowledged, type WriteLoad, type WriteLog, type WriteSummary } from '../../tools/workload.js';
 
 // Issue 6's "done when", end to end on the local cluster with real Tarantool 2.6: failover after a
@@ -171,35 +170,9 @@ async function waitNewMaster(ns: string, old: string, timeoutMs = 60_000): Promi
   );
 }
 
-/**
- * Keeps a pod's Tarantool from coming back until released: a listener squats its console socket
- * path, so each restart by the kubelet exits at once ("Address already in use": a crash loop) and
- * the console answers nothing. Without it the kubelet restarts a killed Tarantool within about a
- * second, and the coordinator rightly makes the same instance writable again after a vclock check
- * (SPEC §5: failover is for a master silent for SHOAL_FAILOVER_TIMEOUT_MS), so no failover happens.
- * Call it before the kill: the live Tarantool keeps listening on the unlinked old socket.
- */
+/** holdConsole (tools/shoal-cluster.ts) for this file's pods, released in afterEach at the latest. */
 async function holdDown(ns: string, pod: string): Promise<() => Promise<void>> {
-  const path = consoleFor(ns, pod);
-  await unlink(path).catch(() => undefined);
-  // Accept and hang up at once: to the agent (and the restarted Tarantool's liveness check) this is
-  // a dead console answering nothing, noticed immediately as with a process that is simply gone.
-  const server = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    // The pod's processes run under their own uid: they must be able to connect (and find it live).
-    server.listen({ path, readableAll: true, writableAll: true }, () => resolve());
-  });
-  let released = false;
-  const release = async (): Promise<void> => {
-    if (released) return;
-    released = true;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await unlink(path).catch(() => undefined);
-  };
+  const release = await holdConsole(consoleFor(ns, pod));
   cleanups.push(release);
   return release;
 }

@@ -13,7 +13,7 @@ import { identityOf } from '../../agent/instance/identity.js';
 import { LocalInstance } from '../../agent/instance/local.js';
 import type { ReplicationCredentials } from '../../agent/instance/uri.js';
 import { createLogger } from '../../common/log.js';
-import { defaultLane, tarantoolBinary, type TarantoolLane } from '../../demo/tarantool-binaries.js';
+import { defaultLane, tarantoolBinary, vshardLuaPath, type TarantoolLane } from '../../demo/tarantool-binaries.js';
 
 export interface TarantoolStartOptions {
   /** Lua run after require('shoal').cfg{…} returns (the application's own code). */
@@ -29,6 +29,8 @@ export interface TarantoolStartOptions {
    * and memory are added unless it sets them) and, optionally, the application file it runs.
    */
   native?: { config?: string; app?: string };
+  /** Its replica set (the StatefulSet it would belong to); default TEST_REPLICASET. */
+  replicaset?: string;
 }
 
 /** What tests use as the cluster coordinates of their instances. */
@@ -117,16 +119,19 @@ export class TarantoolInstance {
       TT_INSTANCE_NAME: this.name,
       SHOAL_USER_CONFIG: this.userConfigPath,
       SHOAL_CLUSTER: TEST_CLUSTER,
-      SHOAL_REPLICASET: TEST_REPLICASET,
+      SHOAL_REPLICASET: this.opts.replicaset ?? TEST_REPLICASET,
     });
   }
 
   private async start(args: string[], env: Record<string, string>): Promise<void> {
     const log = await open(this.logPath, 'a');
     try {
-      const child = spawn(tarantoolBinary(this.opts.lane ?? defaultLane()), args, {
+      const lane = this.opts.lane ?? defaultLane();
+      // The 3 lane finds vshard as the local Tarantool 3 image does (demo/images.ts).
+      const luaPath = lane === '3' ? `${luaPathFor(this.runDir).replace(/;;$/, '')};${vshardLuaPath()};;` : luaPathFor(this.runDir);
+      const child = spawn(tarantoolBinary(lane), args, {
         cwd: this.dir,
-        env: { ...process.env, LUA_PATH: luaPathFor(this.runDir), SHOAL_CONSOLE_SOCKET: this.consoleSocket, ...env },
+        env: { ...process.env, LUA_PATH: luaPath, SHOAL_CONSOLE_SOCKET: this.consoleSocket, ...env },
         stdio: ['ignore', log.fd, log.fd],
       });
       this.process = child;
@@ -188,7 +193,7 @@ export class TarantoolFleet {
       namespace: TEST_NAMESPACE,
       cluster: TEST_CLUSTER,
       pod,
-      replicaset: TEST_REPLICASET,
+      replicaset: opts.replicaset ?? TEST_REPLICASET,
       bindHost: '127.0.0.1',
       podIp: '127.0.0.1',
       listenPort: t.port,

@@ -62,3 +62,48 @@ describe('shoal status table', () => {
     expect(() => asAgentStatus(v)).toThrow(/not a Shoal \/status document/);
   });
 });
+
+describe('shoal status table of a sharded cluster (SPEC §4b)', () => {
+  const sharded: AgentStatus = {
+    ...status,
+    replicasets: [
+      { name: 'storage-a', master: 'storage-a-0', instances: [{ pod: 'storage-a-0', role: 'master', healthy: true, lag: null }] },
+      { name: 'storage-b', master: 'storage-b-0', instances: [{ pod: 'storage-b-0', role: 'master', healthy: true, lag: null }] },
+      { name: 'router', master: null, instances: [{ pod: 'router-0', role: 'master', healthy: true, lag: null }] },
+    ],
+    rollout: null,
+    sharding: {
+      replicasets: [
+        { name: 'storage-a', role: 'storage', buckets: { active: 1500, sending: 0, receiving: 0, garbage: 0 } },
+        { name: 'storage-b', role: 'storage', buckets: { active: 1497, sending: 3, receiving: 0, garbage: 2 } },
+        { name: 'router', role: 'router', buckets: null },
+      ],
+      bootstrap: { state: 'done', how: 'bootstrapped', by: 'router-0', atMs: 5, reason: 'buckets bootstrapped through router-0' },
+      routers: [{ pod: 'router-0', masters: { 'storage-a': 'storage-a-0', 'storage-b': null }, unknown: 0, unreachable: 1497 }],
+    },
+  };
+
+  it('adds a Buckets column: active per storage, what is in flight, routers marked', () => {
+    const out = renderStatusTable(sharded);
+    expect(out).toMatch(/\| Replica set \| Member\s+\| Role\s+\| Healthy \| Lag \(s\) \| Buckets\s+\|/);
+    expect(out).toMatch(/\| storage-a\s+\| storage-a-0 \| master \| yes\s+\| -\s+\| 1500\s+\|/);
+    expect(out).toMatch(/\| storage-b\s+\| storage-b-0 \| master \| yes\s+\| -\s+\| 1497 \(sending 3, garbage 2\) \|/);
+    expect(out).toMatch(/\| router\s+\| router-0\s+\| master \| yes\s+\| -\s+\| router\s+\|/);
+    expect(out).toContain('Buckets: bootstrapped through router-0');
+    expect(out).toContain('router router-0: masters storage-a=storage-a-0, storage-b=none; unknown buckets 0, unreachable 1497');
+  });
+
+  it('lists what is wrong with how a role is given', () => {
+    const wrong = { ...sharded, sharding: { ...sharded.sharding!, replicasets: [{ name: 'router', role: 'router' as const, buckets: null, problems: ['annotation says storage'] }] } };
+    expect(renderStatusTable(wrong)).toContain('  - router: annotation says storage');
+  });
+
+  it('says why the bootstrap waits', () => {
+    const waiting = { ...sharded, sharding: { ...sharded.sharding!, bootstrap: { state: 'waiting' as const, how: null, by: null, atMs: null, reason: 'buckets wait: storage-b has no master yet' } } };
+    expect(renderStatusTable(waiting)).toContain('Buckets: waiting — buckets wait: storage-b has no master yet');
+  });
+
+  it('a plain replica set has no Buckets column', () => {
+    expect(renderStatusTable(status)).not.toContain('Buckets');
+  });
+});

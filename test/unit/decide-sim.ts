@@ -589,6 +589,9 @@ export class Sim {
         Object.assign(p, { replication: [...a.replication], quorum: a.synchroQuorum });
         if (a.kind === 'rejoinAsReplica') p.ro = true;
         return true;
+      case 'bootstrapBuckets':
+        // The simulated world has one plain replica set: nothing shards, so nothing may ask for buckets.
+        return this.fail(`bootstrapBuckets sent to ${p.name} in a cluster without sharding roles`);
       case 'expel':
         if (!this.writable(p)) return false;
         // Deleting the _cluster row of a member would cut it off; of a returning pod not yet rejoined is fine.

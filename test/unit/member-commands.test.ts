@@ -25,6 +25,7 @@ const GOOD: InstanceCommand[] = [
   { ...base, kind: 'fence', master: null },
   { ...base, kind: 'waitCatchUp', source: 's-0', vclock: { '1': 10, '2': 3 } },
   { ...base, kind: 'expel', expelledPod: 's-2', expelledUuid: UUID2 },
+  { ...base, kind: 'bootstrapBuckets', master: null },
 ];
 
 describe('command payloads', () => {
@@ -92,6 +93,10 @@ class FakeInstance implements ExecutorInstance {
     this.calls.push(['expel', uuid]);
     return { deleted: true, id: 3 };
   };
+  bootstrapBuckets = async () => {
+    this.calls.push(['bootstrapBuckets', null]);
+    return { found: false };
+  };
 }
 
 // Drop the bound (signal, timeoutMs) so expectations read as the mapping.
@@ -129,6 +134,7 @@ describe('command executor mapping', () => {
     ['fence', { ...base, kind: 'fence' }, state(), [['fence', {}]]],
     ['waitCatchUp', { ...base, kind: 'waitCatchUp', source: 's-0', vclock: { '1': 9 } }, state(), [['waitForVclock', { target: { '1': 9 }, timeoutMs: 5000 }]]],
     ['expel', { ...base, kind: 'expel', expelledPod: 's-2', expelledUuid: UUID2 }, state(), [['expel', UUID2]]],
+    ['bootstrapBuckets', { ...base, kind: 'bootstrapBuckets', master: null }, state(), [['bootstrapBuckets', null]]],
     ['restartReplication: emptied first, or box.cfg keeps the stopped applier', { ...base, kind: 'restartReplication', ...repl }, state({ ro: true }), [['reconfigure', { peers: [] }], ['reconfigure', { peers, synchroQuorum: 2, master: follow }]]],
     ['rebootstrap', { ...base, kind: 'rebootstrap', ...repl }, state(), [['rebootstrap', { role: 'replica', master: follow, peers, synchroQuorum: 2, reason: 'because' }]]],
   ] as Array<[string, InstanceCommand, InstanceState, Array<[string, unknown]>]>)('%s', async (_name, cmd, current, calls) => {

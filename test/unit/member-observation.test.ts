@@ -39,6 +39,7 @@ const spec = (over: Partial<ReplicaSetSpec> = {}): ReplicaSetSpec => ({
   failover: 'auto',
   paused: false,
   tarantoolContainer: null,
+  shardingRole: null,
   problems: [],
   ...over,
 });
