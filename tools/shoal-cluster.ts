@@ -13,14 +13,32 @@ import type { WriteTarget } from './workload.js';
 // (a ConfigMap with init.lua, a headless Service, a labelled StatefulSet), and where a test finds
 // each instance's agent and console.
 
+/**
+ * The is_sync space `load`, created by whichever instance is writable, in a fiber that waits for it
+ * and retries: the master can be read-only for a moment right after its start (orphan while the
+ * agent sets its replication), and DDL run straight from the init script then fails and kills the
+ * process, after which a read-only restart never creates the index (a 30-minute chaos run wrote
+ * nothing: `load` had no index). `_space:update`, not `space:alter`, which 2.6.0 lacks.
+ */
+const LOAD_SPACE_LUA = `require('fiber').create(function()
+  while true do
+    box.ctl.wait_rw()
+    local ok, err = pcall(function()
+      box.schema.space.create('load', {if_not_exists = true})
+      box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
+      if not box.space.load.is_sync then box.space._space:update({box.space.load.id}, {{'=', 6, {is_sync = true}}}) end
+    end)
+    if ok then return end
+    require('log').warn('test app: creating space load failed (%s); retrying', tostring(err))
+    require('fiber').sleep(0.2)
+  end
+end)`;
+
 /** The test application: `require('shoal').cfg` plus an is_sync space `load` (unsigned keys) for write loads. */
 export function testAppLua(memtxMemoryMB = 32): string {
   return `
 require('shoal').cfg{ work_dir = '/var/lib/tarantool', memtx_memory = ${memtxMemoryMB} * 1024 * 1024 }
-if not box.info.ro then
-  box.schema.space.create('load', {if_not_exists = true, is_sync = true})
-  box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
-end
+${LOAD_SPACE_LUA}
 `;
 }
 
@@ -47,10 +65,7 @@ app:
 `;
 }
 export const TEST_NATIVE_APP_LUA = `
-if not box.info.ro then
-  box.schema.space.create('load', {if_not_exists = true, is_sync = true})
-  box.space.load:create_index('pk', {if_not_exists = true, parts = {1, 'unsigned'}})
-end
+${LOAD_SPACE_LUA}
 `;
 
 export interface ReplicaSetSpec {
