@@ -43,6 +43,7 @@ export interface TimelineRow {
 const WINDOW_S = 300;
 const MIN_GAP_MS = 1000;
 const ROW_WIDTH = 1200;
+const WRITES_COLOR = '#4c78a8';
 
 /** Every kind in a fixed order (lanes top to bottom: faults, then what the instances did), with its mark. */
 const KINDS: readonly { kind: EventKind; color: string; shape: string }[] = [
@@ -111,7 +112,7 @@ export function timelineSpec(c: TimelineChart, o: TimelineOptions = {}): TopLeve
   const maxWindow = Math.max(...rows.map((r) => r.toS - r.fromS));
   const subtitle = [
     `shaded: no successful write for more than ${(o.minGapMs ?? MIN_GAP_MS) / 1000} s (${d.gaps.length} such gaps${d.gaps.length ? `, longest ${Math.max(...d.gaps.map((g) => g.seconds)).toFixed(1)} s` : ''})`,
-    ...(d.dropped > 0 ? [`${d.dropped} events from before the load started not shown`] : []),
+    ...(d.dropped > 0 ? [`${d.dropped} event${d.dropped === 1 ? '' : 's'} from before the load started not shown`] : []),
   ];
   const panel = (r: TimelineRow, i: number) => {
     // The same pixels per second in every row, so rows compare at a glance.
@@ -128,12 +129,16 @@ export function timelineSpec(c: TimelineChart, o: TimelineOptions = {}): TopLeve
         return { t, t2, mid: (t + t2) / 2, label: `${g.seconds.toFixed(1)} s` };
       });
     const gapRect = (xx: typeof x | typeof xEvents) => ({ data: { values: gaps }, mark: { type: 'rect', color: '#f4a582', opacity: 0.45 }, encoding: { x: xx, x2: { field: 't2' } } }) as const;
+    const writesY = { field: 'writes', type: 'quantitative', scale: { domain: [0, yMax] }, title: `writes / ${bucketMs} ms` } as const;
     const writesPanel = {
       width,
       height: 120,
       layer: [
         gapRect(x),
-        { data: { values: within(d.writes, r) }, mark: { type: 'bar', color: '#4c78a8' }, encoding: { x, x2: { field: 't2' }, y: { field: 'writes', type: 'quantitative', scale: { domain: [0, yMax] }, title: `writes / ${bucketMs} ms` } } },
+        // Bars thinner than 2 px blur into hatching: then the same bars are drawn as one solid step outline.
+        (width * bucketMs) / 1000 / (r.toS - r.fromS) >= 2
+          ? { data: { values: within(d.writes, r) }, mark: { type: 'bar', color: WRITES_COLOR }, encoding: { x, x2: { field: 't2' }, y: writesY } }
+          : { data: { values: within(d.writes, r) }, mark: { type: 'area', color: WRITES_COLOR, interpolate: 'step-after' }, encoding: { x, y: writesY } },
         { data: { values: within(d.failures, r) }, mark: { type: 'tick', color: '#e45756', thickness: 2, size: 8 }, encoding: { x, y: { value: 116 } } },
         { data: { values: gaps }, mark: { type: 'text', baseline: 'top', align: 'center', dy: 3, fontSize: 11, fontWeight: 'bold', color: '#b2182b' }, encoding: { x: { ...x, field: 'mid' }, y: { value: 0 }, text: { field: 'label' } } },
       ],
