@@ -32,7 +32,7 @@ export const SHOAL_SECURITY_CONTEXT: V1SecurityContext = {
 };
 
 /**
- * The agent's share of the node. Memory: an idle agent holds about 60 MB resident with its node
+ * The agent's share of the node. Memory: an idle agent holds about 63 MB resident with its node
  * flags (agent/node-flags.ts; bench "agent idle RSS"), about 40 MB of it Node's own floor. The
  * request covers an agent at work; the limit is the flags' heap cap (128 MB of old space, 3 MB of
  * young generation) plus that floor, so V8 collects before the kernel would kill it. No CPU limit: a
