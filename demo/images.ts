@@ -1,6 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ShoalError } from '../common/errors.js';
+import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { runtimeEnv } from '../localcluster/kubelet/launch.js';
 import type { ImageSpec, ImageTable } from '../localcluster/kubelet/types.js';
 import { repoRoot } from './repo-root.js';
@@ -58,8 +59,8 @@ export function shoalImages(root = repoRoot()): ImageTable {
   const t3 = tarantoolImageSpec('3');
   const t26 = tarantoolImageSpec('2.6');
   return {
-    // The agent runs from the build: `npm run build` first.
-    'shoal/agent': { entrypoint: [process.execPath, path.join(root, 'dist', 'agent', 'main.js')] },
+    // The agent runs from the build (`npm run build` first), with the node flags of its image.
+    'shoal/agent': { entrypoint: [process.execPath, ...AGENT_NODE_FLAGS, path.join(root, 'dist', 'agent', 'main.js')] },
     ...(t3 ? { 'tarantool/tarantool': t3, 'tarantool/tarantool:3': t3 } : {}),
     ...(t26 ? { 'tarantool/tarantool:2': t26 } : {}),
   };

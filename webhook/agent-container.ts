@@ -39,13 +39,15 @@ export const SHOAL_SECURITY_CONTEXT: V1SecurityContext = {
 };
 
 /**
- * The agent's share of the node. Memory: an idle agent holds about 140 MB resident (bench "agent
- * idle RSS"), so the request covers it and the limit leaves room for a burst of watch events. No CPU
- * limit: a throttled agent misses heartbeats, and missed heartbeats are what a failover counts.
+ * The agent's share of the node. Memory: an idle agent holds about 63 MB resident with its node
+ * flags (agent/node-flags.ts; bench "agent idle RSS"), about 40 MB of it Node's own floor. The
+ * request covers an agent at work; the limit is the flags' heap cap (128 MB of old space, 3 MB of
+ * young generation) plus that floor, so V8 collects before the kernel would kill it. No CPU limit: a
+ * throttled agent misses heartbeats, and missed heartbeats are what a failover counts.
  */
 export const AGENT_RESOURCES: V1ResourceRequirements = {
-  requests: { cpu: '50m', memory: '160Mi' },
-  limits: { memory: '320Mi' },
+  requests: { cpu: '50m', memory: '96Mi' },
+  limits: { memory: '192Mi' },
 };
 
 export function agentContainer(a: AgentSpec): V1Container {

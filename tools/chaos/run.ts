@@ -38,7 +38,7 @@ export interface ChaosOptions {
   stack?: ShoalStack;
   /** Time allowed, after the last fault, for one agreed master and every pod Ready. Default 180 s. */
   convergeBoundMs?: number;
-  /** Where to draw the timeline; none when unset. */
+  /** Where to draw the timeline (and its data, `<svg>.json`, for `npm run timeline`); none when unset. */
   svg?: string;
   log(line: string): void;
   signal?: AbortSignal;
@@ -193,7 +193,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     if (linearizability.verdict === 'violated') violations.push(`history not linearizable (Porcupine): ${linearizability.detail}`);
     if (linearizability.verdict === 'unknown') violations.push(`linearizability not established: ${linearizability.detail}`);
     if (o.svg) {
-      await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults, Tarantool ${lane} (acknowledged writes per 100 ms, all writers)`, timeline: r.summary.timeline, events: r.events }).catch((err: unknown) =>
+      await writeTimelineSvg(o.svg, { title: `Chaos: seed ${o.seed}, ${o.minutes} min, ${outcomes.filter((x) => x.done).length} faults, Tarantool ${lane} (acknowledged writes per 100 ms, all writers)`, timeline: r.summary.timeline, events: r.events }, { data: true }).catch((err: unknown) =>
         o.log(`timeline not drawn: ${errorMessage(err)}`),
       );
     }
