@@ -82,6 +82,8 @@ export function toInstanceCommand(
       return { ...base, kind: 'fence' };
     case 'bootstrapBuckets':
       return { ...base, kind: 'bootstrapBuckets' };
+    case 'findMasters':
+      return { ...base, kind: 'findMasters' };
     case 'expel':
       return { ...base, kind: 'expel', expelledPod: action.expelledPod, expelledUuid: action.expelledUuid };
     case 'waitCatchUp': {

@@ -333,6 +333,8 @@ export type Action =
   | (InstanceAction & { kind: 'deletePod'; uid: string | null })
   /** On a router: vshard.router.bootstrap() — create the buckets (a cluster that has some answers "found"). */
   | (AgentAction & { kind: 'bootstrapBuckets' })
+  /** On a router: vshard.router.master_search_wakeup() — look for storages' masters now, not at the next poll. */
+  | (AgentAction & { kind: 'findMasters' })
   /** A Kubernetes Event on the StatefulSet; `reason` is its message. */
   | (ActionBase & { kind: 'event'; replicaset: string; eventType: 'Normal' | 'Warning'; eventReason: string });
 

@@ -11,7 +11,7 @@ import { planRollout, rolloutPhaseEvent, type RolloutPhase, type RolloutPlan } f
 import { note, type Step } from './step.js';
 import { planLeavingMaster, progressSwitchover, switchoverStep } from './switchover.js';
 import { validateTimings } from './timings.js';
-import { clusterRoles, planBucketBootstrap, planRouters } from './sharding-plan.js';
+import { clusterRoles, planBucketBootstrap, planRouters, planRouterWakeups } from './sharding-plan.js';
 
 // The coordinator's loop body: observe → reconcile (this) → persist (CAS) → send → re-observe.
 // Per replica set, planners run in a fixed order (Patroni's HA loop); each may change the state
@@ -151,11 +151,13 @@ export function reconcile(
   }
   const sharding = planBucketBootstrap(observed, persisted, roles, 2 * timings.commandBudgetMs);
   const batch = assembleBatch(persisted, steps, timings, { sharding: sharding.next, commands: sharding.commands, reason: sharding.reason });
+  // Last in the batch: after every promote, hand-overs' included.
+  const wakeups = planRouterWakeups(observed, roles, steps).map((c) => stamp(c, batch.nextPersisted.term, timings));
   // Phase Events lead the batch: they report the plan, whether or not a gate stops the rest.
   const phaseEvents = Object.entries(replicasets).flatMap(([name, r]) => {
     const e = rolloutPhaseEvent(name, previousPhases[name], r.rollout);
     return e === null ? [] : [stamp(e, batch.nextPersisted.term, timings)];
   });
   const reason = [...Object.entries(replicasets).map(([name, r]) => `${name}: ${r.reason}`), ...(sharding.reason ? [`sharding: ${sharding.reason}`] : [])].join('; ');
-  return { actions: [...phaseEvents, ...batch.actions], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets, sharding: sharding.reason };
+  return { actions: [...phaseEvents, ...batch.actions, ...wakeups], nextPersisted: batch.nextPersisted, reason: reason || 'no replica sets', replicasets, sharding: sharding.reason };
 }

@@ -65,6 +65,39 @@ export interface ShardingPlan {
   reason: string;
 }
 
+/**
+ * Routers told to look for masters now (SPEC §4b): when this round promotes a storage's new master,
+ * every configured router is asked, after the promotes in the batch, to run vshard's master search
+ * at once — otherwise it finds the new master only at its next poll or on a caller's failed request.
+ * `steps`: the round's replica-set steps (their commands run before these).
+ */
+export function planRouterWakeups(
+  observed: ObservedCluster,
+  roles: Readonly<Record<string, ShardingRole | null>>,
+  steps: Readonly<Record<string, Step>>,
+): PlannedAction[] {
+  const promoted = observed.replicasets
+    .filter((rs) => roles[rs.name] === 'storage')
+    .flatMap((rs) => {
+      const step = steps[rs.name];
+      const commands = [...(step?.commands ?? []), ...(step?.handover?.commands ?? [])];
+      return commands.filter((c) => c.kind === 'promote').map((c) => `${c.pod} of ${rs.name}`);
+    });
+  if (promoted.length === 0) return [];
+  return observed.replicasets
+    .filter((rs) => roles[rs.name] === 'router')
+    .flatMap((rs) =>
+      rs.instances
+        .filter((i) => upAndAnswering(i) && i.tarantool?.configured === true && i.tarantool.vshard?.router !== undefined)
+        .map((i): PlannedAction => ({
+          kind: 'findMasters',
+          replicaset: rs.name,
+          pod: i.pod,
+          reason: `a storage master was promoted (${promoted.join(', ')}): router ${i.pod} looks for masters now, not at its next poll`,
+        })),
+    );
+}
+
 /** The storage instance that holds buckets, if any reports some: the buckets exist. */
 function holderOfBuckets(storages: readonly ObservedReplicaSet[]): ObservedInstance | undefined {
   for (const rs of storages) {

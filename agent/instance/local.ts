@@ -544,6 +544,19 @@ export class LocalInstance {
     }
   }
 
+  /**
+   * On a router: vshard.router.master_search_wakeup() (SPEC §4b) — the master search runs now
+   * instead of at its next poll (vshard polls every 5 s while it believes every master known).
+   */
+  async findMasters(o: Bounded = {}): Promise<void> {
+    const d = deadline('master search wakeup', o, 5_000);
+    try {
+      await this.eval("return require('shoal').find_masters()", [], d);
+    } finally {
+      d.done();
+    }
+  }
+
   /** Hands the cluster topology to the application's on_topology hooks (each runs in pcall). */
   async topology(topology: JsonValue, o: Bounded = {}): Promise<TopologyDelivery> {
     const d = deadline('topology delivery', o, 10_000);

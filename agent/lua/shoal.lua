@@ -23,6 +23,7 @@
 --   ensure_replication_user(name, pw)   idempotent user + 'replication' grant
 --   topology(t)                         calls every on_topology hook (each in pcall)
 --   bootstrap_buckets(timeout)          vshard.router.bootstrap() on a router; {bootstrapped, found} (SPEC §4b)
+--   find_masters()                      vshard.router.master_search_wakeup() on a router (SPEC §4b)
 --   vclock()                            box.info.vclock, cheap (polled while waiting for a vclock)
 --   expel(uuid)                         on the master: deletes the instance from box.space._cluster
 --   arm_watchdog(seconds)               sets the watchdog lease's length (nil disarms); renews nothing
@@ -838,6 +839,13 @@ function M.bootstrap_buckets(timeout)
     local msg = type(err) == 'table' and (err.message or tostring(err)) or tostring(err)
     if type(err) == 'table' and err.name == 'NON_EMPTY' then return {bootstrapped = true, found = true, message = msg} end
     error('vshard.router.bootstrap: ' .. msg)
+end
+
+function M.find_masters()
+    local vs = rawget(_G, 'vshard')
+    if vs == nil then error('vshard is not configured on this instance') end
+    vs.router.master_search_wakeup()
+    return true
 end
 
 function M.status()

@@ -30,6 +30,7 @@ export interface ExecutorInstance {
   rebootstrap(o: RebootstrapOptions): Promise<RebootstrapResult>;
   expel(uuid: string, o: Bounded): Promise<{ deleted: boolean; id?: number }>;
   bootstrapBuckets(o: Bounded): Promise<{ found: boolean }>;
+  findMasters(o: Bounded): Promise<void>;
 }
 
 export interface CommandExecutorOptions {
@@ -186,6 +187,9 @@ export class CommandExecutor {
       }
       case 'bootstrapBuckets':
         return { found: (await i.bootstrapBuckets(bound)).found };
+      case 'findMasters':
+        await i.findMasters(bound);
+        return {};
       case 'rebootstrap': {
         if (!follow) throw new Error(`cannot rebootstrap ${c.pod}: it needs a master other than itself to copy from`);
         const r = await i.rebootstrap({ ...bound, role: 'replica', master: follow, peers: c.replication, synchroQuorum: c.synchroQuorum, reason: c.reason });
@@ -224,6 +228,7 @@ function guarded(i: ExecutorInstance, check: () => void): ExecutorInstance {
     rebootstrap: step((o) => i.rebootstrap(o)),
     expel: step((u, o) => i.expel(u, o)),
     bootstrapBuckets: step((o) => i.bootstrapBuckets(o)),
+    findMasters: step((o) => i.findMasters(o)),
   };
 }
 

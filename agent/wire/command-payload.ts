@@ -28,12 +28,13 @@ export type InstanceCommand =
   | (Base & { kind: 'fence' })
   | (Base & { kind: 'waitCatchUp'; source: string; vclock: Record<string, number> })
   | (Base & { kind: 'expel'; expelledPod: string; expelledUuid: string })
-  | (Base & { kind: 'bootstrapBuckets' });
+  | (Base & { kind: 'bootstrapBuckets' })
+  | (Base & { kind: 'findMasters' });
 
 export type InstanceCommandKind = InstanceCommand['kind'];
 
 const REPLICATION_KINDS: readonly string[] = ['bootstrapMaster', 'joinReplica', 'reconfigure', 'promote', 'rebootstrap', 'rejoinAsReplica', 'restartReplication'];
-export const INSTANCE_COMMAND_KINDS: readonly string[] = [...REPLICATION_KINDS, 'fence', 'waitCatchUp', 'expel', 'bootstrapBuckets'];
+export const INSTANCE_COMMAND_KINDS: readonly string[] = [...REPLICATION_KINDS, 'fence', 'waitCatchUp', 'expel', 'bootstrapBuckets', 'findMasters'];
 
 export const isInstanceCommandKind = (kind: string): kind is InstanceCommandKind => INSTANCE_COMMAND_KINDS.includes(kind);
 
@@ -99,7 +100,7 @@ export function decodeInstanceCommand(kind: string, payload: JsonObject): Instan
     const replication = list.map((a) => (typeof a === 'string' && ADDRESS.test(a) ? a : bad('"replication" entries must be host:port')));
     return { ...base, kind: kind as ReplicationKind, replication, synchroQuorum: integer('synchroQuorum', 1, MAX_MEMBERS) };
   }
-  if (kind === 'fence' || kind === 'bootstrapBuckets') return { ...base, kind };
+  if (kind === 'fence' || kind === 'bootstrapBuckets' || kind === 'findMasters') return { ...base, kind };
   if (kind === 'waitCatchUp') {
     const raw = get('vclock');
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('"vclock" must be an object');

@@ -1,3 +1,5 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentStatus, StatusSharding } from '../../common/status.js';
@@ -13,7 +15,10 @@ import { agentStatus, consoleEval, consoleOf, holdConsole } from '../../tools/sh
 // state's record), every bucket is active on exactly one storage replica set, and kv_put / kv_get
 // through either router work. Then the second: under a write load through a router, one storage
 // master's Tarantool is SIGKILLed and held down; writes to its buckets resume on the new master and
-// no acknowledged write is lost. Waits are generous bounds; timings are printed, never asserted.
+// no acknowledged write is lost. Then the third: a third storage StatefulSet (3 instances) applied
+// to the running cluster is listed in every instance's config, its master claims the synchronous
+// queue, the rebalancer spreads the buckets evenly and every key written before still reads back.
+// Waits are generous bounds; timings are printed, never asserted.
 
 const kubeconfig = inject('kubeconfig');
 const stateFile = inject('stateFile');
@@ -26,6 +31,8 @@ const BUCKET_COUNT = 3000;
 const FORM_TIMEOUT_MS = 300_000;
 
 let ns = '';
+/** Every key acknowledged so far, with its value: read back after the scale-out. */
+const written = new Map<string, number>();
 const t0 = Date.now();
 const log = (line: string): void => void process.stderr.write(`[e2e sharded] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}\n`);
 
@@ -62,9 +69,9 @@ async function masterOf(rs: string, st?: Map<string, AgentStatus>): Promise<stri
 }
 
 /** Which storage replica set holds each active bucket (read from the masters' _bucket). */
-async function bucketOwners(): Promise<Map<number, string>> {
+async function bucketOwners(storages: readonly string[] = STORAGES): Promise<Map<number, string>> {
   const owners = new Map<number, string>();
-  for (const rs of STORAGES) {
+  for (const rs of storages) {
     const master = await masterOf(rs);
     if (!master) throw new Error(`${rs} has no single master`);
     const ids = (await consoleEval(stateFile, ns, master, "local ids = {} for _, t in box.space._bucket:pairs() do if t.status == 'active' then table.insert(ids, t.id) end end return ids")) as number[];
@@ -199,6 +206,7 @@ describe('examples/sharded.yaml from kubectl apply alone', () => {
     for (let i = 0; i < 40; i++) {
       const router = ROUTERS[(i + 1) % 2]!;
       expect(await consoleEval(stateFile, ns, router, 'return kv_get(...)', [`key-${i}`])).toBe(i);
+      written.set(`key-${i}`, i);
     }
     expect(await consoleEval(stateFile, ns, 'router-0', "return kv_get('never-written') == nil")).toBe(true);
     // The writes landed on both storages, each replicated within its replica set (synchronous space).
@@ -264,8 +272,89 @@ describe('a storage master SIGKILLed (held down) under a write load through a ro
       if (v !== p.value) lost.push(`${p.key}=${JSON.stringify(v)}`);
     }
     expect(lost, 'acknowledged writes lost').toEqual([]);
+    for (const p of acked) written.set(p.key, p.value);
     // The old master is back, as a replica of the new one.
     const back = await waitFor(`${old} back as a replica`, async () => ((await statuses()).get(old!)?.instance.role === 'replica' ? true : undefined), { timeoutMs: 120_000 });
     expect(back).toBe(true);
+  });
+});
+
+describe('scale-out: a third storage StatefulSet joins the running cluster', () => {
+  it('is listed in every config, claims its queue, gets an even share of the buckets; every key still reads', async () => {
+    // storage-c: storage-b's Service and StatefulSet under another name (same ConfigMap, same role).
+    const example = await readFile(path.join(repoRoot(), 'examples', 'sharded.yaml'), 'utf8');
+    const docs = example.split(/^---$/m).filter((d) => /^kind: (Service|StatefulSet)$/m.test(d) && /^ {2}name: storage-b$/m.test(d));
+    expect(docs).toHaveLength(2);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-scale-out-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'storage-c.yaml');
+    await writeFile(file, docs.map((d) => d.replaceAll('storage-b', 'storage-c')).join('\n---\n'));
+    const all = [...STORAGES, 'storage-c'];
+    const appliedAt = Date.now();
+    const applied = await kubectl(kubeconfig, ['apply', '-n', ns, '-f', file]);
+    if (applied.code !== 0) throw new Error(`kubectl apply storage-c: ${applied.stderr}`);
+    log('applied storage-c (3 instances)');
+
+    const master = await waitFor('storage-c has a writable master that owns its synchronous queue', async () => {
+      const m = await masterOf('storage-c');
+      if (!m) return undefined;
+      const q = (await consoleEval(stateFile, ns, m, 'return {owner = box.info.synchro.queue.owner, id = box.info.id}')) as { owner: number; id: number };
+      return q.owner === q.id ? m : undefined;
+    }, { timeoutMs: FORM_TIMEOUT_MS, intervalMs: 1_000 });
+    log(`${master} is storage-c's master and owns its queue ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after the apply`);
+
+    // Every instance's applied config lists storage-c as a storage replica set, and both routers use its master.
+    const pods = [...all.flatMap((rs) => [0, 1, 2].map((n) => `${rs}-${n}`)), ...ROUTERS];
+    // The instances of storage-c listed in the config Shoal rendered for an instance (TT_CONFIG; its role: the shared ConfigMap's).
+    const LISTED = `local f = assert(io.open(os.getenv('TT_CONFIG')))
+local cfg = require('yaml').decode(f:read('*a'))
+f:close()
+local names = {}
+for _, g in pairs(cfg.groups) do
+  local rs = g.replicasets['storage-c']
+  if rs then for name in pairs(rs.instances) do table.insert(names, name) end end
+end
+table.sort(names)
+return names`;
+    const want = JSON.stringify(['storage-c-0', 'storage-c-1', 'storage-c-2']);
+    await waitFor('every instance lists storage-c in its config', async () => {
+      for (const p of pods) {
+        if (JSON.stringify(await consoleEval(stateFile, ns, p, LISTED)) !== want) return undefined;
+      }
+      return true;
+    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    const views = await waitFor('both routers use storage-c\'s master', async () => {
+      const v = (await statuses()).get('router-0')?.sharding?.routers ?? [];
+      return v.length === 2 && v.every((r) => r.masters['storage-c'] === master) ? v : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    log(`routers' view: ${JSON.stringify(views.map((r) => r.masters))}`);
+
+    // The rebalancer spreads the buckets: each storage within ±10 % of an even share, nothing in flight.
+    const even = BUCKET_COUNT / all.length;
+    const counts = await waitFor('buckets within ±10 % of even on all three storages', async () => {
+      const sh = (await statuses()).get('router-0')?.sharding;
+      const b = all.map((rs) => sh?.replicasets.find((r) => r.name === rs)?.buckets);
+      if (b.some((x) => !x || x.sending > 0 || x.receiving > 0)) return undefined;
+      const active = b.map((x) => x?.active ?? 0);
+      return active.every((n) => Math.abs(n - even) <= even * 0.1) ? active : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 1_000 });
+    log(`buckets ${JSON.stringify(Object.fromEntries(all.map((rs, k) => [rs, counts[k]])))} ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after the apply`);
+
+    // Every bucket active on exactly one storage (bucketOwners throws on a double), all of them.
+    const owners = await waitFor('every bucket active on exactly one storage', async () => {
+      const o = await bucketOwners(all);
+      return o.size === BUCKET_COUNT ? o : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1_000 });
+    expect([...owners.values()].filter((rs) => rs === 'storage-c').length).toBeGreaterThan(0);
+
+    // Every key written before reads back through a router.
+    expect(written.size).toBeGreaterThan(40);
+    const lost: string[] = [];
+    for (const [key, value] of written) {
+      const v = await consoleEval(stateFile, ns, ROUTERS[0]!, 'return kv_get(...)', [key]);
+      if (v !== value) lost.push(`${key}=${JSON.stringify(v)}`);
+    }
+    log(`${written.size} keys written before the scale-out read back, ${lost.length} missing or wrong`);
+    expect(lost, 'keys lost by the scale-out').toEqual([]);
   });
 });

@@ -112,6 +112,11 @@ describe('a sharded cluster from the native configs Shoal renders', () => {
     expect(sr!.shardingRoles).toEqual([]);
     expect(sr!.vshard?.router).toMatchObject({ masters: { 'storage-a': 'storage-a-0', 'storage-b': 'storage-b-0' }, unreachable: 0 });
     await eventually(async () => ((await r0.inst.state()).vshard?.router?.unknown === 0 ? true : undefined), 20_000);
+    // The coordinator's findMasters (after a storage promotion) runs vshard's master search; the router's view holds.
+    await r0.inst.findMasters({ timeoutMs: 5_000 });
+    expect((await r0.inst.state()).vshard?.router?.masters).toEqual({ 'storage-a': 'storage-a-0', 'storage-b': 'storage-b-0' });
+    // A storage has no router: the command says so rather than pretending.
+    await expect(a0.inst.findMasters({ timeoutMs: 5_000 })).rejects.toThrow();
 
     for (let i = 0; i < 20; i++) expect(await r0.lua('return kv_put(...)', `key-${i}`, i)).toBe(true);
     for (let i = 0; i < 20; i++) expect(await r0.lua('return kv_get(...)', `key-${i}`)).toBe(i);

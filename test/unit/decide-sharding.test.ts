@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ObservedCluster, ObservedReplicaSet, ObservedTarantool, PersistedState, PlannedAction } from '../../agent/decide/model.js';
 import { reconcile } from '../../agent/decide/reconcile.js';
-import { clusterRoles, planBucketBootstrap, planRouters, replicaSetRole } from '../../agent/decide/sharding-plan.js';
+import { clusterRoles, planBucketBootstrap, planRouters, planRouterWakeups, replicaSetRole } from '../../agent/decide/sharding-plan.js';
+import type { Step } from '../../agent/decide/step.js';
 import type { ShardingState } from '../../agent/decide/sharding.js';
 import { decodePersistedState } from '../../agent/wire/state-codec.js';
 import { cluster, formed, fresh, instance, kinds, NOW, patch, persisted, T } from './decide-fixtures.js';
@@ -84,6 +85,35 @@ describe('planRouters: routers hold no data and have no master', () => {
     expect(kinds(r.actions).filter((k) => k.includes('router'))).toEqual(['bootstrapMaster:router-0', 'bootstrapMaster:router-1']);
     expect(r.nextPersisted.replicasets['router']).toMatchObject({ master: null, members: [] });
     expect(r.nextPersisted.term).toBe(state.term);
+  });
+});
+
+describe('planRouterWakeups: after a storage promotion, routers look for masters at once', () => {
+  const promote = (rs: string, pod: string): PlannedAction => ({ kind: 'promote', replicaset: rs, pod, reason: 'failover', replication: [], synchroQuorum: 2 });
+  const step = (commands: PlannedAction[], handover: PlannedAction[] = []): Step => ({
+    state: formed('x', 3).state,
+    commands,
+    bumpTerm: true,
+    reason: '',
+    final: true,
+    ...(handover.length > 0 ? { handover: { state: formed('x', 3).state, commands: handover } } : {}),
+  });
+  it.each<[string, Record<string, Step>, ObservedReplicaSet | undefined, string[]]>([
+    ['a failover promotes a storage master: every router', { a: step([promote('a', 'a-1')]) }, undefined, ['findMasters:router-0', 'findMasters:router-1']],
+    ['a switchover hands over: every router', { b: step([], [promote('b', 'b-2')]) }, undefined, ['findMasters:router-0', 'findMasters:router-1']],
+    ['no promotion: nobody', { a: step([]), b: step([]) }, undefined, []],
+    ['a router made writable again is no storage promotion', { router: step([promote('router', 'router-0')]) }, undefined, []],
+    [
+      'only routers that run vshard and answer',
+      { a: step([promote('a', 'a-1')]) },
+      patch(patch(routers(3, MASTERS), 'router-1', { agentReachable: false }), 'router-2', { tarantool: { vshard: {} } }),
+      ['findMasters:router-0'],
+    ],
+  ])('%s', (_name, steps, r, want) => {
+    const { observed } = world(r ? { r } : {});
+    const wakeups = planRouterWakeups(observed, clusterRoles(observed), steps);
+    expect(kinds(wakeups)).toEqual(want);
+    for (const w of wakeups) expect(w.reason).toMatch(/promoted .* looks for masters now/);
   });
 });
 

@@ -592,6 +592,8 @@ export class Sim {
       case 'bootstrapBuckets':
         // The simulated world has one plain replica set: nothing shards, so nothing may ask for buckets.
         return this.fail(`bootstrapBuckets sent to ${p.name} in a cluster without sharding roles`);
+      case 'findMasters':
+        return this.fail(`findMasters sent to ${p.name} in a cluster without sharding roles`);
       case 'expel':
         if (!this.writable(p)) return false;
         // Deleting the _cluster row of a member would cut it off; of a returning pod not yet rejoined is fine.

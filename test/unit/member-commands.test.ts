@@ -97,6 +97,9 @@ class FakeInstance implements ExecutorInstance {
     this.calls.push(['bootstrapBuckets', null]);
     return { found: false };
   };
+  findMasters = async () => {
+    this.calls.push(['findMasters', null]);
+  };
 }
 
 // Drop the bound (signal, timeoutMs) so expectations read as the mapping.
@@ -135,6 +138,7 @@ describe('command executor mapping', () => {
     ['waitCatchUp', { ...base, kind: 'waitCatchUp', source: 's-0', vclock: { '1': 9 } }, state(), [['waitForVclock', { target: { '1': 9 }, timeoutMs: 5000 }]]],
     ['expel', { ...base, kind: 'expel', expelledPod: 's-2', expelledUuid: UUID2 }, state(), [['expel', UUID2]]],
     ['bootstrapBuckets', { ...base, kind: 'bootstrapBuckets', master: null }, state(), [['bootstrapBuckets', null]]],
+    ['findMasters', { ...base, kind: 'findMasters', master: null }, state(), [['findMasters', null]]],
     ['restartReplication: emptied first, or box.cfg keeps the stopped applier', { ...base, kind: 'restartReplication', ...repl }, state({ ro: true }), [['reconfigure', { peers: [] }], ['reconfigure', { peers, synchroQuorum: 2, master: follow }]]],
     ['rebootstrap', { ...base, kind: 'rebootstrap', ...repl }, state(), [['rebootstrap', { role: 'replica', master: follow, peers, synchroQuorum: 2, reason: 'because' }]]],
   ] as Array<[string, InstanceCommand, InstanceState, Array<[string, unknown]>]>)('%s', async (_name, cmd, current, calls) => {
